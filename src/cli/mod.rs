@@ -1,0 +1,131 @@
+//! The command line: argument types and one function per command. `main` only parses
+//! arguments and calls [`run`].
+
+mod args;
+mod report;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+pub use args::{Cli, Command};
+
+use crate::audit::{self, Severity};
+use crate::spec::{self, SpecErrors, SpecSource};
+use crate::topology::{self, Topology};
+
+/// Exit statuses, as ripgrep: 0 fine, 1 "found something", 2 could not do the job.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FINDINGS: i32 = 1;
+    pub const INVALID: i32 = 2;
+}
+
+/// Runs one command and returns the process exit status. Only `main` exits.
+pub fn run(cli: Cli) -> i32 {
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            if let Some(spec_errors) = error.downcast_ref::<SpecErrors>() {
+                eprint!("{spec_errors}");
+                let n = spec_errors.0.len();
+                eprintln!("{n} error{} in the spec; nothing was written", if n == 1 { "" } else { "s" });
+            } else {
+                eprintln!("error: {error:#}");
+            }
+            exit::INVALID
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Init { path } => init(&path.unwrap_or_else(|| PathBuf::from("stack.toml"))),
+        Command::Check { spec } => {
+            let (source, topology) = load(spec.as_deref())?;
+            let findings = audit::audit(&topology);
+            print!("{}", report::summary(&source, &topology));
+            print!("{}", report::findings(&findings));
+            Ok(exit_for(&findings))
+        }
+        Command::Audit { spec, json } => {
+            let (_, topology) = load(spec.as_deref())?;
+            let findings = audit::audit(&topology);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&findings)?);
+            } else {
+                print!("{}", report::findings(&findings));
+            }
+            Ok(exit_for(&findings))
+        }
+        Command::Topology { spec, json: _ } => {
+            let (_, topology) = load(spec.as_deref())?;
+            println!("{}", serde_json::to_string_pretty(&topology)?);
+            Ok(exit::OK)
+        }
+        Command::Schema => {
+            print!("{}", schema());
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn exit_for(findings: &[audit::Finding]) -> i32 {
+    if audit::worst(findings) == Some(Severity::Error) {
+        exit::FINDINGS
+    } else {
+        exit::OK
+    }
+}
+
+/// Reads the spec the user meant: the given path, else `./stack.toml`, else the embedded
+/// default. Says on stderr which one it used.
+pub fn read_spec(path: Option<&Path>) -> Result<SpecSource> {
+    let local = Path::new("stack.toml");
+    let source = match path {
+        Some(path) => SpecSource {
+            name: path.display().to_string(),
+            text: std::fs::read_to_string(path).with_context(|| format!("cannot read spec {}", path.display()))?,
+        },
+        None if local.exists() => SpecSource {
+            name: "stack.toml".into(),
+            text: std::fs::read_to_string(local).context("cannot read ./stack.toml")?,
+        },
+        None => SpecSource::embedded_default(),
+    };
+    eprintln!("nixstack: using spec {}", source.name);
+    Ok(source)
+}
+
+/// Reads, parses and resolves a spec.
+pub fn load(path: Option<&Path>) -> Result<(SpecSource, Topology)> {
+    let source = read_spec(path)?;
+    let topology = compile(&source)?;
+    Ok((source, topology))
+}
+
+/// Parses and resolves spec text.
+pub fn compile(source: &SpecSource) -> Result<Topology, SpecErrors> {
+    let raw = spec::parse(source)?;
+    topology::resolve(source, &raw)
+}
+
+/// The JSON Schema of stack.toml, as committed in `schema/stack.schema.json`.
+pub fn schema() -> String {
+    let schema = schemars::schema_for!(spec::RawSpec);
+    serde_json::to_string_pretty(&schema).expect("schema serializes") + "\n"
+}
+
+fn init(path: &Path) -> Result<i32> {
+    let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            anyhow::bail!("{} already exists; nixstack init never overwrites a spec (remove it first or pass another path)", path.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+    };
+    file.write_all(spec::DEFAULT_SPEC.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("nixstack: wrote {}; edit it, then run `nixstack check {}`", path.display(), path.display());
+    Ok(exit::OK)
+}

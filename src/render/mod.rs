@@ -1,0 +1,1 @@
+//! Renderers: pure functions Topology → files (path → bytes).

@@ -1,0 +1,488 @@
+//! The spec as written: the serde types behind `stack.toml` (and its JSON Schema).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Located;
+
+/// The whole `stack.toml`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+#[schemars(title = "nixstack stack.toml")]
+pub struct RawSpec {
+    /// Identity of the stack and the NixOS release it targets.
+    pub stack: StackSection,
+    /// The address plan.
+    pub networks: NetworksSection,
+    /// TLS between the tiers.
+    #[serde(default)]
+    pub tls: TlsSection,
+    /// Machines by name. Each runs one or more roles.
+    pub hosts: BTreeMap<Located<String>, HostSpec>,
+    /// Load balancers (HAProxy + keepalived); required when a host has role `lb`.
+    pub lb: Option<LbSection>,
+    /// Web servers (nginx); required when a host has role `web`.
+    pub web: Option<WebSection>,
+    /// Application servers; required when a host has role `app`.
+    pub app: Option<AppSection>,
+    /// Database cluster (MariaDB Galera); required when a host has role `db`.
+    pub db: Option<DbSection>,
+    /// nftables firewalls.
+    #[serde(default)]
+    pub firewall: FirewallSection,
+    /// Monitoring clients shipping to Sumo Logic.
+    pub monitoring: Option<MonitoringSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct StackSection {
+    /// Short name, used for the flake, the Galera cluster and certificate names (`[a-z][a-z0-9-]*`).
+    pub name: Located<String>,
+    /// The public domain served over HTTPS.
+    pub domain: Located<String>,
+    /// NixOS channel the flake pins nixpkgs to, e.g. `nixos-25.11`.
+    #[serde(default = "default_channel")]
+    pub channel: Located<String>,
+    /// Nix system of every host.
+    #[serde(default = "default_system")]
+    pub system: Located<String>,
+    /// `system.stateVersion` of every host (never change it after the first install).
+    #[serde(default = "default_state_version")]
+    pub state_version: Located<String>,
+    /// Disk image variant built as `packages.<system>.<host>-image`
+    /// (an attribute of `config.system.build.images`).
+    #[serde(default)]
+    pub image: ImageVariant,
+    /// Login of the deploy user whose SSH keys are authorized on every host.
+    #[serde(default = "default_deploy_user")]
+    pub deploy_user: String,
+    /// SSH public keys authorized for the deploy user (and root).
+    #[serde(default)]
+    pub ssh_keys: Vec<Located<String>>,
+}
+
+fn default_channel() -> Located<String> {
+    Located::synthetic("nixos-25.11".into())
+}
+fn default_system() -> Located<String> {
+    Located::synthetic("x86_64-linux".into())
+}
+fn default_state_version() -> Located<String> {
+    Located::synthetic("25.11".into())
+}
+fn default_deploy_user() -> String {
+    "deploy".into()
+}
+
+/// `config.system.build.images` variants that make sense for servers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageVariant {
+    #[default]
+    RawEfi,
+    Raw,
+    QemuEfi,
+    Qemu,
+    Iso,
+}
+
+impl ImageVariant {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageVariant::RawEfi => "raw-efi",
+            ImageVariant::Raw => "raw",
+            ImageVariant::QemuEfi => "qemu-efi",
+            ImageVariant::Qemu => "qemu",
+            ImageVariant::Iso => "iso",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct NetworksSection {
+    /// The private network every host is on (IPv4 CIDR).
+    pub private: Located<Ipv4Net>,
+    /// The public network the load balancers and the virtual IP are on (IPv4 CIDR).
+    pub public: Located<Ipv4Net>,
+    /// Networks allowed to reach SSH (port 22) and the HAProxy stats page.
+    #[serde(default)]
+    pub admin: Vec<Located<Ipv4Net>>,
+    /// Default gateway on the public network (optional).
+    pub gateway: Option<Located<Ipv4Addr>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct TlsSection {
+    /// Whether the tiers talk TLS to each other (LB→web, web→app, app→db, Galera
+    /// replication), with certificates from the stack's internal CA.
+    #[serde(default = "yes")]
+    pub internal: Located<bool>,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection { internal: Located::synthetic(true) }
+    }
+}
+
+fn yes() -> Located<bool> {
+    Located::synthetic(true)
+}
+
+/// A tier a host can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// HAProxy load balancer with keepalived.
+    Lb,
+    /// nginx web server.
+    Web,
+    /// Application server.
+    App,
+    /// MariaDB Galera node.
+    Db,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Lb, Role::Web, Role::App, Role::Db];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Lb => "lb",
+            Role::Web => "web",
+            Role::App => "app",
+            Role::Db => "db",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct HostSpec {
+    /// Private IPv4 address; allocated from `networks.private` when omitted.
+    pub address: Option<Located<Ipv4Addr>>,
+    /// Public IPv4 address (load balancers); allocated from `networks.public` when omitted.
+    pub public_address: Option<Located<Ipv4Addr>>,
+    /// Roles this host runs.
+    pub roles: Located<Vec<Located<Role>>>,
+    /// SSH target for deploy, `user@host[:port]`; defaults to `root@<address>`.
+    pub ssh: Option<Located<String>>,
+    /// Whole disk to install on (e.g. `/dev/sda`); used for the disko layout.
+    pub disk: Option<Located<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct LbSection {
+    /// The virtual IP on the public network that clients connect to (keepalived VRRP).
+    pub vip: Located<Ipv4Addr>,
+    /// HAProxy balancing algorithm.
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    /// Path HAProxy checks on every web backend.
+    #[serde(default = "default_lb_health")]
+    pub health_path: Located<String>,
+    /// The load balancer that holds the VIP when all are healthy (default: the first by name).
+    pub primary: Option<Located<String>>,
+    /// VRRP virtual router id (1–255).
+    #[serde(default = "default_vrid")]
+    pub virtual_router_id: Located<u8>,
+    /// The public certificate.
+    #[serde(default)]
+    pub tls: PublicTls,
+}
+
+fn default_lb_health() -> Located<String> {
+    Located::synthetic("/health".into())
+}
+fn default_vrid() -> Located<u8> {
+    Located::synthetic(51)
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    #[default]
+    Roundrobin,
+    Leastconn,
+    Source,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Roundrobin => "roundrobin",
+            Algorithm::Leastconn => "leastconn",
+            Algorithm::Source => "source",
+        }
+    }
+}
+
+/// Where the public certificate comes from.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct PublicTls {
+    /// `acme` (Let's Encrypt HTTP-01 through HAProxy) or `provided` (a PEM bundle in secrets/).
+    #[serde(default)]
+    pub mode: TlsMode,
+    /// ACME account email (mode `acme`).
+    pub acme_email: Option<Located<String>>,
+    /// Secret name of the PEM bundle, certificate then key (mode `provided`).
+    pub certificate: Option<Located<String>>,
+}
+
+impl Default for PublicTls {
+    fn default() -> Self {
+        PublicTls { mode: TlsMode::Acme, acme_email: None, certificate: None }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    #[default]
+    Acme,
+    Provided,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct WebSection {
+    /// Directory of static files served by nginx.
+    #[serde(default = "default_root")]
+    pub root: Located<String>,
+    /// Proxy everything that is not a static file to the app tier.
+    #[serde(default = "yes")]
+    pub proxy_app: Located<bool>,
+    /// Port the load balancers reach nginx on (TLS when `tls.internal`).
+    #[serde(default = "default_web_port")]
+    pub port: Located<u16>,
+    /// Local-only port of nginx `stub_status` (for the monitoring client).
+    #[serde(default = "default_status_port")]
+    pub status_port: Located<u16>,
+}
+
+fn default_root() -> Located<String> {
+    Located::synthetic("/var/www/site".into())
+}
+fn default_web_port() -> Located<u16> {
+    Located::synthetic(443)
+}
+fn default_status_port() -> Located<u16> {
+    Located::synthetic(8081)
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct AppSection {
+    /// Flake package of the application (default: nixstack's demo app).
+    #[serde(default = "default_app_package")]
+    pub package: Located<String>,
+    /// Command run by the systemd unit, relative to the package's `bin/`.
+    #[serde(default = "default_app_command")]
+    pub command: Located<String>,
+    /// Port the application listens on (TLS when `tls.internal`).
+    #[serde(default = "default_app_port")]
+    pub port: Located<u16>,
+    /// Extra environment of the application (no secrets: those come from files).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Health endpoint of the application (checks its database).
+    #[serde(default = "default_app_health")]
+    pub health_path: Located<String>,
+}
+
+fn default_app_package() -> Located<String> {
+    Located::synthetic("nixstack-demo-app".into())
+}
+fn default_app_command() -> Located<String> {
+    Located::synthetic("nixstack-demo-app".into())
+}
+fn default_app_port() -> Located<u16> {
+    Located::synthetic(8080)
+}
+fn default_app_health() -> Located<String> {
+    Located::synthetic("/healthz".into())
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct DbSection {
+    /// Database engine. Only `mariadb-galera` is supported.
+    #[serde(default)]
+    pub engine: DbEngine,
+    /// Galera cluster name (default: the stack name).
+    pub cluster_name: Option<Located<String>>,
+    /// State snapshot transfer method.
+    #[serde(default)]
+    pub sst_method: SstMethod,
+    /// `multi-primary`: applications write to every node. `single-primary`: only `primary` takes writes.
+    #[serde(default)]
+    pub write_mode: WriteMode,
+    /// The writer in `single-primary` mode (default: the first db host).
+    pub primary: Option<Located<String>>,
+    /// The node that bootstraps a new cluster (default: the first db host).
+    pub bootstrap: Option<Located<String>>,
+    /// Allow a Galera cluster of even size or fewer than 3 nodes (no quorum on a split).
+    #[serde(default)]
+    pub allow_unsafe_size: bool,
+    /// Databases to create.
+    #[serde(default)]
+    pub databases: Vec<Located<String>>,
+    /// Database users; passwords are generated into secrets/.
+    #[serde(default)]
+    pub users: Vec<DbUser>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DbEngine {
+    #[default]
+    MariadbGalera,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SstMethod {
+    #[default]
+    Rsync,
+    Mariabackup,
+}
+
+impl SstMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SstMethod::Rsync => "rsync",
+            SstMethod::Mariabackup => "mariabackup",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteMode {
+    #[default]
+    MultiPrimary,
+    SinglePrimary,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct DbUser {
+    /// User name.
+    pub name: Located<String>,
+    /// Database the user gets all privileges on.
+    pub database: Located<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct FirewallSection {
+    /// Hosts that run the nftables firewall (default: every host).
+    pub hosts: Option<Vec<Located<String>>>,
+    /// Extra inbound rules beyond what the traffic flows need.
+    #[serde(default)]
+    pub allow: Vec<AllowRule>,
+    /// Outbound policy: `restricted` allows only what flows need, `open` allows all.
+    #[serde(default)]
+    pub egress: EgressPolicy,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct AllowRule {
+    /// Source network (CIDR).
+    pub from: Located<Ipv4Net>,
+    /// Destination host name, or `@role` for every host of a role.
+    pub to: Located<String>,
+    /// Destination port.
+    pub port: Located<u16>,
+    /// Transport protocol.
+    #[serde(default)]
+    pub proto: Proto,
+    /// Why the rule exists (shown in the audit).
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Proto {
+    #[default]
+    Tcp,
+    Udp,
+    /// VRRP (IP protocol 112), between load balancers.
+    Vrrp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Vrrp => "vrrp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EgressPolicy {
+    #[default]
+    Restricted,
+    Open,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct MonitoringSection {
+    /// Monitoring service. Only `sumologic` is supported.
+    #[serde(default)]
+    pub service: MonitoringService,
+    /// Secret name holding the Sumo Logic HTTP source URL (read at runtime, never in the store).
+    #[serde(default = "default_endpoint_secret")]
+    pub endpoint_secret: Located<String>,
+    /// Collector agent.
+    #[serde(default)]
+    pub agent: Agent,
+    /// Hosts that run the monitoring client (default: every host).
+    pub hosts: Option<Vec<Located<String>>>,
+    /// Where the collectors may send data (egress rule), CIDR; HTTPS (443).
+    #[serde(default = "default_endpoint_cidr")]
+    pub endpoint_cidr: Located<Ipv4Net>,
+}
+
+fn default_endpoint_secret() -> Located<String> {
+    Located::synthetic("sumologic-endpoint".into())
+}
+fn default_endpoint_cidr() -> Located<Ipv4Net> {
+    Located::synthetic("0.0.0.0/0".parse().expect("valid CIDR"))
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MonitoringService {
+    #[default]
+    Sumologic,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Agent {
+    /// OpenTelemetry Collector (contrib) with the Sumo Logic exporter.
+    #[default]
+    Otelcol,
+    /// collectd with Sumo Logic's `sumologic-collectd-metrics` plugin.
+    Collectd,
+}

@@ -1,0 +1,764 @@
+//! Spec → Topology: checks every cross-reference, fills defaults, allocates addresses.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::ops::Range;
+
+use ipnet::Ipv4Net;
+
+use super::model::*;
+use super::{flows, ports};
+use crate::spec::{
+    nearest, Located, Proto, RawSpec, Role, SourceMap, SpecError, SpecErrors, SpecSource, WriteMode,
+};
+
+/// Resolves a parsed spec. All cross-reference errors are collected, not just the first.
+pub fn resolve(source: &SpecSource, spec: &RawSpec) -> Result<Topology, SpecErrors> {
+    let mut resolver = Resolver { map: source.source_map(), errors: Vec::new() };
+    let topology = resolver.run(spec);
+    if resolver.errors.is_empty() {
+        Ok(topology)
+    } else {
+        resolver.errors.sort_by_key(|e| (e.line, e.column));
+        resolver.errors.dedup();
+        Err(SpecErrors(resolver.errors))
+    }
+}
+
+struct Resolver<'a> {
+    map: SourceMap<'a>,
+    errors: Vec<SpecError>,
+}
+
+impl Resolver<'_> {
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) -> ErrorBuilder<'_> {
+        let error = self.map.error(span, message);
+        self.errors.push(error);
+        ErrorBuilder(self.errors.last_mut().expect("just pushed"))
+    }
+
+    fn run(&mut self, spec: &RawSpec) -> Topology {
+        let stack = self.stack(spec);
+        let networks = Networks {
+            private: spec.networks.private.value.trunc(),
+            public: spec.networks.public.value.trunc(),
+            admin: spec.networks.admin.iter().map(|n| n.value).collect(),
+            gateway: spec.networks.gateway.as_ref().map(|g| g.value),
+        };
+        self.check_networks(spec);
+        let mut hosts = self.hosts(spec, &networks);
+        let host_names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+
+        let members = |role: Role| -> Vec<String> {
+            hosts.iter().filter(|h| h.has(role)).map(|h| h.name.clone()).collect()
+        };
+        let (lb_hosts, web_hosts, app_hosts, db_hosts) =
+            (members(Role::Lb), members(Role::Web), members(Role::App), members(Role::Db));
+        self.check_sections(spec, &lb_hosts, &web_hosts, &app_hosts, &db_hosts);
+
+        let address_of = |name: &str, hosts: &[Host]| -> Ipv4Addr {
+            hosts.iter().find(|h| h.name == name).map(|h| h.address).unwrap_or(Ipv4Addr::UNSPECIFIED)
+        };
+        let internal_tls = spec.tls.internal.value;
+
+        let web = spec.web.as_ref().filter(|_| !web_hosts.is_empty()).map(|w| WebTier {
+            hosts: web_hosts.clone(),
+            root: w.root.value.clone(),
+            port: w.port.value,
+            status_port: w.status_port.value,
+            proxy_app: w.proxy_app.value,
+            app_upstream: Vec::new(),
+        });
+        let app_port = spec.app.as_ref().map(|a| a.port.value).unwrap_or(8080);
+        let mut web = web;
+        if let Some(web) = web.as_mut() {
+            if web.proxy_app {
+                web.app_upstream = app_hosts
+                    .iter()
+                    .map(|h| Backend { host: h.clone(), address: address_of(h, &hosts), port: app_port })
+                    .collect();
+            }
+        }
+
+        let db = spec.db.as_ref().filter(|_| !db_hosts.is_empty()).map(|d| {
+            let bootstrap = self.pick_member(d.bootstrap.as_ref(), &db_hosts, "db", "db.bootstrap");
+            let primary = self.pick_member(d.primary.as_ref(), &db_hosts, "db", "db.primary");
+            let writers = match d.write_mode {
+                WriteMode::MultiPrimary => db_hosts.clone(),
+                WriteMode::SinglePrimary => vec![primary],
+            };
+            let databases: Vec<String> = d.databases.iter().map(|n| n.value.clone()).collect();
+            for user in &d.users {
+                if !databases.contains(&user.database.value) {
+                    let hint = match nearest(&user.database, databases.iter().map(String::as_str)) {
+                        Some(n) => format!("did you mean `{n}`?"),
+                        None => format!("add \"{}\" to db.databases", user.database.value),
+                    };
+                    self.error(user.database.span.clone(), format!("user `{}` names database `{}`, which db.databases does not create", user.name.value, user.database.value))
+                        .expected(format!("one of db.databases: {}", quoted_list(&databases)))
+                        .hint(hint);
+                }
+            }
+            for name in d.databases.iter().chain(d.users.iter().map(|u| &u.name)) {
+                if !is_sql_identifier(name) {
+                    self.error(name.span.clone(), format!("`{}` is not a safe database identifier", name.value))
+                        .expected("letters, digits and `_`, starting with a letter, at most 64 characters")
+                        .hint("rename it, e.g. with `_` instead of `-`");
+                }
+            }
+            DbTier {
+                hosts: db_hosts.clone(),
+                cluster_name: d.cluster_name.as_ref().map(|c| c.value.clone()).unwrap_or_else(|| stack.name.clone()),
+                sst_method: d.sst_method,
+                write_mode: d.write_mode,
+                writers,
+                bootstrap,
+                peers: db_hosts
+                    .iter()
+                    .map(|h| Backend { host: h.clone(), address: address_of(h, &hosts), port: ports::GALERA_REPLICATION })
+                    .collect(),
+                databases,
+                users: d.users.iter().map(|u| DbUser { name: u.name.value.clone(), database: u.database.value.clone() }).collect(),
+                allow_unsafe_size: d.allow_unsafe_size,
+            }
+        });
+        if let (Some(d), Some(tier)) = (spec.db.as_ref(), db.as_ref()) {
+            self.check_galera_size(spec, d.allow_unsafe_size, &tier.hosts);
+        }
+
+        let app = spec.app.as_ref().filter(|_| !app_hosts.is_empty()).map(|a| AppTier {
+            hosts: app_hosts.clone(),
+            package: a.package.value.clone(),
+            command: a.command.value.clone(),
+            port: a.port.value,
+            env: a.env.clone(),
+            health_path: a.health_path.value.clone(),
+            db_writers: db
+                .as_ref()
+                .map(|d| {
+                    d.writers
+                        .iter()
+                        .map(|h| Backend { host: h.clone(), address: address_of(h, &hosts), port: ports::MYSQL })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        });
+
+        let lb = spec.lb.as_ref().filter(|_| !lb_hosts.is_empty()).map(|l| {
+            self.check_vip(&l.vip, &networks, &hosts, spec);
+            for path in [&l.health_path] {
+                self.check_path(path, "lb.health_path");
+            }
+            let primary = self.pick_member(l.primary.as_ref(), &lb_hosts, "lb", "lb.primary");
+            let priorities = lb_hosts
+                .iter()
+                .filter(|h| **h != primary)
+                .enumerate()
+                .map(|(i, h)| (h.clone(), 100u8.saturating_sub(10 * i as u8)))
+                .chain([(primary.clone(), 150)])
+                .collect();
+            if l.virtual_router_id.value == 0 {
+                self.error(l.virtual_router_id.span.clone(), "VRRP virtual router id 0 is reserved")
+                    .expected("an integer from 1 to 255")
+                    .hint("pick one that no other VRRP router on the public network uses, e.g. 51");
+            }
+            match (l.tls.mode, &l.tls.acme_email, &l.tls.certificate) {
+                (crate::spec::TlsMode::Acme, None, _) => {
+                    self.error(spec.stack.domain.span.clone(), "lb.tls.mode = \"acme\" needs an account email")
+                        .expected("lb.tls.acme_email")
+                        .hint("add `acme_email = \"ops@example.com\"` under [lb.tls], or use mode = \"provided\"");
+                }
+                (crate::spec::TlsMode::Provided, _, None) => {
+                    self.error(spec.stack.domain.span.clone(), "lb.tls.mode = \"provided\" needs a certificate secret")
+                        .expected("lb.tls.certificate")
+                        .hint("add `certificate = \"public-certificate\"` under [lb.tls] and put the PEM bundle in secrets/");
+                }
+                _ => {}
+            }
+            LbTier {
+                hosts: lb_hosts.clone(),
+                vip: l.vip.value,
+                algorithm: l.algorithm,
+                health_path: l.health_path.value.clone(),
+                tls: l.tls.mode,
+                acme_email: l.tls.acme_email.as_ref().map(|e| e.value.clone()),
+                certificate_secret: l.tls.certificate.as_ref().map(|c| c.value.clone()),
+                virtual_router_id: l.virtual_router_id.value,
+                priorities,
+                primary,
+                backends: web
+                    .as_ref()
+                    .map(|w| {
+                        w.hosts
+                            .iter()
+                            .map(|h| Backend { host: h.clone(), address: address_of(h, &hosts), port: w.port })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                stats_port: ports::HAPROXY_STATS,
+            }
+        });
+        if let Some(app_spec) = spec.app.as_ref() {
+            self.check_path(&app_spec.health_path, "app.health_path");
+        }
+
+        let firewall_hosts = self.host_subset(spec.firewall.hosts.as_ref(), &host_names, "firewall.hosts");
+        let monitoring = spec.monitoring.as_ref().map(|m| Monitoring {
+            agent: m.agent,
+            endpoint_secret: m.endpoint_secret.value.clone(),
+            endpoint_cidr: m.endpoint_cidr.value,
+            hosts: self.host_subset(m.hosts.as_ref(), &host_names, "monitoring.hosts"),
+        });
+        for host in &mut hosts {
+            host.firewall = firewall_hosts.contains(&host.name);
+            host.monitored = monitoring.as_ref().is_some_and(|m| m.hosts.contains(&host.name));
+            host.services = services_of(host, web.as_ref(), app.as_ref());
+        }
+        self.check_port_conflicts(spec, &hosts);
+        self.check_secret_names(spec);
+
+        let mut topology = Topology {
+            stack,
+            networks,
+            internal_tls,
+            hosts,
+            lb,
+            web,
+            app,
+            db,
+            monitoring,
+            flows: Vec::new(),
+            firewall: BTreeMap::new(),
+            certificates: Vec::new(),
+            start_order: Vec::new(),
+        };
+        topology.flows = flows::flows(&topology);
+        topology.firewall = self.firewalls(spec, &topology);
+        topology.certificates = certificates(&topology);
+        topology.start_order = start_order(&topology);
+        topology
+    }
+
+    fn stack(&mut self, spec: &RawSpec) -> Stack {
+        let s = &spec.stack;
+        if !is_dns_label(&s.name) {
+            self.error(s.name.span.clone(), format!("stack name `{}` is not a valid name", s.name.value))
+                .expected("lowercase letters, digits and `-`, starting with a letter, at most 63 characters")
+                .hint("e.g. name = \"shop\"");
+        }
+        if !s.domain.split('.').all(is_dns_label) || !s.domain.contains('.') {
+            self.error(s.domain.span.clone(), format!("`{}` is not a domain name", s.domain.value))
+                .expected("a fully qualified DNS name such as \"shop.example.com\"")
+                .hint("lowercase labels separated by dots, no scheme and no path");
+        }
+        let channel_ok = s.channel.starts_with("nixos-") || s.channel.starts_with("nixpkgs-");
+        if !channel_ok {
+            self.error(s.channel.span.clone(), format!("`{}` is not a NixOS channel", s.channel.value))
+                .expected("a nixpkgs branch like \"nixos-25.11\" or \"nixos-unstable\"")
+                .hint("the flake pins github:NixOS/nixpkgs/<channel>");
+        }
+        const SYSTEMS: [&str; 2] = ["x86_64-linux", "aarch64-linux"];
+        if !SYSTEMS.contains(&s.system.as_str()) {
+            let hint = nearest(&s.system, SYSTEMS).map_or("servers are Linux".to_string(), |n| format!("did you mean `{n}`?"));
+            self.error(s.system.span.clone(), format!("unsupported system `{}`", s.system.value))
+                .expected("\"x86_64-linux\" or \"aarch64-linux\"")
+                .hint(hint);
+        }
+        let version_ok = s.state_version.split_once('.').is_some_and(|(y, m)| {
+            y.len() == 2 && y.chars().all(|c| c.is_ascii_digit()) && (m == "05" || m == "11")
+        });
+        if !version_ok {
+            self.error(s.state_version.span.clone(), format!("`{}` is not a NixOS release", s.state_version.value))
+                .expected("a release like \"25.11\" (YY.05 or YY.11)")
+                .hint("use the release of the first install and never change it afterwards");
+        }
+        for key in &s.ssh_keys {
+            let valid = key.split_whitespace().count() >= 2
+                && ["ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-", "sk-ssh-ed25519@", "sk-ecdsa-"].iter().any(|p| key.starts_with(p));
+            if !valid || key.contains('\n') {
+                self.error(key.span.clone(), "not an SSH public key")
+                    .expected("one line like \"ssh-ed25519 AAAA... user@host\"")
+                    .hint("paste the contents of ~/.ssh/id_ed25519.pub (the public half)");
+            }
+        }
+        Stack {
+            name: s.name.value.clone(),
+            domain: s.domain.value.clone(),
+            channel: s.channel.value.clone(),
+            system: s.system.value.clone(),
+            state_version: s.state_version.value.clone(),
+            image: s.image,
+            deploy_user: s.deploy_user.clone(),
+            ssh_keys: s.ssh_keys.iter().map(|k| k.value.clone()).collect(),
+        }
+    }
+
+    fn check_networks(&mut self, spec: &RawSpec) {
+        let n = &spec.networks;
+        for net in [&n.private, &n.public] {
+            if net.value.prefix_len() > 29 {
+                self.error(net.span.clone(), format!("network {} is too small for a stack", net.value))
+                    .expected("a prefix of /29 or shorter")
+                    .hint("use e.g. a /24");
+            }
+        }
+        if n.private.value.trunc().contains(&n.public.value.network()) || n.public.value.trunc().contains(&n.private.value.network()) {
+            self.error(n.public.span.clone(), format!("public network {} overlaps private network {}", n.public.value, n.private.value))
+                .expected("two disjoint networks")
+                .hint("the public network faces clients; keep it apart from the private one");
+        }
+        for admin in &n.admin {
+            if admin.value.prefix_len() == 0 {
+                self.error(admin.span.clone(), "admin network 0.0.0.0/0 opens SSH to the whole internet")
+                    .expected("the networks your operators connect from")
+                    .hint("list your office or VPN ranges, e.g. \"198.51.100.0/24\"");
+            }
+        }
+        if let Some(gateway) = &n.gateway {
+            if !n.public.value.contains(&gateway.value) {
+                self.error(gateway.span.clone(), format!("gateway {} is outside the public network {}", gateway.value, n.public.value))
+                    .expected(format!("an address in {}", n.public.value));
+            }
+        }
+    }
+
+    fn hosts(&mut self, spec: &RawSpec, networks: &Networks) -> Vec<Host> {
+        let private = spec.networks.private.value.trunc();
+        let public = spec.networks.public.value.trunc();
+        let mut used_private: BTreeMap<Ipv4Addr, &Located<String>> = BTreeMap::new();
+        let mut used_public: BTreeMap<Ipv4Addr, &Located<String>> = BTreeMap::new();
+        let mut reserved: BTreeSet<Ipv4Addr> = networks.gateway.into_iter().collect();
+        if let Some(lb) = &spec.lb {
+            reserved.insert(lb.vip.value);
+        }
+
+        for (name, host) in &spec.hosts {
+            if !is_dns_label(name) {
+                self.error(name.span.clone(), format!("host name `{}` is not a valid hostname", name.value))
+                    .expected("lowercase letters, digits and `-`, starting with a letter, at most 63 characters")
+                    .hint("NixOS networking.hostName must be a DNS label");
+            }
+            if host.roles.value.is_empty() {
+                self.error(host.roles.span.clone(), format!("host `{}` has no roles", name.value))
+                    .expected("at least one of \"lb\", \"web\", \"app\", \"db\"")
+                    .hint("remove the host or give it a role");
+            }
+            let mut seen = BTreeSet::new();
+            for role in &host.roles.value {
+                if !seen.insert(role.value) {
+                    self.error(role.span.clone(), format!("role `{}` listed twice on host `{}`", role.value, name.value))
+                        .expected("each role once")
+                        .hint("remove the repeated role");
+                }
+            }
+            if let Some(address) = &host.address {
+                self.check_address(address, private, "private", &spec.networks.private.span, name, &mut used_private);
+                if reserved.contains(&address.value) {
+                    self.error(address.span.clone(), format!("address {} of host `{}` is reserved (virtual IP or gateway)", address.value, name.value))
+                        .expected("an address no other part of the stack uses")
+                        .hint("pick another address or omit it to have one allocated");
+                }
+            }
+            if let Some(address) = &host.public_address {
+                self.check_address(address, public, "public", &spec.networks.public.span, name, &mut used_public);
+            }
+        }
+
+        let mut taken_private: BTreeSet<Ipv4Addr> = used_private.keys().copied().chain(reserved.iter().copied()).collect();
+        let mut taken_public: BTreeSet<Ipv4Addr> = used_public.keys().copied().chain(reserved.iter().copied()).collect();
+        let mut hosts = Vec::new();
+        for (name, host) in &spec.hosts {
+            let roles: Vec<Role> = host.roles.value.iter().map(|r| r.value).collect::<BTreeSet<_>>().into_iter().collect();
+            let address = match &host.address {
+                Some(a) => a.value,
+                None => self.allocate(private, &mut taken_private, name, "networks.private"),
+            };
+            let public_address = match &host.public_address {
+                Some(a) => Some(a.value),
+                None if roles.contains(&Role::Lb) => Some(self.allocate(public, &mut taken_public, name, "networks.public")),
+                None => None,
+            };
+            let ssh_target = host.ssh.as_ref().map(|s| s.value.clone()).unwrap_or_else(|| format!("root@{address}"));
+            if let Some(ssh) = &host.ssh {
+                if ssh.is_empty() || ssh.contains(char::is_whitespace) {
+                    self.error(ssh.span.clone(), "not an SSH target")
+                        .expected("`user@host` or `user@host:port`")
+                        .hint("e.g. ssh = \"root@10.10.0.11\"");
+                }
+            }
+            if let Some(disk) = &host.disk {
+                if !disk.starts_with("/dev/") {
+                    self.error(disk.span.clone(), format!("disk `{}` is not a device path", disk.value))
+                        .expected("a whole-disk device such as \"/dev/sda\" or \"/dev/disk/by-id/...\"")
+                        .hint("disko partitions and formats this device on `nixstack install`");
+                }
+            }
+            hosts.push(Host {
+                name: name.value.clone(),
+                address,
+                public_address,
+                roles,
+                ssh_target,
+                disk: host.disk.as_ref().map(|d| d.value.clone()),
+                firewall: true,
+                monitored: false,
+                services: Vec::new(),
+            });
+        }
+        hosts
+    }
+
+    fn check_address<'s>(
+        &mut self,
+        address: &Located<Ipv4Addr>,
+        network: Ipv4Net,
+        which: &str,
+        network_span: &Range<usize>,
+        host: &'s Located<String>,
+        used: &mut BTreeMap<Ipv4Addr, &'s Located<String>>,
+    ) {
+        let _ = network_span;
+        if !network.contains(&address.value) {
+            self.error(address.span.clone(), format!("address {} of host `{}` is outside the {which} network {network}", address.value, host.value))
+                .expected(format!("an address in {network} ({} – {})", network.hosts().next().unwrap_or(network.network()), network.broadcast()))
+                .hint(format!("fix the address or widen networks.{which}"));
+        } else if address.value == network.network() || address.value == network.broadcast() {
+            self.error(address.span.clone(), format!("{} is the {} address of {network}", address.value, if address.value == network.network() { "network" } else { "broadcast" }))
+                .expected(format!("a host address in {network}"))
+                .hint("hosts cannot use the first or last address of a network");
+        } else if let Some(other) = used.get(&address.value) {
+            let other = other.value.clone();
+            self.error(address.span.clone(), format!("hosts `{other}` and `{}` both use address {}", host.value, address.value))
+                .expected("a unique address per host")
+                .hint(format!("change one of them, or omit `{which}` addresses to have them allocated"));
+        } else {
+            used.insert(address.value, host);
+        }
+    }
+
+    fn allocate(&mut self, network: Ipv4Net, taken: &mut BTreeSet<Ipv4Addr>, host: &Located<String>, key: &str) -> Ipv4Addr {
+        // Start at .10 so that the first addresses stay free for routers and gateways.
+        let candidate = network.hosts().skip(9).find(|a| !taken.contains(a));
+        match candidate {
+            Some(address) => {
+                taken.insert(address);
+                address
+            }
+            None => {
+                self.error(host.span.clone(), format!("no free address left in {network} for host `{}`", host.value))
+                    .expected(format!("room in {key}"))
+                    .hint(format!("widen {key} or give the host an explicit address"));
+                Ipv4Addr::UNSPECIFIED
+            }
+        }
+    }
+
+    fn check_sections(&mut self, spec: &RawSpec, lb: &[String], web: &[String], app: &[String], db: &[String]) {
+        let sections = [
+            (Role::Lb, spec.lb.is_some(), lb),
+            (Role::Web, spec.web.is_some(), web),
+            (Role::App, spec.app.is_some(), app),
+            (Role::Db, spec.db.is_some(), db),
+        ];
+        for (role, present, members) in sections {
+            if !members.is_empty() && !present {
+                let span = role_span(spec, role, &members[0]);
+                self.error(span, format!("host `{}` has role `{role}` but the spec has no [{role}] section", members[0]))
+                    .expected(format!("a [{role}] table"))
+                    .hint(format!("add `[{role}]` (docs/spec.md lists its keys; an empty table takes the defaults)"));
+            }
+        }
+        if let (Some(lb_spec), true) = (&spec.lb, lb.is_empty()) {
+            self.error(lb_spec.vip.span.clone(), "[lb] is configured but no host has role `lb`")
+                .expected("at least one host with roles = [\"lb\"]")
+                .hint("add the role to a host or remove [lb]");
+        }
+        if !lb.is_empty() && web.is_empty() {
+            let span = role_span(spec, Role::Lb, &lb[0]);
+            self.error(span, "load balancers without web servers have nothing to balance")
+                .expected("at least one host with role `web`")
+                .hint("add a web host");
+        }
+    }
+
+    /// The named member of a role, or the first member when unnamed.
+    fn pick_member(&mut self, named: Option<&Located<String>>, members: &[String], role: &str, key: &str) -> String {
+        match named {
+            None => members.first().cloned().unwrap_or_default(),
+            Some(name) if members.contains(&name.value) => name.value.clone(),
+            Some(name) => {
+                let hint = match nearest(name, members.iter().map(String::as_str)) {
+                    Some(n) => format!("did you mean `{n}`?"),
+                    None => format!("give host `{}` the role `{role}`, or name one of the {role} hosts", name.value),
+                };
+                self.error(name.span.clone(), format!("{key} names `{}`, which is not a host with role `{role}`", name.value))
+                    .expected(format!("one of the {role} hosts: {}", quoted_list(members)))
+                    .hint(hint);
+                members.first().cloned().unwrap_or_default()
+            }
+        }
+    }
+
+    fn host_subset(&mut self, named: Option<&Vec<Located<String>>>, all: &[String], key: &str) -> Vec<String> {
+        let Some(named) = named else { return all.to_vec() };
+        let mut subset = BTreeSet::new();
+        for name in named {
+            if all.contains(&name.value) {
+                subset.insert(name.value.clone());
+            } else {
+                let hint = match nearest(name, all.iter().map(String::as_str)) {
+                    Some(n) => format!("did you mean `{n}`?"),
+                    None => "add the host under [hosts] or remove it here".to_string(),
+                };
+                self.error(name.span.clone(), format!("{key} names `{}`, which is not a host", name.value))
+                    .expected(format!("one of the hosts: {}", quoted_list(all)))
+                    .hint(hint);
+            }
+        }
+        subset.into_iter().collect()
+    }
+
+    fn check_galera_size(&mut self, spec: &RawSpec, allowed: bool, members: &[String]) {
+        let n = members.len();
+        if allowed || (n >= 3 && n % 2 == 1) {
+            return;
+        }
+        let last = members.last().cloned().unwrap_or_default();
+        let span = role_span(spec, Role::Db, &last);
+        let problem = if n < 3 { format!("only {n}") } else { format!("an even number ({n})") };
+        self.error(span, format!("the Galera cluster has {problem} of nodes: {}", quoted_list(members)))
+            .expected("an odd number of db hosts, at least 3, so that a network split keeps a majority")
+            .hint(if n < 3 { "add db hosts to reach 3, or set db.allow_unsafe_size = true to accept losing writes when one node fails" } else { "add or remove one db host, or set db.allow_unsafe_size = true" });
+    }
+
+    fn check_vip(&mut self, vip: &Located<Ipv4Addr>, networks: &Networks, hosts: &[Host], spec: &RawSpec) {
+        if !networks.public.contains(&vip.value) {
+            self.error(vip.span.clone(), format!("virtual IP {} is outside the public network {}", vip.value, networks.public))
+                .expected(format!("an address in {}", networks.public))
+                .hint("clients reach the VIP on the public network; pick a free address there");
+        }
+        let _ = spec;
+        if let Some(host) = hosts.iter().find(|h| h.address == vip.value || h.public_address == Some(vip.value)) {
+            self.error(vip.span.clone(), format!("virtual IP {} collides with host `{}`", vip.value, host.name))
+                .expected("an address no host uses")
+                .hint("the VIP moves between load balancers; it must not be any host's own address");
+        }
+    }
+
+    fn check_path(&mut self, path: &Located<String>, key: &str) {
+        if !path.starts_with('/') || path.contains(char::is_whitespace) || path.contains('"') {
+            self.error(path.span.clone(), format!("{key} `{}` is not an HTTP path", path.value))
+                .expected("an absolute path like \"/health\"")
+                .hint("start it with `/`, no spaces or quotes");
+        }
+    }
+
+    fn check_port_conflicts(&mut self, spec: &RawSpec, hosts: &[Host]) {
+        for host in hosts {
+            let mut by_port: BTreeMap<(u16, Proto), &Service> = BTreeMap::new();
+            for service in &host.services {
+                if let Some(first) = by_port.get(&(service.port, service.proto)) {
+                    let span = service_span(spec, &service.name)
+                        .or_else(|| service_span(spec, &first.name))
+                        .unwrap_or_else(|| spec.hosts.get_key_value(&Located::synthetic(host.name.clone())).map(|(_, h)| h.roles.span.clone()).unwrap_or(0..0));
+                    self.error(span, format!("host `{}` runs {} and {} on port {}", host.name, first.name, service.name, service.port))
+                        .expected("one service per port on a host")
+                        .hint("move one of the services to another port, or the roles to different hosts");
+                } else {
+                    by_port.insert((service.port, service.proto), service);
+                }
+            }
+        }
+    }
+
+    fn check_secret_names(&mut self, spec: &RawSpec) {
+        let mut names: Vec<&Located<String>> = Vec::new();
+        if let Some(m) = &spec.monitoring {
+            names.push(&m.endpoint_secret);
+        }
+        if let Some(c) = spec.lb.as_ref().and_then(|l| l.tls.certificate.as_ref()) {
+            names.push(c);
+        }
+        for name in names {
+            let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') && !name.starts_with('.');
+            if !ok {
+                self.error(name.span.clone(), format!("`{}` is not a secret name", name.value))
+                    .expected("a file name under secrets/: letters, digits, `-`, `_`, `.`")
+                    .hint("name the secret, never paste its value into stack.toml");
+            }
+        }
+    }
+
+    fn firewalls(&mut self, spec: &RawSpec, topology: &Topology) -> BTreeMap<String, HostFirewall> {
+        let mut firewalls = flows::firewalls(topology, spec.firewall.egress);
+        for rule in &spec.firewall.allow {
+            let targets: Vec<String> = if let Some(role_name) = rule.to.strip_prefix('@') {
+                match Role::ALL.iter().find(|r| r.as_str() == role_name) {
+                    Some(role) => topology.hosts_with(*role).map(|h| h.name.clone()).collect(),
+                    None => {
+                        let hint = nearest(role_name, Role::ALL.iter().map(|r| r.as_str())).map_or("roles are lb, web, app, db".into(), |n| format!("did you mean `@{n}`?"));
+                        self.error(rule.to.span.clone(), format!("`{}` is not a role", rule.to.value))
+                            .expected("`@lb`, `@web`, `@app` or `@db`")
+                            .hint(hint);
+                        continue;
+                    }
+                }
+            } else if topology.host(&rule.to).is_some() {
+                vec![rule.to.value.clone()]
+            } else {
+                let hint = nearest(&rule.to, topology.hosts.iter().map(|h| h.name.as_str())).map_or("name a host, or `@role`".into(), |n| format!("did you mean `{n}`?"));
+                self.error(rule.to.span.clone(), format!("firewall.allow names `{}`, which is not a host", rule.to.value))
+                    .expected("a host name or `@role`")
+                    .hint(hint);
+                continue;
+            };
+            if rule.port.value == 0 {
+                self.error(rule.port.span.clone(), "port 0 cannot be allowed")
+                    .expected("a port from 1 to 65535");
+                continue;
+            }
+            for target in targets {
+                if let Some(firewall) = firewalls.get_mut(&target) {
+                    let needed = topology.flows.iter().any(|f| f.to == Endpoint::Host(target.clone()) && f.port == rule.port.value && f.proto == rule.proto);
+                    firewall.inbound.push(Allow {
+                        peers: vec![rule.from.value.trunc()],
+                        port: rule.port.value,
+                        proto: rule.proto,
+                        rate_limit: None,
+                        purpose: rule.reason.clone().unwrap_or_else(|| "firewall.allow".into()),
+                        needed,
+                    });
+                    firewall.inbound.sort();
+                }
+            }
+        }
+        firewalls
+    }
+}
+
+/// Lets resolver errors be built fluently in place.
+struct ErrorBuilder<'e>(&'e mut SpecError);
+
+impl ErrorBuilder<'_> {
+    fn expected(self, expected: impl Into<String>) -> Self {
+        self.0.expected = Some(expected.into());
+        self
+    }
+    fn hint(self, hint: impl Into<String>) -> Self {
+        self.0.hint = Some(hint.into());
+        self
+    }
+}
+
+/// Span of `role` in the roles list of `host`, for errors about a host's role.
+fn role_span(spec: &RawSpec, role: Role, host: &str) -> Range<usize> {
+    spec.hosts
+        .get_key_value(&Located::synthetic(host.to_string()))
+        .map(|(_, h)| h.roles.value.iter().find(|r| r.value == role).map_or(h.roles.span.clone(), |r| r.span.clone()))
+        .unwrap_or(0..0)
+}
+
+/// Span of the spec key that sets a service's port, where the user can change it.
+fn service_span(spec: &RawSpec, service: &str) -> Option<Range<usize>> {
+    match service {
+        "nginx" => spec.web.as_ref().map(|w| w.port.span.clone()),
+        "nginx stub_status" => spec.web.as_ref().map(|w| w.status_port.span.clone()),
+        "app" => spec.app.as_ref().map(|a| a.port.span.clone()),
+        _ => None,
+    }
+    .filter(|span| !span.is_empty())
+}
+
+fn services_of(host: &Host, web: Option<&WebTier>, app: Option<&AppTier>) -> Vec<Service> {
+    let service = |name: &str, port: u16, bind: Bind| Service { name: name.into(), port, proto: Proto::Tcp, bind };
+    let mut services = vec![service("sshd", ports::SSH, Bind::Private)];
+    for role in &host.roles {
+        match role {
+            Role::Lb => services.extend([
+                service("haproxy http", ports::HTTP, Bind::Public),
+                service("haproxy https", ports::HTTPS, Bind::Public),
+                service("haproxy stats", ports::HAPROXY_STATS, Bind::Private),
+            ]),
+            Role::Web => {
+                if let Some(web) = web {
+                    services.push(service("nginx", web.port, Bind::Private));
+                    services.push(service("nginx stub_status", web.status_port, Bind::Local));
+                }
+            }
+            Role::App => {
+                if let Some(app) = app {
+                    services.push(service("app", app.port, Bind::Private));
+                }
+            }
+            Role::Db => services.extend([
+                service("mariadb", ports::MYSQL, Bind::Private),
+                service("galera replication", ports::GALERA_REPLICATION, Bind::Private),
+                service("galera ist", ports::GALERA_IST, Bind::Private),
+                service("galera sst", ports::GALERA_SST, Bind::Private),
+            ]),
+        }
+    }
+    services
+}
+
+fn certificates(topology: &Topology) -> Vec<Certificate> {
+    topology
+        .hosts
+        .iter()
+        .map(|host| {
+            let mut dns_names = vec![host.name.clone(), format!("{}.{}.internal", host.name, topology.stack.name)];
+            if host.has(Role::Lb) {
+                dns_names.push(topology.stack.domain.clone());
+            }
+            let mut ip_addresses = vec![host.address];
+            ip_addresses.extend(host.public_address);
+            Certificate { host: host.name.clone(), common_name: host.name.clone(), dns_names, ip_addresses }
+        })
+        .collect()
+}
+
+/// db bootstrap node, the other db nodes, then app, web, lb: each tier starts once the
+/// tier it depends on answers. A host with several roles starts with its earliest one.
+fn start_order(topology: &Topology) -> Vec<Vec<String>> {
+    let bootstrap = topology.db.as_ref().map(|d| d.bootstrap.clone());
+    let stage_of = |host: &Host| -> usize {
+        if Some(&host.name) == bootstrap.as_ref() {
+            0
+        } else if host.has(Role::Db) {
+            1
+        } else if host.has(Role::App) {
+            2
+        } else if host.has(Role::Web) {
+            3
+        } else {
+            4
+        }
+    };
+    let mut stages: Vec<Vec<String>> = vec![Vec::new(); 5];
+    for host in &topology.hosts {
+        stages[stage_of(host)].push(host.name.clone());
+    }
+    stages.retain(|stage| !stage.is_empty());
+    stages
+}
+
+fn is_dns_label(label: &str) -> bool {
+    let bytes = label.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_lowercase()
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && !label.ends_with('-')
+}
+
+fn is_sql_identifier(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty() && bytes.len() <= 64 && bytes[0].is_ascii_alphabetic() && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+}
+
+fn quoted_list(items: &[String]) -> String {
+    if items.is_empty() {
+        return "(none)".into();
+    }
+    items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+}
