@@ -1,11 +1,15 @@
 //! nixstack: one `stack.toml` compiled into a NixOS flake, a namespace lab and a rollout.
 //!
 //! The pipeline flows one way: [`spec`] (what the user wrote) → [`topology`] (resolved)
-//! → [`audit`] (findings) and [`render`] (files), which the lab and deploy consume.
+//! → [`audit`] (findings) and [`render`] (files), which [`output`] writes and [`lab`]
+//! runs.
 
 pub mod audit;
 pub mod cli;
-// pub mod nixcheck; (added by the nixcheck work)
+pub mod lab;
+// pub mod nixcheck; (enabled by the nixcheck work)
+pub mod output;
 pub mod render;
+pub mod secrets;
 pub mod spec;
 pub mod topology;

@@ -1,1 +1,24 @@
-//! Renderers: pure functions Topology → files (path → bytes).
+//! Renderers: pure functions Topology → files (path → bytes). No I/O here; the one
+//! writer is [`crate::output`].
+//!
+//! Native configs (one file each) take `(topology, host, layout)` and return text; the
+//! same function renders the NixOS file and the lab file, only the [`Layout`] differs.
+
+mod layout;
+
+pub mod flake;
+pub mod galera;
+pub mod haproxy;
+pub mod keepalived;
+pub mod monitoring;
+pub mod nftables;
+pub mod nginx;
+pub mod nixos;
+pub mod tree;
+
+use std::collections::BTreeMap;
+
+pub use layout::{Layout, LayoutKind, LAB_ROOT, NIXOS_SECRETS};
+
+/// A rendered artifact tree: relative path → contents, sorted, deterministic.
+pub type Artifacts = BTreeMap<String, String>;
