@@ -43,4 +43,67 @@ pub enum Command {
     },
     /// Print the JSON Schema of stack.toml.
     Schema,
+    /// Render the NixOS flake: flake.nix, hosts/, modules/, lab/ configs.
+    Build {
+        /// The spec [default: ./stack.toml, else the embedded default].
+        spec: Option<PathBuf>,
+        /// Output directory.
+        #[arg(short, long, default_value = ".")]
+        out: PathBuf,
+        /// Render and compare without writing; exit 1 on drift.
+        #[arg(long)]
+        check: bool,
+        /// Overwrite generated files even if they were edited by hand.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Manage the stack's secrets (never in the Nix store).
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+    /// Run the stack on this machine in network namespaces with the real daemons.
+    Lab {
+        #[command(subcommand)]
+        command: LabCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Create every missing secret (internal CA, host certificates, passwords); idempotent.
+    Init {
+        /// The spec [default: ./stack.toml, else the embedded default].
+        spec: Option<PathBuf>,
+        /// Secrets directory (mode 0700).
+        #[arg(long, default_value = "secrets")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Create the namespaces and start every host's daemons; idempotent.
+    Up {
+        spec: Option<PathBuf>,
+        /// One JSON event per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the scenario against the running lab.
+    Test {
+        spec: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show each host's daemons and health.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove everything `lab up` created, and nothing else.
+    Down {
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-pub use args::{Cli, Command};
+pub use args::{Cli, Command, LabCommand, SecretsCommand};
 
 use crate::audit::{self, Severity};
 use crate::spec::{self, SpecErrors, SpecSource};
@@ -68,6 +68,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
             print!("{}", schema());
             Ok(exit::OK)
         }
+        Command::Build { spec, out, check, force } => crate::output::build_command(spec.as_deref(), &out, check, force),
+        Command::Secrets { command: SecretsCommand::Init { spec, dir } } => crate::secrets::init_command(spec.as_deref(), &dir),
+        Command::Lab { command } => crate::lab::command(command),
     }
 }
 
