@@ -7,9 +7,10 @@
 pub mod audit;
 pub mod cli;
 pub mod lab;
-// pub mod nixcheck; (enabled by the nixcheck work)
+pub mod nixcheck;
 pub mod output;
 pub mod render;
 pub mod secrets;
 pub mod spec;
+pub mod sumologic;
 pub mod topology;

@@ -62,6 +62,15 @@ pub enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Serve a Sumo Logic HTTP source stand-in (the lab's monitoring endpoint).
+    SumologicStandin {
+        /// Address to listen on, e.g. 127.0.0.1:8090.
+        #[arg(long)]
+        listen: String,
+        /// File holding the endpoint URL (or just its token).
+        #[arg(long)]
+        token_file: PathBuf,
+    },
     /// Run the stack on this machine in network namespaces with the real daemons.
     Lab {
         #[command(subcommand)]

@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 
 use rnix::ast::{self, HasEntry};
 use rnix::{ParseError, SyntaxKind};
-use rowan::ast::AstNode;
 
-use super::value::{attr_key, Key};
+use super::value::{attr_key, cast, offset_of, syntax_of, Key};
 use super::{NixProblem, ProblemKind};
 
 /// Parses one Nix file; the first syntax error or duplicate attribute is the error.
@@ -19,10 +18,10 @@ pub fn parse_nix(path: &str, text: &str) -> Result<rnix::Root, NixProblem> {
         return Err(NixProblem::at(ProblemKind::Syntax, path, text, offset, message));
     }
     let root = parse.tree();
-    for node in root.syntax().descendants() {
-        let entries = if let Some(set) = ast::AttrSet::cast(node.clone()) {
+    for node in syntax_of(&root).descendants() {
+        let entries = if let Some(set) = cast::<ast::AttrSet>(node.clone()) {
             definitions(&set)
-        } else if let Some(let_in) = ast::LetIn::cast(node) {
+        } else if let Some(let_in) = cast::<ast::LetIn>(node) {
             definitions(&let_in)
         } else {
             continue;
@@ -114,7 +113,7 @@ struct Duplicate {
 }
 
 fn definitions(set: &impl HasEntry) -> Vec<Definition> {
-    let mut definitions = Vec::new();
+    let mut found = Vec::new();
     for entry in set.entries() {
         match entry {
             ast::Entry::AttrpathValue(path_value) => {
@@ -125,24 +124,24 @@ fn definitions(set: &impl HasEntry) -> Vec<Definition> {
                     Some(ast::Expr::AttrSet(inner)) => Some(definitions(&inner)),
                     _ => None,
                 };
-                definitions.push(Definition {
+                found.push(Definition {
                     path: attrs.iter().map(attr_key).collect(),
-                    offset: usize::from(first.syntax().text_range().start()),
+                    offset: offset_of(first),
                     set,
                 });
             }
             ast::Entry::Inherit(inherit) => {
                 for attr in inherit.attrs() {
-                    definitions.push(Definition {
+                    found.push(Definition {
                         path: vec![attr_key(&attr)],
-                        offset: usize::from(attr.syntax().text_range().start()),
+                        offset: offset_of(&attr),
                         set: None,
                     });
                 }
             }
         }
     }
-    definitions
+    found
 }
 
 /// Nix merges the definitions of one name only when every one is a set (written literally

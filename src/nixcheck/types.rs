@@ -31,7 +31,7 @@ pub(crate) enum NixType {
     Attrs,
     /// `types.submodule`: an attribute set whose keys are the sub-options.
     Submodule,
-    /// An open (freeform) submodule: declared sub-options, any other key has this type.
+    /// An open (freeform) submodule: declared sub-options; any other key holds this type.
     Freeform(Box<NixType>),
     /// `types.nullOr X`, `types.either`, `types.oneOf`, `coercedTo`: any alternative.
     Either(Vec<NixType>),
@@ -76,23 +76,6 @@ impl NixType {
 
     pub(crate) fn null_or(inner: NixType) -> NixType {
         NixType::Either(vec![NixType::Null, inner])
-    }
-
-    /// Whether everything below an option of this type is accepted without looking
-    /// (the type does not say which keys exist).
-    pub(crate) fn is_opaque(&self) -> bool {
-        matches!(self, NixType::Anything)
-    }
-
-    /// Whether an option of this type may hold declared sub-options below it (so a
-    /// sub-option path continues into it).
-    pub(crate) fn holds_suboptions(&self) -> bool {
-        match self {
-            NixType::Submodule | NixType::Freeform(_) | NixType::Anything => true,
-            NixType::ListOf { elem, .. } | NixType::AttrsOf(elem) => elem.holds_suboptions(),
-            NixType::Either(alternatives) => alternatives.iter().any(NixType::holds_suboptions),
-            _ => false,
-        }
     }
 
     /// Parses a type description as printed in the NixOS option data. Descriptions we do
@@ -154,7 +137,11 @@ fn single_type_from_description(text: &str) -> NixType {
         }
     }
     if let Some(rest) = text.strip_prefix("open submodule of ") {
-        return NixType::Freeform(Box::new(NixType::from_description(rest)));
+        // The freeform type is an attribute set; each undeclared key holds its element.
+        return match NixType::from_description(rest) {
+            NixType::AttrsOf(elem) => NixType::Freeform(elem),
+            _ => NixType::Freeform(Box::new(NixType::Anything)),
+        };
     }
     if let Some(rest) = text.strip_prefix("one of ") {
         return NixType::Enum(parse_enum_members(rest));
@@ -394,7 +381,7 @@ impl fmt::Display for NixType {
             NixType::AttrsOf(elem) => write!(f, "attribute set of {}", nested(elem)),
             NixType::Attrs => f.write_str("attribute set"),
             NixType::Submodule => f.write_str("submodule"),
-            NixType::Freeform(elem) => write!(f, "open submodule of {}", nested(elem)),
+            NixType::Freeform(elem) => write!(f, "open submodule of attribute set of {}", nested(elem)),
             NixType::Either(alternatives) => {
                 let parts: Vec<String> = alternatives
                     .iter()

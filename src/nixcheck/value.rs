@@ -4,7 +4,8 @@
 //! else that only evaluation could judge becomes a reference, a call or an opaque value.
 
 use rnix::ast::{self, AstToken, HasEntry, InterpolPart};
-use rowan::ast::AstNode;
+use rnix::ast::AstNode;
+use rnix::SyntaxNode;
 
 /// A lowered Nix value with the byte offset where it starts.
 #[derive(Debug, Clone)]
@@ -55,15 +56,6 @@ pub(crate) enum Key {
     Dynamic,
 }
 
-impl Key {
-    pub(crate) fn display(&self) -> String {
-        match self {
-            Key::Name(name) => quote_component(name),
-            Key::Dynamic => "${...}".to_string(),
-        }
-    }
-}
-
 /// Writes one path component the way NixOS option titles do: bare when it is an
 /// identifier, quoted otherwise (`boot.kernel.sysctl."net.core.rmem_max"`).
 pub(crate) fn quote_component(name: &str) -> String {
@@ -80,8 +72,20 @@ pub(crate) fn quote_component(name: &str) -> String {
 }
 
 /// Joins path components into an option name.
+/// List elements (`[0]`) attach to the list's name without a dot.
 pub(crate) fn join_path(path: &[String]) -> String {
-    path.iter().map(|c| quote_component(c)).collect::<Vec<_>>().join(".")
+    let mut joined = String::new();
+    for component in path {
+        if component.starts_with('[') && component.ends_with(']') {
+            joined.push_str(component);
+            continue;
+        }
+        if !joined.is_empty() {
+            joined.push('.');
+        }
+        joined.push_str(&quote_component(component));
+    }
+    joined
 }
 
 /// Module-system functions whose value is their last argument.
@@ -98,8 +102,19 @@ const PASS_THROUGH: &[&str] = &[
     "mkFixStrictness",
 ];
 
-fn offset_of(node: &impl AstNode) -> usize {
-    usize::from(node.syntax().text_range().start())
+/// The syntax node of a typed node. (`rowan`'s `AstNode` trait, which defines `syntax()`,
+/// is reachable only through `rnix::ast::AstNode`'s bound, not by name.)
+pub(crate) fn syntax_of<N: AstNode>(node: &N) -> &SyntaxNode {
+    node.syntax()
+}
+
+/// A typed node for an untyped one, if the kinds match.
+pub(crate) fn cast<N: AstNode>(node: SyntaxNode) -> Option<N> {
+    N::cast(node)
+}
+
+pub(crate) fn offset_of<N: AstNode>(node: &N) -> usize {
+    usize::from(syntax_of(node).text_range().start())
 }
 
 /// The value of an expression; module-system wrappers are looked through.
@@ -126,7 +141,7 @@ pub(crate) fn lower(expr: &ast::Expr) -> Val {
             _ => ValKind::Opaque,
         },
         ast::Expr::PathAbs(_) | ast::Expr::PathRel(_) | ast::Expr::PathHome(_) => {
-            ValKind::Path(expr.syntax().text().to_string())
+            ValKind::Path(syntax_of(expr).text().to_string())
         }
         ast::Expr::PathSearch(_) => ValKind::Opaque,
         ast::Expr::Lambda(lambda) => {
@@ -228,7 +243,7 @@ fn dotted_name(expr: &ast::Expr) -> Option<String> {
 }
 
 fn ident_text(ident: &ast::Ident) -> String {
-    ident.syntax().text().to_string()
+    syntax_of(ident).text().to_string()
 }
 
 /// The text of a string without interpolation.

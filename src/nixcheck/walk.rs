@@ -386,15 +386,11 @@ fn string_fits(string: &StrType, text: &str) -> Result<(), Option<String>> {
 /// The most similar name, if one is close enough to be a likely misspelling.
 pub(crate) fn nearest<'n>(candidates: impl Iterator<Item = &'n str>, name: &str) -> Option<&'n str> {
     let lower = name.to_lowercase();
+    // Case is compared loosely: `hostname` for `hostName` is the likeliest slip of all.
     let threshold = (name.chars().count() / 3).max(2);
     candidates
-        .map(|candidate| {
-            let distance = strsim::damerau_levenshtein(&lower, &candidate.to_lowercase());
-            // A different case only (hostname → hostName) is the likeliest slip of all.
-            let distance = if distance == 0 { 0 } else { distance + 1 }.min(distance * 2 + 1);
-            (distance, candidate)
-        })
-        .filter(|(distance, _)| *distance <= threshold + 1)
+        .map(|candidate| (strsim::damerau_levenshtein(&lower, &candidate.to_lowercase()), candidate))
+        .filter(|(distance, _)| *distance <= threshold)
         .min()
         .map(|(_, candidate)| candidate)
 }

@@ -1,0 +1,4 @@
+{ ... }:
+{
+  services.haproxy.enable = "yes";
+}

@@ -1,0 +1,4 @@
+{ ... }:
+{
+  services.haproxy.enabel = true;
+}

@@ -1,0 +1,9 @@
+{ ... }:
+{
+  nixstack.lb = {
+    enable = true;
+    virtualRouterId = 300;
+    state = "PRIMARY";
+    backends.web1.port = "443";
+  };
+}

@@ -1,0 +1,7 @@
+{ ... }:
+{
+  networking.firewall.allowedTCPPorts = [
+    443
+    70000
+  ];
+}

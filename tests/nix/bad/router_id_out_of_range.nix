@@ -1,0 +1,4 @@
+{ ... }:
+{
+  services.keepalived.vrrpInstances.v.virtualRouterId = 300;
+}

@@ -1,0 +1,4 @@
+{ ... }:
+{
+  services.mysql.galeraCluster.sstMethod = "xtrabackup";
+}
