@@ -62,6 +62,25 @@ pub enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Show what a deploy would change, per host, in operator terms.
+    Plan {
+        /// The new spec [default: ./stack.toml, else the embedded default].
+        spec: Option<PathBuf>,
+        /// The spec that is deployed now [default: .nixstack/deployed.toml when present].
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// Hosts or @roles to deploy, comma-separated [default: all].
+        #[arg(long, value_delimiter = ',')]
+        on: Vec<String>,
+        #[arg(long, value_enum, default_value_t)]
+        goal: crate::deploy::Goal,
+        /// Hosts of one web or app tier switched at once.
+        #[arg(long, default_value_t = 1)]
+        parallel: usize,
+        /// The plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve a Sumo Logic HTTP source stand-in (the lab's monitoring endpoint).
     SumologicStandin {
         /// Address to listen on, e.g. 127.0.0.1:8090.

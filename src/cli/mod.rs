@@ -70,6 +70,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Build { spec, out, check, force } => crate::output::build_command(spec.as_deref(), &out, check, force),
         Command::Secrets { command: SecretsCommand::Init { spec, dir } } => crate::secrets::init_command(spec.as_deref(), &dir),
+        Command::Plan { spec, from, on, goal, parallel, json } => plan(spec.as_deref(), from.as_deref(), &on, goal, parallel, json),
         Command::SumologicStandin { listen, token_file } => crate::sumologic::standin_command(&listen, &token_file),
         Command::Lab { command } => crate::lab::command(command),
     }
@@ -132,4 +133,45 @@ fn init(path: &Path) -> Result<i32> {
     file.write_all(spec::DEFAULT_SPEC.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
     eprintln!("nixstack: wrote {}; edit it, then run `nixstack check {}`", path.display(), path.display());
     Ok(exit::OK)
+}
+
+fn plan(spec: Option<&Path>, from: Option<&Path>, on: &[String], goal: crate::deploy::Goal, parallel: usize, json: bool) -> Result<i32> {
+    let (_, topology) = load(spec)?;
+    let deployed = Path::new(".nixstack/deployed.toml");
+    let from = from.or_else(|| deployed.exists().then_some(deployed));
+    let old = match from {
+        Some(path) => {
+            let source = SpecSource {
+                name: path.display().to_string(),
+                text: std::fs::read_to_string(path).with_context(|| format!("cannot read the deployed spec {}", path.display()))?,
+            };
+            Some(compile(&source)?)
+        }
+        None => {
+            eprintln!("nixstack: no deployed spec known (.nixstack/deployed.toml); every host counts as new");
+            None
+        }
+    };
+    let new_files = rendered_files(&topology);
+    let old_files = old.as_ref().map(rendered_files);
+    let selected = crate::deploy::plan::select(&topology, on).map_err(anyhow::Error::msg)?;
+    let plan = match (&old, &old_files) {
+        (Some(old), Some(files)) => crate::deploy::plan::plan(Some((old, files)), &topology, &new_files, &selected, goal, parallel),
+        _ => {
+            let empty = crate::topology::Topology { hosts: Vec::new(), ..topology.clone() };
+            crate::deploy::plan::plan(Some((&empty, &crate::render::Artifacts::new())), &topology, &new_files, &selected, goal, parallel)
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        print!("{}", plan.describe());
+    }
+    Ok(if plan.blockers.is_empty() { exit::OK } else { exit::FINDINGS })
+}
+
+/// The rendered artifact tree (compared per host by `plan`).
+fn rendered_files(_topology: &Topology) -> crate::render::Artifacts {
+    // Replaced by render::tree::artifacts once the tree renderer lands.
+    crate::render::Artifacts::new()
 }
