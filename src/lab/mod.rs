@@ -1,10 +1,205 @@
-//! (in progress) The lab.
+//! The lab: the whole topology on this machine, one network namespace per host, running
+//! the real daemons with the lab-layout configs that `nixstack build` renders, unchanged.
+//!
+//! `up` builds the network ([`network`]), installs secrets and configs, and starts the
+//! daemons in the Topology's start order ([`daemons`]); `test` runs the one [`scenario`];
+//! `status` shows each host's daemons and health; `down` removes exactly what `up` created,
+//! read from the [state file](state), also after a crash.
 
-use anyhow::Result;
+mod cmd;
+pub mod daemons;
+mod event;
+pub mod netns;
+pub mod network;
+pub mod probe;
+pub mod process;
+pub mod run;
+pub mod scenario;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
 
 use crate::cli::LabCommand;
+use crate::render::LAB_ROOT;
+use crate::spec::SpecSource;
+use crate::topology::Topology;
 
-/// `nixstack lab ...`.
-pub fn command(_command: LabCommand) -> Result<i32> {
-    anyhow::bail!("nixstack lab is not implemented yet")
+pub use event::{Event, Reporter};
+use state::{Resource, State};
+
+/// `nixstack lab ...`: returns the exit status (0 ok, 1 a scenario step failed).
+pub fn command(command: LabCommand) -> Result<i32> {
+    require_root()?;
+    match command {
+        LabCommand::Up { spec, json } => up(spec.as_deref(), &Reporter::new(json)),
+        LabCommand::Test { spec, json } => test(spec.as_deref(), &Reporter::new(json)),
+        LabCommand::Status { json } => status(json),
+        LabCommand::Down { json } => down(&Reporter::new(json)),
+    }
+}
+
+fn require_root() -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("the lab creates network namespaces and runs daemons: run it as root");
+    }
+    Ok(())
+}
+
+/// Where operator files of the lab live: the admin SSH key, the generated secrets.
+pub fn admin_dir() -> PathBuf {
+    Path::new(LAB_ROOT).join("admin")
+}
+
+/// The stack secrets of the lab (`nixstack secrets init` output).
+pub fn secrets_dir() -> PathBuf {
+    Path::new(LAB_ROOT).join("secrets")
+}
+
+/// The spec the lab runs: the one recorded by a running lab, else the one given (or the
+/// default search). A running lab with another spec is an error: one lab at a time.
+fn lab_spec(spec: Option<&Path>, state: Option<&State>) -> Result<SpecSource> {
+    match (state, spec) {
+        (Some(state), None) if !state.spec_text.is_empty() => Ok(SpecSource { name: state.spec_name.clone(), text: state.spec_text.clone() }),
+        (Some(state), Some(path)) if !state.spec_text.is_empty() => {
+            let source = crate::cli::read_spec(Some(path))?;
+            if source.text != state.spec_text {
+                bail!("the lab is up with spec {}; run `nixstack lab down` before starting {}", state.spec_name, source.name);
+            }
+            Ok(source)
+        }
+        _ => crate::cli::read_spec(spec),
+    }
+}
+
+fn compile(source: &SpecSource) -> Result<Topology> {
+    crate::cli::compile(source).map_err(anyhow::Error::new)
+}
+
+/// `lab up`: creates what is missing and starts what is not running.
+pub fn up(spec: Option<&Path>, reporter: &Reporter) -> Result<i32> {
+    let existing = State::load()?;
+    let source = lab_spec(spec, existing.as_ref())?;
+    let topology = compile(&source)?;
+    let root = Path::new(LAB_ROOT);
+    let mut state = existing.unwrap_or_default();
+    if !root.exists() {
+        std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
+        reporter.created("dir", root.display().to_string());
+        state.record(Resource::Dir { path: root.to_path_buf() })?;
+    }
+    state.spec_name = source.name.clone();
+    state.spec_text = source.text.clone();
+    state.save()?;
+
+    let plan = network::plan(&topology)?;
+    network::apply(&plan, &mut state, reporter)?;
+    let state = Mutex::new(state);
+    daemons::up(&topology, &plan, &state, reporter)?;
+    reporter.done("up", true);
+    Ok(0)
+}
+
+/// `lab test`: runs the scenario against the running lab.
+pub fn test(spec: Option<&Path>, reporter: &Reporter) -> Result<i32> {
+    let Some(existing) = State::load()? else { bail!("no lab is up: run `nixstack lab up` first") };
+    let source = lab_spec(spec, Some(&existing))?;
+    let topology = compile(&source)?;
+    let plan = network::plan(&topology)?;
+    let scenario = scenario::Scenario::for_topology(&topology);
+    let state = Mutex::new(existing);
+    let ok = run::run(&scenario, &topology, &plan, &state, reporter)?;
+    reporter.done("test", ok);
+    Ok(if ok { 0 } else { 1 })
+}
+
+/// `lab status`: each host's daemons (recorded pid alive) and health (a probe).
+pub fn status(json: bool) -> Result<i32> {
+    let Some(state) = State::load()? else {
+        if json {
+            println!("{}", serde_json::json!({ "up": false }));
+        } else {
+            println!("no lab is up");
+        }
+        return Ok(0);
+    };
+    let topology = compile(&SpecSource { name: state.spec_name.clone(), text: state.spec_text.clone() })?;
+    let plan = network::plan(&topology)?;
+    let report = daemons::status(&topology, &plan, &state);
+    if json {
+        println!("{}", serde_json::to_string(&serde_json::json!({ "up": true, "spec": state.spec_name, "hosts": report }))?);
+    } else {
+        println!("lab up with spec {}", state.spec_name);
+        for host in &report {
+            println!("{}", host.name);
+            for daemon in &host.daemons {
+                let pid = daemon.pid.map(|p| format!("pid {p}")).unwrap_or_else(|| "-".into());
+                let health = if daemon.healthy { "healthy" } else { "UNHEALTHY" };
+                println!("  {:<11} {:<10} {:<9} {}", daemon.daemon, pid, health, daemon.detail);
+            }
+        }
+    }
+    let healthy = report.iter().all(|h| h.daemons.iter().all(|d| d.healthy));
+    Ok(if healthy { 0 } else { 1 })
+}
+
+/// `lab down`: stops the recorded processes (verified by pid, start time and namespace),
+/// then any process left inside a recorded namespace, then deletes the recorded
+/// namespaces and directories, newest first. Nothing else is touched.
+pub fn down(reporter: &Reporter) -> Result<i32> {
+    let Some(state) = State::load()? else {
+        reporter.emit(Event::Warning { message: "no lab state file: nothing to remove".into() });
+        reporter.done("down", true);
+        return Ok(0);
+    };
+    let mut ok = true;
+    for resource in state.created.iter().rev() {
+        if let Resource::Process { host, daemon, netns, pid: Some(pid), start_time: Some(start_time) } = resource {
+            let identity = process::Identity { pid: *pid, start_time: *start_time };
+            if process::stop(identity, netns, Duration::from_secs(10)) {
+                reporter.emit(Event::Stopped { host: host.clone(), daemon: daemon.clone(), pid: *pid });
+            }
+        }
+    }
+    // Whatever still runs inside our namespaces is ours (workers, a process whose pid was
+    // never recorded because up crashed right after spawning it, scenario clients).
+    for name in state.namespaces().iter().rev() {
+        for pid in netns::pids(name) {
+            let Some(identity) = process::identity(pid) else { continue };
+            let comm = process::comm(pid);
+            if process::stop(identity, name, Duration::from_secs(5)) {
+                reporter.emit(Event::Stopped { host: name.trim_start_matches("nxs-").into(), daemon: comm, pid });
+            }
+        }
+    }
+    for resource in state.created.iter().rev() {
+        match resource {
+            Resource::Netns { name } if netns::exists(name) => match netns::delete(name) {
+                Ok(()) => reporter.emit(Event::Removed { kind: "netns".into(), name: name.clone() }),
+                Err(e) => {
+                    ok = false;
+                    reporter.warning(format!("cannot delete namespace {name}: {e:#}"));
+                }
+            },
+            Resource::Dir { path } if path.exists() => match std::fs::remove_dir_all(path) {
+                Ok(()) => reporter.emit(Event::Removed { kind: "dir".into(), name: path.display().to_string() }),
+                Err(e) => {
+                    ok = false;
+                    reporter.warning(format!("cannot remove {}: {e}", path.display()));
+                }
+            },
+            _ => {}
+        }
+    }
+    // The state file itself, if the lab root was not ours to remove.
+    let state_file = state::state_path();
+    if ok && state_file.exists() {
+        std::fs::remove_file(&state_file).with_context(|| format!("cannot remove {}", state_file.display()))?;
+    }
+    reporter.done("down", ok);
+    Ok(if ok { 0 } else { 2 })
 }

@@ -86,7 +86,13 @@ pub struct NixProblem {
 }
 
 impl NixProblem {
-    pub(crate) fn at(kind: ProblemKind, file: &str, text: &str, offset: usize, message: String) -> NixProblem {
+    pub(crate) fn at(
+        kind: ProblemKind,
+        file: &str,
+        text: &str,
+        offset: usize,
+        message: String,
+    ) -> NixProblem {
         let location = Location::from_offset(text, offset);
         NixProblem {
             kind,
@@ -103,7 +109,11 @@ impl NixProblem {
 
 impl fmt::Display for NixProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )?;
         if let Some(expected) = &self.expected {
             write!(f, "; expected {expected}")?;
         }
@@ -132,7 +142,10 @@ impl Location {
         let before = &text[..offset];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        Location { line, column: before[line_start..].chars().count() + 1 }
+        Location {
+            line,
+            column: before[line_start..].chars().count() + 1,
+        }
     }
 }
 
@@ -244,7 +257,10 @@ mod tests {
             }"#,
         );
         assert!(report.problems.is_empty(), "{:#?}", report.problems);
-        assert_eq!(report.uncovered.iter().collect::<Vec<_>>(), ["nixpkgs.hostPlatform"]);
+        assert_eq!(
+            report.uncovered.iter().collect::<Vec<_>>(),
+            ["nixpkgs.hostPlatform"]
+        );
         assert!(report.is_clean(KNOWN_UNCOVERED));
     }
 
@@ -255,7 +271,10 @@ mod tests {
         assert_eq!(problem.kind, ProblemKind::UnknownOption);
         assert_eq!((problem.line, problem.column), (2, 20));
         assert_eq!(problem.path.as_deref(), Some("services.haproxy.enabel"));
-        assert_eq!(problem.hint.as_deref(), Some("did you mean `services.haproxy.enable`?"));
+        assert_eq!(
+            problem.hint.as_deref(),
+            Some("did you mean `services.haproxy.enable`?")
+        );
     }
 
     #[test]
@@ -293,30 +312,51 @@ mod tests {
 
     #[test]
     fn unknown_keys_inside_submodules_are_caught() {
-        let report = check("{ services.keepalived.vrrpInstances.v.virtualIps = [ { adr = \"10.0.0.1\"; } ]; }");
+        let report = check(
+            "{ services.keepalived.vrrpInstances.v.virtualIps = [ { adr = \"10.0.0.1\"; } ]; }",
+        );
         let problem = only_problem(&report);
         assert_eq!(problem.kind, ProblemKind::UnknownOption);
-        assert_eq!(problem.path.as_deref(), Some("services.keepalived.vrrpInstances.v.virtualIps[0].adr"));
-        assert_eq!(problem.hint.as_deref(), Some("did you mean `services.keepalived.vrrpInstances.v.virtualIps[0].addr`?"));
+        assert_eq!(
+            problem.path.as_deref(),
+            Some("services.keepalived.vrrpInstances.v.virtualIps[0].adr")
+        );
+        assert_eq!(
+            problem.hint.as_deref(),
+            Some("did you mean `services.keepalived.vrrpInstances.v.virtualIps[0].addr`?")
+        );
     }
 
     #[test]
     fn uncovered_paths_are_listed_not_failed() {
         let report = check("{ system.build.foo = 1; services.redis.servers.x.enable = true; }");
         assert!(report.problems.is_empty(), "{:#?}", report.problems);
-        assert_eq!(report.uncovered_outside(KNOWN_UNCOVERED), ["services.redis.servers.x.enable"]);
-        assert_eq!(report.uncovered_outside(&["services.redis.*", "system.build"]), Vec::<&str>::new());
+        assert_eq!(
+            report.uncovered_outside(KNOWN_UNCOVERED),
+            ["services.redis.servers.x.enable"]
+        );
+        assert_eq!(
+            report.uncovered_outside(&["services.redis.*", "system.build"]),
+            Vec::<&str>::new()
+        );
     }
 
     #[test]
     fn config_beside_other_top_level_attributes_is_rejected() {
-        let report = check("{ config.networking.hostName = \"a\"; services.haproxy.enable = true; }");
+        let report =
+            check("{ config.networking.hostName = \"a\"; services.haproxy.enable = true; }");
         assert_eq!(only_problem(&report).kind, ProblemKind::NotAModule);
     }
 
     #[test]
     fn locations_count_lines_and_characters() {
-        assert_eq!(Location::from_offset("ab\ncd", 4), Location { line: 2, column: 2 });
-        assert_eq!(Location::from_offset("é\nx", 3), Location { line: 2, column: 1 });
+        assert_eq!(
+            Location::from_offset("ab\ncd", 4),
+            Location { line: 2, column: 2 }
+        );
+        assert_eq!(
+            Location::from_offset("é\nx", 3),
+            Location { line: 2, column: 1 }
+        );
     }
 }

@@ -11,11 +11,19 @@ use super::value::{attr_key, cast, offset_of, syntax_of, Key};
 use super::{NixProblem, ProblemKind};
 
 /// Parses one Nix file; the first syntax error or duplicate attribute is the error.
+// The problem is returned by value like every other `NixProblem`; one per file is cheap.
+#[allow(clippy::result_large_err)]
 pub fn parse_nix(path: &str, text: &str) -> Result<rnix::Root, NixProblem> {
     let parse = rnix::Root::parse(text);
     if let Some(error) = parse.errors().first() {
         let (offset, message) = describe_parse_error(error, text.len());
-        return Err(NixProblem::at(ProblemKind::Syntax, path, text, offset, message));
+        return Err(NixProblem::at(
+            ProblemKind::Syntax,
+            path,
+            text,
+            offset,
+            message,
+        ));
     }
     let root = parse.tree();
     for node in syntax_of(&root).descendants() {
@@ -26,13 +34,22 @@ pub fn parse_nix(path: &str, text: &str) -> Result<rnix::Root, NixProblem> {
         } else {
             continue;
         };
-        if let Err(duplicate) = check_unique(entries, &[]) {
+        let mut duplicates = Vec::new();
+        check_unique(entries, &[], &mut duplicates);
+        // The first in the file, as Nix reports it.
+        if let Some(duplicate) = duplicates.into_iter().min_by_key(|d| d.offset) {
             let first = super::Location::from_offset(text, duplicate.first_offset);
             let message = format!(
                 "attribute `{}` is already defined at {}:{}",
                 duplicate.name, first.line, first.column
             );
-            return Err(NixProblem::at(ProblemKind::Syntax, path, text, duplicate.offset, message));
+            return Err(NixProblem::at(
+                ProblemKind::Syntax,
+                path,
+                text,
+                duplicate.offset,
+                message,
+            ));
         }
     }
     Ok(root)
@@ -42,23 +59,31 @@ pub fn parse_nix(path: &str, text: &str) -> Result<rnix::Root, NixProblem> {
 fn describe_parse_error(error: &ParseError, len: usize) -> (usize, String) {
     match error {
         ParseError::Unexpected(range) => (usize::from(range.start()), "syntax error".to_string()),
-        ParseError::UnexpectedExtra(range) => {
-            (usize::from(range.start()), "unexpected text after the end of the expression".to_string())
-        }
+        ParseError::UnexpectedExtra(range) => (
+            usize::from(range.start()),
+            "unexpected text after the end of the expression".to_string(),
+        ),
         ParseError::UnexpectedWanted(got, range, wanted) => (
             usize::from(range.start()),
-            format!("syntax error, unexpected {}, expected {}", token_name(*got), token_list(wanted)),
+            format!(
+                "syntax error, unexpected {}, expected {}",
+                token_name(*got),
+                token_list(wanted)
+            ),
         ),
-        ParseError::UnexpectedDoubleBind(range) => {
-            (usize::from(range.start()), "a pattern is bound twice (`@`)".to_string())
-        }
+        ParseError::UnexpectedDoubleBind(range) => (
+            usize::from(range.start()),
+            "a pattern is bound twice (`@`)".to_string(),
+        ),
         ParseError::UnexpectedEOF => (len, "unexpected end of file".to_string()),
-        ParseError::UnexpectedEOFWanted(wanted) => {
-            (len, format!("unexpected end of file, expected {}", token_list(wanted)))
-        }
-        ParseError::DuplicatedArgs(range, name) => {
-            (usize::from(range.start()), format!("function argument `{name}` is duplicated"))
-        }
+        ParseError::UnexpectedEOFWanted(wanted) => (
+            len,
+            format!("unexpected end of file, expected {}", token_list(wanted)),
+        ),
+        ParseError::DuplicatedArgs(range, name) => (
+            usize::from(range.start()),
+            format!("function argument `{name}` is duplicated"),
+        ),
         ParseError::RecursionLimitExceeded => (0, "expression nested too deeply".to_string()),
         other => (0, other.to_string()),
     }
@@ -90,7 +115,9 @@ fn token_name(kind: SyntaxKind) -> String {
         SyntaxKind::TOKEN_STRING_END => "end of string",
         _ => {
             let name = format!("{kind:?}");
-            let name = name.trim_start_matches("TOKEN_").trim_start_matches("NODE_");
+            let name = name
+                .trim_start_matches("TOKEN_")
+                .trim_start_matches("NODE_");
             return name.to_lowercase().replace('_', " ");
         }
     };
@@ -117,7 +144,9 @@ fn definitions(set: &impl HasEntry) -> Vec<Definition> {
     for entry in set.entries() {
         match entry {
             ast::Entry::AttrpathValue(path_value) => {
-                let Some(attrpath) = path_value.attrpath() else { continue };
+                let Some(attrpath) = path_value.attrpath() else {
+                    continue;
+                };
                 let attrs: Vec<ast::Attr> = attrpath.attrs().collect();
                 let Some(first) = attrs.first() else { continue };
                 let set = match path_value.value() {
@@ -146,7 +175,7 @@ fn definitions(set: &impl HasEntry) -> Vec<Definition> {
 
 /// Nix merges the definitions of one name only when every one is a set (written literally
 /// or implied by a dotted path); any other value defined twice is a parse error.
-fn check_unique(definitions: Vec<Definition>, prefix: &[String]) -> Result<(), Duplicate> {
+fn check_unique(definitions: Vec<Definition>, prefix: &[String], duplicates: &mut Vec<Duplicate>) {
     let mut groups: BTreeMap<String, Vec<Definition>> = BTreeMap::new();
     for definition in definitions {
         // Dynamic names are only known at evaluation time.
@@ -160,11 +189,12 @@ fn check_unique(definitions: Vec<Definition>, prefix: &[String]) -> Result<(), D
         group.sort_by_key(|d| d.offset);
         let is_leaf = |d: &Definition| d.path.len() == 1 && d.set.is_none();
         if group.len() > 1 && group.iter().any(is_leaf) {
-            return Err(Duplicate {
+            duplicates.push(Duplicate {
                 name: path.join("."),
                 offset: group[1].offset,
                 first_offset: group[0].offset,
             });
+            continue;
         }
         let mut inner = Vec::new();
         for mut definition in group {
@@ -175,9 +205,8 @@ fn check_unique(definitions: Vec<Definition>, prefix: &[String]) -> Result<(), D
                 inner.extend(set);
             }
         }
-        check_unique(inner, &path)?;
+        check_unique(inner, &path, duplicates);
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -200,12 +229,23 @@ mod tests {
 
     #[test]
     fn duplicate_attributes_are_rejected_like_nix_does() {
-        for text in ["{ a = 1; a = 2; }", "{ a.b = 1; a.b = 2; }", "{ inherit x; x.y = 1; }", "let a = 1; a = 2; in a"] {
-            assert!(parse_nix("x.nix", text).is_err(), "{text} should be rejected");
+        for text in [
+            "{ a = 1; a = 2; }",
+            "{ a.b = 1; a.b = 2; }",
+            "{ inherit x; x.y = 1; }",
+            "let a = 1; a = 2; in a",
+        ] {
+            assert!(
+                parse_nix("x.nix", text).is_err(),
+                "{text} should be rejected"
+            );
         }
         let error = parse_nix("x.nix", "{\n  a.b = 1;\n  a.b.c = 2;\n}").unwrap_err();
         assert_eq!((error.line, error.column), (3, 3), "{error}");
-        assert!(error.message.contains("`a.b`") && error.message.contains("2:3"), "{error}");
+        assert!(
+            error.message.contains("`a.b`") && error.message.contains("2:3"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -216,7 +256,10 @@ mod tests {
             "{ a = { b.c = 1; }; a.b.d = 2; }",
             "{ ${\"a\"} = 1; b = 2; }",
         ] {
-            assert!(parse_nix("x.nix", text).is_ok(), "{text} should be accepted");
+            assert!(
+                parse_nix("x.nix", text).is_ok(),
+                "{text} should be accepted"
+            );
         }
     }
 }

@@ -67,7 +67,10 @@ pub(crate) enum EnumMember {
 impl NixType {
     /// The 16 bit port type, as `types.port` is printed.
     pub(crate) fn port() -> NixType {
-        NixType::Int { min: Some(0), max: Some(65535) }
+        NixType::Int {
+            min: Some(0),
+            max: Some(65535),
+        }
     }
 
     pub(crate) fn string() -> NixType {
@@ -91,14 +94,20 @@ impl NixType {
             let alternatives = split_top_level_or(base);
             if alternatives.len() > 1 {
                 return NixType::Either(
-                    alternatives.iter().map(|a| NixType::from_description(a)).collect(),
+                    alternatives
+                        .iter()
+                        .map(|a| NixType::from_description(a))
+                        .collect(),
                 );
             }
         }
         let alternatives = split_top_level_or(text);
         if alternatives.len() > 1 {
             return NixType::Either(
-                alternatives.iter().map(|a| NixType::from_description(a)).collect(),
+                alternatives
+                    .iter()
+                    .map(|a| NixType::from_description(a))
+                    .collect(),
             );
         }
         single_type_from_description(text)
@@ -125,11 +134,20 @@ fn single_type_from_description(text: &str) -> NixType {
     if text == "attribute set" {
         return NixType::Attrs;
     }
-    if let Some(rest) = text.strip_prefix("non-empty (list of ").and_then(|r| r.strip_suffix(')')) {
-        return NixType::ListOf { elem: Box::new(NixType::from_description(rest)), non_empty: true };
+    if let Some(rest) = text
+        .strip_prefix("non-empty (list of ")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        return NixType::ListOf {
+            elem: Box::new(NixType::from_description(rest)),
+            non_empty: true,
+        };
     }
     if let Some(rest) = text.strip_prefix("list of ") {
-        return NixType::ListOf { elem: Box::new(NixType::from_description(rest)), non_empty: false };
+        return NixType::ListOf {
+            elem: Box::new(NixType::from_description(rest)),
+            non_empty: false,
+        };
     }
     for prefix in ["attribute set of ", "lazy attribute set of "] {
         if let Some(rest) = text.strip_prefix(prefix) {
@@ -146,7 +164,10 @@ fn single_type_from_description(text: &str) -> NixType {
     if let Some(rest) = text.strip_prefix("one of ") {
         return NixType::Enum(parse_enum_members(rest));
     }
-    if let Some(rest) = text.strip_prefix("value ").and_then(|r| r.strip_suffix(" (singular enum)")) {
+    if let Some(rest) = text
+        .strip_prefix("value ")
+        .and_then(|r| r.strip_suffix(" (singular enum)"))
+    {
         return NixType::Enum(parse_enum_members(rest));
     }
     if text.starts_with("function that evaluates to") {
@@ -164,7 +185,9 @@ fn single_type_from_description(text: &str) -> NixType {
             ..StrType::default()
         });
     }
-    if text.starts_with("absolute path") || text == "path" || text.starts_with("path in the Nix store")
+    if text.starts_with("absolute path")
+        || text == "path"
+        || text.starts_with("path in the Nix store")
     {
         return NixType::Path;
     }
@@ -194,16 +217,28 @@ fn int_from_description(text: &str) -> NixType {
         let and = words.next();
         let max = words.next().and_then(|w| w.parse::<i64>().ok());
         if let (Some(min), Some("and"), Some(max)) = (min, and, max) {
-            return NixType::Int { min: Some(min), max: Some(max) };
+            return NixType::Int {
+                min: Some(min),
+                max: Some(max),
+            };
         }
     }
     if text.starts_with("positive integer") {
-        return NixType::Int { min: Some(1), max: None };
+        return NixType::Int {
+            min: Some(1),
+            max: None,
+        };
     }
     if text.starts_with("unsigned integer") {
-        return NixType::Int { min: Some(0), max: None };
+        return NixType::Int {
+            min: Some(0),
+            max: None,
+        };
     }
-    NixType::Int { min: None, max: None }
+    NixType::Int {
+        min: None,
+        max: None,
+    }
 }
 
 /// `"a", "b", 3` → members.
@@ -231,7 +266,11 @@ fn parse_enum_members(text: &str) -> Vec<EnumMember> {
             }
             rest = &rest[end..];
         }
-        rest = rest.trim_start().strip_prefix(',').unwrap_or(rest).trim_start();
+        rest = rest
+            .trim_start()
+            .strip_prefix(',')
+            .unwrap_or(rest)
+            .trim_start();
     }
     members
 }
@@ -331,7 +370,10 @@ impl fmt::Display for NixType {
             match ty {
                 NixType::Bool | NixType::Package | NixType::Path | NixType::Null => ty.to_string(),
                 NixType::Str(s) if *s == StrType::default() => ty.to_string(),
-                NixType::Int { min: None, max: None } => ty.to_string(),
+                NixType::Int {
+                    min: None,
+                    max: None,
+                } => ty.to_string(),
                 _ => format!("({ty})"),
             }
         }
@@ -381,7 +423,9 @@ impl fmt::Display for NixType {
             NixType::AttrsOf(elem) => write!(f, "attribute set of {}", nested(elem)),
             NixType::Attrs => f.write_str("attribute set"),
             NixType::Submodule => f.write_str("submodule"),
-            NixType::Freeform(elem) => write!(f, "open submodule of attribute set of {}", nested(elem)),
+            NixType::Freeform(elem) => {
+                write!(f, "open submodule of attribute set of {}", nested(elem))
+            }
             NixType::Either(alternatives) => {
                 let parts: Vec<String> = alternatives
                     .iter()
@@ -414,22 +458,43 @@ mod tests {
         );
         assert_eq!(
             parse("integer between 1 and 255 (both inclusive)"),
-            NixType::Int { min: Some(1), max: Some(255) }
+            NixType::Int {
+                min: Some(1),
+                max: Some(255)
+            }
         );
-        assert_eq!(parse("positive integer, meaning >0"), NixType::Int { min: Some(1), max: None });
-        assert_eq!(parse("signed integer"), NixType::Int { min: None, max: None });
+        assert_eq!(
+            parse("positive integer, meaning >0"),
+            NixType::Int {
+                min: Some(1),
+                max: None
+            }
+        );
+        assert_eq!(
+            parse("signed integer"),
+            NixType::Int {
+                min: None,
+                max: None
+            }
+        );
     }
 
     #[test]
     fn enums_list_their_members() {
         assert_eq!(
             parse(r#"one of "MASTER", "BACKUP""#),
-            NixType::Enum(vec![EnumMember::Str("MASTER".into()), EnumMember::Str("BACKUP".into())])
+            NixType::Enum(vec![
+                EnumMember::Str("MASTER".into()),
+                EnumMember::Str("BACKUP".into())
+            ])
         );
         assert_eq!(
             parse(r#"signed integer or value "auto" (singular enum)"#),
             NixType::Either(vec![
-                NixType::Int { min: None, max: None },
+                NixType::Int {
+                    min: None,
+                    max: None
+                },
                 NixType::Enum(vec![EnumMember::Str("auto".into())])
             ])
         );
@@ -439,7 +504,10 @@ mod tests {
     fn or_inside_a_phrase_or_parentheses_is_not_a_union() {
         assert!(matches!(
             parse("string, not containing newlines or colons"),
-            NixType::Str(StrType { no_newlines_or_colons: true, .. })
+            NixType::Str(StrType {
+                no_newlines_or_colons: true,
+                ..
+            })
         ));
         assert_eq!(
             parse("list of (string or package)"),
@@ -456,7 +524,10 @@ mod tests {
             parse("(attribute set of boolean) or (list of string) convertible to it"),
             NixType::Either(vec![
                 NixType::AttrsOf(Box::new(NixType::Bool)),
-                NixType::ListOf { elem: Box::new(NixType::string()), non_empty: false }
+                NixType::ListOf {
+                    elem: Box::new(NixType::string()),
+                    non_empty: false
+                }
             ])
         );
     }
@@ -464,12 +535,17 @@ mod tests {
     #[test]
     fn free_form_values_are_not_judged() {
         assert_eq!(parse("YAML 1.1 value"), NixType::Anything);
-        assert_eq!(parse("attribute set of (systemd option)"), NixType::AttrsOf(Box::new(NixType::Anything)));
+        assert_eq!(
+            parse("attribute set of (systemd option)"),
+            NixType::AttrsOf(Box::new(NixType::Anything))
+        );
     }
 
     #[test]
     fn strings_concatenated_keep_the_separator() {
-        let NixType::Str(s) = parse(r#"strings concatenated with "\n""#) else { panic!() };
+        let NixType::Str(s) = parse(r#"strings concatenated with "\n""#) else {
+            panic!()
+        };
         assert_eq!(s.concatenated_with.as_deref(), Some("\n"));
         assert_eq!(
             NixType::Str(s).to_string(),

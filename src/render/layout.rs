@@ -36,6 +36,10 @@ pub struct Layout {
     pub etc: PathBuf,
     /// Static files served by nginx; `None` means `web.root` from the spec.
     pub web_root: Option<PathBuf>,
+    /// Interface on the public network (keepalived puts the virtual IP on it).
+    pub public_interface: String,
+    /// Interface on the private network.
+    pub private_interface: String,
 }
 
 impl Layout {
@@ -48,6 +52,11 @@ impl Layout {
             log: PathBuf::from("/var/log"),
             etc: PathBuf::from("/etc/nixstack"),
             web_root: None,
+            // NixOS names interfaces predictably (ens3, enp1s0...) unless
+            // `networking.usePredictableInterfaceNames = false`; the host modules set that
+            // so these two names hold on every machine.
+            public_interface: String::from("eth0"),
+            private_interface: String::from("eth1"),
         }
     }
 
@@ -67,6 +76,9 @@ impl Layout {
             log: base.join("log"),
             etc: base.join("etc"),
             web_root: Some(base.join("www")),
+            // The lab names each host's veth ends itself.
+            public_interface: String::from("pub0"),
+            private_interface: String::from("priv0"),
         }
     }
 
@@ -105,8 +117,10 @@ impl Layout {
     pub fn mysql_socket(&self) -> PathBuf {
         self.run.join("mysqld").join("mysqld.sock")
     }
+    /// HAProxy's admin socket (the deploy drains backends through it). Not `haproxy.sock`:
+    /// NixOS's haproxy module already puts its own `level user` socket there.
     pub fn haproxy_socket(&self) -> PathBuf {
-        self.run.join("haproxy").join("haproxy.sock")
+        self.run.join("haproxy").join("admin.sock")
     }
     pub fn pid_file(&self, daemon: &str) -> PathBuf {
         self.run.join(format!("{daemon}.pid"))

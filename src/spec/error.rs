@@ -114,12 +114,47 @@ fn floor_char_boundary(text: &str, mut index: usize) -> usize {
     index
 }
 
-/// The candidate closest to `word`, if it is close enough to be a plausible typo.
+/// The candidate closest to `word`, if it is close enough to be a plausible typo:
+/// similar spelling (`adress` → `address`), one edit or swap (`tpc` → `tcp`), or an
+/// abbreviation spelled out (`database` → `db`).
 pub fn nearest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
+    let candidates: Vec<&'c str> = candidates.into_iter().collect();
+    let word_lower = word.to_lowercase();
+    let similar = candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(&word_lower, &c.to_lowercase()), *c))
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal))
-        .map(|(_, c)| c)
+        .map(|(_, c)| c);
+    if similar.is_some() {
+        return similar;
+    }
+    // Short words score low on Jaro-Winkler although one swap apart.
+    let one_edit: Vec<&'c str> = candidates
+        .iter()
+        .copied()
+        .filter(|c| c.len() >= 3 && strsim::osa_distance(&word_lower, &c.to_lowercase()) == 1)
+        .collect();
+    if one_edit.len() == 1 {
+        return Some(one_edit[0]);
+    }
+    let abbreviations: Vec<&'c str> = candidates
+        .iter()
+        .copied()
+        .filter(|c| c.len() >= 2 && c.len() < word_lower.len() && is_abbreviation(c, &word_lower))
+        .collect();
+    match abbreviations.as_slice() {
+        [only] => Some(*only),
+        _ => None,
+    }
+}
+
+/// Whether `short` is `long` with letters left out, starting with the same letter.
+fn is_abbreviation(short: &str, long: &str) -> bool {
+    let mut long_chars = long.chars();
+    let mut short_chars = short.chars();
+    if short_chars.next() != long_chars.next() {
+        return false;
+    }
+    short_chars.all(|c| long_chars.by_ref().any(|l| l == c))
 }

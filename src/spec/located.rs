@@ -3,7 +3,7 @@
 use std::ops::Range;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A value from `stack.toml` with its byte span, so that cross-reference errors found
 /// long after parsing can still point at the text the user typed.
@@ -21,6 +21,13 @@ impl<T> Located<T> {
 
     pub fn get(&self) -> &T {
         &self.value
+    }
+}
+
+/// A default value is synthetic: it was not written in the file.
+impl<T: Default> Default for Located<T> {
+    fn default() -> Self {
+        Located::synthetic(T::default())
     }
 }
 
@@ -53,6 +60,14 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Located<T> {
         let spanned = toml::Spanned::<T>::deserialize(deserializer)?;
         let span = spanned.span();
         Ok(Located { value: spanned.into_inner(), span })
+    }
+}
+
+/// Serializes as the bare value; this also lets schemars put the defaults of
+/// `Located` fields into the JSON Schema.
+impl<T: Serialize> Serialize for Located<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize(serializer)
     }
 }
 

@@ -236,7 +236,7 @@ impl Algorithm {
 pub struct PublicTls {
     /// `acme` (Let's Encrypt HTTP-01 through HAProxy) or `provided` (a PEM bundle in secrets/).
     #[serde(default)]
-    pub mode: TlsMode,
+    pub mode: Located<TlsMode>,
     /// ACME account email (mode `acme`).
     pub acme_email: Option<Located<String>>,
     /// Secret name of the PEM bundle, certificate then key (mode `provided`).
@@ -245,7 +245,7 @@ pub struct PublicTls {
 
 impl Default for PublicTls {
     fn default() -> Self {
-        PublicTls { mode: TlsMode::Acme, acme_email: None, certificate: None }
+        PublicTls { mode: Located::synthetic(TlsMode::Acme), acme_email: None, certificate: None }
     }
 }
 

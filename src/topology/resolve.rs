@@ -154,7 +154,9 @@ impl Resolver<'_> {
                 .iter()
                 .filter(|h| **h != primary)
                 .enumerate()
-                .map(|(i, h)| (h.clone(), 100u8.saturating_sub(10 * i as u8)))
+                // 100, 90, ... down to 1: keepalived priorities are 1–254, and `10 * i` would
+                // overflow a u8 from the 27th load balancer on.
+                .map(|(i, h)| (h.clone(), 100usize.saturating_sub(10 * i).max(1) as u8))
                 .chain([(primary.clone(), 150)])
                 .collect();
             if l.virtual_router_id.value == 0 {
@@ -162,14 +164,20 @@ impl Resolver<'_> {
                     .expected("an integer from 1 to 255")
                     .hint("pick one that no other VRRP router on the public network uses, e.g. 51");
             }
-            match (l.tls.mode, &l.tls.acme_email, &l.tls.certificate) {
+            // Point at the mode the user wrote, else at the table the key belongs in.
+            let mode_span = Some(l.tls.mode.span.clone())
+                .filter(|span| !span.is_empty())
+                .or_else(|| self.section_span("lb.tls"))
+                .or_else(|| self.section_span("lb"))
+                .unwrap_or_else(|| l.vip.span.clone());
+            match (l.tls.mode.value, &l.tls.acme_email, &l.tls.certificate) {
                 (crate::spec::TlsMode::Acme, None, _) => {
-                    self.error(spec.stack.domain.span.clone(), "lb.tls.mode = \"acme\" needs an account email")
+                    self.error(mode_span, "lb.tls.mode = \"acme\" needs an account email")
                         .expected("lb.tls.acme_email")
                         .hint("add `acme_email = \"ops@example.com\"` under [lb.tls], or use mode = \"provided\"");
                 }
                 (crate::spec::TlsMode::Provided, _, None) => {
-                    self.error(spec.stack.domain.span.clone(), "lb.tls.mode = \"provided\" needs a certificate secret")
+                    self.error(mode_span, "lb.tls.mode = \"provided\" needs a certificate secret")
                         .expected("lb.tls.certificate")
                         .hint("add `certificate = \"public-certificate\"` under [lb.tls] and put the PEM bundle in secrets/");
                 }
@@ -180,7 +188,7 @@ impl Resolver<'_> {
                 vip: l.vip.value,
                 algorithm: l.algorithm,
                 health_path: l.health_path.value.clone(),
-                tls: l.tls.mode,
+                tls: l.tls.mode.value,
                 acme_email: l.tls.acme_email.as_ref().map(|e| e.value.clone()),
                 certificate_secret: l.tls.certificate.as_ref().map(|c| c.value.clone()),
                 virtual_router_id: l.virtual_router_id.value,
@@ -317,7 +325,8 @@ impl Resolver<'_> {
         if let Some(gateway) = &n.gateway {
             if !n.public.value.contains(&gateway.value) {
                 self.error(gateway.span.clone(), format!("gateway {} is outside the public network {}", gateway.value, n.public.value))
-                    .expected(format!("an address in {}", n.public.value));
+                    .expected(format!("an address in {}", n.public.value))
+                    .hint("the gateway is the router the load balancers reach the internet through; omit it if the hosts get their route elsewhere");
             }
         }
     }
@@ -464,14 +473,20 @@ impl Resolver<'_> {
             if !members.is_empty() && !present {
                 let span = role_span(spec, role, &members[0]);
                 self.error(span, format!("host `{}` has role `{role}` but the spec has no [{role}] section", members[0]))
-                    .expected(format!("a [{role}] table"))
+                    .expected(format!("the [{role}] table"))
                     .hint(format!("add `[{role}]` (docs/spec.md lists its keys; an empty table takes the defaults)"));
             }
         }
-        if let (Some(lb_spec), true) = (&spec.lb, lb.is_empty()) {
-            self.error(lb_spec.vip.span.clone(), "[lb] is configured but no host has role `lb`")
-                .expected("at least one host with roles = [\"lb\"]")
-                .hint("add the role to a host or remove [lb]");
+        for (role, present, members) in sections {
+            if present && members.is_empty() {
+                let span = self.section_span(role.as_str()).unwrap_or_else(|| match (role, &spec.lb) {
+                    (Role::Lb, Some(lb_spec)) => lb_spec.vip.span.clone(),
+                    _ => 0..0,
+                });
+                self.error(span, format!("[{role}] is configured but no host has role `{role}`"))
+                    .expected(format!("at least one host with roles = [\"{role}\"]"))
+                    .hint(format!("add the role to a host or remove [{role}]"));
+            }
         }
         if !lb.is_empty() && web.is_empty() {
             let span = role_span(spec, Role::Lb, &lb[0]);
@@ -523,10 +538,15 @@ impl Resolver<'_> {
         if allowed || (n >= 3 && n % 2 == 1) {
             return;
         }
+        // The [db] table is where both fixes go (more hosts aside): allow_unsafe_size.
         let last = members.last().cloned().unwrap_or_default();
-        let span = role_span(spec, Role::Db, &last);
-        let problem = if n < 3 { format!("only {n}") } else { format!("an even number ({n})") };
-        self.error(span, format!("the Galera cluster has {problem} of nodes: {}", quoted_list(members)))
+        let span = self.section_span("db").unwrap_or_else(|| role_span(spec, Role::Db, &last));
+        let problem = if n < 3 {
+            format!("only {n} node{}", if n == 1 { "" } else { "s" })
+        } else {
+            format!("an even number of nodes ({n})")
+        };
+        self.error(span, format!("the Galera cluster has {problem}: {}", quoted_list(members)))
             .expected("an odd number of db hosts, at least 3, so that a network split keeps a majority")
             .hint(if n < 3 { "add db hosts to reach 3, or set db.allow_unsafe_size = true to accept losing writes when one node fails" } else { "add or remove one db host, or set db.allow_unsafe_size = true" });
     }
@@ -554,6 +574,9 @@ impl Resolver<'_> {
     }
 
     fn check_port_conflicts(&mut self, spec: &RawSpec, hosts: &[Host]) {
+        // One error per conflicting setting, naming every host it hits (the whiteboard's
+        // three identical servers would otherwise give three identical errors).
+        let mut conflicts: BTreeMap<((usize, usize), String, String, u16), Vec<String>> = BTreeMap::new();
         for host in hosts {
             let mut by_port: BTreeMap<(u16, Proto), &Service> = BTreeMap::new();
             for service in &host.services {
@@ -561,14 +584,50 @@ impl Resolver<'_> {
                     let span = service_span(spec, &service.name)
                         .or_else(|| service_span(spec, &first.name))
                         .unwrap_or_else(|| spec.hosts.get_key_value(&Located::synthetic(host.name.clone())).map(|(_, h)| h.roles.span.clone()).unwrap_or(0..0));
-                    self.error(span, format!("host `{}` runs {} and {} on port {}", host.name, first.name, service.name, service.port))
-                        .expected("one service per port on a host")
-                        .hint("move one of the services to another port, or the roles to different hosts");
+                    conflicts
+                        .entry(((span.start, span.end), first.name.clone(), service.name.clone(), service.port))
+                        .or_default()
+                        .push(host.name.clone());
                 } else {
                     by_port.insert((service.port, service.proto), service);
                 }
             }
         }
+        for (((start, end), first, second, port), hosts) in conflicts {
+            let span = start..end;
+            let who = if hosts.len() == 1 { format!("host `{}` runs", hosts[0]) } else { format!("hosts {} run", quoted_list(&hosts)) };
+            self.error(span, format!("{who} {first} and {second} on port {port}"))
+                .expected("one service per port on a host")
+                .hint("move one of the services to another port, or the roles to different hosts");
+        }
+    }
+
+    /// Span of the header of table `path` (e.g. `db`, `lb.tls`), or of its first dotted
+    /// key at the top of the file; `None` for inline tables.
+    fn section_span(&self, path: &str) -> Option<Range<usize>> {
+        let text = self.map.text;
+        let mut offset = 0;
+        let mut before_headers = true;
+        for line in text.split_inclusive('\n') {
+            let start = offset;
+            offset += line.len();
+            let trimmed = line.trim_start();
+            let indent = line.len() - trimmed.len();
+            if trimmed.starts_with('[') && !trimmed.starts_with("[[") {
+                before_headers = false;
+                let Some(close) = trimmed.find(']') else { continue };
+                let header: String = trimmed[1..close].chars().filter(|c| !c.is_whitespace() && *c != '"' && *c != '\'').collect();
+                if header == path {
+                    return Some(start + indent..start + indent + close + 1);
+                }
+            } else if before_headers {
+                let key: String = trimmed.split('=').next().unwrap_or_default().chars().filter(|c| !c.is_whitespace()).collect();
+                if key.starts_with(&format!("{path}.")) {
+                    return Some(start + indent..start + indent + trimmed.find('=').unwrap_or(0));
+                }
+            }
+        }
+        None
     }
 
     fn check_secret_names(&mut self, spec: &RawSpec) {
@@ -614,7 +673,8 @@ impl Resolver<'_> {
             };
             if rule.port.value == 0 {
                 self.error(rule.port.span.clone(), "port 0 cannot be allowed")
-                    .expected("a port from 1 to 65535");
+                    .expected("a port from 1 to 65535")
+                    .hint("name the port the service listens on, e.g. 9100");
                 continue;
             }
             for target in targets {

@@ -1,0 +1,109 @@
+# The app role: the application as a hardened systemd service with a dynamic user. Its
+# environment (listen address, database nodes, TLS and password file paths) is rendered by
+# nixstack, the same values the lab starts the app with; secrets are read from
+# /var/lib/nixstack/secrets at runtime, never put in the environment or the store.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib) mkDefault mkOption types;
+  cfg = config.nixstack.app;
+  secretsGroup = config.nixstack.base.secretsGroup;
+in
+{
+  options.nixstack.app = {
+    enable = lib.mkEnableOption "the nixstack application service";
+
+    package = lib.mkPackageOption pkgs "nixstack-demo-app" {
+      extraDescription = "The generated flake provides it through its overlay.";
+    };
+
+    command = mkOption {
+      type = types.str;
+      default = "nixstack-demo-app";
+      description = "The program in the package's `bin/` directory to run.";
+    };
+
+    port = mkOption {
+      type = types.port;
+      default = 8080;
+      description = "The port the application listens on (it is also in the environment).";
+    };
+
+    environment = mkOption {
+      type = types.attrsOf types.str;
+      default = { };
+      example = {
+        APP_ENV = "production";
+        NIXSTACK_DB_PASSWORD_FILE = "/var/lib/nixstack/secrets/db-shop.password";
+      };
+      description = ''
+        Environment of the service: the spec's `app.env` plus what nixstack derives (listen
+        address, database nodes in preference order, TLS file paths). Never put a secret here:
+        it would land in the world-readable store; pass the path of a file in
+        {option}`nixstack.base.secretsDir` instead.
+      '';
+    };
+
+    healthPath = mkOption {
+      type = types.str;
+      default = "/healthz";
+      description = "HTTP path that answers 200 when the app and its database work; deploy gates on it.";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    systemd.services.nixstack-app = {
+      description = "nixstack application";
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "network-online.target" ];
+      after = [ "network-online.target" ];
+      inherit (cfg) environment;
+      serviceConfig = {
+        ExecStart = "${cfg.package}/bin/${cfg.command}";
+        Restart = "on-failure";
+        RestartSec = "2s";
+        DynamicUser = true;
+        # The TLS key and database password files.
+        SupplementaryGroups = [ secretsGroup ];
+        StateDirectory = "nixstack-app";
+        AmbientCapabilities = lib.optional (cfg.port < 1024) "CAP_NET_BIND_SERVICE";
+        # `""` empties the bounding set: the app keeps no capability at all.
+        CapabilityBoundingSet = if cfg.port < 1024 then [ "CAP_NET_BIND_SERVICE" ] else "";
+        NoNewPrivileges = true;
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        ProtectClock = true;
+        ProtectHostname = true;
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectControlGroups = true;
+        ProtectProc = "invisible";
+        RestrictAddressFamilies = [
+          "AF_UNIX"
+          "AF_INET"
+          "AF_INET6"
+        ];
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
+        # An interpreter with a JIT needs writable executable memory: override in local.nix.
+        MemoryDenyWriteExecute = mkDefault true;
+        SystemCallArchitectures = "native";
+        SystemCallFilter = [
+          "@system-service"
+          "~@privileged"
+          "~@resources"
+        ];
+        UMask = "0077";
+      };
+    };
+  };
+}

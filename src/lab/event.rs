@@ -1,0 +1,116 @@
+//! Progress of lab commands: typed events, printed as plain lines for humans or as one
+//! JSON object per line with `--json`. Workers only emit events; this module formats.
+
+use std::io::Write;
+use std::time::Instant;
+
+use serde::Serialize;
+
+/// What happened to one part of the lab.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A namespace, directory, link or file was created.
+    Created { kind: String, name: String },
+    /// It was already there (an idempotent `up` run).
+    Present { kind: String, name: String },
+    /// A daemon was started.
+    Started { host: String, daemon: String, pid: u32 },
+    /// A daemon was already running (an idempotent `up` run).
+    Running { host: String, daemon: String, pid: u32 },
+    /// A probe found the daemon ready.
+    Ready { host: String, daemon: String, detail: String, elapsed_ms: u64 },
+    /// A one-shot action ran on a host (firewall loaded, databases created...).
+    Applied { host: String, what: String },
+    /// A process was stopped by `down`.
+    Stopped { host: String, daemon: String, pid: u32 },
+    /// A namespace or directory was removed by `down`.
+    Removed { kind: String, name: String },
+    /// Something was recorded but not found, or could not be removed.
+    Warning { message: String },
+    /// A scenario step began.
+    StepStarted { step: String },
+    /// A line of a step's output (e.g. the firewall matrix).
+    StepDetail { step: String, line: String },
+    /// A scenario step ended.
+    StepFinished { step: String, passed: bool, summary: String, elapsed_ms: u64 },
+    /// A whole command ended.
+    Done { command: String, ok: bool, elapsed_ms: u64 },
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::Created { kind, name } => write!(f, "  + {kind} {name}"),
+            Event::Present { kind, name } => write!(f, "  = {kind} {name} (already there)"),
+            Event::Started { host, daemon, pid } => write!(f, "  ▶ {host}: {daemon} started (pid {pid})"),
+            Event::Running { host, daemon, pid } => write!(f, "  = {host}: {daemon} already running (pid {pid})"),
+            Event::Ready { host, daemon, detail, elapsed_ms } => {
+                write!(f, "  ✓ {host}: {daemon} ready after {:.1}s ({detail})", *elapsed_ms as f64 / 1000.0)
+            }
+            Event::Applied { host, what } => write!(f, "  ✓ {host}: {what}"),
+            Event::Stopped { host, daemon, pid } => write!(f, "  ■ {host}: {daemon} stopped (pid {pid})"),
+            Event::Removed { kind, name } => write!(f, "  - {kind} {name}"),
+            Event::Warning { message } => write!(f, "  ! {message}"),
+            Event::StepStarted { step } => write!(f, "── {step}"),
+            Event::StepDetail { line, .. } => write!(f, "   {line}"),
+            Event::StepFinished { step, passed, summary, elapsed_ms } => write!(
+                f,
+                "   {} {step}: {summary} ({:.1}s)",
+                if *passed { "PASS" } else { "FAIL" },
+                *elapsed_ms as f64 / 1000.0
+            ),
+            Event::Done { command, ok, elapsed_ms } => write!(
+                f,
+                "lab {command}: {} in {:.1}s",
+                if *ok { "ok" } else { "FAILED" },
+                *elapsed_ms as f64 / 1000.0
+            ),
+        }
+    }
+}
+
+/// Prints events in the chosen format. Shared by the threads of one command.
+#[derive(Debug)]
+pub struct Reporter {
+    json: bool,
+    started: Instant,
+}
+
+impl Reporter {
+    pub fn new(json: bool) -> Self {
+        Reporter { json, started: Instant::now() }
+    }
+
+    pub fn emit(&self, event: Event) {
+        let line = if self.json {
+            serde_json::to_string(&event).expect("events serialize")
+        } else {
+            event.to_string()
+        };
+        // One locked write per line so that lines of parallel workers never interleave.
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{line}");
+        let _ = stdout.flush();
+    }
+
+    pub fn created(&self, kind: &str, name: impl Into<String>) {
+        self.emit(Event::Created { kind: kind.into(), name: name.into() });
+    }
+
+    pub fn present(&self, kind: &str, name: impl Into<String>) {
+        self.emit(Event::Present { kind: kind.into(), name: name.into() });
+    }
+
+    pub fn warning(&self, message: impl Into<String>) {
+        self.emit(Event::Warning { message: message.into() });
+    }
+
+    pub fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub fn done(&self, command: &str, ok: bool) {
+        self.emit(Event::Done { command: command.into(), ok, elapsed_ms: self.elapsed_ms() });
+    }
+}

@@ -1,0 +1,378 @@
+//! The Galera settings: the lab's my.cnf is exactly the NixOS values (ours + what the
+//! galeraCluster module derives), and Debian's real mariadbd + galera-4 runs it as a
+//! one-node bootstrap cluster in a network namespace, TLS enforced.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nixstack::render::galera::{
+    galera_cluster, galera_module_settings, lab_ini, lab_only_settings, parse_ini, settings, Priority,
+    DEBIAN_GALERA_PROVIDER,
+};
+use nixstack::render::Layout;
+use nixstack::spec::{Role, SpecSource};
+use nixstack::topology::{Host, Topology};
+
+fn spec(name: &str) -> Topology {
+    let source = if name == "default" {
+        SpecSource::embedded_default()
+    } else {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(format!("{name}.toml"));
+        SpecSource { name: path.display().to_string(), text: fs::read_to_string(&path).unwrap() }
+    };
+    nixstack::cli::compile(&source).unwrap_or_else(|e| panic!("{name}: {e:?}"))
+}
+
+fn host<'t>(topology: &'t Topology, name: &str) -> &'t Host {
+    topology.hosts.iter().find(|h| h.name == name).unwrap()
+}
+
+type Ini = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The expected lab my.cnf, computed independently of `merge`: every `settings` key, every
+/// module key unless it is a `mkDefault` one that `settings` overrides, every lab-only key.
+fn expected_ini(topology: &Topology, host: &Host, layout: &Layout) -> Ini {
+    let ours = settings(topology, host, layout);
+    let mut expected: Ini = BTreeMap::new();
+    for (section, keys) in &ours {
+        for (key, value) in keys {
+            expected.entry(section.clone()).or_default().insert(key.clone(), value.to_string());
+        }
+    }
+    for module_key in galera_module_settings(&galera_cluster(topology, host), DEBIAN_GALERA_PROVIDER) {
+        let mine = ours.get(&module_key.section).and_then(|keys| keys.get(&module_key.key));
+        match (mine, module_key.priority) {
+            (Some(mine), Priority::Normal) => assert_eq!(
+                mine, &module_key.value,
+                "settings fight the galeraCluster module on [{}] {}",
+                module_key.section, module_key.key
+            ),
+            (Some(_), Priority::Default) => {}
+            (None, _) => {
+                expected
+                    .entry(module_key.section.clone())
+                    .or_default()
+                    .insert(module_key.key.clone(), module_key.value.to_string());
+            }
+        }
+    }
+    for (section, keys) in lab_only_settings(layout) {
+        for (key, value) in keys {
+            let previous = expected.entry(section.clone()).or_default().insert(key.clone(), value.to_string());
+            assert!(previous.is_none(), "lab-only key [{section}] {key} shadows a NixOS value");
+        }
+    }
+    expected
+}
+
+#[test]
+fn lab_ini_is_settings_plus_what_the_galera_module_derives() {
+    for (spec_name, topology) in [("default", spec("default")), ("whiteboard", spec("whiteboard"))] {
+        for host in topology.hosts.iter().filter(|h| h.has(Role::Db)) {
+            let layout = Layout::lab(&host.name);
+            let parsed = parse_ini(&lab_ini(&topology, host, &layout));
+            assert_eq!(parsed, expected_ini(&topology, host, &layout), "{spec_name}/{}", host.name);
+            // The facts the NixOS module and the lab both rely on.
+            let galera = &parsed["galera"];
+            assert_eq!(galera["wsrep_on"], "ON");
+            assert_eq!(galera["wsrep_provider"], DEBIAN_GALERA_PROVIDER);
+            assert_eq!(galera["wsrep_node_address"], host.address.to_string());
+            assert_eq!(galera["wsrep_sync_wait"], "1");
+            assert_eq!(parsed["mysqld"]["innodb_flush_log_at_trx_commit"], "1");
+            assert_eq!(parsed["mysqld"]["bind_address"], host.address.to_string());
+            assert_eq!(parsed["mysqld"]["bind-address"], host.address.to_string());
+            assert_eq!(parsed.contains_key("sst"), topology.internal_tls, "{spec_name}: [sst] TLS iff internal TLS");
+        }
+    }
+}
+
+#[test]
+fn lab_ini_snapshots() {
+    for spec_name in ["default", "whiteboard"] {
+        let topology = spec(spec_name);
+        for host in topology.hosts.iter().filter(|h| h.has(Role::Db)) {
+            insta::assert_snapshot!(
+                format!("lab_ini__{spec_name}__{}", host.name),
+                lab_ini(&topology, host, &Layout::lab(&host.name))
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The real daemon.
+
+/// A tool the test needs; fails (never skips) with the fix when missing.
+fn require(tool: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+        let path = Path::new(dir).join(tool);
+        if path.exists() {
+            return path;
+        }
+    }
+    panic!("`{tool}` is not installed: run scripts/setup (it installs mariadb-server, galera-4, openssl, iproute2)");
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let output = cmd.output().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    output
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let output = run(cmd);
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The namespace, the temporary lab root and the daemon of one test; torn down on drop,
+/// also when an assertion fails.
+struct Node {
+    netns: String,
+    root: tempfile::TempDir,
+    daemon: Option<Child>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
+        let _ = self.root.path();
+    }
+}
+
+static NODES: AtomicUsize = AtomicUsize::new(0);
+
+impl Node {
+    fn new(address: &str) -> Node {
+        require("ip");
+        let netns = format!("nxs-db-{}-{}", std::process::id(), NODES.fetch_add(1, Ordering::SeqCst));
+        let root = tempfile::Builder::new().prefix("nxs-db-").tempdir().unwrap();
+        // mysql must traverse the root to reach its datadir and the certificates.
+        fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let node = Node { netns, root, daemon: None };
+        run_ok(Command::new("ip").args(["netns", "add", &node.netns]));
+        node.ip(&["link", "set", "lo", "up"]);
+        // The host's private address on an interface of its own (this kernel has no
+        // `dummy` driver: a veth pair with both ends inside the namespace stands in).
+        node.ip(&["link", "add", "nxs0", "type", "veth", "peer", "name", "nxs1"]);
+        node.ip(&["addr", "add", &format!("{address}/24"), "dev", "nxs0"]);
+        node.ip(&["link", "set", "nxs0", "up"]);
+        node.ip(&["link", "set", "nxs1", "up"]);
+        node
+    }
+
+    fn ip(&self, args: &[&str]) {
+        run_ok(Command::new("ip").arg("-n").arg(&self.netns).args(args));
+    }
+
+    fn exec(&self, program: &Path) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.netns]).arg(program);
+        cmd
+    }
+}
+
+fn chown_mysql(path: &Path) {
+    run_ok(Command::new("chown").arg("-R").arg("mysql:mysql").arg(path));
+}
+
+/// Internal CA and a host certificate with the host's IP and name, as `secrets init` makes.
+fn make_certificates(layout: &Layout, host: &Host) {
+    let openssl = require("openssl");
+    fs::create_dir_all(&layout.secrets).unwrap();
+    let dir = &layout.secrets;
+    let ca_key = dir.join("ca.key");
+    run_ok(Command::new(&openssl).args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=nixstack test CA", "-keyout"]).arg(&ca_key).arg("-out").arg(layout.ca_cert()));
+    let csr = dir.join("host.csr");
+    run_ok(Command::new(&openssl).args(["req", "-newkey", "rsa:2048", "-nodes", "-subj"]).arg(format!("/CN={}", host.name)).arg("-keyout").arg(layout.host_key()).arg("-out").arg(&csr));
+    let ext = dir.join("host.ext");
+    fs::write(&ext, format!("subjectAltName=IP:{},DNS:{}\n", host.address, host.name)).unwrap();
+    run_ok(Command::new(&openssl).args(["x509", "-req", "-days", "2", "-CAcreateserial", "-in"]).arg(&csr).arg("-CA").arg(layout.ca_cert()).arg("-CAkey").arg(&ca_key).arg("-extfile").arg(&ext).arg("-out").arg(layout.host_cert()));
+    // The key is the daemon's: readable by mysql only.
+    run_ok(Command::new("chown").arg("mysql:mysql").arg(layout.host_key()));
+    fs::set_permissions(layout.host_key(), fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// A mariadb client command inside the namespace.
+fn client(node: &Node, args: &[&str]) -> Output {
+    let mut cmd = node.exec(&require("mariadb"));
+    cmd.arg("--no-defaults").args(["--connect-timeout=5", "--batch", "--skip-column-names"]).args(args);
+    run(&mut cmd)
+}
+
+fn socket_sql(node: &Node, layout: &Layout, sql: &str) -> Output {
+    let socket = layout.mysql_socket().display().to_string();
+    client(node, &["-uroot", &format!("--socket={socket}"), "-e", sql])
+}
+
+fn stdout_ok(output: Output, what: &str) -> String {
+    assert!(output.status.success(), "{what}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// One status/variable value over the socket.
+fn value(node: &Node, layout: &Layout, sql: &str) -> String {
+    let line = stdout_ok(socket_sql(node, layout, sql), sql);
+    line.split('\t').nth(1).unwrap_or_default().to_string()
+}
+
+/// Starts the rendered config as a one-node bootstrap cluster and returns the running node.
+fn bootstrap(topology: &Topology, host: &Host) -> (Node, Layout) {
+    let mariadbd = require("mariadbd");
+    let install_db = require("mariadb-install-db");
+    assert!(Path::new(DEBIAN_GALERA_PROVIDER).exists(), "{DEBIAN_GALERA_PROVIDER} missing: run scripts/setup (galera-4)");
+    let mut node = Node::new(&host.address.to_string());
+    let layout = Layout::lab_at(node.root.path(), &host.name);
+    for dir in [&layout.state, &layout.run, &layout.log, &layout.etc] {
+        fs::create_dir_all(dir).unwrap();
+    }
+    if topology.internal_tls {
+        make_certificates(&layout, host);
+    }
+    fs::create_dir_all(layout.mysql_datadir()).unwrap();
+    fs::create_dir_all(layout.mysql_socket().parent().unwrap()).unwrap();
+    for dir in [layout.mysql_datadir(), layout.run.clone(), layout.log.clone()] {
+        chown_mysql(&dir);
+    }
+    let config = layout.config("my.cnf");
+    fs::write(&config, lab_ini(topology, host, &layout)).unwrap();
+
+    run_ok(Command::new(install_db).args(["--no-defaults", "--user=mysql", "--skip-test-db", "--auth-root-authentication-method=socket"]).arg(format!("--datadir={}", layout.mysql_datadir().display())));
+
+    let daemon = node
+        .exec(&mariadbd)
+        .arg(format!("--defaults-file={}", config.display()))
+        .arg("--wsrep-new-cluster")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning mariadbd");
+    node.daemon = Some(daemon);
+
+    // Probe until the node reports Synced: bounded, failing fast if the daemon died.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(status) = node.daemon.as_mut().unwrap().try_wait().unwrap() {
+            let log = fs::read_to_string(layout.log_file("mariadbd.err")).unwrap_or_default();
+            panic!("mariadbd exited ({status}) with the rendered config:\n{log}");
+        }
+        let state = socket_sql(&node, &layout, "SHOW STATUS LIKE 'wsrep_local_state_comment'");
+        if state.status.success() && String::from_utf8_lossy(&state.stdout).contains("Synced") {
+            break;
+        }
+        if Instant::now() > deadline {
+            let log = fs::read_to_string(layout.log_file("mariadbd.err")).unwrap_or_default();
+            panic!("{} not Synced after 90 s:\n{log}", host.name);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    (node, layout)
+}
+
+fn assert_bootstrapped_cluster(node: &Node, layout: &Layout) {
+    assert_eq!(value(node, layout, "SHOW STATUS LIKE 'wsrep_cluster_status'"), "Primary");
+    assert_eq!(value(node, layout, "SHOW STATUS LIKE 'wsrep_local_state_comment'"), "Synced");
+    assert_eq!(value(node, layout, "SHOW STATUS LIKE 'wsrep_cluster_size'"), "1");
+    assert_eq!(value(node, layout, "SHOW VARIABLES LIKE 'innodb_flush_log_at_trx_commit'"), "1");
+    assert_eq!(value(node, layout, "SHOW VARIABLES LIKE 'wsrep_sync_wait'"), "1");
+    assert_eq!(value(node, layout, "SHOW VARIABLES LIKE 'sync_binlog'"), "1");
+    assert_eq!(value(node, layout, "SHOW VARIABLES LIKE 'binlog_format'"), "ROW");
+    assert_eq!(value(node, layout, "SHOW VARIABLES LIKE 'innodb_autoinc_lock_mode'"), "2");
+}
+
+/// Creates a password user for TCP clients (the socket's root cannot log in over TCP).
+fn create_tcp_user(node: &Node, layout: &Layout) {
+    stdout_ok(
+        socket_sql(
+            node,
+            layout,
+            "CREATE DATABASE probe; CREATE USER 'probe'@'%' IDENTIFIED BY 'probe-pw'; GRANT ALL ON probe.* TO 'probe'@'%';",
+        ),
+        "creating the probe user",
+    );
+}
+
+fn tcp(node: &Node, host: &Host, extra: &[&str], sql: &str) -> Output {
+    let address = host.address.to_string();
+    let mut args = vec!["-h", address.as_str(), "-P", "3306", "-uprobe", "-pprobe-pw"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-e", sql]);
+    client(node, &args)
+}
+
+#[test]
+fn default_db1_bootstraps_with_tls_enforced() {
+    let topology = spec("default");
+    assert!(topology.internal_tls, "the default spec has internal TLS");
+    let host = host(&topology, "db1");
+    let (node, layout) = bootstrap(&topology, host);
+    assert_bootstrapped_cluster(&node, &layout);
+    assert_eq!(value(&node, &layout, "SHOW VARIABLES LIKE 'have_ssl'"), "YES");
+    assert_eq!(value(&node, &layout, "SHOW VARIABLES LIKE 'require_secure_transport'"), "ON");
+    let provider_options = value(&node, &layout, "SHOW VARIABLES LIKE 'wsrep_provider_options'");
+    assert!(provider_options.contains("socket.ssl = YES"), "Galera replication TLS off: {provider_options}");
+    create_tcp_user(&node, &layout);
+
+    let ca = layout.ca_cert().display().to_string();
+    let tls = ["--ssl", "--ssl-verify-server-cert"];
+    let ca_arg = format!("--ssl-ca={ca}");
+    let with_tls = |sql: &str| {
+        let mut extra = tls.to_vec();
+        extra.push(&ca_arg);
+        tcp(&node, host, &extra, sql)
+    };
+    let cipher = stdout_ok(with_tls("SHOW STATUS LIKE 'Ssl_cipher'"), "TLS client");
+    assert!(cipher.split('\t').nth(1).is_some_and(|c| !c.is_empty()), "no TLS cipher: {cipher:?}");
+
+    // Plain TCP with the same credentials is refused (MariaDB 10.11 answers 1045 "Access
+    // denied" rather than 3159 under require_secure_transport)…
+    let plain = tcp(&node, host, &["--skip-ssl"], "SELECT 1");
+    assert!(!plain.status.success(), "a plaintext TCP client was let in");
+    let refusal = String::from_utf8_lossy(&plain.stderr).into_owned();
+    assert!(refusal.contains("1045") || refusal.contains("insecure transport"), "refused for another reason: {refusal}");
+    // …and the refusal is require_secure_transport's: switched off at runtime, the very same
+    // plaintext client gets in; switched back on, it is refused again.
+    stdout_ok(socket_sql(&node, &layout, "SET GLOBAL require_secure_transport = OFF"), "turning TLS enforcement off");
+    stdout_ok(tcp(&node, host, &["--skip-ssl"], "SELECT 1"), "plaintext client with enforcement off");
+    stdout_ok(socket_sql(&node, &layout, "SET GLOBAL require_secure_transport = ON"), "turning TLS enforcement on");
+    assert!(!tcp(&node, host, &["--skip-ssl"], "SELECT 1").status.success(), "plaintext let in again");
+
+    // A write and its read-back over TLS.
+    stdout_ok(with_tls("CREATE TABLE probe.t (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB; INSERT INTO probe.t VALUES (1, 'durable');"), "write over TLS");
+    assert_eq!(stdout_ok(with_tls("SELECT v FROM probe.t WHERE id = 1"), "read over TLS"), "durable");
+}
+
+#[test]
+fn whiteboard_server1_bootstraps_without_tls() {
+    let topology = spec("whiteboard");
+    assert!(!topology.internal_tls, "the whiteboard spec has no internal TLS");
+    let host = host(&topology, "server1");
+    let (node, layout) = bootstrap(&topology, host);
+    assert_bootstrapped_cluster(&node, &layout);
+    assert_eq!(value(&node, &layout, "SHOW VARIABLES LIKE 'require_secure_transport'"), "OFF");
+    create_tcp_user(&node, &layout);
+    stdout_ok(tcp(&node, host, &["--skip-ssl"], "CREATE TABLE probe.t (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO probe.t VALUES (7);"), "plain write");
+    assert_eq!(stdout_ok(tcp(&node, host, &["--skip-ssl"], "SELECT id FROM probe.t"), "plain read"), "7");
+}

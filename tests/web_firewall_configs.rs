@@ -1,0 +1,626 @@
+//! nginx.conf and the nftables ruleset of every host of both example specs, proven by the
+//! real tools: `nginx -t` on the lab layout and on the very text NixOS installs (inside a
+//! private mount namespace where the NixOS paths exist), `nft -c` in a throwaway network
+//! namespace, each checker shown to fail on a broken config; then real traffic through a
+//! loaded ruleset and through a running nginx in namespaces of the test's own.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nixstack::cli::compile;
+use nixstack::render::{nftables, nginx, Layout};
+use nixstack::spec::{Role, SpecSource};
+use nixstack::topology::{Host, Topology};
+
+// ---------------------------------------------------------------------------------------
+// Fixtures
+
+const SPECS: [&str; 2] = ["default", "whiteboard"];
+
+fn topology(spec: &str) -> Topology {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(format!("{spec}.toml"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    compile(&SpecSource { name: path.display().to_string(), text }).unwrap_or_else(|e| panic!("{spec}: {e:?}"))
+}
+
+fn web_hosts(topology: &Topology) -> Vec<&Host> {
+    topology.hosts_with(Role::Web).collect()
+}
+
+/// Fails (never skips) when a tool the checks need is missing.
+fn require(tool: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(found, "`{tool}` is not installed: run scripts/setup (as root) first");
+}
+
+/// A unique name for this test process and call: namespaces and dirs never collide
+/// between tests running in parallel threads.
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
+}
+
+fn temp_root() -> tempfile::TempDir {
+    // Under /tmp explicitly: the NixOS check hides /var/lib, /var/log, /var/cache and /run.
+    tempfile::Builder::new().prefix("nxs-webfw-").tempdir_in("/tmp").expect("temp dir")
+}
+
+/// Runs a command; `Err` carries the command line, the exit status and the output tail.
+fn run(command: &mut Command) -> Result<String, String> {
+    let output: Output = command.output().map_err(|e| format!("{command:?}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if output.status.success() {
+        Ok(format!("{stdout}{stderr}"))
+    } else {
+        let tail: Vec<&str> = stderr.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+        Err(format!("{command:?} exited with {}:\n{}\n{stdout}", output.status, tail.join("\n")))
+    }
+}
+
+fn must(command: &mut Command) -> String {
+    run(command).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// An internal CA made by openssl, issuing certificates like `nixstack secrets init` does.
+struct TestCa {
+    dir: PathBuf,
+}
+
+impl TestCa {
+    fn new(dir: &Path) -> TestCa {
+        require("openssl");
+        std::fs::create_dir_all(dir).unwrap();
+        must(Command::new("openssl").args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]).args([
+            "-subj",
+            "/CN=nixstack test CA",
+            "-days",
+            "2",
+            "-keyout",
+        ])
+        .arg(dir.join("ca.key"))
+        .arg("-out")
+        .arg(dir.join("ca.crt")));
+        TestCa { dir: dir.to_path_buf() }
+    }
+
+    fn cert(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+
+    /// Writes `host.crt`, `host.key` (and the CA's `ca.crt`) into `secrets` for a leaf with
+    /// the given names.
+    fn issue(&self, secrets: &Path, common_name: &str, dns: &[String], ips: &[Ipv4Addr]) {
+        std::fs::create_dir_all(secrets).unwrap();
+        let mut san: Vec<String> = dns.iter().map(|name| format!("DNS:{name}")).collect();
+        san.extend(ips.iter().map(|ip| format!("IP:{ip}")));
+        let ext = secrets.join("leaf.ext");
+        std::fs::write(&ext, format!("subjectAltName={}\nextendedKeyUsage=serverAuth,clientAuth\n", san.join(","))).unwrap();
+        must(Command::new("openssl").args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+            .arg("-subj")
+            .arg(format!("/CN={common_name}"))
+            .arg("-keyout")
+            .arg(secrets.join("host.key"))
+            .arg("-out")
+            .arg(secrets.join("host.csr")));
+        must(Command::new("openssl").args(["x509", "-req", "-days", "2", "-in"])
+            .arg(secrets.join("host.csr"))
+            .arg("-CA")
+            .arg(self.cert())
+            .arg("-CAkey")
+            .arg(self.dir.join("ca.key"))
+            .arg("-CAcreateserial")
+            .arg("-CAserial")
+            .arg(self.dir.join("ca.srl"))
+            .arg("-extfile")
+            .arg(&ext)
+            .arg("-out")
+            .arg(secrets.join("host.crt")));
+        std::fs::copy(self.cert(), secrets.join("ca.crt")).unwrap();
+    }
+
+    /// The certificate the topology says the internal CA issues for `host`.
+    fn issue_for(&self, secrets: &Path, topology: &Topology, host: &str) {
+        let certificate = topology.certificates.iter().find(|c| c.host == host).expect("every host has a certificate");
+        self.issue(secrets, &certificate.common_name, &certificate.dns_names, &certificate.ip_addresses);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// nginx -t
+
+/// `nginx -t` on the lab layout under `root`: the dirs the config needs are made, the
+/// config is written where the lab keeps it, nginx runs with the host's lab prefix.
+fn nginx_check_lab(text: &str, layout: &Layout, prefix: &Path) -> Result<String, String> {
+    require("nginx");
+    for dir in nginx::required_dirs(layout) {
+        std::fs::create_dir_all(&dir).unwrap();
+    }
+    std::fs::create_dir_all(&layout.etc).unwrap();
+    let file = layout.config("nginx.conf");
+    std::fs::write(&file, text).unwrap();
+    run(Command::new("nginx").arg("-t").arg("-c").arg(&file).arg("-p").arg(prefix).args(["-e", "stderr"]))
+}
+
+/// What NixOS writes as nginx.conf around `services.nginx.config` (nixpkgs
+/// `nixos/modules/services/web-servers/nginx/default.nix`, `configFile`): pid, error log
+/// and daemon lines first, then the option's text; no events or http block is added when
+/// `config` is set and `eventsConfig` is empty.
+fn nixos_nginx_conf(config: &str) -> String {
+    format!("pid /run/nginx/nginx.pid;\nerror_log stderr;\ndaemon off;\n\n{config}\n")
+}
+
+/// `nginx -t` on the NixOS text inside a private mount namespace: tmpfs over /var/lib,
+/// /var/log, /var/cache and /run, where the NixOS paths (secrets, the unit's log, cache and
+/// runtime directories) are created; nothing of the machine's own is touched.
+fn nginx_check_nixos(config: &str, secrets: &Path, work: &Path) -> Result<String, String> {
+    require("nginx");
+    require("unshare");
+    let file = work.join("nixos-nginx.conf");
+    std::fs::write(&file, nixos_nginx_conf(config)).unwrap();
+    let layout = Layout::nixos();
+    let mut script = String::from("set -e\nfor d in /var/lib /var/log /var/cache /run; do mount -t tmpfs nxs-nginx-check \"$d\"; done\n");
+    for dir in nginx::required_dirs(&layout).iter().chain([&layout.secrets, &PathBuf::from("/run/nginx")]) {
+        script.push_str(&format!("mkdir -p '{}'\n", dir.display()));
+    }
+    for name in ["ca.crt", "host.crt", "host.key"] {
+        script.push_str(&format!("cp '{}' '{}'\n", secrets.join(name).display(), layout.secret(name).display()));
+    }
+    script.push_str(&format!("exec nginx -t -c '{}' -e stderr\n", file.display()));
+    run(Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &script]))
+}
+
+#[test]
+fn nginx_accepts_every_web_host_config_in_both_layouts() {
+    for spec in SPECS {
+        let topology = topology(spec);
+        let hosts = web_hosts(&topology);
+        assert!(!hosts.is_empty(), "{spec} has web hosts");
+        let root = temp_root();
+        let ca = TestCa::new(&root.path().join("ca"));
+        for host in hosts {
+            let layout = Layout::lab_at(root.path(), &host.name);
+            ca.issue_for(&layout.secrets, &topology, &host.name);
+            let lab = nginx::render(&topology, host, &layout);
+            let prefix = root.path().join(&host.name);
+            let out = nginx_check_lab(&lab, &layout, &prefix).unwrap_or_else(|e| panic!("{spec}/{} lab:\n{lab}\n{e}", host.name));
+            assert!(out.contains("test is successful"), "{out}");
+            // nginx made its temp dirs where the config says, under this host's root only.
+            assert!(layout.state.join("nginx/client_body").is_dir());
+
+            let nixos = nginx::render(&topology, host, &Layout::nixos());
+            let out = nginx_check_nixos(&nixos, &layout.secrets, root.path())
+                .unwrap_or_else(|e| panic!("{spec}/{} NixOS:\n{nixos}\n{e}", host.name));
+            assert!(out.contains("test is successful"), "{out}");
+        }
+    }
+}
+
+#[test]
+fn nginx_checks_fail_on_broken_configs() {
+    let topology = topology("default");
+    let host = topology.host("web1").unwrap();
+    let root = temp_root();
+    let ca = TestCa::new(&root.path().join("ca"));
+    let layout = Layout::lab_at(root.path(), "web1");
+    ca.issue_for(&layout.secrets, &topology, "web1");
+    let prefix = root.path().join("web1");
+    let good = nginx::render(&topology, host, &layout);
+    nginx_check_lab(&good, &layout, &prefix).expect("the rendered config passes");
+
+    let unknown = good.replace("worker_processes auto;", "worker_processes auto;\nworker_bogus on;");
+    let err = nginx_check_lab(&unknown, &layout, &prefix).expect_err("an unknown directive fails");
+    assert!(err.contains("unknown directive \"worker_bogus\""), "{err}");
+
+    // A key that does not belong to the certificate: nginx -t loads both and must refuse.
+    let other = root.path().join("other");
+    ca.issue(&other, "other", &["other".into()], &[]);
+    std::fs::copy(other.join("host.key"), layout.host_key()).unwrap();
+    let err = nginx_check_lab(&good, &layout, &prefix).expect_err("a mismatched key fails");
+    assert!(err.contains("key values mismatch") || err.contains("SSL_CTX_use_PrivateKey"), "{err}");
+    ca.issue_for(&layout.secrets, &topology, "web1");
+
+    // The lab text carries its own pid; NixOS writes one too: the NixOS check must catch it.
+    let err = nginx_check_nixos(&good, &layout.secrets, root.path()).expect_err("a second pid fails under NixOS");
+    assert!(err.contains("\"pid\" directive is duplicate"), "{err}");
+    let nixos = nginx::render(&topology, host, &Layout::nixos());
+    nginx_check_nixos(&nixos, &layout.secrets, root.path()).expect("the NixOS text passes");
+    let err = nginx_check_nixos(&nixos.replace("ssl_protocols TLSv1.2 TLSv1.3;", "ssl_protocols TLSv9;"), &layout.secrets, root.path())
+        .expect_err("a bad value fails under NixOS too");
+    assert!(err.contains("TLSv9"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// nft -c
+
+/// Network namespaces and processes of one test, removed on drop whatever happens.
+struct Namespaces {
+    names: Vec<String>,
+    children: Vec<Child>,
+}
+
+impl Namespaces {
+    fn new() -> Namespaces {
+        require("ip");
+        Namespaces { names: Vec::new(), children: Vec::new() }
+    }
+
+    /// Adds a namespace with `lo` up and returns its name.
+    fn add(&mut self, prefix: &str) -> String {
+        let name = unique(prefix);
+        must(Command::new("ip").args(["netns", "add", &name]));
+        self.names.push(name.clone());
+        must(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
+        name
+    }
+
+    fn exec(&self, ns: &str, program: &str) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", ns, program]);
+        command
+    }
+
+    /// Starts a long-running process inside `ns`, stopped on drop.
+    fn spawn(&mut self, ns: &str, program: &str, args: &[&str]) {
+        let child = self.exec(ns, program).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+        self.children.push(child.unwrap_or_else(|e| panic!("starting {program} in {ns}: {e}")));
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for name in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+    }
+}
+
+/// `nft -c -f` on `text` inside a fresh network namespace (the check talks to the kernel,
+/// so it runs where it cannot touch the machine's own ruleset).
+fn nft_check(text: &str, work: &Path) -> Result<String, String> {
+    require("nft");
+    let mut namespaces = Namespaces::new();
+    let ns = namespaces.add("nxs-nft");
+    let file = work.join(format!("{}.nft", unique("ruleset")));
+    std::fs::write(&file, text).unwrap();
+    run(namespaces.exec(&ns, "nft").arg("-c").arg("-f").arg(&file))
+}
+
+#[test]
+fn nft_accepts_every_host_ruleset() {
+    let work = temp_root();
+    for spec in SPECS {
+        let topology = topology(spec);
+        for host in &topology.hosts {
+            let nixos = nftables::render(&topology, host, &Layout::nixos());
+            let lab = nftables::render(&topology, host, &Layout::lab(&host.name));
+            assert_eq!(nixos, lab, "a ruleset names no paths, so both layouts give the same text");
+            nft_check(&nixos, work.path()).unwrap_or_else(|e| panic!("{spec}/{}:\n{nixos}\n{e}", host.name));
+        }
+    }
+}
+
+#[test]
+fn nft_check_fails_on_a_broken_ruleset() {
+    let work = temp_root();
+    let topology = topology("default");
+    let good = nftables::render(&topology, topology.host("db1").unwrap(), &Layout::nixos());
+    nft_check(&good, work.path()).expect("the rendered ruleset passes");
+    let typo = good.replacen("policy drop;", "policy dorp;", 1);
+    let err = nft_check(&typo, work.path()).expect_err("a typo fails");
+    assert!(err.contains("dorp") || err.contains("syntax error"), "{err}");
+    // Semantically wrong, syntactically fine: a TCP port out of range.
+    let range = good.replacen("tcp dport 3306", "tcp dport 70000", 1);
+    assert_ne!(range, good);
+    nft_check(&range, work.path()).expect_err("a port out of range fails");
+}
+
+// ---------------------------------------------------------------------------------------
+// The firewall, with real traffic
+
+/// One switch namespace with a bridge, and hosts attached to it by veth pairs.
+struct Lan {
+    namespaces: Namespaces,
+    switch: String,
+    ports: usize,
+}
+
+impl Lan {
+    fn new(tag: &str) -> Lan {
+        let mut namespaces = Namespaces::new();
+        let switch = namespaces.add(&format!("nxs-{tag}-sw"));
+        must(Command::new("ip").args(["-n", &switch, "link", "add", "br0", "type", "bridge"]));
+        must(Command::new("ip").args(["-n", &switch, "link", "set", "br0", "up"]));
+        Lan { namespaces, switch, ports: 0 }
+    }
+
+    /// A new namespace on the bridge with `addresses` (CIDR) on its `eth0`.
+    fn host(&mut self, tag: &str, addresses: &[&str]) -> String {
+        let ns = self.namespaces.add(&format!("nxs-{tag}"));
+        let port = format!("p{}", self.ports);
+        self.ports += 1;
+        must(Command::new("ip").args(["-n", &self.switch, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns]));
+        must(Command::new("ip").args(["-n", &self.switch, "link", "set", &port, "master", "br0", "up"]));
+        for address in addresses {
+            must(Command::new("ip").args(["-n", &ns, "addr", "add", address, "dev", "eth0"]));
+        }
+        must(Command::new("ip").args(["-n", &ns, "link", "set", "eth0", "up"]));
+        ns
+    }
+
+    /// A TCP listener in `ns` on `address:port` that greets every client with `greeting`.
+    fn listen(&mut self, ns: &str, address: &str, port: u16, greeting: &str) {
+        require("socat");
+        let listen = format!("TCP-LISTEN:{port},bind={address},reuseaddr,fork");
+        let answer = format!("SYSTEM:echo {greeting}");
+        self.namespaces.spawn(ns, "socat", &[&listen, &answer]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let filter = format!("sport = :{port}");
+        while Instant::now() < deadline {
+            let out = must(self.namespaces.exec(ns, "ss").args(["-Hltn", &filter]));
+            if out.contains(&format!("{address}:{port}")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("socat did not listen on {address}:{port} in {ns}");
+    }
+
+    /// Whether a TCP connection from `ns` to `address:port` gets the listener's greeting
+    /// within a second (a dropped SYN is simply never answered).
+    fn connects(&self, ns: &str, address: &str, port: u16, greeting: &str) -> bool {
+        let target = format!("TCP:{address}:{port},connect-timeout=1");
+        let output = self.namespaces.exec(ns, "socat").args(["-T1", "-u", &target, "STDOUT"]).stdin(Stdio::null()).output().unwrap();
+        output.status.success() && String::from_utf8_lossy(&output.stdout).contains(greeting)
+    }
+}
+
+#[test]
+fn firewall_lets_exactly_the_allowed_flows_through() {
+    require("nft");
+    let topology = topology("default");
+    let web1 = topology.host("web1").unwrap();
+    let ruleset = nftables::render(&topology, web1, &Layout::nixos());
+    let work = temp_root();
+    let file = work.path().join("web1.nft");
+    std::fs::write(&file, &ruleset).unwrap();
+
+    let mut lan = Lan::new("fw");
+    // web1 with its private address, and an address on the admin network so that the
+    // admin peer reaches it on the link (the source address is what the rules look at).
+    let web = lan.host("fw-web1", &["10.10.0.21/24", "198.51.100.1/24"]);
+    let lb1 = lan.host("fw-lb1", &["10.10.0.11/24", "10.10.0.31/24"]); // lb1, and app1's address
+    let stranger = lan.host("fw-other", &["10.10.0.99/24"]);
+    let admin = lan.host("fw-admin", &["198.51.100.7/24"]);
+
+    lan.listen(&web, "10.10.0.21", 443, "nxs-https");
+    lan.listen(&web, "10.10.0.21", 8080, "nxs-unlisted");
+    lan.listen(&web, "0.0.0.0", 22, "nxs-ssh");
+    lan.listen(&lb1, "10.10.0.31", 8080, "nxs-app");
+    lan.listen(&lb1, "10.10.0.11", 9999, "nxs-lb-other");
+
+    // Before the ruleset everything connects: the failures below are the firewall's doing.
+    assert!(lan.connects(&stranger, "10.10.0.21", 443, "nxs-https"));
+    assert!(lan.connects(&web, "10.10.0.11", 9999, "nxs-lb-other"));
+
+    must(lan.namespaces.exec(&web, "nft").arg("-f").arg(&file));
+    let listed = must(lan.namespaces.exec(&web, "nft").args(["list", "table", "inet", "nixstack"]));
+    assert!(listed.contains("policy drop"), "{listed}");
+
+    // In: lb → web on 443 only from the load balancers.
+    assert!(lan.connects(&lb1, "10.10.0.21", 443, "nxs-https"), "lb1 reaches web1:443");
+    assert!(!lan.connects(&stranger, "10.10.0.21", 443, "nxs-https"), "a non-LB source must not reach web1:443");
+    assert!(!lan.connects(&lb1, "10.10.0.21", 8080, "nxs-unlisted"), "a port no flow needs stays closed");
+    assert!(!lan.connects(&stranger, "10.10.0.21", 22, "nxs-ssh"), "ssh only from the admin network");
+    // Out: web → app 8080 allowed, anything else to the same peers dropped.
+    assert!(lan.connects(&web, "10.10.0.31", 8080, "nxs-app"), "web1 reaches app1:8080");
+    assert!(!lan.connects(&web, "10.10.0.11", 9999, "nxs-lb-other"), "egress is restricted");
+    // Loopback stays open (nginx → local services, stub_status).
+    assert!(lan.connects(&web, "127.0.0.1", 22, "nxs-ssh"));
+
+    // SSH from the admin network, rate-limited per source: the burst gets through, a
+    // flood of new connections right after it is dropped.
+    let per_minute = topology.firewall["web1"].inbound.iter().find_map(|allow| allow.rate_limit).expect("ssh is rate-limited");
+    let attempts = per_minute as usize + 5;
+    let results: Vec<bool> = (0..attempts).map(|_| lan.connects(&admin, "10.10.0.21", 22, "nxs-ssh")).collect();
+    assert!(results[..5].iter().all(|ok| *ok), "the first ssh connections pass: {results:?}");
+    let refused = results.iter().filter(|ok| !**ok).count();
+    assert!(refused >= 3, "over {per_minute}/minute new ssh connections must be dropped: {results:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// nginx, with real traffic
+
+/// `curl` from inside `ns`; returns (status, headers and body).
+fn curl(namespaces: &Namespaces, ns: &str, args: &[&str]) -> (u16, String) {
+    require("curl");
+    let output = namespaces
+        .exec(ns, "curl")
+        .args(["-sS", "-i", "--max-time", "8", "-o", "-", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let status = text.lines().last().and_then(|line| line.trim().parse().ok()).unwrap_or(0);
+    (status, format!("{text}{}", String::from_utf8_lossy(&output.stderr)))
+}
+
+/// web1 of the default spec runs its lab nginx.conf in a namespace holding web1's and the
+/// app hosts' addresses. An app with a certificate for the app tier's shared name is
+/// reached over verified TLS; one with today's per-host certificate (host names and IP
+/// SANs only) is refused, which is why nginx verifies the shared name; the health path
+/// never depends on the app; stub_status answers on loopback.
+#[test]
+fn nginx_serves_health_verifies_the_app_and_reports_status() {
+    require("nginx");
+    require("openssl");
+    let topology = topology("default");
+    let web1 = topology.host("web1").unwrap();
+    let web = topology.web.as_ref().unwrap();
+    let lb = topology.lb.as_ref().unwrap();
+    let root = temp_root();
+    let ca = TestCa::new(&root.path().join("ca"));
+    let layout = Layout::lab_at(root.path(), "web1");
+    ca.issue_for(&layout.secrets, &topology, "web1");
+    std::fs::create_dir_all(layout.web_root.as_ref().unwrap()).unwrap();
+    // nginx workers run as the compiled-in unprivileged user and must reach the static root.
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [root.path(), &root.path().join("web1"), layout.web_root.as_ref().unwrap()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(layout.web_root.as_ref().unwrap().join("static.txt"), "nxs-static\n").unwrap();
+    let config = nginx::render(&topology, web1, &layout);
+    let prefix = root.path().join("web1");
+    nginx_check_lab(&config, &layout, &prefix).unwrap_or_else(|e| panic!("{e}"));
+
+    let mut namespaces = Namespaces::new();
+    let ns = namespaces.add("nxs-ngx");
+    must(Command::new("ip").args(["-n", &ns, "addr", "add", &format!("{}/32", web1.address), "dev", "lo"]));
+    for app in &web.app_upstream {
+        must(Command::new("ip").args(["-n", &ns, "addr", "add", &format!("{}/32", app.address), "dev", "lo"]));
+    }
+    let conf = layout.config("nginx.conf");
+    namespaces.spawn(&ns, "nginx", &["-c", conf.to_str().unwrap(), "-p", prefix.to_str().unwrap(), "-e", "stderr", "-g", "daemon off;"]);
+
+    let base = format!("https://{}:{}", topology.stack.domain, web.port);
+    let resolve = format!("{}:{}:{}", topology.stack.domain, web.port, web1.address);
+    let ca_file = ca.cert();
+    let ca_arg = ca_file.to_str().unwrap();
+    let get = |namespaces: &Namespaces, path: &str| curl(namespaces, &ns, &["--cacert", ca_arg, "--resolve", &resolve, &format!("{base}{path}")]);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (status, text) = loop {
+        let (status, text) = get(&namespaces, &lb.health_path);
+        if status == 200 || Instant::now() > deadline {
+            break (status, text);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // No app is running at all: health still answers, from nginx itself, over verified TLS.
+    assert_eq!(status, 200, "{text}");
+    assert!(text.to_ascii_lowercase().contains("x-served-by: web1"), "{text}");
+    let (status, text) = get(&namespaces, "/static.txt");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("nxs-static"), "{text}");
+    let (status, text) = get(&namespaces, "/dynamic");
+    assert_eq!(status, 502, "no app up: {text}");
+    assert!(text.to_ascii_lowercase().contains("x-served-by: web1"), "also on errors: {text}");
+
+    // The app on app2's address with a certificate carrying the shared app-tier name.
+    let app = &web.app_upstream[1];
+    let app_secrets = root.path().join("app-shared-name");
+    let app_host = topology.certificates.iter().find(|c| c.host == app.host).unwrap();
+    let mut dns = app_host.dns_names.clone();
+    dns.push(nginx::app_tls_name(&topology));
+    ca.issue(&app_secrets, &app_host.common_name, &dns, &app_host.ip_addresses);
+    let accept = format!("{}:{}", app.address, app.port);
+    let server = |namespaces: &mut Namespaces, secrets: &Path| {
+        namespaces.spawn(&ns, "openssl", &[
+            "s_server", "-quiet", "-www", "-accept", &accept,
+            "-cert", secrets.join("host.crt").to_str().unwrap(),
+            "-key", secrets.join("host.key").to_str().unwrap(),
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !must(namespaces.exec(&ns, "ss").args(["-Hltn", &format!("sport = :{}", app.port)])).contains(&accept) {
+            assert!(Instant::now() < deadline, "openssl s_server did not listen on {accept}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // Every app failed above, so each rests for its fail_timeout before nginx tries it
+    // again ("no live upstreams" meanwhile): poll instead of asking once.
+    let poll = |namespaces: &Namespaces, done: &dyn Fn(u16, &str) -> bool| -> Vec<(u16, String)> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        loop {
+            let (status, text) = get(namespaces, "/dynamic");
+            let finished = done(status, &text);
+            seen.push((status, text));
+            if finished || Instant::now() > deadline {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    server(&mut namespaces, &app_secrets);
+    let seen = poll(&namespaces, &|status, _| status == 200);
+    let (status, text) = seen.last().unwrap();
+    assert_eq!(*status, 200, "verified TLS to the app: {seen:?}");
+    assert!(text.contains("s_server"), "the answer is the app's: {text}");
+    if let Some(mut child) = namespaces.children.pop() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    // Today's per-host certificate: valid chain, but no name nginx can verify.
+    let per_host = root.path().join("app-per-host");
+    ca.issue_for(&per_host, &topology, &app.host);
+    server(&mut namespaces, &per_host);
+    let error_log_path = nginx::log_dir(&layout).join("error.log");
+    let mismatch = || std::fs::read_to_string(&error_log_path).unwrap_or_default().contains("upstream SSL certificate does not match");
+    let seen = poll(&namespaces, &|_, _| mismatch());
+    assert!(mismatch(), "nginx refuses the per-host certificate: {seen:?}");
+    assert!(seen.iter().all(|(status, _)| *status == 502), "never served through an unverified app: {seen:?}");
+
+    // stub_status: loopback only, counting the requests above.
+    let status_url = format!("http://127.0.0.1:{}{}", web.status_port, nginx::STATUS_PATH);
+    let (status, text) = curl(&namespaces, &ns, &[&status_url]);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("Active connections:"), "{text}");
+    let (status, _) = curl(&namespaces, &ns, &[&format!("http://{}:{}{}", web1.address, web.status_port, nginx::STATUS_PATH)]);
+    assert_eq!(status, 0, "the status port is not on the private address");
+    // No plaintext port beside TLS.
+    let (status, _) = curl(&namespaces, &ns, &[&format!("http://{}:80/", web1.address)]);
+    assert_eq!(status, 0, "nothing listens on plaintext http");
+
+    // The access log carries the upstream timing.
+    let access_log = must(Command::new("cat").arg(nginx::log_dir(&layout).join("access.log")));
+    assert!(access_log.contains(&format!("upstream={}", accept)), "{access_log}");
+    assert!(access_log.contains("urt="), "{access_log}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Snapshots
+
+#[test]
+fn snapshots_of_nginx_and_nftables() {
+    for spec in SPECS {
+        let topology = topology(spec);
+        for host in &topology.hosts {
+            if host.has(Role::Web) {
+                for (layout_name, layout) in [("nixos", Layout::nixos()), ("lab", Layout::lab(&host.name))] {
+                    let text = nginx::render(&topology, host, &layout);
+                    insta::assert_snapshot!(format!("nginx__{spec}__{}__{layout_name}", host.name), text);
+                }
+            }
+            let text = nftables::render(&topology, host, &Layout::nixos());
+            insta::assert_snapshot!(format!("nftables__{spec}__{}", host.name), text);
+        }
+    }
+}
+
+#[test]
+fn renders_are_deterministic_and_free_of_build_paths() {
+    for spec in SPECS {
+        let topology = topology(spec);
+        for host in &topology.hosts {
+            for layout in [Layout::nixos(), Layout::lab(&host.name)] {
+                let first = (nginx::render(&topology, host, &layout), nftables::render(&topology, host, &layout));
+                let second = (nginx::render(&topology, host, &layout), nftables::render(&topology, host, &layout));
+                assert_eq!(first, second);
+                for text in [&first.0, &first.1] {
+                    assert!(!text.contains("/home/") && !text.contains("/tmp/") && !text.contains(env!("CARGO_MANIFEST_DIR")));
+                    assert!(!text.contains("PRIVATE KEY"));
+                }
+            }
+        }
+    }
+}
