@@ -73,9 +73,10 @@ in
               description = "The domain the certificate is for.";
             };
             email = mkOption {
-              type = types.str;
+              type = types.nullOr types.str;
+              default = null;
               example = "ops@example.com";
-              description = "Account email at the ACME server (expiry notices go there).";
+              description = "Account email at the ACME server (expiry notices go there); required.";
             };
             challengePort = mkOption {
               type = types.port;
@@ -121,6 +122,12 @@ in
       })
 
       (mkIf (cfg.acme != null) {
+        assertions = [
+          {
+            assertion = cfg.acme.email != null;
+            message = "nixstack.lb.acme.email must be set to register with the ACME server (the spec's lb.tls.acme_email).";
+          }
+        ];
         security.acme = {
           acceptTerms = true;
           certs.${cfg.acme.domain} = {

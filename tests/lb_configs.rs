@@ -122,7 +122,7 @@ impl Ca {
         fs::write(secrets.join("host.key"), &key).unwrap();
         fs::write(secrets.join("host.pem"), format!("{cert}{key}")).unwrap();
         let domain = &topology.stack.domain;
-        let (public_cert, public_key) = self.issue(&format!("{host}-public"), &[domain.clone()], &[]);
+        let (public_cert, public_key) = self.issue(&format!("{host}-public"), std::slice::from_ref(domain), &[]);
         fs::write(secrets.join("public.pem"), format!("{public_cert}{public_key}")).unwrap();
     }
 }
@@ -421,6 +421,20 @@ fn keepalived_check_rejects_an_unknown_keyword_and_a_missing_script() {
     let error = keepalived_check_file(&netns, &missing).expect_err("missing script");
     assert!(error.contains("chk_haproxy"), "{error}");
 
+    // A script others could replace is refused (enable_script_security), and so caught.
+    let writable = tmp.path().join("world-writable");
+    fs::create_dir_all(&writable).unwrap();
+    fs::copy("/usr/bin/curl", writable.join("curl")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(&writable, fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let insecure = tmp.path().join("insecure-script.conf");
+    fs::write(&insecure, good.replace("/usr/bin/curl", writable.join("curl").to_str().unwrap())).unwrap();
+    let error = keepalived_check_file(&netns, &insecure).expect_err("insecure script");
+    assert!(error.contains("insecure"), "{error}");
+
     // The interface must exist: the NixOS text checked in a namespace without eth0 fails.
     let bare = Netns { name: unique("lbbare") };
     run_ok(Command::new("ip").args(["netns", "add", &bare.name]));
@@ -461,7 +475,8 @@ const BACKEND_PY: &str = r#"
 import http.server, ssl, sys, threading
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = ("%s proto=%s host=%s\n" % (self.server.name, self.headers.get("X-Forwarded-Proto"), self.headers.get("Host"))).encode()
+        forwarded_for = ",".join(self.headers.get_all("X-Forwarded-For") or [])
+        body = ("%s proto=%s host=%s for=%s\n" % (self.server.name, self.headers.get("X-Forwarded-Proto"), self.headers.get("Host"), forwarded_for)).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -592,11 +607,15 @@ fn haproxy_serves_https_through_the_vip_and_keepalived_follows_its_health() {
     let cacert = ca.cert();
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..6 {
-        let output = curl(&["-f", "-i", "--cacert", cacert.to_str().unwrap(), "--resolve", &resolve, &url]);
+        let spoofed = "X-Forwarded-For: 192.0.2.66";
+        let output = curl(&["-f", "-i", "--cacert", cacert.to_str().unwrap(), "--resolve", &resolve, "-H", spoofed, &url]);
         let text = String::from_utf8_lossy(&output.stdout).into_owned();
         assert!(output.status.success(), "{text}{}", String::from_utf8_lossy(&output.stderr));
         assert!(text.to_ascii_lowercase().contains("strict-transport-security: max-age=63072000"), "{text}");
-        assert!(text.contains(&format!("proto=https host={domain}")), "{text}");
+        assert!(text.contains(&format!("proto=https host={domain} for=")), "{text}");
+        // The client's own X-Forwarded-For is dropped; HAProxy's is the only one.
+        let forwarded_for = text.trim_end().rsplit("for=").next().unwrap_or_default();
+        assert!(forwarded_for.parse::<Ipv4Addr>().is_ok(), "one client address, not {forwarded_for:?}: {text}");
         seen.insert(text.lines().last().unwrap_or_default().split(' ').next().unwrap_or_default().to_string());
     }
     assert_eq!(seen.len(), 3, "roundrobin reaches every backend: {seen:?}");
@@ -617,4 +636,65 @@ fn haproxy_serves_https_through_the_vip_and_keepalived_follows_its_health() {
     keepalived_daemon.assert_running(&keepalived_log);
     drop(keepalived_daemon);
     drop(backends);
+}
+
+/// NixOS runs HAProxy as user `haproxy` with CAP_NET_BIND_SERVICE only. The rendered config
+/// must still start there while the VIP is on the other LB (`transparent` falls back to
+/// IP_FREEBIND without CAP_NET_ADMIN), and serve the VIP once keepalived moves it here.
+#[test]
+fn unprivileged_haproxy_binds_the_vip_before_it_arrives() {
+    use std::os::unix::fs::PermissionsExt;
+    require("setpriv");
+    require("curl");
+    require("haproxy");
+    let topology = example("whiteboard");
+    let lb = topology.lb.as_ref().unwrap();
+    let host = topology.host("lb").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Ca::new(&tmp.path().join("ca"));
+    let root = tmp.path().join("root");
+    let (haproxy_cfg, _) = write_lab_host(&topology, &ca, &root, "lb");
+    let layout = Layout::lab_at(&root, "lb");
+    // Throwaway test secrets: readable by `nobody`, like the service group on NixOS.
+    let chmod = |path: &Path, mode: u32| fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    for dir in [tmp.path(), root.as_path(), &root.join("lb"), &layout.secrets, &layout.etc] {
+        chmod(dir, 0o755);
+    }
+    for file in fs::read_dir(&layout.secrets).unwrap() {
+        chmod(&file.unwrap().path(), 0o644);
+    }
+    chmod(&haproxy_cfg, 0o644);
+    chmod(&layout.run, 0o777);
+    chmod(&layout.run.join("haproxy"), 0o777);
+    chmod(&layout.log, 0o777);
+
+    let netns = Netns::new("lbcap");
+    let public = host.public_address.unwrap();
+    netns.ip(&["addr", "add", &format!("{public}/{}", topology.networks.public.prefix_len()), "dev", "pub0"]);
+    netns.ip(&["addr", "add", &format!("{}/{}", host.address, topology.networks.private.prefix_len()), "dev", "priv0"]);
+
+    let mut command = netns.command("setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["--inh-caps=-all,+net_bind_service", "--ambient-caps=-all,+net_bind_service"])
+        .args(["--bounding-set=-all,+net_bind_service", "haproxy", "-db", "-f"])
+        .arg(&haproxy_cfg);
+    let log = tmp.path().join("haproxy-unprivileged.log");
+    let mut daemon = Daemon::spawn("unprivileged haproxy", command, &log);
+    let curl = |url: &str| {
+        let mut command = netns.command("curl");
+        command.args(["-sS", "-i", "--max-time", "3", url]);
+        run(&mut command)
+    };
+    let stats = format!("http://{}:{}/stats", host.address, lb.stats_port);
+    wait_until("unprivileged haproxy", Duration::from_secs(10), || curl(&stats).status.success());
+    daemon.assert_running(&log);
+    let status = fs::read_to_string(format!("/proc/{}/status", daemon.child.id())).unwrap();
+    assert!(status.lines().any(|l| l == "CapEff:\t0000000000000400"), "only CAP_NET_BIND_SERVICE:\n{status}");
+
+    // keepalived's job, done by hand: the VIP arrives and the already bound socket serves it.
+    netns.ip(&["addr", "add", &format!("{}/32", lb.vip), "dev", "pub0"]);
+    let output = curl(&format!("http://{}/", lb.vip));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(text.starts_with("HTTP/1.1 301"), "{text}{}", String::from_utf8_lossy(&output.stderr));
 }

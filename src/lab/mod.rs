@@ -15,6 +15,7 @@ pub mod probe;
 pub mod process;
 pub mod run;
 pub mod scenario;
+mod sshd;
 pub mod state;
 
 use std::path::{Path, PathBuf};

@@ -1,15 +1,697 @@
-//! (in progress) Runs the scenario in the lab.
+//! Executes the [`Scenario`] against the running lab with real clients in the lab's
+//! namespaces (curl, ssh, the mariadb client, TCP connects), one verdict per step.
 
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::Ipv4Addr;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 
-use super::event::Reporter;
-use super::network::NetworkPlan;
-use super::scenario::Scenario;
+use super::cmd::Cmd;
+use super::daemons::{self, Daemon, Lab};
+use super::event::{Event, Reporter};
+use super::network::{self, host_netns, NetworkPlan};
+use super::probe::{self, Connect, Request, Response, ServedBy};
+use super::scenario::{self, Node, Probe, Scenario, Source, Step};
 use super::state::State;
+use crate::render::Layout;
 use crate::topology::Topology;
 
-pub fn run(_scenario: &Scenario, _topology: &Topology, _plan: &NetworkPlan, _state: &Mutex<State>, _reporter: &Reporter) -> Result<bool> {
-    Ok(false)
+/// The outcome of one step.
+struct Verdict {
+    passed: bool,
+    summary: String,
+    details: Vec<String>,
+}
+
+impl Verdict {
+    fn pass(summary: impl Into<String>, details: Vec<String>) -> Self {
+        Verdict { passed: true, summary: summary.into(), details }
+    }
+    fn fail(summary: impl Into<String>, details: Vec<String>) -> Self {
+        Verdict { passed: false, summary: summary.into(), details }
+    }
+}
+
+/// Runs every step; returns whether all passed. A failing step does not stop the run:
+/// each failover step restores what it broke before the next one starts.
+pub fn run(scenario: &Scenario, topology: &Topology, plan: &NetworkPlan, state: &Mutex<State>, reporter: &Reporter) -> Result<bool> {
+    let lab = Lab { topology, plan, state, reporter };
+    for note in &scenario.omitted {
+        reporter.emit(Event::StepDetail { step: "scenario".into(), line: format!("omitted: {note}") });
+    }
+    let mut all_passed = true;
+    for step in &scenario.steps {
+        let name = step.name().to_string();
+        reporter.emit(Event::StepStarted { step: name.clone() });
+        let started = Instant::now();
+        let verdict = match execute(&lab, step) {
+            Ok(verdict) => verdict,
+            Err(e) => Verdict::fail(format!("{e:#}"), Vec::new()),
+        };
+        for line in &verdict.details {
+            reporter.emit(Event::StepDetail { step: name.clone(), line: line.clone() });
+        }
+        reporter.emit(Event::StepFinished { step: name, passed: verdict.passed, summary: verdict.summary, elapsed_ms: started.elapsed().as_millis() as u64 });
+        all_passed &= verdict.passed;
+    }
+    Ok(all_passed)
+}
+
+fn execute(lab: &Lab, step: &Step) -> Result<Verdict> {
+    match step {
+        Step::HttpsViaVip { domain, vip, requests, web_hosts } => https_via_vip(lab, domain, *vip, *requests, web_hosts),
+        Step::BackendTls { lbs, backends, health_path, reachable_ports } => backend_tls(lab, lbs, backends, health_path, reachable_ports),
+        Step::AdminSsh { hosts } => admin_ssh(lab, hosts),
+        Step::MultiMaster { writers, nodes } => multi_master(lab, writers, nodes),
+        Step::FirewallMatrix { ports, probes } => firewall_matrix(lab, ports, probes),
+        Step::WebFailover { domain, vip, victim, eject_within_ms } => web_failover(lab, domain, *vip, victim, *eject_within_ms),
+        Step::DbFailover { domain, vip, victim, survivors, writers } => db_failover(lab, domain, *vip, victim, survivors, writers),
+        Step::LbFailover { domain, vip, active, standby, within_ms } => lb_failover(lab, domain, *vip, active, standby, *within_ms),
+    }
+}
+
+/// The stack CA as the internet client trusts it.
+fn stack_ca() -> std::path::PathBuf {
+    super::secrets_dir().join("ca.crt")
+}
+
+/// `https://<domain><path>` through the virtual IP, from the internet namespace.
+fn https_get(domain: &str, vip: Ipv4Addr, path: &str, timeout: Duration) -> Result<Response> {
+    Request::get(format!("https://{domain}{path}")).cacert(stack_ca()).resolve(domain, 443, vip).timeout(timeout).send(network::INTERNET)
+}
+
+/// Which web node served a response: nginx's `X-Served-By`, else the app's report.
+fn web_of(lab: &Lab, response: &Response, served: Option<&ServedBy>) -> String {
+    if let Some(name) = response.header("x-served-by") {
+        return name.to_string();
+    }
+    served.and_then(|s| scenario::host_by_address(lab.topology, &s.web)).unwrap_or("?").to_string()
+}
+
+fn https_via_vip(lab: &Lab, domain: &str, vip: Ipv4Addr, requests: u32, web_hosts: &[String]) -> Result<Verdict> {
+    let mut details = Vec::new();
+    let mut failures = Vec::new();
+    let mut webs = BTreeSet::new();
+    let mut apps = BTreeSet::new();
+    let mut dbs = BTreeSet::new();
+    for _ in 0..requests {
+        match https_get(domain, vip, "/", Duration::from_secs(5)) {
+            Ok(response) => {
+                let served = ServedBy::parse(&response.body);
+                match (&served, response.status) {
+                    (Some(served), 200) => {
+                        webs.insert(web_of(lab, &response, Some(served)));
+                        apps.insert(served.app.clone());
+                        dbs.insert(served.db.clone());
+                        if response.header("strict-transport-security").is_none() {
+                            failures.push("no Strict-Transport-Security header".to_string());
+                        }
+                    }
+                    _ => failures.push(format!("status {}: {}", response.status, first_line(&response.body))),
+                }
+            }
+            Err(e) => failures.push(format!("{e:#}")),
+        }
+    }
+    details.push(format!("{}/{requests} answered by the app; certificate verified against the stack CA ({})", requests as usize - failures.len(), stack_ca().display()));
+    details.push(format!("served by web {} · app {} · db {}", join(&webs), join(&apps), join(&dbs)));
+    let redirect = Request::get(format!("http://{domain}/")).resolve(domain, 80, vip).send(network::INTERNET);
+    match redirect {
+        Ok(r) if (301..=308).contains(&r.status) && r.header("location").is_some_and(|l| l.starts_with("https://")) => {
+            details.push(format!("http://{domain}/ → {} {}", r.status, r.header("location").unwrap_or_default()));
+        }
+        Ok(r) => failures.push(format!("http://{domain}/ answered {} without an https redirect", r.status)),
+        Err(e) => failures.push(format!("http://{domain}/: {e:#}")),
+    }
+    let unknown: Vec<&String> = webs.iter().filter(|w| !web_hosts.contains(w)).collect();
+    if !unknown.is_empty() {
+        failures.push(format!("served by unknown web hosts {unknown:?}"));
+    }
+    if failures.is_empty() {
+        Ok(Verdict::pass(format!("{requests} HTTPS requests via {vip} OK, {} web node(s) seen", webs.len()), details))
+    } else {
+        details.extend(failures.iter().map(|f| format!("✗ {f}")));
+        Ok(Verdict::fail(format!("{} problem(s)", failures.len()), details))
+    }
+}
+
+fn backend_tls(lab: &Lab, lbs: &[String], backends: &[Node], health_path: &str, reachable_ports: &[(String, u16)]) -> Result<Verdict> {
+    let mut details = Vec::new();
+    let mut failures = Vec::new();
+    for lb in lbs {
+        let netns = host_netns(lb);
+        let ca = Layout::lab(lb).ca_cert();
+        for backend in backends {
+            let url = format!("https://{}:{}{health_path}", backend.host, backend.port);
+            match Request::get(&url).cacert(&ca).resolve(&backend.host, backend.port, backend.address).send(&netns) {
+                Ok(r) if r.status == 200 => {}
+                Ok(r) => failures.push(format!("{lb} → {url}: status {}", r.status)),
+                Err(e) => failures.push(format!("{lb} → {url}: {e:#}")),
+            }
+        }
+        for (host, port) in reachable_ports {
+            let address = lab.host(host).address;
+            let url = format!("http://{address}:{port}{health_path}");
+            match Request::get(&url).timeout(Duration::from_secs(2)).send(&netns) {
+                Ok(r) if r.status < 400 => failures.push(format!("{lb} → {url}: plaintext HTTP answered {}", r.status)),
+                Ok(r) => details.push(format!("{lb} → {host}:{port} plaintext: refused by the server ({} {})", r.status, first_line(&r.body))),
+                Err(_) => details.push(format!("{lb} → {host}:{port} plaintext: no HTTP answer")),
+            }
+        }
+    }
+    details.insert(0, format!("{} LB(s) × {} web backend(s): TLS verified for the backend's name against the internal CA", lbs.len(), backends.len()));
+    if failures.is_empty() {
+        Ok(Verdict::pass("every backend TLS-verified, no plaintext port answers", details))
+    } else {
+        details.extend(failures.iter().map(|f| format!("✗ {f}")));
+        Ok(Verdict::fail(format!("{} problem(s)", failures.len()), details))
+    }
+}
+
+fn admin_ssh(lab: &Lab, hosts: &[Node]) -> Result<Verdict> {
+    let key = super::sshd::admin_key(&super::admin_dir());
+    let results: Vec<(String, Result<String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = hosts
+            .iter()
+            .map(|node| {
+                let key = key.clone();
+                scope.spawn(move || {
+                    let result = Cmd::new("ssh")
+                        .args(["-i", &key.display().to_string(), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+                        .args(["-o", "ConnectTimeout=3", "-o", "LogLevel=ERROR", &format!("root@{}", node.address), "uname", "-n"])
+                        .netns(network::ADMIN)
+                        .timeout(Duration::from_secs(10))
+                        .stdout()
+                        .map(|out| out.trim().lines().last().unwrap_or_default().to_string())
+                        .map_err(anyhow::Error::new);
+                    (node.host.clone(), result)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("ssh thread")).collect()
+    });
+    let mut failures = Vec::new();
+    for (host, result) in &results {
+        match result {
+            Ok(name) if name == host => {}
+            Ok(name) => failures.push(format!("{host}: logged in, but the host says it is {name:?}")),
+            Err(e) => failures.push(format!("{host}: {e:#}")),
+        }
+    }
+    let _ = lab;
+    if failures.is_empty() {
+        Ok(Verdict::pass(format!("root login with the admin key on all {} hosts", hosts.len()), Vec::new()))
+    } else {
+        Ok(Verdict::fail(format!("{} host(s) refused", failures.len()), failures.into_iter().map(|f| format!("✗ {f}")).collect()))
+    }
+}
+
+/// The scenario's own table, apart from the app's data.
+const SCENARIO_DB: &str = "nixstack_lab";
+
+fn ensure_scenario_table(socket: &std::path::Path) -> Result<()> {
+    probe::sql(
+        socket,
+        &format!(
+            "CREATE DATABASE IF NOT EXISTS {SCENARIO_DB};\
+             CREATE TABLE IF NOT EXISTS {SCENARIO_DB}.writes (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, node VARCHAR(64) NOT NULL, token VARCHAR(128) NOT NULL, KEY (token)) ENGINE=InnoDB;"
+        ),
+        Duration::from_secs(30),
+    )?;
+    Ok(())
+}
+
+fn token(label: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    format!("{label}-{}-{nanos}", std::process::id())
+}
+
+fn write_row(node: &str, token: &str, timeout: Duration) -> Result<()> {
+    let socket = Layout::lab(node).mysql_socket();
+    probe::sql(&socket, &format!("INSERT INTO {SCENARIO_DB}.writes (node, token) VALUES ('{node}', '{token}');"), timeout)?;
+    Ok(())
+}
+
+/// How many rows with `token` `node` sees, with a causal read (waits for replication).
+fn count_rows(node: &str, token: &str) -> Result<u64> {
+    let socket = Layout::lab(node).mysql_socket();
+    let out = probe::sql(&socket, &format!("SET SESSION wsrep_sync_wait = 1; SELECT COUNT(*) FROM {SCENARIO_DB}.writes WHERE token = '{token}';"), Duration::from_secs(15))?;
+    out.trim().parse().with_context(|| format!("unexpected answer {out:?}"))
+}
+
+fn multi_master(lab: &Lab, writers: &[String], nodes: &[String]) -> Result<Verdict> {
+    let _ = lab;
+    let first = writers.first().context("no writer node")?;
+    ensure_scenario_table(&Layout::lab(first).mysql_socket())?;
+    let mut details = Vec::new();
+    let mut failures = Vec::new();
+    for writer in writers {
+        let token = token(&format!("mm-{writer}"));
+        if let Err(e) = write_row(writer, &token, Duration::from_secs(15)) {
+            failures.push(format!("write through {writer}: {e:#}"));
+            continue;
+        }
+        let mut seen = Vec::new();
+        for node in nodes.iter().filter(|n| *n != writer) {
+            match count_rows(node, &token) {
+                Ok(1) => seen.push(node.clone()),
+                Ok(n) => failures.push(format!("row written on {writer}: {n} copies on {node}")),
+                Err(e) => failures.push(format!("read on {node}: {e:#}")),
+            }
+        }
+        details.push(format!("written through {writer}, read back on {}", seen.join(", ")));
+    }
+    if failures.is_empty() {
+        Ok(Verdict::pass(format!("{} writer(s) × {} node(s) consistent", writers.len(), nodes.len()), details))
+    } else {
+        details.extend(failures.iter().map(|f| format!("✗ {f}")));
+        Ok(Verdict::fail(format!("{} problem(s)", failures.len()), details))
+    }
+}
+
+fn firewall_matrix(lab: &Lab, ports: &[u16], probes: &[Probe]) -> Result<Verdict> {
+    let timeout = Duration::from_millis(500);
+    let mut by_source: BTreeMap<&Source, Vec<&Probe>> = BTreeMap::new();
+    for probe in probes {
+        by_source.entry(&probe.from).or_default().push(probe);
+    }
+    let observed: BTreeMap<(String, String, u16), Connect> = std::thread::scope(|scope| -> Result<_> {
+        let handles: Vec<_> = by_source
+            .iter()
+            .map(|(source, probes)| {
+                scope.spawn(move || -> Result<Vec<((String, String, u16), Connect)>> {
+                    let netns = match source {
+                        Source::Internet => network::INTERNET.to_string(),
+                        Source::Admin => network::ADMIN.to_string(),
+                        Source::Host(name) => host_netns(name),
+                    };
+                    let routed: Vec<&&Probe> = probes.iter().filter(|p| p.address.is_some()).collect();
+                    let targets: Vec<(Ipv4Addr, u16)> = routed.iter().map(|p| (p.address.expect("routed"), p.port)).collect();
+                    let outcomes = probe::tcp_connect_many(&netns, &targets, timeout)?;
+                    Ok(routed.iter().zip(outcomes).map(|(p, o)| ((p.from.to_string(), p.to.clone(), p.port), o)).collect())
+                })
+            })
+            .collect();
+        let mut all = BTreeMap::new();
+        for handle in handles {
+            all.extend(handle.join().map_err(|_| anyhow::anyhow!("a matrix thread panicked"))??);
+        }
+        Ok(all)
+    })?;
+
+    let mut mismatches = Vec::new();
+    let mut n_open = 0;
+    for probe in probes {
+        let Some(_) = probe.address else { continue };
+        let got = observed[&(probe.from.to_string(), probe.to.clone(), probe.port)];
+        if got == Connect::Open {
+            n_open += 1;
+        }
+        if got != probe.expect {
+            mismatches.push(format!(
+                "✗ {} → {}:{} ({}): expected {}, got {} — {}",
+                probe.from,
+                probe.to,
+                probe.port,
+                probe.address.expect("routed"),
+                probe.expect.symbol(),
+                got.symbol(),
+                probe.reason
+            ));
+        }
+    }
+    let details = render_matrix(lab, ports, probes, &observed);
+    let n_probed = probes.iter().filter(|p| p.address.is_some()).count();
+    let mut lines = details;
+    lines.extend(mismatches.iter().cloned());
+    if mismatches.is_empty() {
+        Ok(Verdict::pass(format!("{n_probed} connects match the firewall exactly ({n_open} open)"), lines))
+    } else {
+        Ok(Verdict::fail(format!("{} of {n_probed} connects differ from the firewall", mismatches.len()), lines))
+    }
+}
+
+/// One grid per port: rows are sources, columns destinations. `O` connected, `r` reset
+/// (allowed, nothing listens), `.` filtered, blank: no route or self; `!` marks a cell that
+/// differs from the Topology.
+fn render_matrix(lab: &Lab, ports: &[u16], probes: &[Probe], observed: &BTreeMap<(String, String, u16), Connect>) -> Vec<String> {
+    let hosts: Vec<&str> = lab.topology.hosts.iter().map(|h| h.name.as_str()).collect();
+    let mut sources: Vec<String> = vec!["internet".into(), "admin".into()];
+    sources.extend(hosts.iter().map(|h| h.to_string()));
+    let width = hosts.iter().map(|h| h.len()).max().unwrap_or(4).max(4) + 1;
+    let source_width = sources.iter().map(String::len).max().unwrap_or(8) + 2;
+    let index: BTreeMap<(String, String, u16), &Probe> = probes.iter().map(|p| ((p.from.to_string(), p.to.clone(), p.port), p)).collect();
+    let mut lines = vec!["O connects · r reset (allowed, nothing listens) · . filtered · ! differs from the Topology".to_string()];
+    for port in ports {
+        let mut header = format!("{:<source_width$}", format!("port {port}"));
+        for host in &hosts {
+            header.push_str(&format!("{host:>width$}"));
+        }
+        lines.push(header);
+        for source in &sources {
+            let mut line = format!("  {:<w$}", source, w = source_width - 2);
+            for host in &hosts {
+                let key = (source.clone(), host.to_string(), *port);
+                let cell = match (index.get(&key), observed.get(&key)) {
+                    (Some(probe), Some(got)) => {
+                        let symbol = match got {
+                            Connect::Open => "O",
+                            Connect::Refused => "r",
+                            Connect::Filtered => ".",
+                        };
+                        if *got == probe.expect {
+                            symbol.to_string()
+                        } else {
+                            format!("!{symbol}")
+                        }
+                    }
+                    _ => String::new(),
+                };
+                line.push_str(&format!("{cell:>width$}"));
+            }
+            lines.push(line.trim_end().to_string());
+        }
+    }
+    lines
+}
+
+/// One client request and its outcome.
+#[derive(Debug, Clone)]
+struct Sample {
+    started: Instant,
+    finished: Instant,
+    ok: bool,
+    web: String,
+    db: String,
+    error: String,
+}
+
+/// Steady client load through the VIP from the internet namespace: `workers` loops of
+/// sequential HTTPS requests until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(domain: &str, vip: Ipv4Addr, workers: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let threads = (0..workers)
+            .map(|_| {
+                let (stop, samples, domain) = (stop.clone(), samples.clone(), domain.to_string());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let started = Instant::now();
+                        let result = https_get(&domain, vip, "/", Duration::from_secs(3));
+                        let finished = Instant::now();
+                        let sample = match result {
+                            Ok(r) if r.status == 200 => {
+                                let served = ServedBy::parse(&r.body);
+                                Sample {
+                                    started,
+                                    finished,
+                                    ok: served.is_some(),
+                                    web: r.header("x-served-by").unwrap_or("?").to_string(),
+                                    db: served.map(|s| s.db).unwrap_or_default(),
+                                    error: String::new(),
+                                }
+                            }
+                            Ok(r) => Sample { started, finished, ok: false, web: r.header("x-served-by").unwrap_or("?").into(), db: String::new(), error: format!("status {}", r.status) },
+                            Err(e) => Sample { started, finished, ok: false, web: String::new(), db: String::new(), error: format!("{e:#}").lines().next().unwrap_or_default().to_string() },
+                        };
+                        samples.lock().expect("samples").push(sample);
+                    }
+                })
+            })
+            .collect();
+        Load { stop, samples, threads }
+    }
+
+    fn snapshot(&self) -> Vec<Sample> {
+        self.samples.lock().expect("samples").clone()
+    }
+
+    fn finish(self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+        let samples = self.samples.lock().expect("samples").clone();
+        samples
+    }
+}
+
+/// The status of `server` in HAProxy's `web` backend on `lb` (`UP`, `DOWN`, `UP 1/2`...),
+/// read from its admin socket.
+fn haproxy_server_status(lb: &str, server: &str) -> Result<String> {
+    let socket = Layout::lab(lb).haproxy_socket();
+    let mut stream = UnixStream::connect(&socket).with_context(|| format!("cannot connect to {}", socket.display()))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.write_all(b"show stat\n")?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().trim_start_matches("# ").split(',').collect();
+    let column = header.iter().position(|c| *c == "status").context("no status column in show stat")?;
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.first() == Some(&"web") && fields.get(1) == Some(&server) {
+            return Ok(fields.get(column).unwrap_or(&"").to_string());
+        }
+    }
+    bail!("no server {server} in backend web on {lb}")
+}
+
+fn ejected(status: &str) -> bool {
+    status.starts_with("DOWN") || status.starts_with("MAINT")
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}
+
+fn web_failover(lab: &Lab, domain: &str, vip: Ipv4Addr, victim: &str, eject_within_ms: u64) -> Result<Verdict> {
+    let active = daemons::vip_holder(lab).context("no load balancer holds the virtual IP")?;
+    let mut details = vec![format!("active load balancer {active}; victim {victim}")];
+    let load = Load::start(domain, vip, 2);
+    std::thread::sleep(Duration::from_millis(1000));
+    let killed_at = Instant::now();
+    let pids = daemons::kill(victim, Daemon::Nginx, libc::SIGKILL);
+    details.push(format!("killed nginx on {victim} (SIGKILL, pids {pids:?})"));
+    let eject = probe::wait_for("HAProxy to eject the web node", Duration::from_secs(10), Duration::from_millis(20), || {
+        Ok(ejected(&haproxy_server_status(&active, victim)?).then(Instant::now))
+    });
+    let ejected_at = match eject {
+        Ok(at) => at,
+        Err(e) => {
+            let samples = load.finish();
+            restart(lab, victim, Daemon::Nginx)?;
+            return Ok(Verdict::fail(format!("{e:#}"), summarize(&samples, killed_at, killed_at)));
+        }
+    };
+    let eject_time = ejected_at - killed_at;
+    details.push(format!("HAProxy on {active} ejected {victim} after {}", secs(eject_time)));
+    // Load continues with the node out, then the node comes back.
+    std::thread::sleep(Duration::from_millis(1500));
+    let restarted_at = Instant::now();
+    restart(lab, victim, Daemon::Nginx)?;
+    let rejoin = probe::wait_for("HAProxy to take the web node back", Duration::from_secs(15), Duration::from_millis(50), || {
+        Ok((haproxy_server_status(&active, victim)? == "UP").then(Instant::now))
+    });
+    let served_again = rejoin.as_ref().ok().and_then(|_| {
+        probe::wait_for("a request served by the restarted node", Duration::from_secs(10), Duration::from_millis(100), || {
+            Ok(load.snapshot().iter().any(|s| s.ok && s.started > restarted_at && s.web == victim).then_some(()))
+        })
+        .ok()
+    });
+    let samples = load.finish();
+    details.extend(summarize(&samples, killed_at, ejected_at));
+    let failed_after: Vec<&Sample> = samples.iter().filter(|s| s.started >= ejected_at && !s.ok).collect();
+    let mut failures = Vec::new();
+    if eject_time > Duration::from_millis(eject_within_ms) {
+        failures.push(format!("ejection took {} (budget {eject_within_ms} ms)", secs(eject_time)));
+    }
+    if !failed_after.is_empty() {
+        failures.push(format!("{} client request(s) failed after the ejection: {}", failed_after.len(), failed_after[0].error));
+    }
+    match &rejoin {
+        Ok(at) => details.push(format!("{victim} back UP in HAProxy {} after the restart", secs(*at - restarted_at))),
+        Err(e) => failures.push(format!("{e:#}")),
+    }
+    if served_again.is_none() {
+        failures.push(format!("no request was served by {victim} after it rejoined"));
+    }
+    if failures.is_empty() {
+        Ok(Verdict::pass(format!("ejected in {}, 0 failed requests after, rejoined", secs(eject_time)), details))
+    } else {
+        details.extend(failures.iter().map(|f| format!("✗ {f}")));
+        Ok(Verdict::fail(failures.join("; "), details))
+    }
+}
+
+fn summarize(samples: &[Sample], killed_at: Instant, ejected_at: Instant) -> Vec<String> {
+    let before_kill = samples.iter().filter(|s| s.started < killed_at).count();
+    let window: Vec<&Sample> = samples.iter().filter(|s| s.started >= killed_at && s.started < ejected_at).collect();
+    let after: Vec<&Sample> = samples.iter().filter(|s| s.started >= ejected_at).collect();
+    let mut by_web: BTreeMap<&str, usize> = BTreeMap::new();
+    for sample in samples.iter().filter(|s| s.ok) {
+        *by_web.entry(sample.web.as_str()).or_default() += 1;
+    }
+    let slowest = samples.iter().map(|s| s.finished - s.started).max().unwrap_or_default();
+    vec![
+        format!(
+            "client requests: {before_kill} before the kill, {} between kill and ejection ({} failed), {} after ({} failed); slowest {}",
+            window.len(),
+            window.iter().filter(|s| !s.ok).count(),
+            after.len(),
+            after.iter().filter(|s| !s.ok).count(),
+            secs(slowest)
+        ),
+        format!("served by {}", by_web.iter().map(|(w, n)| format!("{w}×{n}")).collect::<Vec<_>>().join(" ")),
+    ]
+}
+
+/// Restarts a daemon the scenario stopped (recorded in the state file like `up` does).
+fn restart(lab: &Lab, host: &str, daemon: Daemon) -> Result<Duration> {
+    let started = Instant::now();
+    daemons::wait_gone(host, daemon, Duration::from_secs(15))?;
+    daemons::start(lab, lab.host(host), daemon)?;
+    Ok(started.elapsed())
+}
+
+fn db_failover(lab: &Lab, domain: &str, vip: Ipv4Addr, victim: &str, survivors: &[String], writers: &[String]) -> Result<Verdict> {
+    let mut details = Vec::new();
+    let mut failures = Vec::new();
+    ensure_scenario_table(&Layout::lab(&survivors[0]).mysql_socket())?;
+    let killed_at = Instant::now();
+    let pids = daemons::kill(victim, Daemon::Mariadb, libc::SIGKILL);
+    daemons::wait_gone(victim, Daemon::Mariadb, Duration::from_secs(10))?;
+    details.push(format!("killed mariadbd on {victim} (SIGKILL, pids {pids:?})"));
+    // Writes through every surviving writer node.
+    let mut tokens = Vec::new();
+    for writer in writers {
+        let token = token(&format!("dbfail-{writer}"));
+        let started = Instant::now();
+        match write_row(writer, &token, Duration::from_secs(20)) {
+            Ok(()) => {
+                details.push(format!("write through {writer} committed {} after the kill (took {})", secs(killed_at.elapsed()), secs(started.elapsed())));
+                tokens.push(token);
+            }
+            Err(e) => failures.push(format!("write through {writer}: {e:#}")),
+        }
+    }
+    // The app keeps writing through the VIP, failing over to the nodes still up.
+    let mut app_ok = 0;
+    let mut app_dbs = BTreeSet::new();
+    for _ in 0..6 {
+        match https_get(domain, vip, "/", Duration::from_secs(5)) {
+            Ok(r) if r.status == 200 => match ServedBy::parse(&r.body) {
+                Some(served) if served.db != victim => {
+                    app_ok += 1;
+                    app_dbs.insert(served.db);
+                }
+                Some(served) => failures.push(format!("the app reports db {} although it is down", served.db)),
+                None => failures.push("the page is not the app's".into()),
+            },
+            Ok(r) => failures.push(format!("app via the VIP: status {}: {}", r.status, first_line(&r.body))),
+            Err(e) => failures.push(format!("app via the VIP: {e:#}")),
+        }
+    }
+    details.push(format!("{app_ok}/6 app requests through the VIP wrote via {}", join(&app_dbs)));
+    let restarted_at = Instant::now();
+    match daemons::start(lab, lab.host(victim), Daemon::Mariadb) {
+        Ok(_) => details.push(format!("{victim} restarted, rejoined and Synced in {}", secs(restarted_at.elapsed()))),
+        Err(e) => failures.push(format!("{victim} did not rejoin: {e:#}")),
+    }
+    for token in &tokens {
+        match count_rows(victim, token) {
+            Ok(1) => {}
+            Ok(n) => failures.push(format!("{victim} has {n} copies of a row written while it was down")),
+            Err(e) => failures.push(format!("read on {victim}: {e:#}")),
+        }
+    }
+    if !tokens.is_empty() && failures.is_empty() {
+        details.push(format!("{victim} has the {} row(s) written while it was down", tokens.len()));
+    }
+    if failures.is_empty() {
+        Ok(Verdict::pass(format!("writes continued without {victim}; it rejoined Synced"), details))
+    } else {
+        details.extend(failures.iter().map(|f| format!("✗ {f}")));
+        Ok(Verdict::fail(failures.join("; "), details))
+    }
+}
+
+fn lb_failover(lab: &Lab, domain: &str, vip: Ipv4Addr, primary: &str, standby: &[String], within_ms: u64) -> Result<Verdict> {
+    let active = daemons::vip_holder(lab).unwrap_or_else(|| primary.to_string());
+    let mut details = vec![format!("{active} holds {vip}")];
+    let mut failures = Vec::new();
+    https_get(domain, vip, "/", Duration::from_secs(5)).context("HTTPS through the VIP before the failover")?;
+    // A clean stop, as a host shutdown does: keepalived gives the VIP up, HAProxy exits.
+    let stopped_at = Instant::now();
+    daemons::kill(&active, Daemon::Keepalived, libc::SIGTERM);
+    daemons::kill(&active, Daemon::Haproxy, libc::SIGTERM);
+    details.push(format!("stopped keepalived and haproxy on {active}"));
+    let answered = probe::wait_for("HTTPS through the VIP after the failover", Duration::from_secs(15), Duration::from_millis(10), || {
+        let response = https_get(domain, vip, "/", Duration::from_millis(500))?;
+        Ok((response.status == 200 && ServedBy::parse(&response.body).is_some()).then(Instant::now))
+    });
+    let holder = daemons::vip_holder(lab);
+    match &answered {
+        Ok(at) => {
+            let took = *at - stopped_at;
+            details.push(format!("HTTPS answered again after {} (VIP now on {})", secs(took), holder.as_deref().unwrap_or("nobody")));
+            if took > Duration::from_millis(within_ms) {
+                failures.push(format!("HTTPS came back after {} (budget {within_ms} ms)", secs(took)));
+            }
+        }
+        Err(e) => failures.push(format!("{e:#}")),
+    }
+    if !holder.as_ref().is_some_and(|h| standby.contains(h) || (h != &active && lab.topology.lb.as_ref().is_some_and(|lb| lb.hosts.contains(h)))) {
+        failures.push(format!("the VIP is on {holder:?}, not on a standby LB"));
+    }
+    // Bring the stopped LB back; with the higher priority it takes the VIP back.
+    let restarted_at = Instant::now();
+    let restore = daemons::wait_gone(&active, Daemon::Keepalived, Duration::from_secs(10))
+        .and_then(|_| daemons::wait_gone(&active, Daemon::Haproxy, Duration::from_secs(10)))
+        .and_then(|_| daemons::start(lab, lab.host(&active), Daemon::Haproxy))
+        .and_then(|_| daemons::start(lab, lab.host(&active), Daemon::Keepalived));
+    match restore {
+        Ok(_) => {
+            let settled = probe::wait_for("HTTPS after the LB came back", Duration::from_secs(15), Duration::from_millis(100), || {
+                let response = https_get(domain, vip, "/", Duration::from_secs(1))?;
+                Ok((response.status == 200).then_some(()))
+            });
+            match settled {
+                Ok(()) => details.push(format!("{active} back in {}; VIP on {}", secs(restarted_at.elapsed()), daemons::vip_holder(lab).as_deref().unwrap_or("nobody"))),
+                Err(e) => failures.push(format!("after restoring {active}: {e:#}")),
+            }
+        }
+        Err(e) => failures.push(format!("restarting {active}: {e:#}")),
+    }
+    if failures.is_empty() {
+        let took = answered.map(|at| at - stopped_at).unwrap_or_default();
+        Ok(Verdict::pass(format!("VIP moved, HTTPS back in {}", secs(took)), details))
+    } else {
+        details.extend(failures.iter().map(|f| format!("✗ {f}")));
+        Ok(Verdict::fail(failures.join("; "), details))
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.trim().lines().next().unwrap_or_default()
+}
+
+fn join(set: &BTreeSet<String>) -> String {
+    if set.is_empty() {
+        "-".into()
+    } else {
+        set.iter().cloned().collect::<Vec<_>>().join(",")
+    }
 }

@@ -174,7 +174,8 @@ fn apply(out: &Path, artifacts: &Artifacts, plan: &Plan, manifest_text: &str) ->
             dir = current.parent().map(Path::to_path_buf);
         }
     }
-    for dir in &touched_dirs {
+    // A directory noted early may have been removed by a later removal (its parent is noted then).
+    for dir in touched_dirs.iter().filter(|dir| dir.exists()) {
         sync_dir(dir)?;
     }
 
@@ -194,7 +195,10 @@ fn validate(path: &str) -> Result<(), OutputError> {
     if path.is_empty() || path.ends_with('/') {
         return bad("it names no file");
     }
-    if !relative.components().all(|c| matches!(c, Component::Normal(_))) {
+    // Checked on the string: `Path::components` silently drops interior `.` components.
+    if path.split('/').any(|part| part.is_empty() || part == "." || part == "..")
+        || !relative.components().all(|c| matches!(c, Component::Normal(_)))
+    {
         return bad("artifact paths are relative, without `.` or `..`");
     }
     let first = relative.components().next().and_then(|c| c.as_os_str().to_str()).unwrap_or_default();

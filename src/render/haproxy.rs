@@ -137,6 +137,9 @@ fn https_frontend(out: &mut String, topology: &Topology, lb: &LbTier, public: Ip
     let options = format!(" ssl crt {} alpn h2,http/1.1", pem.display());
     out.push_str("\nfrontend https\n");
     binds(out, lb, public, crate::topology::ports::HTTPS, &options);
+    // The backends trust X-Forwarded-*: drop whatever the client sent (`option forwardfor`
+    // then adds the real client address).
+    out.push_str("    http-request del-header X-Forwarded-For\n");
     out.push_str("    http-request set-header X-Forwarded-Proto https\n");
     let _ = writeln!(out, "    http-response set-header Strict-Transport-Security \"{HSTS}\"");
     out.push_str("    default_backend web\n");
@@ -146,7 +149,8 @@ fn stats_frontend(out: &mut String, lb: &LbTier, host: &Host) {
     out.push_str("\n# Private address only: operators, the monitoring collector and keepalived's check.\n");
     out.push_str("frontend stats\n");
     let _ = writeln!(out, "    bind {}:{}", host.address, lb.stats_port);
-    out.push_str("    no log\n");
+    // keepalived's check asks every second: keep those requests out of the log.
+    out.push_str("    http-request set-log-level silent\n");
     out.push_str("    http-request use-service prometheus-exporter if { path /metrics }\n");
     out.push_str("    stats enable\n");
     out.push_str("    stats uri /stats\n");

@@ -4,8 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::render::{Layout, LayoutKind};
-use crate::topology::Topology;
-use crate::topology::Host;
+use crate::topology::{Host, Topology};
 
 /// Name of the track script and of the VRRP instance, as other renderers and the NixOS
 /// module refer to them.

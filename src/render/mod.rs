@@ -6,6 +6,7 @@
 
 mod layout;
 
+pub mod app;
 pub mod flake;
 pub mod galera;
 pub mod haproxy;

@@ -71,7 +71,9 @@ fn input_chain(out: &mut String, firewall: &HostFirewall) {
     out.push_str("\t\ttype filter hook input priority filter; policy drop;\n");
     out.push_str("\t\tct state established,related accept\n");
     out.push_str("\t\tct state invalid drop\n");
-    out.push_str("\t\tiif lo accept\n");
+    // By name, not index: NixOS checks the ruleset at build time in a sandbox kernel
+    // (LKL) whose interfaces need not match the host's.
+    out.push_str("\t\tiifname \"lo\" accept\n");
     out.push_str("\t\t# ICMP errors keep path MTU discovery and failures visible; echo is rate-limited.\n");
     out.push_str("\t\ticmp type { destination-unreachable, time-exceeded, parameter-problem } accept\n");
     let _ = writeln!(out, "\t\ticmp type echo-request limit rate {ECHO_PER_SECOND}/second burst {} packets accept", ECHO_PER_SECOND * 2);
@@ -114,7 +116,7 @@ fn output_chain(out: &mut String, firewall: &HostFirewall) {
             out.push_str("\t\t# Egress is restricted: only the flows that start on this host leave it.\n");
             out.push_str("\t\ttype filter hook output priority filter; policy drop;\n");
             out.push_str("\t\tct state established,related accept\n");
-            out.push_str("\t\toif lo accept\n");
+            out.push_str("\t\toifname \"lo\" accept\n");
             out.push_str("\t\ticmp type { destination-unreachable, time-exceeded, parameter-problem } accept\n");
             out.push_str("\t\ticmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } accept\n");
             out.push_str("\t\ticmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld2-listener-report } accept\n");

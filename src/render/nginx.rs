@@ -7,9 +7,14 @@
 //! option is not the whole file: the module writes `pid /run/nginx/nginx.pid;`,
 //! `error_log stderr;` and `daemon off;` in front of it, and nginx rejects a second `pid`
 //! or `daemon`. So the NixOS layout renders no `pid` (the lab's does), neither renders
-//! `daemon` (the lab starts nginx with `-g 'daemon off;'` when it supervises it), and
-//! neither renders `user` (NixOS starts nginx as its `nginx` user already; the root-run
-//! lab keeps the compiled-in worker user).
+//! `daemon` (a supervising lab passes `-g 'daemon off;'`), and neither renders `user`
+//! (NixOS starts nginx as its `nginx` user already; the root-run lab keeps the
+//! compiled-in worker user, `nobody` on Debian, which must be able to read the web root).
+//!
+//! Every path is absolute, so the `-p` prefix does not matter; the lab runs
+//! `nginx -c <etc>/nginx.conf -p <root>/<host>/ -e stderr` (`-e` keeps nginx's very first
+//! log lines off the machine's /var/log) after creating [`required_dirs`]. Only a web host
+//! should get this file.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

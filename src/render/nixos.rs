@@ -1,1 +1,345 @@
-//! (in progress)
+//! `hosts/<host>/default.nix`: the NixOS configuration of one host, data only (imports and
+//! option values); the role modules in `modules/` hold the logic.
+//!
+//! Facts NixOS has an option for as they are (host name, addresses, Galera membership, MariaDB
+//! settings, state version) are set on NixOS's own options, so the option checker judges them
+//! against NixOS's types; the rest goes to `nixstack.<role>` options, mostly the paths of the
+//! native configs rendered beside the file.
+
+mod expr;
+
+use std::net::Ipv4Addr;
+
+pub use expr::{attr_name, quote, Nix};
+
+use crate::render::{galera, haproxy, keepalived, monitoring, nftables, nginx, Layout};
+use crate::spec::{Agent, ImageVariant, Role, TlsMode};
+use crate::topology::{Host, Topology};
+
+/// A native config rendered beside a host's `default.nix` (and into the lab tree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum NativeConfig {
+    Haproxy,
+    Keepalived,
+    Nginx,
+    Nftables,
+    Otelcol,
+    Collectd,
+}
+
+impl NativeConfig {
+    /// The file name beside `default.nix`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            NativeConfig::Haproxy => "haproxy.cfg",
+            NativeConfig::Keepalived => "keepalived.conf",
+            NativeConfig::Nginx => "nginx.conf",
+            NativeConfig::Nftables => "nftables.nft",
+            NativeConfig::Otelcol => "otelcol.yaml",
+            NativeConfig::Collectd => "collectd.conf",
+        }
+    }
+
+    /// The config's text for `host` with `layout`'s paths.
+    pub fn render(self, topology: &Topology, host: &Host, layout: &Layout) -> String {
+        match self {
+            NativeConfig::Haproxy => haproxy::render(topology, host, layout),
+            NativeConfig::Keepalived => keepalived::render(topology, host, layout),
+            NativeConfig::Nginx => nginx::render(topology, host, layout),
+            NativeConfig::Nftables => nftables::render(topology, host, layout),
+            NativeConfig::Otelcol => monitoring::otelcol(topology, host, layout),
+            NativeConfig::Collectd => monitoring::collectd(topology, host, layout),
+        }
+    }
+}
+
+/// The native configs `host` runs, by its roles, firewall and monitoring.
+pub fn native_configs(topology: &Topology, host: &Host) -> Vec<NativeConfig> {
+    let mut configs = Vec::new();
+    if host.has(Role::Lb) {
+        configs.extend([NativeConfig::Haproxy, NativeConfig::Keepalived]);
+    }
+    if host.has(Role::Web) {
+        configs.push(NativeConfig::Nginx);
+    }
+    if host.firewall {
+        configs.push(NativeConfig::Nftables);
+    }
+    if host.monitored {
+        match topology.monitoring.as_ref().map(|m| m.agent) {
+            Some(Agent::Otelcol) => configs.push(NativeConfig::Otelcol),
+            Some(Agent::Collectd) => configs.push(NativeConfig::Collectd),
+            None => {}
+        }
+    }
+    configs.sort();
+    configs
+}
+
+/// The boot loader the modules configure: BIOS images boot with GRUB, everything else with
+/// systemd-boot on an EFI system partition.
+pub fn boot_loader(image: ImageVariant) -> &'static str {
+    match image {
+        ImageVariant::Raw | ImageVariant::Qemu => "grub",
+        ImageVariant::RawEfi | ImageVariant::QemuEfi | ImageVariant::Iso => "systemd-boot",
+    }
+}
+
+/// `hosts/<host>/default.nix` of `host` (without the writer's header line).
+pub fn host(topology: &Topology, host: &Host) -> String {
+    let layout = Layout::nixos();
+    let mut bindings: Vec<(Vec<String>, Nix)> = Vec::new();
+    let mut bind = |path: &str, value: Nix| bindings.push((path.split('.').map(str::to_string).collect(), value));
+
+    bind(
+        "imports",
+        Nix::Raw("[ ../../modules ] ++ lib.optional (builtins.pathExists ./local.nix) ./local.nix".into()),
+    );
+    bind("networking", networking(topology, host, &layout));
+    bind("nixpkgs.hostPlatform", Nix::str(&topology.stack.system));
+    bind("system.stateVersion", Nix::str(&topology.stack.state_version));
+    bind("nixstack.base", base(topology, host));
+    let file = |config: NativeConfig| Nix::relative_path(&format!("./{}", config.file_name()));
+    let configs = native_configs(topology, host);
+    if configs.contains(&NativeConfig::Nftables) {
+        bind("nixstack.firewall", attrs([("enable", Nix::Bool(true)), ("ruleset", file(NativeConfig::Nftables))]));
+    }
+    if let (true, Some(lb)) = (host.has(Role::Lb), &topology.lb) {
+        let mut values = vec![
+            ("enable", Nix::Bool(true)),
+            ("haproxyConfig", file(NativeConfig::Haproxy)),
+            ("keepalivedConfig", file(NativeConfig::Keepalived)),
+            ("vip", Nix::str(lb.vip.to_string())),
+            ("vipInterface", Nix::str(&layout.public_interface)),
+        ];
+        if lb.tls == TlsMode::Acme {
+            let mut acme = vec![("domain", Nix::str(&topology.stack.domain))];
+            if let Some(email) = &lb.acme_email {
+                acme.push(("email", Nix::str(email)));
+            }
+            values.push(("acme", attrs(acme)));
+        }
+        bind("nixstack.lb", attrs(values));
+    }
+    if let (true, Some(web)) = (host.has(Role::Web), &topology.web) {
+        bind(
+            "nixstack.web",
+            attrs([
+                ("enable", Nix::Bool(true)),
+                ("nginxConfig", file(NativeConfig::Nginx)),
+                ("root", Nix::str(&web.root)),
+            ]),
+        );
+    }
+    if let (true, Some(app)) = (host.has(Role::App), &topology.app) {
+        let environment = crate::render::app::environment(topology, host, &layout);
+        bind(
+            "nixstack.app",
+            attrs([
+                ("enable", Nix::Bool(true)),
+                ("package", Nix::select("pkgs", &app.package.split('.').collect::<Vec<_>>())),
+                ("command", Nix::str(&app.command)),
+                ("port", Nix::Int(i64::from(app.port))),
+                ("healthPath", Nix::str(&app.health_path)),
+                (
+                    "environment",
+                    Nix::Attrs(environment.into_iter().map(|(k, v)| (vec![k], Nix::Str(v))).collect()),
+                ),
+            ]),
+        );
+    }
+    if let (true, Some(db)) = (host.has(Role::Db), &topology.db) {
+        let private = topology.networks.private;
+        // MariaDB host patterns take a network as address/netmask.
+        let client_hosts = format!("{}/{}", private.network(), private.netmask());
+        let users = db
+            .users
+            .iter()
+            .map(|user| {
+                attrs([
+                    ("name", Nix::str(&user.name)),
+                    ("database", Nix::str(&user.database)),
+                    ("host", Nix::str(&client_hosts)),
+                ])
+            })
+            .collect();
+        bind(
+            "nixstack.db",
+            attrs([
+                ("enable", Nix::Bool(true)),
+                ("databases", Nix::strs(&db.databases)),
+                ("users", Nix::List(users)),
+                ("requireTls", Nix::Bool(topology.internal_tls)),
+            ]),
+        );
+        let cluster = galera::galera_cluster(topology, host);
+        bind(
+            "services.mysql.galeraCluster",
+            attrs([
+                ("name", Nix::str(&cluster.name)),
+                ("localName", Nix::str(&cluster.local_name)),
+                ("localAddress", Nix::str(&cluster.local_address)),
+                ("nodeAddresses", Nix::strs(&cluster.node_addresses)),
+                ("sstMethod", Nix::str(cluster.sst_method.as_str())),
+            ]),
+        );
+        bind("services.mysql.settings", mysql_settings(&galera::settings(topology, host, &layout)));
+    }
+    if let Some(config) = configs.iter().find(|c| matches!(c, NativeConfig::Otelcol | NativeConfig::Collectd)) {
+        let agent = if *config == NativeConfig::Otelcol { "otelcol" } else { "collectd" };
+        bind(
+            "nixstack.monitoring",
+            attrs([("enable", Nix::Bool(true)), ("agent", Nix::str(agent)), ("configFile", file(*config))]),
+        );
+    }
+
+    let arguments = if host.has(Role::App) { "{ lib, pkgs, ... }:" } else { "{ lib, ... }:" };
+    let roles: Vec<&str> = host.roles.iter().map(|role| role.as_str()).collect();
+    format!(
+        "# {host_name} ({roles}) of the {stack} stack: data only, the modules in ../../modules do the work.\n\
+         # Your own changes go in ./local.nix, imported when present and never written by nixstack.\n\
+         {arguments}\n{body}\n",
+        host_name = host.name,
+        roles = if roles.is_empty() { "no role".to_string() } else { roles.join(", ") },
+        stack = topology.stack.name,
+        body = Nix::Attrs(bindings).render(),
+    )
+}
+
+fn attrs<'a>(bindings: impl IntoIterator<Item = (&'a str, Nix)>) -> Nix {
+    Nix::Attrs(bindings.into_iter().map(|(key, value)| (key.split('.').map(str::to_string).collect(), value)).collect())
+}
+
+/// `networking = { ... }`: identity, static addresses, default gateway.
+fn networking(topology: &Topology, host: &Host, layout: &Layout) -> Nix {
+    let mut values = vec![("hostName", Nix::str(&host.name))];
+    if let Some(domain) = internal_domain(topology, host) {
+        values.push(("domain", Nix::str(domain)));
+    }
+    let address = |address: Ipv4Addr, prefix_length: u8| {
+        Nix::List(vec![attrs([
+            ("address", Nix::str(address.to_string())),
+            ("prefixLength", Nix::Int(i64::from(prefix_length))),
+        ])])
+    };
+    let private = (layout.private_interface.as_str(), host.address, topology.networks.private);
+    let public = host.public_address.map(|a| (layout.public_interface.as_str(), a, topology.networks.public));
+    let mut interfaces: Vec<(Vec<String>, Nix)> = Vec::new();
+    for (interface, ip, network) in public.into_iter().chain([private]) {
+        interfaces.push((vec![interface.to_string(), "ipv4".into(), "addresses".into()], address(ip, network.prefix_len())));
+    }
+    values.push(("interfaces", Nix::Attrs(interfaces)));
+    if let Some(gateway) = topology.networks.gateway {
+        let interface = match public {
+            Some((interface, _, network)) if network.contains(&gateway) => interface,
+            _ => private.0,
+        };
+        values.push((
+            "defaultGateway",
+            attrs([("address", Nix::str(gateway.to_string())), ("interface", Nix::str(interface))]),
+        ));
+    }
+    attrs(values)
+}
+
+/// The DNS domain of the host's internal name (`db1.shop.internal` → `shop.internal`), from
+/// the certificate the internal CA issues it, so that `hostname -f` matches the certificate.
+fn internal_domain<'a>(topology: &'a Topology, host: &Host) -> Option<&'a str> {
+    let prefix = format!("{}.", host.name);
+    topology
+        .certificates
+        .iter()
+        .filter(|certificate| certificate.host == host.name)
+        .flat_map(|certificate| &certificate.dns_names)
+        .find_map(|name| name.strip_prefix(&prefix))
+}
+
+/// `nixstack.base = { ... }`.
+fn base(topology: &Topology, host: &Host) -> Nix {
+    let mut values = vec![
+        ("enable", Nix::Bool(true)),
+        ("deployUser", Nix::str(&topology.stack.deploy_user)),
+        ("sshKeys", Nix::strs(&topology.stack.ssh_keys)),
+        ("bootLoader", Nix::str(boot_loader(topology.stack.image))),
+    ];
+    if let Some(disk) = &host.disk {
+        values.push(("disk", Nix::str(disk)));
+    }
+    attrs(values)
+}
+
+/// `services.mysql.settings`: sections → keys → values, as NixOS's INI format takes them.
+fn mysql_settings(sections: &galera::Sections) -> Nix {
+    Nix::Attrs(
+        sections
+            .iter()
+            .map(|(section, keys)| {
+                let keys = keys
+                    .iter()
+                    .map(|(key, value)| {
+                        let value = match value {
+                            galera::Value::Bool(b) => Nix::Bool(*b),
+                            galera::Value::Int(i) => Nix::Int(*i),
+                            galera::Value::Str(s) => Nix::str(s),
+                        };
+                        (vec![key.clone()], value)
+                    })
+                    .collect();
+                (vec![section.clone()], Nix::Attrs(keys))
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::compile;
+    use crate::spec::SpecSource;
+
+    fn default_topology() -> Topology {
+        compile(&SpecSource::embedded_default()).unwrap()
+    }
+
+    fn host_file(name: &str) -> String {
+        let topology = default_topology();
+        let found = topology.hosts.iter().find(|h| h.name == name).unwrap();
+        host(&topology, found)
+    }
+
+    #[test]
+    fn a_load_balancer_points_at_its_rendered_configs() {
+        let text = host_file("lb1");
+        assert!(text.contains("haproxyConfig = ./haproxy.cfg;"), "{text}");
+        assert!(text.contains("keepalivedConfig = ./keepalived.conf;"), "{text}");
+        assert!(text.contains("ruleset = ./nftables.nft;"), "{text}");
+        assert!(text.contains("configFile = ./otelcol.yaml;"), "{text}");
+        assert!(text.contains("hostName = \"lb1\";"), "{text}");
+        assert!(text.contains("eth0.ipv4.addresses = [\n"), "{text}");
+    }
+
+    #[test]
+    fn only_app_hosts_take_pkgs() {
+        assert!(host_file("app1").starts_with("# app1 (app)"));
+        assert!(host_file("app1").contains("{ lib, pkgs, ... }:\n{\n"));
+        assert!(host_file("db1").contains("{ lib, ... }:\n{\n"));
+        assert!(host_file("app1").contains("package = pkgs.nixstack-demo-app;"));
+    }
+
+    #[test]
+    fn native_configs_follow_roles() {
+        let topology = default_topology();
+        let by_name = |name: &str| topology.hosts.iter().find(|h| h.name == name).unwrap();
+        assert_eq!(
+            native_configs(&topology, by_name("lb1")),
+            [NativeConfig::Haproxy, NativeConfig::Keepalived, NativeConfig::Nftables, NativeConfig::Otelcol]
+        );
+        assert_eq!(native_configs(&topology, by_name("db1")), [NativeConfig::Nftables, NativeConfig::Otelcol]);
+    }
+
+    #[test]
+    fn bios_images_boot_with_grub() {
+        assert_eq!(boot_loader(ImageVariant::Raw), "grub");
+        assert_eq!(boot_loader(ImageVariant::RawEfi), "systemd-boot");
+    }
+}

@@ -1,1 +1,90 @@
-//! (in progress)
+//! The whole artifact tree of a Topology: `flake.nix`, the role modules, per host its NixOS
+//! configuration with the native configs beside it, and the same native configs rendered with
+//! the lab layout under `lab/<host>/`. Pure and deterministic: a sorted map path → text.
+
+use crate::render::nixos::{self, NativeConfig};
+use crate::render::{flake, galera, Artifacts, Layout};
+use crate::spec::Role;
+use crate::topology::Topology;
+
+/// The hand-written role modules of this repository, shipped in every artifact tree.
+pub const MODULES: &[(&str, &str)] = &[
+    ("modules/app.nix", include_str!("../../modules/app.nix")),
+    ("modules/base.nix", include_str!("../../modules/base.nix")),
+    ("modules/db.nix", include_str!("../../modules/db.nix")),
+    ("modules/default.nix", include_str!("../../modules/default.nix")),
+    ("modules/firewall.nix", include_str!("../../modules/firewall.nix")),
+    ("modules/lb.nix", include_str!("../../modules/lb.nix")),
+    ("modules/monitoring.nix", include_str!("../../modules/monitoring.nix")),
+    ("modules/web.nix", include_str!("../../modules/web.nix")),
+];
+
+/// The lab's MariaDB config file beside the other lab configs of a db host.
+pub const LAB_MY_CNF: &str = "my.cnf";
+
+/// Every generated file for `topology`, keyed by path relative to the output directory.
+pub fn artifacts(topology: &Topology) -> Artifacts {
+    let mut files = Artifacts::new();
+    files.insert("flake.nix".to_string(), flake::flake(topology));
+    for (path, text) in MODULES {
+        files.insert(path.to_string(), text.to_string());
+    }
+    let nixos = Layout::nixos();
+    for host in &topology.hosts {
+        let name = &host.name;
+        files.insert(format!("hosts/{name}/default.nix"), nixos::host(topology, host));
+        let lab = Layout::lab(name);
+        for config in nixos::native_configs(topology, host) {
+            let file = config.file_name();
+            files.insert(format!("hosts/{name}/{file}"), config.render(topology, host, &nixos));
+            files.insert(format!("lab/{name}/{file}"), config.render(topology, host, &lab));
+        }
+        if host.has(Role::Db) {
+            files.insert(format!("lab/{name}/{LAB_MY_CNF}"), galera::lab_ini(topology, host, &lab));
+        }
+    }
+    files
+}
+
+/// The native configs of every host, for callers that only need those (the lab, checkers).
+pub fn native_configs(topology: &Topology) -> Vec<(String, NativeConfig)> {
+    topology
+        .hosts
+        .iter()
+        .flat_map(|host| nixos::native_configs(topology, host).into_iter().map(|config| (host.name.clone(), config)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::compile;
+    use crate::spec::SpecSource;
+
+    #[test]
+    fn every_module_on_disk_is_shipped() {
+        let on_disk: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/modules"))
+            .unwrap()
+            .map(|entry| format!("modules/{}", entry.unwrap().file_name().to_string_lossy()))
+            .filter(|path| path.ends_with(".nix"))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let shipped: Vec<&str> = MODULES.iter().map(|(path, _)| *path).collect();
+        assert_eq!(on_disk, shipped);
+    }
+
+    #[test]
+    fn the_tree_has_a_host_file_and_lab_configs_per_host() {
+        let topology = compile(&SpecSource::embedded_default()).unwrap();
+        let files = artifacts(&topology);
+        for host in &topology.hosts {
+            assert!(files.contains_key(&format!("hosts/{}/default.nix", host.name)));
+        }
+        assert!(files.contains_key("hosts/lb1/haproxy.cfg"));
+        assert!(files.contains_key("lab/lb1/haproxy.cfg"));
+        assert!(files.contains_key("lab/db1/my.cnf"));
+        assert!(!files.contains_key("hosts/db1/my.cnf"));
+        assert!(files.contains_key("flake.nix"));
+    }
+}

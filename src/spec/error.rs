@@ -80,8 +80,9 @@ impl<'a> SourceMap<'a> {
         let line_start = self.text[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = self.text[start..].find('\n').map_or(self.text.len(), |i| start + i);
         let line = self.text[..start].matches('\n').count() + 1;
-        let column = self.text[line_start..start].chars().count() + 1;
         let snippet = self.text[line_start..line_end].trim_end_matches('\r').to_string();
+        // An error at the `\r` of a CRLF ending points just past the snippet's last char.
+        let column = (self.text[line_start..start].chars().count() + 1).min(snippet.chars().count() + 1);
         let width = self.text[start..end.min(line_end)].chars().count();
         SpecError {
             file: self.file.to_string(),

@@ -283,7 +283,11 @@ impl Resolver<'_> {
         for key in &s.ssh_keys {
             let valid = key.split_whitespace().count() >= 2
                 && ["ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-", "sk-ssh-ed25519@", "sk-ecdsa-"].iter().any(|p| key.starts_with(p));
-            if !valid || key.contains('\n') {
+            if key.contains("PRIVATE KEY") {
+                self.error(key.span.clone(), "this is a private key")
+                    .expected("an SSH public key, one line like \"ssh-ed25519 AAAA... user@host\"")
+                    .hint("remove it from stack.toml now (and rotate it if this file was shared); paste ~/.ssh/id_ed25519.pub instead");
+            } else if !valid || key.contains('\n') {
                 self.error(key.span.clone(), "not an SSH public key")
                     .expected("one line like \"ssh-ed25519 AAAA... user@host\"")
                     .hint("paste the contents of ~/.ssh/id_ed25519.pub (the public half)");
@@ -370,6 +374,12 @@ impl Resolver<'_> {
             }
             if let Some(address) = &host.public_address {
                 self.check_address(address, public, "public", &spec.networks.public.span, name, &mut used_public);
+                // A public address equal to the VIP is reported by check_vip.
+                if networks.gateway == Some(address.value) {
+                    self.error(address.span.clone(), format!("public address {} of host `{}` is the gateway", address.value, name.value))
+                        .expected("an address no other part of the stack uses")
+                        .hint("pick another address or omit it to have one allocated");
+                }
             }
         }
 
@@ -429,7 +439,7 @@ impl Resolver<'_> {
         let _ = network_span;
         if !network.contains(&address.value) {
             self.error(address.span.clone(), format!("address {} of host `{}` is outside the {which} network {network}", address.value, host.value))
-                .expected(format!("an address in {network} ({} – {})", network.hosts().next().unwrap_or(network.network()), network.broadcast()))
+                .expected(format!("an address in {network} ({} – {})", first_host(network), last_host(network)))
                 .hint(format!("fix the address or widen networks.{which}"));
         } else if address.value == network.network() || address.value == network.broadcast() {
             self.error(address.span.clone(), format!("{} is the {} address of {network}", address.value, if address.value == network.network() { "network" } else { "broadcast" }))
@@ -576,7 +586,9 @@ impl Resolver<'_> {
     fn check_port_conflicts(&mut self, spec: &RawSpec, hosts: &[Host]) {
         // One error per conflicting setting, naming every host it hits (the whiteboard's
         // three identical servers would otherwise give three identical errors).
-        let mut conflicts: BTreeMap<((usize, usize), String, String, u16), Vec<String>> = BTreeMap::new();
+        // (span of the setting, first service, second service, port) → hosts.
+        type Conflict = ((usize, usize), String, String, u16);
+        let mut conflicts: BTreeMap<Conflict, Vec<String>> = BTreeMap::new();
         for host in hosts {
             let mut by_port: BTreeMap<(u16, Proto), &Service> = BTreeMap::new();
             for service in &host.services {
@@ -770,6 +782,11 @@ fn certificates(topology: &Topology) -> Vec<Certificate> {
             if host.has(Role::Lb) {
                 dns_names.push(topology.stack.domain.clone());
             }
+            // nginx verifies one name per upstream group and never IP SANs, so every app
+            // host also answers to the tier's shared name.
+            if host.has(Role::App) {
+                dns_names.push(format!("app.{}.internal", topology.stack.name));
+            }
             let mut ip_addresses = vec![host.address];
             ip_addresses.extend(host.public_address);
             Certificate { host: host.name.clone(), common_name: host.name.clone(), dns_names, ip_addresses }
@@ -800,6 +817,16 @@ fn start_order(topology: &Topology) -> Vec<Vec<String>> {
     }
     stages.retain(|stage| !stage.is_empty());
     stages
+}
+
+/// The first and last usable host addresses (the network and broadcast addresses are
+/// not, except in the /31 and /32 networks, which the resolver rejects anyway).
+fn first_host(network: Ipv4Net) -> Ipv4Addr {
+    if network.prefix_len() >= 31 { network.network() } else { Ipv4Addr::from(u32::from(network.network()) + 1) }
+}
+
+fn last_host(network: Ipv4Net) -> Ipv4Addr {
+    if network.prefix_len() >= 31 { network.broadcast() } else { Ipv4Addr::from(u32::from(network.broadcast()) - 1) }
 }
 
 fn is_dns_label(label: &str) -> bool {

@@ -180,32 +180,36 @@ pub fn quote(text: &str) -> String {
 
 /// A `''...''` string for multi-line text: `''` and `${` escaped (`'''`, `''${`), every line
 /// indented one level deeper than the binding, which Nix strips again. Text that Nix would
-/// read back differently (tabs, carriage returns, a line of only spaces, a first line that
-/// starts with spaces) is printed double-quoted instead.
+/// read back differently (tabs, carriage returns, a line of only spaces, no line without
+/// indentation, a final `'`) is printed double-quoted instead.
 fn write_indented_string(out: &mut String, text: &str, level: usize) {
+    let (body, trailing_newline) = match text.strip_suffix('\n') {
+        Some(body) => (body, true),
+        None => (text, false),
+    };
     let safe = !text.contains(['\t', '\r'])
-        && !text.starts_with(' ')
-        && text.lines().all(|line| line.is_empty() || !line.trim().is_empty());
+        // Nix strips the indentation common to all lines: one line must start unindented.
+        && body.split('\n').any(|line| !line.is_empty() && !line.starts_with(' '))
+        && body.split('\n').all(|line| line.is_empty() || !line.trim().is_empty())
+        // A final `'` would merge with the closing quotes.
+        && (trailing_newline || !body.ends_with('\''));
     if !safe {
         out.push_str(&quote(text));
         return;
     }
     out.push_str("''\n");
-    let (body, trailing_newline) = match text.strip_suffix('\n') {
-        Some(body) => (body, true),
-        None => (text, false),
-    };
-    for line in body.split('\n') {
+    for (index, line) in body.split('\n').enumerate() {
+        if index > 0 {
+            out.push('\n');
+        }
         if !line.is_empty() {
             indent(out, level + 1);
             out.push_str(&line.replace("''", "'''").replace("${", "''${"));
         }
-        out.push('\n');
     }
-    indent(out, level + 1);
-    if !trailing_newline {
-        // The closing quotes must follow the last character directly: undo the newline.
-        out.truncate(out.trim_end_matches(' ').len() - 1);
+    if trailing_newline {
+        out.push('\n');
+        indent(out, level);
     }
     out.push_str("''");
 }
@@ -313,7 +317,8 @@ mod tests {
     #[test]
     fn text_an_indented_string_would_change_is_double_quoted() {
         assert_eq!(Nix::str("\tx\ny").render(), r#""\tx\ny""#);
-        assert_eq!(Nix::str("  x\ny").render(), r#""  x\ny""#);
+        assert_eq!(Nix::str("  x\n  y").render(), r#""  x\n  y""#);
+        assert_eq!(Nix::str("x\ny'").render(), r#""x\ny'""#);
         assert_eq!(Nix::str("x\n   \ny").render(), r#""x\n   \ny""#);
     }
 
@@ -327,7 +332,7 @@ mod tests {
     /// reads the text back to the value it was printed from.
     #[test]
     fn printed_strings_read_back_with_nix() {
-        let samples = ["plain", "q\"uote", "back\\slash", "${interp}", "$${double}", "''quotes''", "multi\nline ${x} ''y''\n", "a\nb", "\ttab\nx"];
+        let samples = ["plain", "q\"uote", "back\\slash", "${interp}", "$${double}", "''quotes''", "multi\nline ${x} ''y''\n", "a\nb", "\ttab\nx", "  x\ny", "  x\n  y", "x\ny'", "x'\n", "$\n${a}\n''${b}\n", "x\n   \ny"];
         let mut expr = String::from("[\n");
         for sample in samples {
             expr.push_str(&Nix::str(sample).render());
