@@ -18,20 +18,26 @@ let
 
   # Passwords are read from the secrets directory when the unit runs; generated passwords are
   # alphanumeric, and anything that could break out of the SQL string is refused.
-  ensureUser = user: ''
-    password=$(tr -d '\n' < ${lib.escapeShellArg "${secretsDir}/db-${user.name}.password"})
-    case "$password" in
-      "" | *"'"* | *\\*)
-        echo "${secretsDir}/db-${user.name}.password is missing, empty, or holds a quote or backslash" >&2
-        exit 1
-        ;;
-    esac
-    mariadb <<SQL
-    CREATE USER IF NOT EXISTS '${user.name}'@'${user.host}' IDENTIFIED BY '$password';
-    ALTER USER '${user.name}'@'${user.host}' IDENTIFIED BY '$password'${lib.optionalString cfg.requireTls " REQUIRE SSL"};
-    GRANT ALL PRIVILEGES ON ${user.database}.* TO '${user.name}'@'${user.host}';
-    SQL
-  '';
+  ensureUser =
+    user:
+    let
+      account = "'${user.name}'@'${user.host}'";
+      on = if user.database == null then "*.*" else "${user.database}.*";
+    in
+    ''
+      password=$(tr -d '\n' < ${lib.escapeShellArg "${secretsDir}/db-${user.name}.password"})
+      case "$password" in
+        "" | *"'"* | *\\*)
+          echo "${secretsDir}/db-${user.name}.password is missing, empty, or holds a quote or backslash" >&2
+          exit 1
+          ;;
+      esac
+      mariadb <<SQL
+      CREATE USER IF NOT EXISTS ${account} IDENTIFIED BY '$password';
+      ALTER USER ${account} IDENTIFIED BY '$password'${lib.optionalString user.requireTls " REQUIRE SSL"};
+      GRANT ${user.privileges} ON ${on} TO ${account};
+      SQL
+    '';
 in
 {
   options.nixstack.db = {
@@ -49,8 +55,9 @@ in
     users = mkOption {
       default = [ ];
       description = ''
-        Application users with a password, read at runtime from
-        `db-<name>.password` in {option}`nixstack.base.secretsDir`.
+        Database accounts with a password, read at runtime from `db-<name>.password` in
+        {option}`nixstack.base.secretsDir`: the application's users and the monitoring
+        agent's status account.
       '';
       type = types.listOf (
         types.submodule {
@@ -60,24 +67,30 @@ in
               description = "User name.";
             };
             database = mkOption {
-              type = types.strMatching "[A-Za-z0-9_]+";
-              description = "The database the user gets all privileges on.";
+              type = types.nullOr (types.strMatching "[A-Za-z0-9_]+");
+              default = null;
+              description = "The database the privileges are on; `null` for all (`*.*`).";
+            };
+            privileges = mkOption {
+              type = types.str;
+              default = "ALL PRIVILEGES";
+              example = "PROCESS, REPLICATION CLIENT";
+              description = "What the user may do there (the GRANT privilege list).";
             };
             host = mkOption {
               type = types.str;
-              default = "%";
+              default = "localhost";
               example = "10.10.0.0/255.255.255.0";
               description = "Where the user may connect from (a MariaDB host pattern).";
+            };
+            requireTls = mkOption {
+              type = types.bool;
+              default = false;
+              description = "Whether the user may only connect over TLS (never for socket-only users).";
             };
           };
         }
       );
-    };
-
-    requireTls = mkOption {
-      type = types.bool;
-      default = false;
-      description = "Whether the application users may only connect over TLS.";
     };
 
     bootstrapNewCluster = mkOption {
@@ -113,6 +126,23 @@ in
     };
     # TLS certificate and key for clients and replication.
     users.users.${mysql.user}.extraGroups = [ secretsGroup ];
+    # What MariaDB's state transfer scripts call (rsync SST through stunnel, mariabackup
+    # through socat), as in NixOS's own Galera test.
+    systemd.services.mysql.path = [
+      pkgs.bash
+      pkgs.gawk
+      pkgs.gnutar
+      pkgs.gzip
+      pkgs.inetutils
+      pkgs.iproute2
+      pkgs.netcat
+      pkgs.procps
+      pkgs.pv
+      pkgs.rsync
+      pkgs.socat
+      pkgs.stunnel
+      pkgs.which
+    ];
 
     systemd.services.nixstack-db-users = lib.mkIf (cfg.users != [ ]) {
       description = "nixstack database users";

@@ -326,7 +326,7 @@ fn run_collectd(topology: &Topology, host: &Host) -> (String, bool, Vec<Value>) 
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline
-        && !fs::read_to_string(&records).unwrap_or_default().contains("plugin=cpu")
+        && !fs::read_to_string(&records).unwrap_or_default().contains("plugin=memory")
         && daemon.try_wait().unwrap().is_none()
     {
         std::thread::sleep(Duration::from_millis(200));
@@ -397,17 +397,155 @@ fn check_host(spec_name: &str, topology: &Topology, host: &Host) -> Result<(), S
     if !success && !(needs_daemon && log.contains("one or more plugin read callbacks failed")) {
         return Err(format!("{who}: collectd -T failed:\n{log}"));
     }
-    // The Sumo Logic plugin delivered host metrics with the host's metadata.
+    // The Sumo Logic plugin delivered host metrics (memory: reported from the first read on)
+    // with the host's metadata.
     let category = source_category(topology, host);
     let delivered = received.iter().any(|post| {
         post["path"] == "/receiver/v1/http/lab-token"
             && post["headers"]["X-Sumo-Category"] == category.as_str()
             && post["headers"]["X-Sumo-Host"] == host.name.as_str()
             && post["headers"]["Content-Type"] == "application/vnd.sumologic.carbon2"
-            && post["body"].as_str().is_some_and(|b| b.contains("plugin=cpu"))
+            && post["body"].as_str().is_some_and(|b| b.contains("plugin=memory"))
     });
     if !delivered {
-        return Err(format!("{who}: no cpu metrics with category {category} reached the stand-in: {received:#?}\n{log}"));
+        return Err(format!("{who}: no memory metrics with category {category} reached the stand-in: {received:#?}\n{log}"));
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// The QPS sources, read from real daemons: the counters that reach Sumo Logic count the
+// requests sent.
+
+/// The value of the first carbon2 line (`tags  value timestamp`) with all `tags`.
+fn carbon2_value(received: &[Value], tags: &[&str]) -> Option<f64> {
+    received
+        .iter()
+        .filter_map(|post| post["body"].as_str())
+        .flat_map(str::lines)
+        .filter(|line| tags.iter().all(|tag| line.split_whitespace().any(|t| t == *tag)))
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(fields.len().wrapping_sub(2))?.parse().ok()
+        })
+        .last()
+}
+
+/// Runs collectd on `host`'s lab config next to `daemon_setup` (which starts the daemon
+/// inside the namespace and sends `requests` requests), until `tags` arrive with a value.
+fn counter_after_requests(topology: &Topology, host: &Host, daemon_config: &str, daemon: &str, url: &str, tags: &[&str]) -> f64 {
+    let root = tempfile::Builder::new().prefix("nxs-qps-").tempdir().unwrap();
+    let layout = Layout::lab_at(root.path(), &host.name);
+    for dir in [&layout.etc, &layout.log, &layout.state, &layout.secrets, &layout.run] {
+        fs::create_dir_all(dir).unwrap();
+    }
+    std::os::unix::fs::symlink(PLUGIN_DIR, collectd_python_path(&layout)).unwrap();
+    let values: Vec<(&str, &str)> = vec![
+        (PLACEHOLDER_SUMOLOGIC_URL, "http://127.0.0.1:18080/receiver/v1/http/lab-token"),
+        (PLACEHOLDER_DB_MONITOR_PASSWORD, "unused"),
+    ];
+    let secrets = collectd_secrets_path(&layout);
+    fs::create_dir_all(secrets.parent().unwrap()).unwrap();
+    fs::write(&secrets, fill_collectd_secrets(&collectd_secrets_template(topology, host, &layout), &values)).unwrap();
+    let config = layout.config("collectd.conf");
+    fs::write(&config, collectd(topology, host, &layout)).unwrap();
+    let records = root.path().join("received.jsonl");
+    let sandbox = Sandbox::new(host, root.path(), &records);
+
+    let daemon_file = root.path().join("daemon.conf");
+    fs::write(&daemon_file, daemon_config.replace("@ROOT@", &root.path().display().to_string())).unwrap();
+    let mut server = match daemon {
+        "haproxy" => Command::new("ip").args(["netns", "exec", &sandbox.netns, "/usr/sbin/haproxy", "-db", "-f"]).arg(&daemon_file).stdout(Stdio::null()).stderr(Stdio::null()).spawn(),
+        _ => Command::new("ip").args(["netns", "exec", &sandbox.netns, "/usr/sbin/nginx", "-e", "stderr", "-g", "daemon off;", "-p"]).arg(root.path()).arg("-c").arg(&daemon_file).stdout(Stdio::null()).stderr(Stdio::null()).spawn(),
+    }
+    .unwrap_or_else(|e| panic!("{daemon} missing ({e}): run scripts/setup"));
+    // Send the requests once the daemon answers (probing, bounded).
+    let curl = |target: &str| {
+        Command::new("ip").args(["netns", "exec", &sandbox.netns, "curl", "-s", "-o", "/dev/null", "--max-time", "2", target]).status().unwrap().success()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !curl(url) {
+        assert!(Instant::now() < deadline, "{daemon} did not answer on {url}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for _ in 0..REQUESTS - 1 {
+        assert!(curl(url));
+    }
+    let mut agent = Command::new("ip")
+        .args(["netns", "exec", &sandbox.netns, "/usr/sbin/collectd", "-f", "-C"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut value = None;
+    while value.is_none() && Instant::now() < deadline && agent.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(200));
+        let received: Vec<Value> = fs::read_to_string(&records)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        value = carbon2_value(&received, tags);
+    }
+    for child in [&mut agent, &mut server] {
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    }
+    for child in [&mut agent, &mut server] {
+        let stop = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() && Instant::now() < stop {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    value.unwrap_or_else(|| {
+        panic!(
+            "no {tags:?} reached the stand-in:\n{}\n{}",
+            fs::read_to_string(&records).unwrap_or_default(),
+            fs::read_to_string(layout.log_file("collectd.log")).unwrap_or_default()
+        )
+    })
+}
+
+const REQUESTS: usize = 7;
+
+#[test]
+fn lb_request_counter_reaches_sumo_logic() {
+    let topology = spec("default");
+    let lb1 = topology.hosts.iter().find(|h| h.name == "lb1").unwrap();
+    let stats = nixstack::render::monitoring::haproxy_stats_url(&topology, lb1).unwrap();
+    let stats_port = topology.lb.as_ref().unwrap().stats_port;
+    // A stand-in haproxy.cfg with the contract the real one keeps: stats on the private
+    // address at /stats, the site's frontend named `https`.
+    let haproxy = format!(
+        "global\n  maxconn 100\n  pidfile @ROOT@/haproxy.pid\ndefaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n\
+         frontend stats\n  bind {addr}:{stats_port}\n  stats enable\n  stats uri {path}\n\
+         frontend {front}\n  bind 127.0.0.1:18443\n  http-request return status 200 content-type text/plain string ok\n",
+        addr = lb1.address,
+        path = nixstack::render::monitoring::HAPROXY_STATS_PATH,
+        front = nixstack::render::monitoring::HAPROXY_FRONTEND,
+    );
+    assert!(stats.ends_with("/stats"));
+    let requests = counter_after_requests(&topology, lb1, &haproxy, "haproxy", "http://127.0.0.1:18443/", &["plugin=curl", "type=http_requests", "type_instance=https"]);
+    assert_eq!(requests, REQUESTS as f64, "the LB's request counter (req_tot of the https frontend)");
+}
+
+#[test]
+fn web_request_counter_reaches_sumo_logic() {
+    let topology = spec("default");
+    let web1 = topology.hosts.iter().find(|h| h.name == "web1").unwrap();
+    let status = nixstack::render::monitoring::nginx_status_url(&topology).unwrap();
+    let port = topology.web.as_ref().unwrap().status_port;
+    // A stand-in nginx.conf with the contract the real one keeps: stub_status on loopback
+    // at the status port and path.
+    let nginx = format!(
+        "pid @ROOT@/nginx.pid;\nerror_log stderr;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path @ROOT@/tmp;\n  proxy_temp_path @ROOT@/tmp;\n  fastcgi_temp_path @ROOT@/tmp;\n  uwsgi_temp_path @ROOT@/tmp;\n  scgi_temp_path @ROOT@/tmp;\n\
+         server {{\n    listen 127.0.0.1:{port};\n    location = {path} {{ stub_status; }}\n  }}\n}}\n",
+        path = nixstack::render::monitoring::NGINX_STATUS_PATH,
+    );
+    let requests = counter_after_requests(&topology, web1, &nginx, "nginx", &status, &["plugin=nginx", "type=nginx_requests"]);
+    // stub_status counts its own requests: ours, plus collectd's read.
+    assert!(requests >= REQUESTS as f64, "nginx_requests {requests} < {REQUESTS} sent");
+    assert!(requests <= REQUESTS as f64 + 2.0, "nginx_requests {requests} counts more than we sent");
 }

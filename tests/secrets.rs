@@ -86,14 +86,14 @@ fn init_twice_creates_once_with_private_modes_and_rewrites_nothing() {
     assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
     let created = entries(&dir);
     let n_files = created.keys().filter(|p| !p.ends_with('/')).count();
-    // CA 2 + 11 hosts × 3 + public.pem + db-shop + mysql-root + sumologic-endpoint.
-    assert_eq!(n_files, 2 + 11 * 3 + 4, "{:#?}", created.keys());
+    // CA 2 + 11 hosts × 3 + public.pem + db-shop, db-monitor, mysql-root + sumologic-endpoint.
+    assert_eq!(n_files, 2 + 11 * 3 + 5, "{:#?}", created.keys());
     assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
     for (path, (mode, _)) in &created {
         let expected = if path.ends_with('/') { 0o700 } else { 0o600 };
         assert_eq!(*mode, expected, "{path} has mode {mode:o}");
     }
-    for file in ["db-shop.password", "mysql-root.password"] {
+    for file in ["db-shop.password", "db-monitor.password", "mysql-root.password"] {
         let password = String::from_utf8(created[file].1.clone()).unwrap();
         assert_eq!(password.len(), 32);
         assert!(password.chars().all(|c| c.is_ascii_alphanumeric()), "{password}");
@@ -208,7 +208,7 @@ fn each_host_gets_exactly_the_secrets_its_roles_need() {
     assert_eq!(names("lb1"), with(&["public.pem"]));
     assert_eq!(names("web1"), with(&[]));
     assert_eq!(names("app1"), with(&["db-shop.password"]));
-    assert_eq!(names("db1"), with(&["db-shop.password", "mysql-root.password"]));
+    assert_eq!(names("db1"), with(&["db-monitor.password", "db-shop.password", "mysql-root.password"]));
     assert!(names("nosuchhost").is_empty());
     assert_eq!(
         host_secrets(&topology, "web1", work.path())[1].0,

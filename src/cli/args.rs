@@ -81,6 +81,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Roll the spec out: build, copy, drain, switch, health gate, undrain; roll back and
+    /// stop on a failed gate. Exit 0 deployed, 1 a host failed or was rolled back.
+    Deploy(crate::deploy::DeployArgs),
     /// Serve a Sumo Logic HTTP source stand-in (the lab's monitoring endpoint).
     SumologicStandin {
         /// Address to listen on, e.g. 127.0.0.1:8090.

@@ -71,6 +71,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Build { spec, out, check, force } => crate::output::build_command(spec.as_deref(), &out, check, force),
         Command::Secrets { command: SecretsCommand::Init { spec, dir } } => crate::secrets::init_command(spec.as_deref(), &dir),
         Command::Plan { spec, from, on, goal, parallel, json } => plan(spec.as_deref(), from.as_deref(), &on, goal, parallel, json),
+        Command::Deploy(args) => crate::deploy::command(args),
         Command::SumologicStandin { listen, token_file } => crate::sumologic::standin_command(&listen, &token_file),
         Command::Lab { command } => crate::lab::command(command),
     }

@@ -1,7 +1,15 @@
 //! Deploy: plan a rolling, health-gated rollout (db → app → web → lb) and carry it out.
 
+pub mod closure;
+mod command;
+pub mod execute;
 mod goal;
+pub mod health;
+pub mod host;
 pub mod plan;
+pub mod progress;
+pub mod ssh;
 
+pub use command::{command, lab_hosts, make_plan, DeployArgs};
 pub use goal::Goal;
 pub use plan::{Batch, Change, Plan};

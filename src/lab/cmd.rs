@@ -20,11 +20,10 @@ pub enum CmdError {
     Failed { command: String, where_: String, status: String, stderr_tail: String, stdout: String },
 }
 
-/// A command's captured output.
+/// A command's captured output (stderr goes into errors only).
 #[derive(Debug, Clone)]
 pub struct Output {
     pub stdout: String,
-    pub stderr: String,
 }
 
 /// A command to run: a program, its arguments, optionally a namespace and stdin text.
@@ -121,7 +120,7 @@ impl Cmd {
         let stdout = stdout_reader.join().unwrap_or_default();
         let stderr = stderr_reader.join().unwrap_or_default();
         if status.success() {
-            Ok(Output { stdout, stderr })
+            Ok(Output { stdout })
         } else {
             Err(CmdError::Failed { command: self.display(), where_: self.where_(), status: status.to_string(), stderr_tail: tail(&stderr, 20), stdout })
         }

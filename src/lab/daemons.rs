@@ -182,6 +182,9 @@ fn prepare_common(lab: &Lab) -> Result<()> {
     if !report.created.is_empty() {
         lab.reporter.created("secrets", format!("{} ({} files)", secrets.display(), report.created.len()));
     }
+    for note in &report.notes {
+        lab.reporter.warning(format!("secrets: {note}"));
+    }
     let admin = super::admin_dir();
     std::fs::create_dir_all(&admin)?;
     if sshd::ensure_key(&sshd::admin_key(&admin), "nixstack-lab-admin")? {

@@ -25,15 +25,38 @@ use crate::topology::Topology;
 struct Verdict {
     passed: bool,
     summary: String,
-    details: Vec<String>,
 }
 
 impl Verdict {
-    fn pass(summary: impl Into<String>, details: Vec<String>) -> Self {
-        Verdict { passed: true, summary: summary.into(), details }
+    fn pass(summary: impl Into<String>) -> Self {
+        Verdict { passed: true, summary: summary.into() }
     }
-    fn fail(summary: impl Into<String>, details: Vec<String>) -> Self {
-        Verdict { passed: false, summary: summary.into(), details }
+    fn fail(summary: impl Into<String>) -> Self {
+        Verdict { passed: false, summary: summary.into() }
+    }
+
+    /// Pass unless there are failures (each reported as a `✗` line).
+    fn from_failures(log: &StepLog, failures: &[String], passed: impl Into<String>) -> Self {
+        for failure in failures {
+            log.line(format!("✗ {failure}"));
+        }
+        if failures.is_empty() {
+            Verdict::pass(passed)
+        } else {
+            Verdict::fail(failures.join("; "))
+        }
+    }
+}
+
+/// Streams a step's detail lines as they happen, interleaved with daemon events.
+struct StepLog<'a> {
+    reporter: &'a Reporter,
+    step: String,
+}
+
+impl StepLog<'_> {
+    fn line(&self, line: impl Into<String>) {
+        self.reporter.emit(Event::StepDetail { step: self.step.clone(), line: line.into() });
     }
 }
 
@@ -49,29 +72,27 @@ pub fn run(scenario: &Scenario, topology: &Topology, plan: &NetworkPlan, state: 
         let name = step.name().to_string();
         reporter.emit(Event::StepStarted { step: name.clone() });
         let started = Instant::now();
-        let verdict = match execute(&lab, step) {
+        let log = StepLog { reporter, step: name.clone() };
+        let verdict = match execute(&lab, &log, step) {
             Ok(verdict) => verdict,
-            Err(e) => Verdict::fail(format!("{e:#}"), Vec::new()),
+            Err(e) => Verdict::fail(format!("{e:#}")),
         };
-        for line in &verdict.details {
-            reporter.emit(Event::StepDetail { step: name.clone(), line: line.clone() });
-        }
         reporter.emit(Event::StepFinished { step: name, passed: verdict.passed, summary: verdict.summary, elapsed_ms: started.elapsed().as_millis() as u64 });
         all_passed &= verdict.passed;
     }
     Ok(all_passed)
 }
 
-fn execute(lab: &Lab, step: &Step) -> Result<Verdict> {
+fn execute(lab: &Lab, log: &StepLog, step: &Step) -> Result<Verdict> {
     match step {
-        Step::HttpsViaVip { domain, vip, requests, web_hosts } => https_via_vip(lab, domain, *vip, *requests, web_hosts),
-        Step::BackendTls { lbs, backends, health_path, reachable_ports } => backend_tls(lab, lbs, backends, health_path, reachable_ports),
-        Step::AdminSsh { hosts } => admin_ssh(lab, hosts),
-        Step::MultiMaster { writers, nodes } => multi_master(lab, writers, nodes),
-        Step::FirewallMatrix { ports, probes } => firewall_matrix(lab, ports, probes),
-        Step::WebFailover { domain, vip, victim, eject_within_ms } => web_failover(lab, domain, *vip, victim, *eject_within_ms),
-        Step::DbFailover { domain, vip, victim, survivors, writers } => db_failover(lab, domain, *vip, victim, survivors, writers),
-        Step::LbFailover { domain, vip, active, standby, within_ms } => lb_failover(lab, domain, *vip, active, standby, *within_ms),
+        Step::HttpsViaVip { domain, vip, requests, web_hosts } => https_via_vip(lab, log, domain, *vip, *requests, web_hosts),
+        Step::BackendTls { lbs, backends, health_path, reachable_ports } => backend_tls(lab, log, lbs, backends, health_path, reachable_ports),
+        Step::AdminSsh { hosts } => admin_ssh(lab, log, hosts),
+        Step::MultiMaster { writers, nodes } => multi_master(lab, log, writers, nodes),
+        Step::FirewallMatrix { ports, probes } => firewall_matrix(lab, log, ports, probes),
+        Step::WebFailover { domain, vip, victim, eject_within_ms } => web_failover(lab, log, domain, *vip, victim, *eject_within_ms),
+        Step::DbFailover { domain, vip, victim, survivors, writers } => db_failover(lab, log, domain, *vip, victim, survivors, writers),
+        Step::LbFailover { domain, vip, active, standby, within_ms } => lb_failover(lab, log, domain, *vip, active, standby, *within_ms),
     }
 }
 
@@ -93,8 +114,7 @@ fn web_of(lab: &Lab, response: &Response, served: Option<&ServedBy>) -> String {
     served.and_then(|s| scenario::host_by_address(lab.topology, &s.web)).unwrap_or("?").to_string()
 }
 
-fn https_via_vip(lab: &Lab, domain: &str, vip: Ipv4Addr, requests: u32, web_hosts: &[String]) -> Result<Verdict> {
-    let mut details = Vec::new();
+fn https_via_vip(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, requests: u32, web_hosts: &[String]) -> Result<Verdict> {
     let mut failures = Vec::new();
     let mut webs = BTreeSet::new();
     let mut apps = BTreeSet::new();
@@ -118,12 +138,12 @@ fn https_via_vip(lab: &Lab, domain: &str, vip: Ipv4Addr, requests: u32, web_host
             Err(e) => failures.push(format!("{e:#}")),
         }
     }
-    details.push(format!("{}/{requests} answered by the app; certificate verified against the stack CA ({})", requests as usize - failures.len(), stack_ca().display()));
-    details.push(format!("served by web {} · app {} · db {}", join(&webs), join(&apps), join(&dbs)));
+    log.line(format!("{}/{requests} answered by the app; certificate verified against the stack CA ({})", requests as usize - failures.len(), stack_ca().display()));
+    log.line(format!("served by web {} · app {} · db {}", join(&webs), join(&apps), join(&dbs)));
     let redirect = Request::get(format!("http://{domain}/")).resolve(domain, 80, vip).send(network::INTERNET);
     match redirect {
         Ok(r) if (301..=308).contains(&r.status) && r.header("location").is_some_and(|l| l.starts_with("https://")) => {
-            details.push(format!("http://{domain}/ → {} {}", r.status, r.header("location").unwrap_or_default()));
+            log.line(format!("http://{domain}/ → {} {}", r.status, r.header("location").unwrap_or_default()));
         }
         Ok(r) => failures.push(format!("http://{domain}/ answered {} without an https redirect", r.status)),
         Err(e) => failures.push(format!("http://{domain}/: {e:#}")),
@@ -132,16 +152,10 @@ fn https_via_vip(lab: &Lab, domain: &str, vip: Ipv4Addr, requests: u32, web_host
     if !unknown.is_empty() {
         failures.push(format!("served by unknown web hosts {unknown:?}"));
     }
-    if failures.is_empty() {
-        Ok(Verdict::pass(format!("{requests} HTTPS requests via {vip} OK, {} web node(s) seen", webs.len()), details))
-    } else {
-        details.extend(failures.iter().map(|f| format!("✗ {f}")));
-        Ok(Verdict::fail(format!("{} problem(s)", failures.len()), details))
-    }
+    Ok(Verdict::from_failures(log, &failures, format!("{requests} HTTPS requests via {vip} OK, {} web node(s) seen", webs.len())))
 }
 
-fn backend_tls(lab: &Lab, lbs: &[String], backends: &[Node], health_path: &str, reachable_ports: &[(String, u16)]) -> Result<Verdict> {
-    let mut details = Vec::new();
+fn backend_tls(lab: &Lab, log: &StepLog, lbs: &[String], backends: &[Node], health_path: &str, reachable_ports: &[(String, u16)]) -> Result<Verdict> {
     let mut failures = Vec::new();
     for lb in lbs {
         let netns = host_netns(lb);
@@ -159,21 +173,18 @@ fn backend_tls(lab: &Lab, lbs: &[String], backends: &[Node], health_path: &str, 
             let url = format!("http://{address}:{port}{health_path}");
             match Request::get(&url).timeout(Duration::from_secs(2)).send(&netns) {
                 Ok(r) if r.status < 400 => failures.push(format!("{lb} → {url}: plaintext HTTP answered {}", r.status)),
-                Ok(r) => details.push(format!("{lb} → {host}:{port} plaintext: refused by the server ({} {})", r.status, first_line(&r.body))),
-                Err(_) => details.push(format!("{lb} → {host}:{port} plaintext: no HTTP answer")),
+                Ok(r) => log.line(format!("{lb} → {host}:{port} plaintext: refused by the server ({} {})", r.status, first_line(&r.body))),
+                Err(_) => log.line(format!("{lb} → {host}:{port} plaintext: no HTTP answer")),
             }
         }
     }
-    details.insert(0, format!("{} LB(s) × {} web backend(s): TLS verified for the backend's name against the internal CA", lbs.len(), backends.len()));
     if failures.is_empty() {
-        Ok(Verdict::pass("every backend TLS-verified, no plaintext port answers", details))
-    } else {
-        details.extend(failures.iter().map(|f| format!("✗ {f}")));
-        Ok(Verdict::fail(format!("{} problem(s)", failures.len()), details))
+        log.line(format!("{} LB(s) × {} web backend(s): TLS verified for the backend's name against the internal CA", lbs.len(), backends.len()));
     }
+    Ok(Verdict::from_failures(log, &failures, "every backend TLS-verified, no plaintext port answers"))
 }
 
-fn admin_ssh(lab: &Lab, hosts: &[Node]) -> Result<Verdict> {
+fn admin_ssh(_lab: &Lab, log: &StepLog, hosts: &[Node]) -> Result<Verdict> {
     let key = super::sshd::admin_key(&super::admin_dir());
     let results: Vec<(String, Result<String>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = hosts
@@ -203,12 +214,7 @@ fn admin_ssh(lab: &Lab, hosts: &[Node]) -> Result<Verdict> {
             Err(e) => failures.push(format!("{host}: {e:#}")),
         }
     }
-    let _ = lab;
-    if failures.is_empty() {
-        Ok(Verdict::pass(format!("root login with the admin key on all {} hosts", hosts.len()), Vec::new()))
-    } else {
-        Ok(Verdict::fail(format!("{} host(s) refused", failures.len()), failures.into_iter().map(|f| format!("✗ {f}")).collect()))
-    }
+    Ok(Verdict::from_failures(log, &failures, format!("root login with the admin key on all {} hosts", hosts.len())))
 }
 
 /// The scenario's own table, apart from the app's data.
@@ -244,11 +250,9 @@ fn count_rows(node: &str, token: &str) -> Result<u64> {
     out.trim().parse().with_context(|| format!("unexpected answer {out:?}"))
 }
 
-fn multi_master(lab: &Lab, writers: &[String], nodes: &[String]) -> Result<Verdict> {
-    let _ = lab;
+fn multi_master(_lab: &Lab, log: &StepLog, writers: &[String], nodes: &[String]) -> Result<Verdict> {
     let first = writers.first().context("no writer node")?;
     ensure_scenario_table(&Layout::lab(first).mysql_socket())?;
-    let mut details = Vec::new();
     let mut failures = Vec::new();
     for writer in writers {
         let token = token(&format!("mm-{writer}"));
@@ -264,17 +268,12 @@ fn multi_master(lab: &Lab, writers: &[String], nodes: &[String]) -> Result<Verdi
                 Err(e) => failures.push(format!("read on {node}: {e:#}")),
             }
         }
-        details.push(format!("written through {writer}, read back on {}", seen.join(", ")));
+        log.line(format!("written through {writer}, read back on {}", seen.join(", ")));
     }
-    if failures.is_empty() {
-        Ok(Verdict::pass(format!("{} writer(s) × {} node(s) consistent", writers.len(), nodes.len()), details))
-    } else {
-        details.extend(failures.iter().map(|f| format!("✗ {f}")));
-        Ok(Verdict::fail(format!("{} problem(s)", failures.len()), details))
-    }
+    Ok(Verdict::from_failures(log, &failures, format!("{} writer(s) × {} node(s) consistent", writers.len(), nodes.len())))
 }
 
-fn firewall_matrix(lab: &Lab, ports: &[u16], probes: &[Probe]) -> Result<Verdict> {
+fn firewall_matrix(lab: &Lab, log: &StepLog, ports: &[u16], probes: &[Probe]) -> Result<Verdict> {
     let timeout = Duration::from_millis(500);
     let mut by_source: BTreeMap<&Source, Vec<&Probe>> = BTreeMap::new();
     for probe in probes {
@@ -312,7 +311,7 @@ fn firewall_matrix(lab: &Lab, ports: &[u16], probes: &[Probe]) -> Result<Verdict
         if got == Connect::Open {
             n_open += 1;
         }
-        if got != probe.expect {
+        if !probe.accepts(got) {
             mismatches.push(format!(
                 "✗ {} → {}:{} ({}): expected {}, got {} — {}",
                 probe.from,
@@ -325,14 +324,17 @@ fn firewall_matrix(lab: &Lab, ports: &[u16], probes: &[Probe]) -> Result<Verdict
             ));
         }
     }
-    let details = render_matrix(lab, ports, probes, &observed);
+    for line in render_matrix(lab, ports, probes, &observed) {
+        log.line(line);
+    }
+    for line in &mismatches {
+        log.line(line.clone());
+    }
     let n_probed = probes.iter().filter(|p| p.address.is_some()).count();
-    let mut lines = details;
-    lines.extend(mismatches.iter().cloned());
     if mismatches.is_empty() {
-        Ok(Verdict::pass(format!("{n_probed} connects match the firewall exactly ({n_open} open)"), lines))
+        Ok(Verdict::pass(format!("{n_probed} connects match the firewall exactly ({n_open} open)")))
     } else {
-        Ok(Verdict::fail(format!("{} of {n_probed} connects differ from the firewall", mismatches.len()), lines))
+        Ok(Verdict::fail(format!("{} of {n_probed} connects differ from the firewall", mismatches.len())))
     }
 }
 
@@ -364,7 +366,7 @@ fn render_matrix(lab: &Lab, ports: &[u16], probes: &[Probe], observed: &BTreeMap
                             Connect::Refused => "r",
                             Connect::Filtered => ".",
                         };
-                        if *got == probe.expect {
+                        if probe.accepts(*got) {
                             symbol.to_string()
                         } else {
                             format!("!{symbol}")
@@ -387,7 +389,6 @@ struct Sample {
     finished: Instant,
     ok: bool,
     web: String,
-    db: String,
     error: String,
 }
 
@@ -413,18 +414,16 @@ impl Load {
                         let finished = Instant::now();
                         let sample = match result {
                             Ok(r) if r.status == 200 => {
-                                let served = ServedBy::parse(&r.body);
                                 Sample {
                                     started,
                                     finished,
-                                    ok: served.is_some(),
+                                    ok: ServedBy::parse(&r.body).is_some(),
                                     web: r.header("x-served-by").unwrap_or("?").to_string(),
-                                    db: served.map(|s| s.db).unwrap_or_default(),
                                     error: String::new(),
                                 }
                             }
-                            Ok(r) => Sample { started, finished, ok: false, web: r.header("x-served-by").unwrap_or("?").into(), db: String::new(), error: format!("status {}", r.status) },
-                            Err(e) => Sample { started, finished, ok: false, web: String::new(), db: String::new(), error: format!("{e:#}").lines().next().unwrap_or_default().to_string() },
+                            Ok(r) => Sample { started, finished, ok: false, web: r.header("x-served-by").unwrap_or("?").into(), error: format!("status {}", r.status) },
+                            Err(e) => Sample { started, finished, ok: false, web: String::new(), error: format!("{e:#}").lines().next().unwrap_or_default().to_string() },
                         };
                         samples.lock().expect("samples").push(sample);
                     }
@@ -477,14 +476,14 @@ fn secs(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
 }
 
-fn web_failover(lab: &Lab, domain: &str, vip: Ipv4Addr, victim: &str, eject_within_ms: u64) -> Result<Verdict> {
+fn web_failover(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, victim: &str, eject_within_ms: u64) -> Result<Verdict> {
     let active = daemons::vip_holder(lab).context("no load balancer holds the virtual IP")?;
-    let mut details = vec![format!("active load balancer {active}; victim {victim}")];
+    log.line(format!("active load balancer {active}; victim {victim}"));
     let load = Load::start(domain, vip, 2);
     std::thread::sleep(Duration::from_millis(1000));
     let killed_at = Instant::now();
     let pids = daemons::kill(victim, Daemon::Nginx, libc::SIGKILL);
-    details.push(format!("killed nginx on {victim} (SIGKILL, pids {pids:?})"));
+    log.line(format!("killed nginx on {victim} (SIGKILL, pids {pids:?})"));
     let eject = probe::wait_for("HAProxy to eject the web node", Duration::from_secs(10), Duration::from_millis(20), || {
         Ok(ejected(&haproxy_server_status(&active, victim)?).then(Instant::now))
     });
@@ -493,11 +492,12 @@ fn web_failover(lab: &Lab, domain: &str, vip: Ipv4Addr, victim: &str, eject_with
         Err(e) => {
             let samples = load.finish();
             restart(lab, victim, Daemon::Nginx)?;
-            return Ok(Verdict::fail(format!("{e:#}"), summarize(&samples, killed_at, killed_at)));
+            summarize(log, &samples, killed_at, killed_at);
+            return Ok(Verdict::fail(format!("{e:#}")));
         }
     };
     let eject_time = ejected_at - killed_at;
-    details.push(format!("HAProxy on {active} ejected {victim} after {}", secs(eject_time)));
+    log.line(format!("HAProxy on {active} ejected {victim} after {}", secs(eject_time)));
     // Load continues with the node out, then the node comes back.
     std::thread::sleep(Duration::from_millis(1500));
     let restarted_at = Instant::now();
@@ -512,7 +512,7 @@ fn web_failover(lab: &Lab, domain: &str, vip: Ipv4Addr, victim: &str, eject_with
         .ok()
     });
     let samples = load.finish();
-    details.extend(summarize(&samples, killed_at, ejected_at));
+    summarize(log, &samples, killed_at, ejected_at);
     let failed_after: Vec<&Sample> = samples.iter().filter(|s| s.started >= ejected_at && !s.ok).collect();
     let mut failures = Vec::new();
     if eject_time > Duration::from_millis(eject_within_ms) {
@@ -522,21 +522,16 @@ fn web_failover(lab: &Lab, domain: &str, vip: Ipv4Addr, victim: &str, eject_with
         failures.push(format!("{} client request(s) failed after the ejection: {}", failed_after.len(), failed_after[0].error));
     }
     match &rejoin {
-        Ok(at) => details.push(format!("{victim} back UP in HAProxy {} after the restart", secs(*at - restarted_at))),
+        Ok(at) => log.line(format!("{victim} back UP in HAProxy {} after the restart", secs(*at - restarted_at))),
         Err(e) => failures.push(format!("{e:#}")),
     }
     if served_again.is_none() {
         failures.push(format!("no request was served by {victim} after it rejoined"));
     }
-    if failures.is_empty() {
-        Ok(Verdict::pass(format!("ejected in {}, 0 failed requests after, rejoined", secs(eject_time)), details))
-    } else {
-        details.extend(failures.iter().map(|f| format!("✗ {f}")));
-        Ok(Verdict::fail(failures.join("; "), details))
-    }
+    Ok(Verdict::from_failures(log, &failures, format!("ejected in {}, 0 failed requests after, rejoined", secs(eject_time))))
 }
 
-fn summarize(samples: &[Sample], killed_at: Instant, ejected_at: Instant) -> Vec<String> {
+fn summarize(log: &StepLog, samples: &[Sample], killed_at: Instant, ejected_at: Instant) {
     let before_kill = samples.iter().filter(|s| s.started < killed_at).count();
     let window: Vec<&Sample> = samples.iter().filter(|s| s.started >= killed_at && s.started < ejected_at).collect();
     let after: Vec<&Sample> = samples.iter().filter(|s| s.started >= ejected_at).collect();
@@ -545,17 +540,15 @@ fn summarize(samples: &[Sample], killed_at: Instant, ejected_at: Instant) -> Vec
         *by_web.entry(sample.web.as_str()).or_default() += 1;
     }
     let slowest = samples.iter().map(|s| s.finished - s.started).max().unwrap_or_default();
-    vec![
-        format!(
+    log.line(format!(
             "client requests: {before_kill} before the kill, {} between kill and ejection ({} failed), {} after ({} failed); slowest {}",
             window.len(),
             window.iter().filter(|s| !s.ok).count(),
             after.len(),
             after.iter().filter(|s| !s.ok).count(),
             secs(slowest)
-        ),
-        format!("served by {}", by_web.iter().map(|(w, n)| format!("{w}×{n}")).collect::<Vec<_>>().join(" ")),
-    ]
+        ));
+    log.line(format!("served by {}", by_web.iter().map(|(w, n)| format!("{w}×{n}")).collect::<Vec<_>>().join(" ")));
 }
 
 /// Restarts a daemon the scenario stopped (recorded in the state file like `up` does).
@@ -566,14 +559,13 @@ fn restart(lab: &Lab, host: &str, daemon: Daemon) -> Result<Duration> {
     Ok(started.elapsed())
 }
 
-fn db_failover(lab: &Lab, domain: &str, vip: Ipv4Addr, victim: &str, survivors: &[String], writers: &[String]) -> Result<Verdict> {
-    let mut details = Vec::new();
+fn db_failover(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, victim: &str, survivors: &[String], writers: &[String]) -> Result<Verdict> {
     let mut failures = Vec::new();
     ensure_scenario_table(&Layout::lab(&survivors[0]).mysql_socket())?;
     let killed_at = Instant::now();
     let pids = daemons::kill(victim, Daemon::Mariadb, libc::SIGKILL);
     daemons::wait_gone(victim, Daemon::Mariadb, Duration::from_secs(10))?;
-    details.push(format!("killed mariadbd on {victim} (SIGKILL, pids {pids:?})"));
+    log.line(format!("killed mariadbd on {victim} (SIGKILL, pids {pids:?})"));
     // Writes through every surviving writer node.
     let mut tokens = Vec::new();
     for writer in writers {
@@ -581,7 +573,7 @@ fn db_failover(lab: &Lab, domain: &str, vip: Ipv4Addr, victim: &str, survivors: 
         let started = Instant::now();
         match write_row(writer, &token, Duration::from_secs(20)) {
             Ok(()) => {
-                details.push(format!("write through {writer} committed {} after the kill (took {})", secs(killed_at.elapsed()), secs(started.elapsed())));
+                log.line(format!("write through {writer} committed {} after the kill (took {})", secs(killed_at.elapsed()), secs(started.elapsed())));
                 tokens.push(token);
             }
             Err(e) => failures.push(format!("write through {writer}: {e:#}")),
@@ -604,10 +596,10 @@ fn db_failover(lab: &Lab, domain: &str, vip: Ipv4Addr, victim: &str, survivors: 
             Err(e) => failures.push(format!("app via the VIP: {e:#}")),
         }
     }
-    details.push(format!("{app_ok}/6 app requests through the VIP wrote via {}", join(&app_dbs)));
+    log.line(format!("{app_ok}/6 app requests through the VIP wrote via {}", join(&app_dbs)));
     let restarted_at = Instant::now();
     match daemons::start(lab, lab.host(victim), Daemon::Mariadb) {
-        Ok(_) => details.push(format!("{victim} restarted, rejoined and Synced in {}", secs(restarted_at.elapsed()))),
+        Ok(_) => log.line(format!("{victim} restarted, rejoined and Synced in {}", secs(restarted_at.elapsed()))),
         Err(e) => failures.push(format!("{victim} did not rejoin: {e:#}")),
     }
     for token in &tokens {
@@ -618,26 +610,21 @@ fn db_failover(lab: &Lab, domain: &str, vip: Ipv4Addr, victim: &str, survivors: 
         }
     }
     if !tokens.is_empty() && failures.is_empty() {
-        details.push(format!("{victim} has the {} row(s) written while it was down", tokens.len()));
+        log.line(format!("{victim} has the {} row(s) written while it was down", tokens.len()));
     }
-    if failures.is_empty() {
-        Ok(Verdict::pass(format!("writes continued without {victim}; it rejoined Synced"), details))
-    } else {
-        details.extend(failures.iter().map(|f| format!("✗ {f}")));
-        Ok(Verdict::fail(failures.join("; "), details))
-    }
+    Ok(Verdict::from_failures(log, &failures, format!("writes continued without {victim}; it rejoined Synced")))
 }
 
-fn lb_failover(lab: &Lab, domain: &str, vip: Ipv4Addr, primary: &str, standby: &[String], within_ms: u64) -> Result<Verdict> {
+fn lb_failover(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, primary: &str, standby: &[String], within_ms: u64) -> Result<Verdict> {
     let active = daemons::vip_holder(lab).unwrap_or_else(|| primary.to_string());
-    let mut details = vec![format!("{active} holds {vip}")];
+    log.line(format!("{active} holds {vip}"));
     let mut failures = Vec::new();
     https_get(domain, vip, "/", Duration::from_secs(5)).context("HTTPS through the VIP before the failover")?;
     // A clean stop, as a host shutdown does: keepalived gives the VIP up, HAProxy exits.
     let stopped_at = Instant::now();
     daemons::kill(&active, Daemon::Keepalived, libc::SIGTERM);
     daemons::kill(&active, Daemon::Haproxy, libc::SIGTERM);
-    details.push(format!("stopped keepalived and haproxy on {active}"));
+    log.line(format!("stopped keepalived and haproxy on {active}"));
     let answered = probe::wait_for("HTTPS through the VIP after the failover", Duration::from_secs(15), Duration::from_millis(10), || {
         let response = https_get(domain, vip, "/", Duration::from_millis(500))?;
         Ok((response.status == 200 && ServedBy::parse(&response.body).is_some()).then(Instant::now))
@@ -646,7 +633,7 @@ fn lb_failover(lab: &Lab, domain: &str, vip: Ipv4Addr, primary: &str, standby: &
     match &answered {
         Ok(at) => {
             let took = *at - stopped_at;
-            details.push(format!("HTTPS answered again after {} (VIP now on {})", secs(took), holder.as_deref().unwrap_or("nobody")));
+            log.line(format!("HTTPS answered again after {} (VIP now on {})", secs(took), holder.as_deref().unwrap_or("nobody")));
             if took > Duration::from_millis(within_ms) {
                 failures.push(format!("HTTPS came back after {} (budget {within_ms} ms)", secs(took)));
             }
@@ -669,19 +656,23 @@ fn lb_failover(lab: &Lab, domain: &str, vip: Ipv4Addr, primary: &str, standby: &
                 Ok((response.status == 200).then_some(()))
             });
             match settled {
-                Ok(()) => details.push(format!("{active} back in {}; VIP on {}", secs(restarted_at.elapsed()), daemons::vip_holder(lab).as_deref().unwrap_or("nobody"))),
+                Ok(()) => {
+                    // With its higher priority the primary preempts; leave the lab as `up` left it.
+                    let back = probe::wait_for("the VIP back on the primary", Duration::from_secs(10), Duration::from_millis(100), || {
+                        Ok((daemons::vip_holder(lab).as_deref() == Some(primary)).then_some(()))
+                    });
+                    match back {
+                        Ok(()) => log.line(format!("{active} back after {}; the VIP is on {primary} again", secs(restarted_at.elapsed()))),
+                        Err(_) => log.line(format!("{active} back after {}; the VIP stays on {}", secs(restarted_at.elapsed()), daemons::vip_holder(lab).as_deref().unwrap_or("nobody"))),
+                    }
+                }
                 Err(e) => failures.push(format!("after restoring {active}: {e:#}")),
             }
         }
         Err(e) => failures.push(format!("restarting {active}: {e:#}")),
     }
-    if failures.is_empty() {
-        let took = answered.map(|at| at - stopped_at).unwrap_or_default();
-        Ok(Verdict::pass(format!("VIP moved, HTTPS back in {}", secs(took)), details))
-    } else {
-        details.extend(failures.iter().map(|f| format!("✗ {f}")));
-        Ok(Verdict::fail(failures.join("; "), details))
-    }
+    let took = answered.map(|at| at - stopped_at).unwrap_or_default();
+    Ok(Verdict::from_failures(log, &failures, format!("VIP moved, HTTPS back in {}", secs(took))))
 }
 
 fn first_line(text: &str) -> &str {

@@ -51,8 +51,18 @@ pub struct Probe {
     pub address: Option<Ipv4Addr>,
     pub port: u16,
     pub expect: Connect,
+    /// Whether `Open` is as good as the expected `Refused`: the firewall allows the port and
+    /// its listener exists only at times (Galera state transfers).
+    pub also_open: bool,
     /// Why, in words: which rule allows it, or whose firewall blocks it.
     pub reason: String,
+}
+
+impl Probe {
+    /// Whether `got` is what the Topology says.
+    pub fn accepts(&self, got: Connect) -> bool {
+        got == self.expect || (self.also_open && got == Connect::Open)
+    }
 }
 
 /// One step of the scenario.
@@ -201,6 +211,9 @@ fn ports_allowed_from(topology: &Topology, from: &[String], to: &str) -> Vec<u16
     ports
 }
 
+/// Ports whose listener exists only during a Galera state transfer (SST, IST).
+const TRANSIENT_PORTS: [u16; 2] = [crate::topology::ports::GALERA_SST, crate::topology::ports::GALERA_IST];
+
 /// Every TCP port a flow between parts of the stack uses, plus SSH, sorted.
 pub fn matrix_ports(topology: &Topology) -> Vec<u16> {
     let mut ports: Vec<u16> = topology
@@ -246,7 +259,7 @@ fn expect(topology: &Topology, source: &Source, from_address: Ipv4Addr, to: &Hos
         Source::Internet => to.public_address,
         _ => Some(to.address),
     };
-    let mut probe = Probe { from: source.clone(), from_address, to: to.name.clone(), address, port, expect: Connect::Filtered, reason: String::new() };
+    let mut probe = Probe { from: source.clone(), from_address, to: to.name.clone(), address, port, expect: Connect::Filtered, also_open: false, reason: String::new() };
     let Some(address) = address else {
         probe.reason = "no route (not on the same network)".into();
         return probe;
@@ -284,7 +297,12 @@ fn expect(topology: &Topology, source: &Source, from_address: Ipv4Addr, to: &Hos
                 Bind::Public => Some(address) == to.public_address,
             }
     });
-    if listening {
+    if listening && TRANSIENT_PORTS.contains(&port) {
+        // Galera's SST and IST listeners exist only while a node receives a state transfer.
+        probe.expect = Connect::Refused;
+        probe.also_open = true;
+        probe.reason = format!("allowed ({purpose}); listens only during a state transfer");
+    } else if listening {
         probe.expect = Connect::Open;
         probe.reason = format!("allowed: {purpose}");
     } else {

@@ -195,14 +195,9 @@ pub fn stamp(artifacts: &Artifacts, spec_name: &str) -> Artifacts {
 
 /// The artifact set `nixstack build` writes for a spec: rendered, then stamped.
 pub fn artifacts(spec_name: &str, topology: &crate::topology::Topology) -> Artifacts {
-    stamp(&rendered(topology), &header_name(spec_name))
+    stamp(&crate::render::tree::artifacts(topology), &header_name(spec_name))
 }
 
-fn rendered(topology: &crate::topology::Topology) -> Artifacts {
-    // Replaced by `crate::render::tree::artifacts(topology)` once the tree renderer lands.
-    let _ = topology;
-    Artifacts::new()
-}
 
 /// The spec name as it appears in headers: as the user gave it, minus `./`, and never an
 /// absolute path of the build machine (relative to the working directory when below it,
@@ -248,6 +243,9 @@ pub fn build_command(spec: Option<&Path>, out: &Path, check: bool, force: bool) 
         let spec_arg = spec.map(|path| format!(" {}", path.display())).unwrap_or_default();
         let out_arg = if out == Path::new(".") { String::new() } else { format!(" -o {}", out.display()) };
         println!("{} file{} drifted; run: nixstack build{spec_arg}{out_arg}", report.drift.len(), if report.drift.len() == 1 { "" } else { "s" });
+        if !report.edits.is_empty() {
+            println!("(files edited by hand make that build refuse: move the change to hosts/<host>/local.nix first, or add --force)");
+        }
         return Ok(exit::FINDINGS);
     }
     for edit in &report.edits {

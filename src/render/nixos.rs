@@ -25,6 +25,8 @@ pub enum NativeConfig {
     Nftables,
     Otelcol,
     Collectd,
+    /// collectd's secret-bearing blocks with placeholders, filled at start.
+    CollectdSecrets,
 }
 
 impl NativeConfig {
@@ -37,6 +39,7 @@ impl NativeConfig {
             NativeConfig::Nftables => "nftables.nft",
             NativeConfig::Otelcol => "otelcol.yaml",
             NativeConfig::Collectd => "collectd.conf",
+            NativeConfig::CollectdSecrets => "collectd-secrets.conf.in",
         }
     }
 
@@ -49,6 +52,7 @@ impl NativeConfig {
             NativeConfig::Nftables => nftables::render(topology, host, layout),
             NativeConfig::Otelcol => monitoring::otelcol(topology, host, layout),
             NativeConfig::Collectd => monitoring::collectd(topology, host, layout),
+            NativeConfig::CollectdSecrets => monitoring::collectd_secrets_template(topology, host, layout),
         }
     }
 }
@@ -68,7 +72,7 @@ pub fn native_configs(topology: &Topology, host: &Host) -> Vec<NativeConfig> {
     if host.monitored {
         match topology.monitoring.as_ref().map(|m| m.agent) {
             Some(Agent::Otelcol) => configs.push(NativeConfig::Otelcol),
-            Some(Agent::Collectd) => configs.push(NativeConfig::Collectd),
+            Some(Agent::Collectd) => configs.extend([NativeConfig::Collectd, NativeConfig::CollectdSecrets]),
             None => {}
         }
     }
@@ -152,7 +156,7 @@ pub fn host(topology: &Topology, host: &Host) -> String {
         let private = topology.networks.private;
         // MariaDB host patterns take a network as address/netmask.
         let client_hosts = format!("{}/{}", private.network(), private.netmask());
-        let users = db
+        let mut users: Vec<Nix> = db
             .users
             .iter()
             .map(|user| {
@@ -160,16 +164,24 @@ pub fn host(topology: &Topology, host: &Host) -> String {
                     ("name", Nix::str(&user.name)),
                     ("database", Nix::str(&user.database)),
                     ("host", Nix::str(&client_hosts)),
+                    ("requireTls", Nix::Bool(topology.internal_tls)),
                 ])
             })
             .collect();
+        if host.monitored && topology.monitoring.is_some() {
+            // The agents read server and Galera status over the local socket.
+            users.push(attrs([
+                ("name", Nix::str(monitoring::DB_MONITOR_USER)),
+                ("privileges", Nix::str("PROCESS, REPLICATION CLIENT")),
+                ("host", Nix::str("localhost")),
+            ]));
+        }
         bind(
             "nixstack.db",
             attrs([
                 ("enable", Nix::Bool(true)),
                 ("databases", Nix::strs(&db.databases)),
                 ("users", Nix::List(users)),
-                ("requireTls", Nix::Bool(topology.internal_tls)),
             ]),
         );
         let cluster = galera::galera_cluster(topology, host);
@@ -185,11 +197,37 @@ pub fn host(topology: &Topology, host: &Host) -> String {
         );
         bind("services.mysql.settings", mysql_settings(&galera::settings(topology, host, &layout)));
     }
-    if let Some(config) = configs.iter().find(|c| matches!(c, NativeConfig::Otelcol | NativeConfig::Collectd)) {
-        let agent = if *config == NativeConfig::Otelcol { "otelcol" } else { "collectd" };
+    if configs.contains(&NativeConfig::Otelcol) {
+        let environment = monitoring::otelcol_environment(topology, host, &layout)
+            .into_iter()
+            .map(|(variable, file)| (vec![variable.to_string()], Nix::str(file.to_string_lossy())))
+            .collect();
         bind(
             "nixstack.monitoring",
-            attrs([("enable", Nix::Bool(true)), ("agent", Nix::str(agent)), ("configFile", file(*config))]),
+            attrs([
+                ("enable", Nix::Bool(true)),
+                ("agent", Nix::str("otelcol")),
+                ("configFile", file(NativeConfig::Otelcol)),
+                ("secretEnvironment", Nix::Attrs(environment)),
+            ]),
+        );
+    }
+    if configs.contains(&NativeConfig::Collectd) {
+        let inputs = monitoring::collectd_secret_inputs(topology, host, &layout)
+            .into_iter()
+            .map(|(placeholder, file)| (vec![placeholder.to_string()], Nix::str(file.to_string_lossy())))
+            .collect();
+        bind(
+            "nixstack.monitoring",
+            attrs([
+                ("enable", Nix::Bool(true)),
+                ("agent", Nix::str("collectd")),
+                ("configFile", file(NativeConfig::Collectd)),
+                ("secretsTemplate", file(NativeConfig::CollectdSecrets)),
+                ("secretInputs", Nix::Attrs(inputs)),
+                ("secretsFile", Nix::str(monitoring::collectd_secrets_path(&layout).to_string_lossy())),
+                ("pythonModulePath", Nix::str(monitoring::collectd_python_path(&layout).to_string_lossy())),
+            ]),
         );
     }
 

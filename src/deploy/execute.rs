@@ -1,0 +1,386 @@
+//! Carrying out a plan: build every selected system in one `nix build`, skip hosts that
+//! already run theirs, copy closures and secrets, then batch by batch: drain (web hosts, in
+//! every HAProxy), switch, health gate, put back; a failed gate rolls that host back and
+//! stops the rollout. Nothing here ever reports success after a rollback.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::closure::{self, StorePath, Systems};
+use super::health::{self, GatePolicy};
+use super::host::{Host, SecretFile};
+use super::plan::Plan;
+use super::progress::{Event, Progress};
+use super::Goal;
+use crate::spec::Role;
+use crate::topology::Topology;
+
+/// The HAProxy backend of the web tier (render::haproxy names it so).
+pub const WEB_BACKEND: &str = "web";
+
+/// Bounds and knobs of a rollout.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// The one `nix build` (and its evaluation).
+    pub build_timeout: Duration,
+    /// Closures copied at once.
+    pub copy_parallel: usize,
+    pub gate: GatePolicy,
+    /// Waiting for a drained server's sessions to end, and for a server to be back up.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { build_timeout: Duration::from_secs(3600), copy_parallel: 4, gate: GatePolicy::default(), drain_timeout: Duration::from_secs(60) }
+    }
+}
+
+/// Everything a rollout acts on.
+pub struct Rollout<'a> {
+    pub topology: &'a Topology,
+    pub plan: &'a Plan,
+    pub systems: &'a Systems,
+    /// Every host of the topology by name: load balancers are drained through even when
+    /// they are not deployed.
+    pub hosts: &'a BTreeMap<String, Box<dyn Host>>,
+    /// Local secrets (`nixstack secrets init`); `None` uploads nothing.
+    pub secrets_dir: Option<&'a Path>,
+    pub options: Options,
+}
+
+/// How a rollout ended. `ok` only when every host that needed it was activated and passed
+/// its gate; a rollback is a failure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub ok: bool,
+    pub activated: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub rolled_back: Vec<String>,
+    pub failed: Vec<String>,
+    /// What each host was told to run.
+    pub systems: BTreeMap<String, StorePath>,
+}
+
+fn ms(since: Instant) -> u64 {
+    since.elapsed().as_millis() as u64
+}
+
+/// Runs `rollout`, reporting to `progress`.
+pub fn execute(rollout: &Rollout, progress: &Progress) -> Outcome {
+    let started = Instant::now();
+    let mut outcome = Outcome::default();
+    let result = run(rollout, progress, &mut outcome);
+    if let Err(error) = result {
+        progress.emit(Event::Failed { host: None, error });
+    }
+    outcome.ok = outcome.failed.is_empty() && outcome.rolled_back.is_empty();
+    progress.emit(Event::Done {
+        ok: outcome.ok,
+        activated: outcome.activated.clone(),
+        unchanged: outcome.unchanged.clone(),
+        rolled_back: outcome.rolled_back.clone(),
+        failed: outcome.failed.clone(),
+        ms: ms(started),
+    });
+    outcome
+}
+
+fn host<'a>(rollout: &'a Rollout, name: &str) -> Result<&'a dyn Host, String> {
+    rollout.hosts.get(name).map(|h| h.as_ref()).ok_or_else(|| format!("no way to reach host {name} was given"))
+}
+
+/// Runs `f` for every item on its own thread; results in input order.
+fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = items.iter().map(|item| scope.spawn(move || f(item))).collect();
+        handles.into_iter().map(|h| h.join().expect("deploy worker panicked")).collect()
+    })
+}
+
+fn run(rollout: &Rollout, progress: &Progress, outcome: &mut Outcome) -> Result<(), String> {
+    let plan = rollout.plan;
+    let goal = plan.goal;
+    let selected: Vec<String> = plan.batches.iter().flat_map(|b| b.hosts.iter().cloned()).collect();
+    progress.emit(Event::Start { hosts: selected.clone(), batches: plan.batches.iter().map(|b| b.hosts.clone()).collect(), goal: goal.as_str().into() });
+    if !plan.blockers.is_empty() && goal.requires_activation() {
+        outcome.failed = selected;
+        return Err(format!("the plan is blocked: {}", plan.blockers.join("; ")));
+    }
+    for name in &selected {
+        host(rollout, name)?;
+    }
+
+    // 1. Build every selected system in one nix build.
+    let build_started = Instant::now();
+    progress.note(None, format!("building {} system(s): {} ...", selected.len(), rollout.systems.installable("<host>")));
+    let built = closure::build(rollout.systems, &selected, rollout.options.build_timeout).map_err(|e| {
+        outcome.failed = selected.clone();
+        format!("build failed: {e}")
+    })?;
+    progress.emit(Event::Built { systems: built.iter().map(|(h, p)| (h.clone(), p.to_string())).collect(), ms: ms(build_started) });
+    outcome.systems = built.clone();
+
+    // 2. What runs now; hosts already running their system are done.
+    let currents = parallel(&selected, |name| (name.clone(), rollout.hosts[name].current_system()));
+    let mut previous: BTreeMap<String, Option<StorePath>> = BTreeMap::new();
+    let mut unreachable = Vec::new();
+    for (name, current) in currents {
+        match current {
+            Ok(current) if current.as_ref() == Some(&built[&name]) => {
+                progress.emit(Event::Unchanged { host: name.clone(), path: built[&name].to_string() });
+                outcome.unchanged.push(name);
+            }
+            Ok(current) => {
+                progress.emit(Event::Outdated { host: name.clone(), current: current.as_ref().map(ToString::to_string), new: built[&name].to_string() });
+                previous.insert(name, current);
+            }
+            Err(e) => {
+                progress.emit(Event::Failed { host: Some(name.clone()), error: e.to_string() });
+                unreachable.push(name);
+            }
+        }
+    }
+    if !unreachable.is_empty() {
+        outcome.failed = unreachable.clone();
+        return Err(format!("cannot read the running system of {}: nothing was changed", unreachable.join(", ")));
+    }
+    let outdated: Vec<String> = selected.iter().filter(|h| previous.contains_key(*h)).cloned().collect();
+    if outdated.is_empty() {
+        progress.note(None, "every selected host already runs its system: nothing to copy or activate");
+        return Ok(());
+    }
+
+    // 3. Copy closures and upload secrets before any activation: a host that cannot
+    //    receive its system stops the rollout while nothing has changed yet.
+    for chunk in outdated.chunks(rollout.options.copy_parallel.max(1)) {
+        let results = parallel(chunk, |name| {
+            let started = Instant::now();
+            rollout.hosts[name].copy_closure(&built[name]).map(|()| ms(started))
+        });
+        let mut failed = Vec::new();
+        for (name, result) in chunk.iter().zip(results) {
+            match result {
+                Ok(ms) => progress.emit(Event::Copied { host: name.clone(), path: built[name].to_string(), ms }),
+                Err(e) => {
+                    progress.emit(Event::Failed { host: Some(name.clone()), error: e.to_string() });
+                    failed.push(name.clone());
+                }
+            }
+        }
+        if !failed.is_empty() {
+            outcome.failed = failed.clone();
+            return Err(format!("copying the closure to {} failed: nothing was activated", failed.join(", ")));
+        }
+    }
+    if let Some(dir) = rollout.secrets_dir {
+        let results = parallel(&outdated, |name| {
+            let files: Vec<SecretFile> = crate::secrets::host_secrets(rollout.topology, name, dir).into_iter().map(|(source, name)| SecretFile { name, source }).collect();
+            rollout.hosts[name].upload_secrets(&files)
+        });
+        let mut failed = Vec::new();
+        for (name, result) in outdated.iter().zip(results) {
+            match result {
+                Ok(report) => progress.emit(Event::SecretsUploaded { host: name.clone(), unchanged: report.unchanged.len(), updated: report.updated }),
+                Err(e) => {
+                    progress.emit(Event::Failed { host: Some(name.clone()), error: e.to_string() });
+                    failed.push(name.clone());
+                }
+            }
+        }
+        if !failed.is_empty() {
+            outcome.failed = failed.clone();
+            return Err(format!("uploading secrets to {} failed: nothing was activated", failed.join(", ")));
+        }
+    }
+
+    // 4. Batch by batch.
+    for batch in &plan.batches {
+        let members: Vec<String> = batch.hosts.iter().filter(|h| previous.contains_key(*h)).cloned().collect();
+        if members.is_empty() {
+            continue;
+        }
+        let ok = run_batch(rollout, progress, outcome, batch.tier, &members, &built, &previous, goal);
+        if !ok {
+            let rest: Vec<String> = plan.batches.iter().flat_map(|b| &b.hosts).filter(|h| previous.contains_key(*h) && !outcome.activated.contains(h) && !outcome.rolled_back.contains(h) && !outcome.failed.contains(h)).cloned().collect();
+            if !rest.is_empty() {
+                progress.note(None, format!("rollout stopped; not deployed: {}", rest.join(", ")));
+            }
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// One batch; false when the rollout must stop.
+#[allow(clippy::too_many_arguments)]
+fn run_batch(rollout: &Rollout, progress: &Progress, outcome: &mut Outcome, tier: Role, members: &[String], built: &BTreeMap<String, StorePath>, previous: &BTreeMap<String, Option<StorePath>>, goal: Goal) -> bool {
+    let topology = rollout.topology;
+    let activates = goal.requires_activation();
+    let lbs: Vec<&dyn Host> = topology.lb.iter().flat_map(|lb| &lb.hosts).filter_map(|name| rollout.hosts.get(name).map(|h| h.as_ref())).collect();
+    let is_backend = |name: &str| topology.lb.as_ref().is_some_and(|lb| lb.backends.iter().any(|b| b.host == name));
+
+    // Galera: never take a node down unless the cluster is whole, Primary and Synced now.
+    if activates && tier == Role::Db {
+        for name in members {
+            let host = rollout.hosts[name].as_ref();
+            let checks: Vec<_> = health::checks(topology, topology.host(name).expect("planned host"), host.layout()).into_iter().filter(|c| matches!(c, health::Check::Galera { .. })).collect();
+            if let Err(why) = health::probe(host, &checks) {
+                progress.emit(Event::Failed { host: Some(name.clone()), error: format!("not switching: the cluster must be whole before a node restarts, or it may lose quorum ({why})") });
+                outcome.failed.push(name.clone());
+                return false;
+            }
+        }
+    }
+
+    // Drain web backends in every load balancer; wait for their sessions to end.
+    let drained: Vec<String> = if activates { members.iter().filter(|m| is_backend(m)).cloned().collect() } else { Vec::new() };
+    for name in &drained {
+        for lb in &lbs {
+            let started = Instant::now();
+            let result = health::set_state(*lb, WEB_BACKEND, name, "drain").map_err(|e| e.to_string()).and_then(|()| {
+                health::wait_stat(*lb, WEB_BACKEND, name, rollout.options.drain_timeout, |s| s.scur == 0).map_err(|(e, _)| e.to_string())
+            });
+            match result {
+                Ok(_) => progress.emit(Event::Drained { host: name.clone(), lb: lb.name().into(), ms: ms(started) }),
+                Err(error) => {
+                    progress.emit(Event::Failed { host: Some(name.clone()), error: format!("draining in {} failed: {error}", lb.name()) });
+                    let _ = undrain(rollout, progress, &lbs, &drained);
+                    outcome.failed.push(name.clone());
+                    return false;
+                }
+            }
+        }
+    }
+
+    // Switch and gate every member in parallel; roll back each one that fails.
+    let results = parallel(members, |name| {
+        let host = rollout.hosts[name].as_ref();
+        let path = &built[name];
+        let started = Instant::now();
+        let switched = host.switch(path, goal);
+        let gated = match switched {
+            Ok(_) => {
+                progress.emit(Event::Activated { host: name.clone(), goal: goal.as_str().into(), path: path.to_string(), ms: ms(started) });
+                if activates {
+                    let started = Instant::now();
+                    gate(rollout, host, &lbs).map(|details| progress.emit(Event::Healthy { host: name.clone(), details, ms: ms(started) }))
+                } else {
+                    Ok(())
+                }
+            }
+            Err(e) => Err(format!("activation failed: {e}")),
+        };
+        match gated {
+            Ok(()) => HostResult::Activated,
+            Err(reason) => {
+                progress.emit(Event::GateFailed { host: name.clone(), reason: reason.clone() });
+                match host.rollback(previous[name].as_ref(), goal) {
+                    Ok(to) => {
+                        let recheck = if activates { gate(rollout, host, &lbs) } else { Ok(vec!["not activated (goal)".into()]) };
+                        let (healthy, detail) = match recheck {
+                            Ok(details) => (true, details.join("; ")),
+                            Err(why) => (false, why),
+                        };
+                        progress.emit(Event::RolledBack { host: name.clone(), to: to.to_string(), healthy, detail });
+                        HostResult::RolledBack { healthy }
+                    }
+                    Err(e) => {
+                        progress.emit(Event::Failed { host: Some(name.clone()), error: format!("rollback failed: {e}") });
+                        HostResult::Failed
+                    }
+                }
+            }
+        }
+    });
+
+    // Put back every drained host that is healthy (passed, or healthy again after its
+    // rollback); an unhealthy one stays drained, and HAProxy's own checks keep it out.
+    let mut back = Vec::new();
+    let mut ok = true;
+    for (name, result) in members.iter().zip(&results) {
+        match result {
+            HostResult::Activated => {
+                outcome.activated.push(name.clone());
+                back.push(name.clone());
+            }
+            HostResult::RolledBack { healthy } => {
+                outcome.rolled_back.push(name.clone());
+                ok = false;
+                if *healthy {
+                    back.push(name.clone());
+                }
+            }
+            HostResult::Failed => {
+                outcome.failed.push(name.clone());
+                ok = false;
+            }
+        }
+    }
+    let back: Vec<String> = drained.iter().filter(|d| back.contains(d)).cloned().collect();
+    let left_out: Vec<&String> = drained.iter().filter(|d| !back.contains(d)).collect();
+    let not_back = undrain(rollout, progress, &lbs, &back);
+    if !not_back.is_empty() {
+        outcome.failed.extend(not_back);
+        ok = false;
+    }
+    for name in left_out {
+        progress.note(Some(name), "left drained in the load balancers: it is not healthy");
+    }
+    ok
+}
+
+enum HostResult {
+    Activated,
+    RolledBack { healthy: bool },
+    Failed,
+}
+
+/// The gate of one host: its role checks, and for a load balancer, that exactly one load
+/// balancer holds the virtual IP.
+fn gate(rollout: &Rollout, host: &dyn Host, lbs: &[&dyn Host]) -> Result<Vec<String>, String> {
+    let topology = rollout.topology;
+    let spec_host = topology.host(host.name()).ok_or_else(|| format!("{} is not in the spec", host.name()))?;
+    let checks = health::checks(topology, spec_host, host.layout());
+    let mut details = health::gate(host, &checks, rollout.options.gate)?;
+    if let (true, Some(lb)) = (spec_host.has(Role::Lb), &topology.lb) {
+        let deadline = Instant::now() + rollout.options.gate.timeout;
+        loop {
+            let holders = health::vip_holders(lbs, lb.vip).map_err(|e| e.to_string())?;
+            if holders.len() == 1 {
+                details.push(format!("VRRP: {} holds {}", holders[0], lb.vip));
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("VRRP: {} load balancer(s) hold the virtual IP {} ({}), not exactly one", holders.len(), lb.vip, holders.join(", ")));
+            }
+            std::thread::sleep(rollout.options.gate.interval);
+        }
+    }
+    Ok(details)
+}
+
+/// Puts `names` back in every load balancer's pool and waits until each is UP there;
+/// returns the hosts that are not back everywhere.
+fn undrain(rollout: &Rollout, progress: &Progress, lbs: &[&dyn Host], names: &[String]) -> Vec<String> {
+    let mut failed = Vec::new();
+    for name in names {
+        for lb in lbs {
+            let result = health::set_state(*lb, WEB_BACKEND, name, "ready")
+                .map_err(|e| e.to_string())
+                .and_then(|()| health::wait_stat(*lb, WEB_BACKEND, name, rollout.options.drain_timeout, |s| s.status.starts_with("UP")).map_err(|(e, _)| e.to_string()));
+            match result {
+                Ok(_) => progress.emit(Event::Undrained { host: name.clone(), lb: lb.name().into() }),
+                Err(error) => {
+                    progress.emit(Event::Failed { host: Some(name.clone()), error: format!("putting it back in {} failed: {error}", lb.name()) });
+                    if !failed.contains(name) {
+                        failed.push(name.clone());
+                    }
+                }
+            }
+        }
+    }
+    failed
+}

@@ -1,0 +1,595 @@
+//! `SshHost`: a host reached with OpenSSH (NixOS machines, and the lab's hosts from its
+//! admin namespace), and the bounded local command runner every deploy step uses. A
+//! failure names the command, the host, the exit status and stderr's last lines, with the
+//! cause (Nix's `error:` line, ssh's complaint) as its headline.
+
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use super::closure::{self, StorePath};
+use super::host::{self, Host, HostError, RunOutput, SecretFile, UploadReport};
+use super::Goal;
+use crate::render::Layout;
+
+/// Lines of stderr a failure quotes.
+pub const TAIL_LINES: usize = 20;
+
+#[derive(Debug, Error)]
+pub enum CommandError {
+    #[error("cannot run `{command}`: {source} (is it installed? run scripts/setup)")]
+    Spawn { command: String, source: std::io::Error },
+    #[error("`{command}` did not finish within {seconds:.0}s and was stopped{}", tail_block(.stderr_tail))]
+    Timeout { command: String, seconds: f64, stderr_tail: String },
+    #[error("{headline}\n  command: {command}\n  exit status: {status}{}", tail_block(.stderr_tail))]
+    Failed { command: String, status: String, headline: String, stderr_tail: String, stdout: String },
+}
+
+fn tail_block(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        String::new()
+    } else {
+        format!("\n  stderr (last lines):\n{}", indent(tail))
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+}
+
+/// Captured output of a finished command.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The line that says why a command failed: Nix's last `error:` line, else the last line
+/// of stderr, else of stdout.
+pub fn headline(stderr: &str, stdout: &str, status: &str) -> String {
+    fn meaningful(text: &str) -> Vec<&str> {
+        text.lines().map(str::trim).filter(|l| !l.is_empty()).collect()
+    }
+    let err = meaningful(stderr);
+    if let Some(line) = err.iter().rev().find(|l| l.starts_with("error:") || l.contains(" error: ")) {
+        return line.to_string();
+    }
+    if let Some(line) = err.last() {
+        return line.to_string();
+    }
+    meaningful(stdout).last().map(|l| l.to_string()).unwrap_or_else(|| format!("exited with {status} and printed nothing"))
+}
+
+/// A command as a shell would show it.
+pub fn display(command: &Command) -> String {
+    std::iter::once(command.get_program()).chain(command.get_args()).map(|a| shell_quote(&a.to_string_lossy())).collect::<Vec<_>>().join(" ")
+}
+
+/// Quotes `text` for a POSIX shell when it needs it.
+pub fn shell_quote(text: &str) -> String {
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@,%+".contains(c)) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// Runs `command` with `stdin`, waiting at most `timeout`; on timeout the command's whole
+/// process group is killed (`nix copy` starts `ssh`, which must not linger).
+pub fn run_local(mut command: Command, stdin: Option<&[u8]>, timeout: Duration) -> Result<Output, CommandError> {
+    let shown = display(&command);
+    command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let mut child = command.spawn().map_err(|source| CommandError::Spawn { command: shown.clone(), source })?;
+    let writer = stdin.map(|bytes| {
+        let mut pipe = child.stdin.take().expect("stdin piped");
+        let bytes = bytes.to_vec();
+        // A command that exits without reading its input must not fail the write loudly.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        })
+    });
+    let mut out_pipe = child.stdout.take().expect("stdout piped");
+    let mut err_pipe = child.stderr.take().expect("stderr piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out_pipe.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err_pipe.read_to_end(&mut buf);
+        buf
+    });
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if started.elapsed() >= timeout => {
+                // SAFETY: kill(2) on our child's process group; no memory is involved.
+                unsafe {
+                    libc::kill(-(child.id() as i32), libc::SIGKILL);
+                }
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => break None,
+        }
+    };
+    if let Some(writer) = writer {
+        let _ = writer.join();
+    }
+    // The readers end when every holder of the pipes has exited (the group is gone on timeout).
+    let stdout = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+    match status {
+        None => Err(CommandError::Timeout { command: shown, seconds: timeout.as_secs_f64(), stderr_tail: tail(&stderr, TAIL_LINES) }),
+        Some(status) if status.success() => Ok(Output { stdout, stderr }),
+        Some(status) => {
+            let status_text = match status.code() {
+                Some(code) => format!("exit code {code}"),
+                None => format!("killed ({status})"),
+            };
+            let headline = headline(&stderr, &stdout, &status_text);
+            Err(CommandError::Failed { command: shown, status: status_text, headline, stderr_tail: tail(&stderr, TAIL_LINES), stdout })
+        }
+    }
+}
+
+/// How long each kind of remote operation may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// A short command (a health probe, a runtime-API call, reading a link).
+    pub command: Duration,
+    /// Copying a closure.
+    pub copy: Duration,
+    /// One activation (switch-to-configuration), polled while it runs detached.
+    pub activation: Duration,
+}
+
+impl Timeouts {
+    pub fn nixos() -> Self {
+        Timeouts { command: Duration::from_secs(30), copy: Duration::from_secs(1800), activation: Duration::from_secs(600) }
+    }
+    pub fn lab() -> Self {
+        Timeouts { command: Duration::from_secs(20), copy: Duration::from_secs(120), activation: Duration::from_secs(90) }
+    }
+}
+
+/// How an activation outlives the SSH session that starts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detach {
+    /// `systemd-run` (a transient unit, outside the session) when the host booted with
+    /// systemd, else `setsid nohup`.
+    Auto,
+    /// Always `setsid nohup` (the lab: its hosts are namespaces of a machine whose systemd,
+    /// if any, would start the unit outside the host's namespace).
+    Setsid,
+}
+
+/// A host's Nix store: the default `/nix`, or a chroot store rooted elsewhere (the lab).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Store {
+    /// Where `/nix` of this store really is on the host (`/` for the host's own).
+    pub root: PathBuf,
+    /// `--store` of the remote `nix-daemon --stdio` and `nix-env`; `None` for the default.
+    pub uri: Option<String>,
+}
+
+impl Store {
+    pub fn system() -> Self {
+        Store { root: PathBuf::from("/"), uri: None }
+    }
+    /// A chroot store rooted at `root` (its paths still named `/nix/store/...`).
+    pub fn chroot(root: &Path) -> Self {
+        Store { root: root.to_path_buf(), uri: Some(format!("local?root={}", root.display())) }
+    }
+}
+
+/// A host reached with `ssh`.
+#[derive(Debug, Clone)]
+pub struct SshHost {
+    pub name: String,
+    pub user: String,
+    pub address: String,
+    pub port: Option<u16>,
+    /// Private key (`-i`); `None` uses the agent and ssh's defaults.
+    pub identity: Option<PathBuf>,
+    /// Known-hosts file (new keys accepted, changed keys refused); `None`: ssh's default.
+    pub known_hosts: Option<PathBuf>,
+    /// Network namespace that `ssh` and `nix copy` run in (the lab's admin namespace).
+    pub netns: Option<String>,
+    pub store: Store,
+    /// The link naming the running system (`/run/current-system`).
+    pub current_link: PathBuf,
+    /// Where detached activations keep their log and exit status.
+    pub work_dir: PathBuf,
+    pub detach: Detach,
+    pub layout: Layout,
+    /// `NIX_CONFIG` for the local `nix copy`.
+    pub nix_config: Option<String>,
+    pub substitute_on_destination: bool,
+    pub timeouts: Timeouts,
+}
+
+impl SshHost {
+    /// A NixOS machine at the spec's `ssh_target` (`user@host[:port]`).
+    pub fn nixos(host: &crate::topology::Host) -> Self {
+        let (user, rest) = host.ssh_target.split_once('@').unwrap_or(("root", host.ssh_target.as_str()));
+        let (address, port) = match rest.rsplit_once(':') {
+            Some((address, port)) if port.parse::<u16>().is_ok() => (address.to_string(), port.parse().ok()),
+            _ => (rest.to_string(), None),
+        };
+        SshHost {
+            name: host.name.clone(),
+            user: user.to_string(),
+            address,
+            port,
+            identity: None,
+            known_hosts: None,
+            netns: None,
+            store: Store::system(),
+            current_link: PathBuf::from("/run/current-system"),
+            work_dir: PathBuf::from("/var/lib/nixstack/deploy"),
+            detach: Detach::Auto,
+            layout: Layout::nixos(),
+            nix_config: None,
+            substitute_on_destination: false,
+            timeouts: Timeouts::nixos(),
+        }
+    }
+
+    /// A lab host under `root`: its sshd on the private address, reached from the admin
+    /// namespace `netns` with the lab's admin key; its own chroot Nix store.
+    pub fn lab(host: &crate::topology::Host, root: &Path, identity: &Path, known_hosts: &Path, netns: &str) -> Self {
+        let layout = Layout::lab_at(root, &host.name);
+        SshHost {
+            name: host.name.clone(),
+            user: "root".into(),
+            address: host.address.to_string(),
+            port: None,
+            identity: Some(identity.to_path_buf()),
+            known_hosts: Some(known_hosts.to_path_buf()),
+            netns: Some(netns.to_string()),
+            store: Store::chroot(&closure::lab_store_root(&layout)),
+            current_link: layout.run.join("current-system"),
+            work_dir: layout.state.join("deploy"),
+            detach: Detach::Setsid,
+            layout,
+            nix_config: Some(closure::OFFLINE_NIX_CONFIG.into()),
+            substitute_on_destination: false,
+            timeouts: Timeouts::lab(),
+        }
+    }
+
+    fn ssh_options(&self) -> Vec<String> {
+        let mut options: Vec<String> = [
+            "ConnectTimeout=5",
+            "BatchMode=yes",
+            "ServerAliveInterval=5",
+            "ServerAliveCountMax=3",
+            // A shared master connection makes `nix copy` hang (NixOS/nix#3017, deploy-rs#226).
+            "ControlMaster=no",
+            "ControlPath=none",
+            "StrictHostKeyChecking=accept-new",
+            "LogLevel=ERROR",
+        ]
+        .iter()
+        .flat_map(|o| ["-o".to_string(), o.to_string()])
+        .collect();
+        if let Some(known) = &self.known_hosts {
+            options.extend(["-o".into(), format!("UserKnownHostsFile={}", known.display())]);
+        }
+        if let Some(identity) = &self.identity {
+            options.extend(["-o".into(), "IdentitiesOnly=yes".into(), "-i".into(), identity.display().to_string()]);
+        }
+        if let Some(port) = self.port {
+            options.extend(["-p".into(), port.to_string()]);
+        }
+        options
+    }
+
+    /// `program`, inside the namespace when there is one.
+    fn local(&self, program: &str) -> Command {
+        match &self.netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns, program]);
+                command
+            }
+            None => Command::new(program),
+        }
+    }
+
+    fn target(&self) -> String {
+        format!("{}@{}", self.user, self.address)
+    }
+
+    /// Runs `body` with `sh` on the host, the script on stdin (never in arguments, where
+    /// other users could read it). The script is one block, parsed before it runs, so its
+    /// commands cannot read the rest of it as their input.
+    fn script(&self, body: &str, timeout: Duration) -> Result<RunOutput, HostError> {
+        let mut command = self.local("ssh");
+        command.args(self.ssh_options()).arg("-T").arg(self.target()).arg("--");
+        command.arg(if self.user == "root" { "sh -s" } else { "sudo -n sh -s" });
+        let script = format!("{{\n{body}\n}} </dev/null\n");
+        run_local(command, Some(script.as_bytes()), timeout)
+            .map(|o| RunOutput { stdout: o.stdout, stderr: o.stderr })
+            .map_err(|error| HostError::Command { host: self.name.clone(), error })
+    }
+
+    fn store_flag(&self) -> String {
+        self.store.uri.as_ref().map(|uri| format!("--store {} ", shell_quote(uri))).unwrap_or_default()
+    }
+
+    fn profile(&self) -> PathBuf {
+        host::system_profile(&self.store.root)
+    }
+
+    /// Starts `command` detached on the host and waits (bounded) for its exit status,
+    /// reconnecting if the connection drops meanwhile.
+    fn run_detached(&self, command: &str, path: &StorePath, goal: Goal) -> Result<String, HostError> {
+        let id = format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+        let work = self.work_dir.join(&id);
+        let w = shell_quote(&work.display().to_string());
+        let run_sh = format!("{{ {command} ; }} > {w}/log 2>&1\necho $? > {w}/status.tmp\nmv {w}/status.tmp {w}/status\n");
+        let systemd = self.detach == Detach::Auto;
+        let launch = format!(
+            "set -eu\nmkdir -p {w}\ncat > {w}/run.sh <<'NIXSTACK_RUN'\n{run_sh}NIXSTACK_RUN\n\
+             if {systemd} && [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then\n\
+               systemd-run --unit=nixstack-activate-{id} --collect --quiet /bin/sh {w}/run.sh\n\
+             else\n\
+               setsid nohup /bin/sh {w}/run.sh </dev/null >/dev/null 2>&1 &\n\
+             fi\necho launched"
+        );
+        self.script(&launch, self.timeouts.command)?;
+        let poll = format!(
+            "w={w}; i=0\nwhile [ ! -e \"$w/status\" ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done\n\
+             if [ -e \"$w/status\" ]; then echo \"status=$(cat \"$w/status\")\"; else echo running; fi\n\
+             echo '--- log ---'; tail -n {TAIL_LINES} \"$w/log\" 2>/dev/null || true"
+        );
+        let deadline = Instant::now() + self.timeouts.activation;
+        let mut last_error: Option<HostError>;
+        loop {
+            match self.script(&poll, self.timeouts.command.max(Duration::from_secs(20))) {
+                Ok(out) => {
+                    let (head, log) = out.stdout.split_once("--- log ---\n").unwrap_or((&out.stdout, ""));
+                    if let Some(status) = head.trim().strip_prefix("status=") {
+                        if status == "0" {
+                            let _ = self.script(&format!("rm -rf {w}"), self.timeouts.command);
+                            return Ok(log.to_string());
+                        }
+                        return Err(HostError::Activation {
+                            host: self.name.clone(),
+                            goal: goal.as_str(),
+                            path: path.to_string(),
+                            command: command.to_string(),
+                            status: format!("exit code {status}"),
+                            headline: headline(log, "", status),
+                            tail: indent(log.trim_end()),
+                        });
+                    }
+                    last_error = None;
+                }
+                // The connection dropped (the activation may restart sshd or the network): retry.
+                Err(e) => last_error = Some(e),
+            }
+            if Instant::now() >= deadline {
+                let why = last_error.map(|e| format!(" (last poll: {e})")).unwrap_or_default();
+                return Err(HostError::Activation {
+                    host: self.name.clone(),
+                    goal: goal.as_str(),
+                    path: path.to_string(),
+                    command: command.to_string(),
+                    status: "still running".into(),
+                    headline: format!("no exit status after {:.0}s{why}; it was left running, its log is {}/log", self.timeouts.activation.as_secs_f64(), work.display()),
+                    tail: String::new(),
+                });
+            }
+            if last_error.is_some() {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+
+    /// The command that activates `path` with `goal`.
+    fn activation(&self, path: &StorePath, goal: Goal) -> String {
+        format!("{} {}", shell_quote(&path.under(&self.store.root).join("bin/switch-to-configuration").display().to_string()), goal.as_str())
+    }
+}
+
+impl Host for SshHost {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn current_system(&self) -> Result<Option<StorePath>, HostError> {
+        let link = shell_quote(&self.current_link.display().to_string());
+        let out = self.script(&format!("if [ -L {link} ]; then readlink {link}; fi"), self.timeouts.command)?;
+        let text = out.stdout.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        StorePath::parse(text).map(Some).map_err(|detail| HostError::Other { host: self.name.clone(), detail: format!("{} is not a store path: {detail}", self.current_link.display()) })
+    }
+
+    fn copy_closure(&self, path: &StorePath) -> Result<(), HostError> {
+        let mut query = Vec::new();
+        if let Some(uri) = &self.store.uri {
+            query.push(format!("remote-store={}", percent_encode(uri)));
+        }
+        let url = format!("ssh-ng://{}{}", self.target(), if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) });
+        let mut command = self.local("nix");
+        command.args(["--extra-experimental-features", "nix-command", "copy", "--to", &url]);
+        // Paths built here are unsigned; the remote daemon trusts a root SSH login.
+        command.arg("--no-check-sigs");
+        if self.substitute_on_destination {
+            command.arg("--substitute-on-destination");
+        }
+        command.arg(path.as_str());
+        command.env("NIX_SSHOPTS", self.ssh_options().join(" "));
+        if let Some(config) = &self.nix_config {
+            command.env("NIX_CONFIG", config);
+        }
+        run_local(command, None, self.timeouts.copy).map(|_| ()).map_err(|error| HostError::Command { host: self.name.clone(), error })
+    }
+
+    fn upload_secrets(&self, files: &[SecretFile]) -> Result<UploadReport, HostError> {
+        let dir = shell_quote(&self.layout.secrets.display().to_string());
+        let mut body = format!(
+            "set -eu\numask 077\nd={dir}\nmkdir -p \"$d\"\ng=$(stat -c %g \"$d\")\n\
+             if [ \"$g\" = 0 ]; then mode=600; else mode=640; fi\n\
+             put() {{\n  t=$(mktemp \"$d/.upload.XXXXXX\")\n  base64 -d > \"$t\"\n\
+               if cmp -s \"$t\" \"$d/$1\"; then rm -f \"$t\"; echo \"unchanged $1\"\n\
+               else chmod \"$mode\" \"$t\"; chgrp \"$g\" \"$t\"; mv -f \"$t\" \"$d/$1\"; echo \"updated $1\"; fi\n}}\n"
+        );
+        for file in files {
+            if file.name.is_empty() || file.name.contains('/') || file.name.starts_with('.') {
+                return Err(HostError::Other { host: self.name.clone(), detail: format!("secret name {:?} is not a plain file name", file.name) });
+            }
+            let bytes = std::fs::read(&file.source).map_err(|e| HostError::Other { host: self.name.clone(), detail: format!("cannot read secret {}: {e} (run `nixstack secrets init`)", file.source.display()) })?;
+            body.push_str(&format!("put {} <<'NIXSTACK_SECRET'\n{}\nNIXSTACK_SECRET\n", shell_quote(&file.name), base64(&bytes)));
+        }
+        let out = self.script(&body, self.timeouts.command)?;
+        let mut report = UploadReport::default();
+        for line in out.stdout.lines() {
+            match line.split_once(' ') {
+                Some(("updated", name)) => report.updated.push(name.to_string()),
+                Some(("unchanged", name)) => report.unchanged.push(name.to_string()),
+                _ => {}
+            }
+        }
+        Ok(report)
+    }
+
+    fn switch(&self, path: &StorePath, goal: Goal) -> Result<String, HostError> {
+        let switch = path.under(&self.store.root).join("bin/switch-to-configuration");
+        let mut prepare = format!(
+            "set -eu\nif [ ! -x {s} ]; then echo \"{p} has no bin/switch-to-configuration in the host's store: not copied, or not a system\" >&2; exit 1; fi\n",
+            s = shell_quote(&switch.display().to_string()),
+            p = path
+        );
+        if goal.should_switch_profile() {
+            prepare.push_str(&format!("nix-env {}-p {} --set {}\n", self.store_flag(), shell_quote(&self.profile().display().to_string()), path));
+        }
+        self.script(&prepare, self.timeouts.command)?;
+        self.run_detached(&self.activation(path, goal), path, goal)
+    }
+
+    fn rollback(&self, previous: Option<&StorePath>, goal: Goal) -> Result<StorePath, HostError> {
+        let target = if goal.should_switch_profile() {
+            let profile = shell_quote(&self.profile().display().to_string());
+            let out = self.script(
+                &format!("set -eu\nnix-env {}-p {profile} --rollback >&2\ngen=$(readlink {profile})\ncase \"$gen\" in /*) readlink \"$gen\" ;; *) readlink \"$(dirname {profile})/$gen\" ;; esac", self.store_flag()),
+                self.timeouts.command,
+            )?;
+            StorePath::parse(out.stdout.trim()).map_err(|detail| HostError::Other { host: self.name.clone(), detail: format!("after nix-env --rollback the profile names no store path: {detail}") })?
+        } else {
+            previous.cloned().ok_or_else(|| HostError::Other { host: self.name.clone(), detail: "no previous system is known to roll back to".into() })?
+        };
+        self.run_detached(&self.activation(&target, goal), &target, goal)?;
+        Ok(target)
+    }
+
+    fn run(&self, script: &str) -> Result<RunOutput, HostError> {
+        self.script(script, self.timeouts.command)
+    }
+}
+
+/// Percent-encodes a store URI parameter value (`local?root=/x` inside `ssh-ng://...?`).
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Standard base64 with padding (secrets travel inside a shell script as base64).
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for (i, chunk) in bytes.chunks(3).enumerate() {
+        if i > 0 && i % 19 == 0 {
+            out.push('\n');
+        }
+        let n = (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        for j in 0..4 {
+            if j <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * j) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_coreutils() {
+        let input: Vec<u8> = (0u8..=255).chain(b"secret\n".iter().copied()).collect();
+        let ours = base64(&input);
+        let mut command = Command::new("base64");
+        command.arg("-d");
+        let decoded = run_local(command, Some(ours.as_bytes()), Duration::from_secs(10)).expect("base64 -d (coreutils) decodes it");
+        assert_eq!(decoded.stdout.into_bytes(), String::from_utf8_lossy(&input).into_owned().into_bytes());
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b"a"), "YQ==");
+    }
+
+    #[test]
+    fn a_failure_headlines_the_cause_not_the_status() {
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo building >&2; echo 'error: cannot add path /nix/store/x because it lacks a valid signature' >&2; echo done >&2; exit 1"]);
+        let error = run_local(command, None, Duration::from_secs(10)).unwrap_err();
+        let text = error.to_string();
+        assert!(text.starts_with("error: cannot add path"), "{text}");
+        assert!(text.contains("exit status: exit code 1"), "{text}");
+        assert!(text.contains("    done"), "{text}");
+    }
+
+    #[test]
+    fn a_hanging_command_is_stopped_at_its_bound() {
+        let mut command = Command::new("sh");
+        command.args(["-c", "sleep 30 & sleep 30"]);
+        let started = Instant::now();
+        let error = run_local(command, None, Duration::from_millis(300)).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "the whole group is killed, pipes close");
+        assert!(matches!(error, CommandError::Timeout { .. }), "{error}");
+    }
+
+    #[test]
+    fn store_uri_is_encoded_for_the_ssh_ng_query() {
+        assert_eq!(percent_encode("local?root=/var/lib/x/nix"), "local%3Froot%3D/var/lib/x/nix");
+    }
+
+    #[test]
+    fn nixos_target_parses_user_host_and_port() {
+        let topology = crate::cli::compile(&crate::spec::SpecSource::embedded_default()).unwrap();
+        let mut host = topology.host("web1").unwrap().clone();
+        let ssh = SshHost::nixos(&host);
+        assert_eq!((ssh.user.as_str(), ssh.address.as_str(), ssh.port), ("root", "10.10.0.21", None));
+        host.ssh_target = "deploy@web1.example.com:2222".into();
+        let ssh = SshHost::nixos(&host);
+        assert_eq!((ssh.user.as_str(), ssh.address.as_str(), ssh.port), ("deploy", "web1.example.com", Some(2222)));
+    }
+}

@@ -1,0 +1,444 @@
+//! `nixstack deploy`'s real code path against hosts of the test's own: network namespaces
+//! each running OpenSSH and nginx with the lab configs, each with its own Nix store (a
+//! chroot store under the host's state directory), reached from an admin namespace.
+//! Closures are built by the real `nix build`, copied by `nix copy --to ssh-ng://`,
+//! activated through the system profile and a detached `switch-to-configuration`, gated on
+//! HTTPS health, and rolled back with `nix-env --rollback`.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nixstack::cli::compile;
+use nixstack::deploy::closure::{self, LabSystems, StorePath, Systems};
+use nixstack::deploy::execute::{self, Options, Outcome, Rollout};
+use nixstack::deploy::health::GatePolicy;
+use nixstack::deploy::host::{self as deploy_host, Host};
+use nixstack::deploy::progress::{Event, Format, Printer};
+use nixstack::deploy::ssh::SshHost;
+use nixstack::deploy::{lab_hosts, make_plan, Goal};
+use nixstack::render::{nginx, Layout};
+use nixstack::spec::SpecSource;
+use nixstack::topology::Topology;
+
+// ---------------------------------------------------------------------------------------
+// Fixtures
+
+/// Two web hosts, nothing else: the rig needs no load balancer to prove copy, switch,
+/// health gate and rollback. Admin network as in the lab: SSH is allowed only from it.
+const SPEC: &str = r#"
+[stack]
+name = "rig"
+domain = "rig.example.com"
+
+[networks]
+private = "10.251.0.0/24"
+public = "203.0.113.0/24"
+admin = ["198.51.100.0/24"]
+
+[hosts.web1]
+address = "10.251.0.21"
+roles = ["web"]
+
+[hosts.web2]
+address = "10.251.0.22"
+roles = ["web"]
+
+[web]
+proxy_app = false
+"#;
+
+const ADMIN_ADDRESS: &str = "198.51.100.10";
+
+fn require(tool: &str) {
+    let found = std::env::var_os("PATH").map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file())).unwrap_or(false);
+    assert!(found, "`{tool}` is not installed: run scripts/setup (as root) first");
+}
+
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("{prefix}{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
+}
+
+fn run(command: &mut Command) -> String {
+    let output = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{command:?} failed ({}):\n{text}", output.status);
+    text
+}
+
+fn ip(args: &[&str]) {
+    run(Command::new("ip").args(args));
+}
+
+fn in_ns(netns: &str, program: &str) -> Command {
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", netns, program]);
+    command
+}
+
+fn topology(text: &str) -> Topology {
+    compile(&SpecSource { name: "rig.toml".into(), text: text.into() }).expect("valid spec")
+}
+
+/// The rig: an admin namespace holding a bridge, one namespace per host plugged into it,
+/// each host with sshd, nginx and its nftables ruleset, as `lab up` leaves a lab host.
+struct Rig {
+    prefix: String,
+    root: tempfile::TempDir,
+    admin: String,
+    topology: Topology,
+    namespaces: Vec<String>,
+}
+
+impl Rig {
+    fn new(spec: &str) -> Rig {
+        for tool in ["ip", "ssh", "sshd", "ssh-keygen", "nix", "nix-env", "nginx", "nft", "curl", "setsid", "nohup", "wrk"] {
+            require(tool);
+        }
+        let prefix = unique("nxs-dpl");
+        let root = tempfile::Builder::new().prefix("nxs-deploy-").tempdir_in("/tmp").expect("temp dir");
+        // nginx's workers (nobody) serve files from below it.
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let topology = topology(spec);
+        let admin = format!("{prefix}-adm");
+        let mut rig = Rig { prefix, root, admin: admin.clone(), topology, namespaces: Vec::new() };
+        ip(&["netns", "add", &admin]);
+        rig.namespaces.push(admin.clone());
+        ip(&["-n", &admin, "link", "set", "lo", "up"]);
+        ip(&["-n", &admin, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &admin, "addr", "add", &format!("{ADMIN_ADDRESS}/24"), "dev", "br0"]);
+        ip(&["-n", &admin, "link", "set", "br0", "up"]);
+        ip(&["-n", &admin, "route", "add", &rig.topology.networks.private.to_string(), "dev", "br0"]);
+
+        let secrets = rig.secrets_dir();
+        nixstack::secrets::init(&rig.topology, &secrets).expect("secrets init");
+        let admin_dir = rig.admin_dir();
+        std::fs::create_dir_all(&admin_dir).unwrap();
+        run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "rig-admin", "-f"]).arg(admin_dir.join("id_ed25519")));
+        let admin_public = std::fs::read_to_string(admin_dir.join("id_ed25519.pub")).unwrap();
+
+        let hosts = rig.topology.hosts.clone();
+        for (index, host) in hosts.iter().enumerate() {
+            let netns = rig.netns(&host.name);
+            ip(&["netns", "add", &netns]);
+            rig.namespaces.push(netns.clone());
+            ip(&["-n", &netns, "link", "set", "lo", "up"]);
+            let port = format!("h{index}");
+            ip(&["-n", &admin, "link", "add", &port, "type", "veth", "peer", "name", "priv0", "netns", &netns]);
+            ip(&["-n", &admin, "link", "set", &port, "master", "br0"]);
+            ip(&["-n", &admin, "link", "set", &port, "up"]);
+            ip(&["-n", &netns, "addr", "add", &format!("{}/{}", host.address, rig.topology.networks.private.prefix_len()), "dev", "priv0"]);
+            ip(&["-n", &netns, "link", "set", "priv0", "up"]);
+            ip(&["-n", &netns, "route", "add", &rig.topology.networks.admin[0].to_string(), "dev", "priv0"]);
+
+            // What `lab up` leaves: dirs, secrets, the rendered configs, running daemons.
+            let layout = rig.layout(&host.name);
+            for dir in [&layout.secrets, &layout.state, &layout.run, &layout.log, &layout.etc, layout.web_root.as_ref().unwrap()] {
+                std::fs::create_dir_all(dir).unwrap();
+            }
+            std::fs::set_permissions(&layout.secrets, std::fs::Permissions::from_mode(0o700)).unwrap();
+            for (source, name) in nixstack::secrets::host_secrets(&rig.topology, &host.name, &secrets) {
+                std::fs::copy(&source, layout.secret(&name)).unwrap();
+                std::fs::set_permissions(layout.secret(&name), std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
+            for dir in nginx::required_dirs(&layout) {
+                std::fs::create_dir_all(dir).unwrap();
+            }
+            std::fs::write(layout.web_root.as_ref().unwrap().join("index.html"), format!("hello from {}\n", host.name)).unwrap();
+            for (name, text) in closure::lab_configs(&rig.topology, host, &layout) {
+                std::fs::write(layout.config(&name), text).unwrap();
+            }
+            run(in_ns(&netns, "nft").arg("-f").arg(layout.config("nftables.conf")));
+
+            let host_key = layout.state.join("ssh_host_ed25519_key");
+            run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&host_key));
+            std::fs::write(layout.config("authorized_keys"), &admin_public).unwrap();
+            let sshd_config = format!(
+                "ListenAddress {}:22\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+                 # The rig lives under /tmp (world-writable): sshd's ownership check of the key's path would refuse it.\nStrictModes no\n",
+                host.address,
+                host_key.display(),
+                layout.pid_file("sshd").display(),
+                layout.config("authorized_keys").display()
+            );
+            std::fs::write(layout.config("sshd_config"), sshd_config).unwrap();
+            std::fs::create_dir_all("/run/sshd").unwrap();
+            run(in_ns(&netns, "/usr/sbin/sshd").arg("-f").arg(layout.config("sshd_config")).arg("-E").arg(layout.log_file("sshd.log")));
+            run(in_ns(&netns, "nginx").arg("-c").arg(layout.config("nginx.conf")));
+        }
+        rig
+    }
+
+    fn netns(&self, host: &str) -> String {
+        format!("{}-{host}", self.prefix)
+    }
+    fn lab_root(&self) -> PathBuf {
+        self.root.path().join("lab")
+    }
+    fn layout(&self, host: &str) -> Layout {
+        Layout::lab_at(&self.lab_root(), host)
+    }
+    fn secrets_dir(&self) -> PathBuf {
+        self.root.path().join("secrets")
+    }
+    fn admin_dir(&self) -> PathBuf {
+        self.root.path().join("admin")
+    }
+
+    fn hosts(&self) -> BTreeMap<String, Box<dyn Host>> {
+        let admin = self.admin_dir();
+        lab_hosts(&self.topology, &self.lab_root(), &admin.join("id_ed25519"), &admin.join("known_hosts"), &self.admin)
+    }
+
+    /// The lab systems of `topology` as a flake in a fresh directory of the rig.
+    fn systems(&self, systems: &LabSystems) -> Systems {
+        let dir = self.root.path().join(unique("flake-"));
+        systems.write(&dir).expect("write the lab systems' flake")
+    }
+
+    /// Deploys `systems` (built from `new`) over `old`; returns the outcome and the events.
+    fn deploy(&self, old: &Topology, new: &Topology, systems: &Systems, parallel: usize) -> (Outcome, Vec<Event>, Duration) {
+        let plan = make_plan(Some(old), new, &[], Goal::Switch, parallel).expect("plan");
+        assert!(plan.blockers.is_empty() || self.topology.lb.is_none(), "{:?}", plan.blockers);
+        let hosts = self.hosts();
+        let (progress, printer) = Printer::start(Format::Human { bar: false }, Box::new(std::io::stderr()));
+        let options = Options { gate: GatePolicy { timeout: Duration::from_secs(6), interval: Duration::from_millis(300), consecutive: 3 }, ..Options::default() };
+        // A one-host tier is "blocked" (no rolling deploy possible); the rig has two web hosts.
+        let plan = nixstack::deploy::Plan { blockers: Vec::new(), ..plan };
+        let secrets = self.secrets_dir();
+        let rollout = Rollout { topology: new, plan: &plan, systems, hosts: &hosts, secrets_dir: Some(&secrets), options };
+        let started = Instant::now();
+        let outcome = execute::execute(&rollout, &progress);
+        let elapsed = started.elapsed();
+        let events = progress.events();
+        printer.finish(progress);
+        (outcome, events, elapsed)
+    }
+
+    /// The system `host` runs, read on the host's file system.
+    fn current(&self, host: &str) -> Option<String> {
+        std::fs::read_link(self.layout(host).run.join("current-system")).ok().map(|p| p.display().to_string())
+    }
+
+    fn store_root(&self, host: &str) -> PathBuf {
+        closure::lab_store_root(&self.layout(host))
+    }
+
+    /// `GET url` from inside `host`'s namespace with the stack's CA: (status, body).
+    fn get(&self, host: &str, url: &str) -> (String, String) {
+        let out = in_ns(&self.netns(host), "curl").args(["-sS", "--max-time", "3", "-w", "\n%{http_code}", "--cacert"]).arg(self.layout(host).ca_cert()).arg(url).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", ""));
+        (status.to_string(), body.to_string())
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        // Everything left in our namespaces is ours: daemons, detached activations.
+        for netns in self.namespaces.iter().rev() {
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", netns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    if let Ok(pid) = pid.parse::<i32>() {
+                        // SAFETY: signalling a process of a namespace this test created.
+                        unsafe {
+                            libc::kill(pid, libc::SIGKILL);
+                        }
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        for netns in self.namespaces.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", netns]).status();
+        }
+    }
+}
+
+fn count(events: &[Event], pred: impl Fn(&Event) -> bool) -> usize {
+    events.iter().filter(|e| pred(e)).count()
+}
+
+/// wrk against `url` from inside `netns` for `seconds`; returns (requests, errors).
+fn start_load(netns: &str, url: &str, seconds: u32) -> Child {
+    in_ns(netns, "wrk").args(["-t1", "-c4", &format!("-d{seconds}s"), "--timeout", "5s", url]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("wrk")
+}
+
+/// Parses wrk's summary: (requests, non-2xx responses + socket errors).
+fn load_result(child: Child) -> (u64, u64, String) {
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let requests = text.lines().find_map(|l| l.trim().split_once(" requests in").and_then(|(n, _)| n.trim().parse().ok())).unwrap_or(0);
+    let non_2xx: u64 = text.lines().find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:").map(|n| n.trim().parse().unwrap_or(u64::MAX))).unwrap_or(0);
+    let socket: u64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Socket errors:"))
+        .map(|rest| rest.split(',').filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok()).sum())
+        .unwrap_or(0);
+    (requests, non_2xx + socket, text)
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests
+
+/// The whole life of a deploy on two hosts, in order: first deploy (every host activated),
+/// a no-op deploy (nothing copied, nothing activated), a spec change on every web host under
+/// load (zero failed requests, the new config live), then a change that breaks one host's
+/// health (rolled back to the previous generation, healthy again, outcome not ok).
+#[test]
+fn rig_first_noop_change_and_rollback() {
+    let rig = Rig::new(SPEC);
+    let old = rig.topology.clone();
+    let nothing = Topology { hosts: Vec::new(), ..old.clone() };
+
+    // 1. First deploy: no host has a system yet.
+    let first = LabSystems::new(&old, &rig.lab_root());
+    let (outcome, events, took) = rig.deploy(&nothing, &old, &rig.systems(&first), 1);
+    eprintln!("first deploy took {took:?}");
+    assert!(outcome.ok, "{outcome:?}\n{events:#?}");
+    assert_eq!(outcome.activated, ["web1", "web2"]);
+    for host in ["web1", "web2"] {
+        let path = &outcome.systems[host];
+        assert_eq!(rig.current(host).as_deref(), Some(path.as_str()), "current-system of {host}");
+        assert!(path.under(&rig.store_root(host)).join("bin/switch-to-configuration").exists(), "{host}'s own store holds the system");
+        let profile = deploy_host::system_profile(&rig.store_root(host));
+        assert_eq!(std::fs::read_link(profile.with_file_name("system-1-link")).unwrap().display().to_string(), path.as_str());
+        // The closure has the configs path too, and it was copied as well.
+        let configs = std::fs::read_link(path.under(&rig.store_root(host)).join("etc")).unwrap();
+        assert!(StorePath::parse(&configs.display().to_string()).unwrap().under(&rig.store_root(host)).join("nginx.conf").exists());
+        // Secrets went over SSH, not into any store.
+        let store = rig.store_root(host).join("nix/store");
+        let leaked = Command::new("grep").args(["-rl", "PRIVATE KEY"]).arg(&store).output().unwrap();
+        assert!(leaked.stdout.is_empty(), "a private key is in {host}'s store: {}", String::from_utf8_lossy(&leaked.stdout));
+    }
+    assert_eq!(count(&events, |e| matches!(e, Event::Copied { .. })), 2);
+
+    // 2. The same again: nothing to copy, nothing to activate.
+    let (outcome, events, took) = rig.deploy(&old, &old, &rig.systems(&first), 1);
+    eprintln!("no-op deploy took {took:?}");
+    assert!(outcome.ok, "{events:#?}");
+    assert_eq!(outcome.unchanged, ["web1", "web2"]);
+    assert!(outcome.activated.is_empty());
+    assert_eq!(count(&events, |e| matches!(e, Event::Copied { .. } | Event::Activated { .. } | Event::SecretsUploaded { .. })), 0, "{events:#?}");
+
+    // 3. A spec change on every web host (nginx's status port), under load on both.
+    let changed_text = SPEC.replace("proxy_app = false", "proxy_app = false\nstatus_port = 8082");
+    let new = topology(&changed_text);
+    let plan = make_plan(Some(&old), &new, &[], Goal::Switch, 1).unwrap();
+    assert!(plan.changes.iter().any(|c| c.host == "web1" && c.what == "nginx.conf changed"), "{:?}", plan.changes);
+    let loads: Vec<Child> = ["web1", "web2"].iter().map(|h| start_load(&rig.netns(h), &format!("https://{}/", new.host(h).unwrap().address), 8)).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let second = LabSystems::new(&new, &rig.lab_root());
+    let (outcome, events, took) = rig.deploy(&old, &new, &rig.systems(&second), 1);
+    eprintln!("config change deploy took {took:?}");
+    assert!(outcome.ok, "{events:#?}");
+    assert_eq!(outcome.activated, ["web1", "web2"]);
+    for (host, load) in ["web1", "web2"].iter().zip(loads) {
+        let (requests, errors, text) = load_result(load);
+        eprintln!("{host}: {requests} requests during the deploy, {errors} failed");
+        assert!(requests > 100, "load ran: {text}");
+        assert_eq!(errors, 0, "a reload must not fail a request: {text}");
+        let (status, _) = rig.get(host, "http://127.0.0.1:8082/nginx_status");
+        assert_eq!(status, "200", "{host} runs the new config (status port 8082)");
+        let profile = deploy_host::system_profile(&rig.store_root(host));
+        assert_eq!(std::fs::read_link(&profile).unwrap().display().to_string(), "system-2-link");
+    }
+    let good = outcome.systems.clone();
+
+    // 4. A change that breaks web2's health: rolled back, healthy again, not ok.
+    let broken_conf = second.files["web2"]["nginx.conf"].replace("return 200 \"ok\\n\";", "return 503 \"broken\\n\";");
+    assert_ne!(broken_conf, second.files["web2"]["nginx.conf"], "the health location is where the test expects it");
+    let third = second.clone().with_file("web2", "nginx.conf", broken_conf);
+    let (outcome, events, took) = rig.deploy(&new, &new, &rig.systems(&third), 1);
+    eprintln!("breaking deploy (gate bound 6s) took {took:?}");
+    assert!(!outcome.ok, "a rollback is a failure: {events:#?}");
+    assert_eq!(outcome.unchanged, ["web1"], "web1's system did not change");
+    assert_eq!(outcome.rolled_back, ["web2"]);
+    assert!(events.iter().any(|e| matches!(e, Event::GateFailed { host, reason } if host == "web2" && reason.contains("answered 503"))), "{events:#?}");
+    assert!(events.iter().any(|e| matches!(e, Event::RolledBack { host, healthy: true, to, .. } if host == "web2" && to == good["web2"].as_str())), "{events:#?}");
+    assert!(matches!(events.last(), Some(Event::Done { ok: false, .. })));
+    assert_eq!(rig.current("web2").as_deref(), Some(good["web2"].as_str()), "web2 runs the previous system again");
+    let (status, _) = rig.get("web2", "https://10.251.0.22/health");
+    assert_eq!(status, "200");
+    assert_eq!(std::fs::read_to_string(rig.layout("web2").config("nginx.conf")).unwrap(), second.files["web2"]["nginx.conf"]);
+}
+
+/// An activation runs detached: killing the SSH session that started it (as a switch that
+/// restarts sshd or the network would) neither kills it nor loses its exit status.
+#[test]
+fn rig_activation_survives_a_dropped_ssh_session() {
+    let rig = Rig::new(SPEC);
+    // A system whose switch takes 3 s and leaves a mark when it completes.
+    let dir = rig.root.path().join("slow-flake");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mark = rig.root.path().join("switched");
+    std::fs::write(
+        dir.join("flake.nix"),
+        format!(
+            "{{ outputs = {{ self }}: {{ labSystems.web1 = builtins.derivation {{ name = \"slow-system\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; PATH = \"/usr/bin:/bin\";\n\
+             args = [ \"-c\" \"mkdir -p $out/bin; printf '#!/bin/sh\\\\nsleep 3\\\\necho done > {}\\\\n' > $out/bin/switch-to-configuration; chmod 555 $out/bin/switch-to-configuration\" ]; }}; }}; }}\n",
+            mark.display()
+        ),
+    )
+    .unwrap();
+    let systems = Systems::Lab { flake: format!("path:{}", dir.display()) };
+    let built = closure::build(&systems, &["web1".to_string()], Duration::from_secs(120)).expect("nix build");
+    let hosts = rig.hosts();
+    let web1 = &hosts["web1"];
+    web1.copy_closure(&built["web1"]).expect("nix copy over ssh-ng");
+
+    let netns = rig.netns("web1");
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        // Every sshd session process (not the listener, whose parent is pid 1 or ip).
+        let pids = String::from_utf8_lossy(&Command::new("ip").args(["netns", "pids", &netns]).output().unwrap().stdout).into_owned();
+        let mut killed = 0;
+        for pid in pids.split_whitespace() {
+            let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if cmdline.starts_with("sshd: root") {
+                // SAFETY: a process in a namespace this test created.
+                unsafe { libc::kill(pid.parse().unwrap(), libc::SIGKILL) };
+                killed += 1;
+            }
+        }
+        killed
+    });
+    let started = Instant::now();
+    let result = web1.switch(&built["web1"], Goal::Switch);
+    let killed = killer.join().unwrap();
+    eprintln!("switch with a dropped session took {:?}; {killed} sshd session(s) killed", started.elapsed());
+    assert!(killed > 0, "the test dropped the session that polls the activation");
+    result.expect("the activation finished and its status was read after reconnecting");
+    assert_eq!(std::fs::read_to_string(&mark).unwrap(), "done\n");
+    assert!(started.elapsed() >= Duration::from_secs(3));
+}
+
+/// A failure names the host, the command, the status and the cause; an unreachable host
+/// fails within the connect timeout, not after minutes.
+#[test]
+fn rig_failures_name_the_cause_and_are_bounded() {
+    let rig = Rig::new(SPEC);
+    let hosts = rig.hosts();
+    let bogus = StorePath::parse("/nix/store/00000000000000000000000000000000-not-built").unwrap();
+    let error = hosts["web1"].copy_closure(&bogus).unwrap_err().to_string();
+    assert!(error.starts_with("web1: "), "{error}");
+    assert!(error.contains("nix") && error.contains("copy") && error.contains("exit status"), "{error}");
+    assert!(error.lines().next().unwrap().contains("/nix/store/00000000000000000000000000000000-not-built"), "headline is Nix's error: {error}");
+
+    let error = hosts["web2"].switch(&bogus, Goal::Switch).unwrap_err().to_string();
+    assert!(error.contains("not copied, or not a system"), "{error}");
+
+    // A host that does not answer at all (an address nobody has on the rig's network).
+    let mut ghost_spec = rig.topology.host("web1").unwrap().clone();
+    ghost_spec.address = "10.251.0.99".parse().unwrap();
+    let admin = rig.admin_dir();
+    let ghost = SshHost::lab(&ghost_spec, &rig.lab_root(), &admin.join("id_ed25519"), &admin.join("known_hosts"), &rig.admin);
+    let started = Instant::now();
+    let error = ghost.current_system().unwrap_err().to_string();
+    assert!(started.elapsed() < Duration::from_secs(15), "bounded by ConnectTimeout: {:?}", started.elapsed());
+    assert!(error.contains("10.251.0.99") && error.contains("exit code 255"), "{error}");
+}
