@@ -165,6 +165,28 @@ static NODES: AtomicUsize = AtomicUsize::new(0);
 
 impl Node {
     fn new(address: &str) -> Node {
+        let node = Node::bare();
+        // The host's private address on an interface of its own (this kernel has no
+        // `dummy` driver: a veth pair with both ends inside the namespace stands in).
+        node.ip(&["link", "add", "nxs0", "type", "veth", "peer", "name", "nxs1"]);
+        node.ip(&["addr", "add", &format!("{address}/24"), "dev", "nxs0"]);
+        node.ip(&["link", "set", "nxs0", "up"]);
+        node.ip(&["link", "set", "nxs1", "up"]);
+        node
+    }
+
+    /// Two namespaces joined by a veth pair, each end with its host's address.
+    fn pair(a: &str, b: &str) -> (Node, Node) {
+        let (left, right) = (Node::bare(), Node::bare());
+        left.ip(&["link", "add", "nxs0", "type", "veth", "peer", "name", "nxs0", "netns", &right.netns]);
+        for (node, address) in [(&left, a), (&right, b)] {
+            node.ip(&["addr", "add", &format!("{address}/24"), "dev", "nxs0"]);
+            node.ip(&["link", "set", "nxs0", "up"]);
+        }
+        (left, right)
+    }
+
+    fn bare() -> Node {
         require("ip");
         let netns = format!("nxs-db-{}-{}", std::process::id(), NODES.fetch_add(1, Ordering::SeqCst));
         let root = tempfile::Builder::new().prefix("nxs-db-").tempdir().unwrap();
@@ -173,12 +195,6 @@ impl Node {
         let node = Node { netns, root, daemon: None };
         run_ok(Command::new("ip").args(["netns", "add", &node.netns]));
         node.ip(&["link", "set", "lo", "up"]);
-        // The host's private address on an interface of its own (this kernel has no
-        // `dummy` driver: a veth pair with both ends inside the namespace stands in).
-        node.ip(&["link", "add", "nxs0", "type", "veth", "peer", "name", "nxs1"]);
-        node.ip(&["addr", "add", &format!("{address}/24"), "dev", "nxs0"]);
-        node.ip(&["link", "set", "nxs0", "up"]);
-        node.ip(&["link", "set", "nxs1", "up"]);
         node
     }
 
@@ -198,12 +214,21 @@ fn chown_mysql(path: &Path) {
 }
 
 /// Internal CA and a host certificate with the host's IP and name, as `secrets init` makes.
-fn make_certificates(layout: &Layout, host: &Host) {
+/// `ca`: the secrets directory of a node whose CA signs this one too (None: a new CA).
+fn make_certificates(layout: &Layout, host: &Host, ca: Option<&Path>) {
     let openssl = require("openssl");
     fs::create_dir_all(&layout.secrets).unwrap();
     let dir = &layout.secrets;
     let ca_key = dir.join("ca.key");
-    run_ok(Command::new(&openssl).args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=nixstack test CA", "-keyout"]).arg(&ca_key).arg("-out").arg(layout.ca_cert()));
+    match ca {
+        Some(other) => {
+            fs::copy(other.join("ca.key"), &ca_key).unwrap();
+            fs::copy(other.join("ca.crt"), layout.ca_cert()).unwrap();
+        }
+        None => {
+            run_ok(Command::new(&openssl).args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=nixstack test CA", "-keyout"]).arg(&ca_key).arg("-out").arg(layout.ca_cert()));
+        }
+    }
     let csr = dir.join("host.csr");
     run_ok(Command::new(&openssl).args(["req", "-newkey", "rsa:2048", "-nodes", "-subj"]).arg(format!("/CN={}", host.name)).arg("-keyout").arg(layout.host_key()).arg("-out").arg(&csr));
     let ext = dir.join("host.ext");
@@ -237,57 +262,62 @@ fn value(node: &Node, layout: &Layout, sql: &str) -> String {
     line.split('\t').nth(1).unwrap_or_default().to_string()
 }
 
-/// Starts the rendered config as a one-node bootstrap cluster and returns the running node.
-fn bootstrap(topology: &Topology, host: &Host) -> (Node, Layout) {
-    let mariadbd = require("mariadbd");
+/// Prepares a node's lab directory (certificates, datadir, the rendered my.cnf) in `node`.
+fn prepare(node: &Node, topology: &Topology, host: &Host, ca: Option<&Path>) -> Layout {
     let install_db = require("mariadb-install-db");
     assert!(Path::new(DEBIAN_GALERA_PROVIDER).exists(), "{DEBIAN_GALERA_PROVIDER} missing: run scripts/setup (galera-4)");
-    let mut node = Node::new(&host.address.to_string());
     let layout = Layout::lab_at(node.root.path(), &host.name);
     for dir in [&layout.state, &layout.run, &layout.log, &layout.etc] {
         fs::create_dir_all(dir).unwrap();
     }
     if topology.internal_tls {
-        make_certificates(&layout, host);
+        make_certificates(&layout, host, ca);
     }
     fs::create_dir_all(layout.mysql_datadir()).unwrap();
     fs::create_dir_all(layout.mysql_socket().parent().unwrap()).unwrap();
     for dir in [layout.mysql_datadir(), layout.run.clone(), layout.log.clone()] {
         chown_mysql(&dir);
     }
-    let config = layout.config("my.cnf");
-    fs::write(&config, lab_ini(topology, host, &layout)).unwrap();
-
+    fs::write(layout.config("my.cnf"), lab_ini(topology, host, &layout)).unwrap();
     run_ok(Command::new(install_db).args(["--no-defaults", "--user=mysql", "--skip-test-db", "--auth-root-authentication-method=socket"]).arg(format!("--datadir={}", layout.mysql_datadir().display())));
+    layout
+}
 
-    let daemon = node
-        .exec(&mariadbd)
-        .arg(format!("--defaults-file={}", config.display()))
-        .arg("--wsrep-new-cluster")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning mariadbd");
+/// Starts mariadbd on the rendered config (bootstrapping a new cluster or joining one) and
+/// probes until the node is Synced.
+fn start(node: &mut Node, layout: &Layout, host: &Host, new_cluster: bool) {
+    let mut cmd = node.exec(&require("mariadbd"));
+    cmd.arg(format!("--defaults-file={}", layout.config("my.cnf").display()));
+    if new_cluster {
+        cmd.arg("--wsrep-new-cluster");
+    }
+    let daemon = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawning mariadbd");
     node.daemon = Some(daemon);
 
     // Probe until the node reports Synced: bounded, failing fast if the daemon died.
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Some(status) = node.daemon.as_mut().unwrap().try_wait().unwrap() {
             let log = fs::read_to_string(layout.log_file("mariadbd.err")).unwrap_or_default();
-            panic!("mariadbd exited ({status}) with the rendered config:\n{log}");
+            panic!("mariadbd on {} exited ({status}) with the rendered config:\n{log}", host.name);
         }
-        let state = socket_sql(&node, &layout, "SHOW STATUS LIKE 'wsrep_local_state_comment'");
+        let state = socket_sql(node, layout, "SHOW STATUS LIKE 'wsrep_local_state_comment'");
         if state.status.success() && String::from_utf8_lossy(&state.stdout).contains("Synced") {
-            break;
+            return;
         }
         if Instant::now() > deadline {
             let log = fs::read_to_string(layout.log_file("mariadbd.err")).unwrap_or_default();
-            panic!("{} not Synced after 90 s:\n{log}", host.name);
+            panic!("{} not Synced after 120 s:\n{log}", host.name);
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// Starts the rendered config as a one-node bootstrap cluster and returns the running node.
+fn bootstrap(topology: &Topology, host: &Host) -> (Node, Layout) {
+    let mut node = Node::new(&host.address.to_string());
+    let layout = prepare(&node, topology, host, None);
+    start(&mut node, &layout, host, true);
     (node, layout)
 }
 
@@ -375,4 +405,36 @@ fn whiteboard_server1_bootstraps_without_tls() {
     create_tcp_user(&node, &layout);
     stdout_ok(tcp(&node, host, &["--skip-ssl"], "CREATE TABLE probe.t (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO probe.t VALUES (7);"), "plain write");
     assert_eq!(stdout_ok(tcp(&node, host, &["--skip-ssl"], "SELECT id FROM probe.t"), "plain read"), "7");
+}
+
+#[test]
+fn default_db2_joins_db1_by_rsync_sst_over_tls() {
+    // db2 joins the cluster db1 bootstrapped: Galera replication (socket.ssl) and the rsync
+    // snapshot transfer (stunnel, ssl-mode VERIFY_CA from [sst]) both over the internal CA.
+    let topology = spec("default");
+    let (db1, db2) = (host(&topology, "db1"), host(&topology, "db2"));
+    let (mut first, mut second) = Node::pair(&db1.address.to_string(), &db2.address.to_string());
+    let first_layout = prepare(&first, &topology, db1, None);
+    let second_layout = prepare(&second, &topology, db2, Some(&first_layout.secrets));
+    start(&mut first, &first_layout, db1, true);
+    // Data the joiner can only get through the snapshot transfer.
+    stdout_ok(
+        socket_sql(&first, &first_layout, "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB; INSERT INTO shop.t VALUES (1, 'before-join');"),
+        "write on db1",
+    );
+    start(&mut second, &second_layout, db2, false);
+    let joined_log = fs::read_to_string(second_layout.log_file("mariadbd.err")).unwrap_or_default();
+    // wsrep_sst_rsync logs this on the joiner when it wraps the transfer in stunnel.
+    assert!(
+        joined_log.contains("Using stunnel for SSL encryption") && joined_log.contains("ssl-mode='VERIFY_CA'"),
+        "the SST did not run over verified TLS:\n{joined_log}"
+    );
+    assert!(joined_log.contains("SST succeeded") || joined_log.contains("State transfer"), "no snapshot transfer seen:\n{joined_log}");
+    assert_eq!(value(&second, &second_layout, "SHOW STATUS LIKE 'wsrep_cluster_size'"), "2");
+    assert_eq!(stdout_ok(socket_sql(&second, &second_layout, "SELECT v FROM shop.t WHERE id = 1"), "read on db2"), "before-join");
+    // And replication both ways after the join.
+    stdout_ok(socket_sql(&second, &second_layout, "INSERT INTO shop.t VALUES (2, 'from-db2')"), "write on db2");
+    assert_eq!(stdout_ok(socket_sql(&first, &first_layout, "SELECT v FROM shop.t WHERE id = 2"), "causal read on db1"), "from-db2");
+    // Drop order: the joiner first, so the bootstrap node is not left waiting for it.
+    drop(second);
 }

@@ -394,7 +394,8 @@ fn check_host(spec_name: &str, topology: &Topology, host: &Host) -> Result<(), S
     // Hosts whose plugins need no local daemon must pass outright; the others may only fail
     // reads of the daemons this test does not run (nginx, HAProxy, MariaDB).
     let needs_daemon = host.has(Role::Web) || host.has(Role::Lb) || host.has(Role::Db);
-    if !success && !(needs_daemon && log.contains("one or more plugin read callbacks failed")) {
+    let only_reads_failed = needs_daemon && log.contains("one or more plugin read callbacks failed");
+    if !success && !only_reads_failed {
         return Err(format!("{who}: collectd -T failed:\n{log}"));
     }
     // The Sumo Logic plugin delivered host metrics (memory: reported from the first read on)
@@ -417,7 +418,7 @@ fn check_host(spec_name: &str, topology: &Topology, host: &Host) -> Result<(), S
 // The QPS sources, read from real daemons: the counters that reach Sumo Logic count the
 // requests sent.
 
-/// The value of the first carbon2 line (`tags  value timestamp`) with all `tags`.
+/// The value of the latest carbon2 line (`tags  value timestamp`) carrying all `tags`.
 fn carbon2_value(received: &[Value], tags: &[&str]) -> Option<f64> {
     received
         .iter()
@@ -428,7 +429,7 @@ fn carbon2_value(received: &[Value], tags: &[&str]) -> Option<f64> {
             let fields: Vec<&str> = line.split_whitespace().collect();
             fields.get(fields.len().wrapping_sub(2))?.parse().ok()
         })
-        .last()
+        .next_back()
 }
 
 /// Runs collectd on `host`'s lab config next to `daemon_setup` (which starts the daemon

@@ -43,15 +43,22 @@ fn topologies() -> &'static [Topology] {
             .iter()
             .map(|spec| {
                 let text = std::fs::read_to_string(manifest_dir().join(spec)).unwrap();
-                nixstack::cli::compile(&SpecSource { name: spec.to_string(), text })
-                    .unwrap_or_else(|errors| panic!("{spec} does not compile: {errors:?}"))
+                nixstack::cli::compile(&SpecSource {
+                    name: spec.to_string(),
+                    text,
+                })
+                .unwrap_or_else(|errors| panic!("{spec} does not compile: {errors:?}"))
             })
             .collect()
     })
 }
 
 fn nix_files(files: &Artifacts) -> Vec<(String, String)> {
-    files.iter().filter(|(path, _)| path.ends_with(".nix")).map(|(p, t)| (p.clone(), t.clone())).collect()
+    files
+        .iter()
+        .filter(|(path, _)| path.ends_with(".nix"))
+        .map(|(p, t)| (p.clone(), t.clone()))
+        .collect()
 }
 
 /// Runs `nix-instantiate` with the offline settings; a missing Nix fails with the fix.
@@ -61,7 +68,11 @@ fn nix_instantiate(args: &[&str], dir: &Path) -> Output {
         .current_dir(dir)
         .env("NIX_CONFIG", OFFLINE_NIX_CONFIG)
         .output()
-        .unwrap_or_else(|error| panic!("cannot run nix-instantiate ({error}): run scripts/setup (Debian package nix-bin)"))
+        .unwrap_or_else(|error| {
+            panic!(
+                "cannot run nix-instantiate ({error}): run scripts/setup (Debian package nix-bin)"
+            )
+        })
 }
 
 /// Writes the artifact tree of `topology` into `dir`.
@@ -84,7 +95,11 @@ fn eval_host(dir: &Path, host: &str, overrides: &str) -> Value {
         dir.display()
     );
     let output = nix_instantiate(&["--eval", "--strict", "--json", "--expr", &expr], dir);
-    assert!(output.status.success(), "evaluating {host}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "evaluating {host}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
@@ -94,7 +109,10 @@ fn evaluations() -> &'static BTreeMap<(String, String), Value> {
     EVALUATIONS.get_or_init(|| {
         let mut evaluations = BTreeMap::new();
         for topology in topologies() {
-            let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+            let dir = tempfile::Builder::new()
+                .prefix("nxs-nix-render-")
+                .tempdir()
+                .unwrap();
             write_tree(topology, dir.path());
             for host in &topology.hosts {
                 let value = eval_host(dir.path(), &host.name, "{ }");
@@ -106,7 +124,10 @@ fn evaluations() -> &'static BTreeMap<(String, String), Value> {
 }
 
 fn strings(value: &Value) -> Vec<&str> {
-    value.as_array().map(|items| items.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+    value
+        .as_array()
+        .map(|items| items.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -131,7 +152,11 @@ fn every_nix_file_parses_with_rnix() {
         for (path, text) in nix_files(&tree::artifacts(topology)) {
             let with_header = format!("{WRITER_HEADER}{text}");
             let errors = rnix::Root::parse(&with_header).errors().to_vec();
-            assert!(errors.is_empty(), "{path} of {}: {errors:?}", topology.stack.name);
+            assert!(
+                errors.is_empty(),
+                "{path} of {}: {errors:?}",
+                topology.stack.name
+            );
         }
     }
 }
@@ -145,7 +170,10 @@ fn every_nix_file_parses_with_nix_instantiate() {
             .collect();
         assert!(files.len() >= 9, "{files:?}");
         if let Err(error) = nix_instantiate_parse(&files) {
-            panic!("{} ({error:#}); run scripts/setup if nix-instantiate is missing", topology.stack.name);
+            panic!(
+                "{} ({error:#}); run scripts/setup if nix-instantiate is missing",
+                topology.stack.name
+            );
         }
     }
 }
@@ -156,18 +184,44 @@ fn every_nix_file_parses_with_nix_instantiate() {
 fn every_option_path_exists_and_every_literal_fits_its_type() {
     for topology in topologies() {
         let files = tree::artifacts(topology);
-        let modules: Vec<(&String, &String)> = files.iter().filter(|(p, _)| p.starts_with("modules/")).collect();
+        let modules: Vec<(&String, &String)> = files
+            .iter()
+            .filter(|(p, _)| p.starts_with("modules/"))
+            .collect();
         let mut db = OptionDb::nixos();
         if let Err(problems) = db.with_modules(&modules) {
-            panic!("option declarations: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"));
+            panic!(
+                "option declarations: {}",
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
         }
-        let checked: Vec<(String, String)> =
-            nix_files(&files).into_iter().filter(|(path, _)| path != "flake.nix").collect();
+        let checked: Vec<(String, String)> = nix_files(&files)
+            .into_iter()
+            .filter(|(path, _)| path != "flake.nix")
+            .collect();
         let report = check_files(&db, &checked);
         let problems: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
-        assert!(problems.is_empty(), "{}:\n{}", topology.stack.name, problems.join("\n"));
-        let allowed: Vec<&str> = KNOWN_UNCOVERED.iter().chain(NIXSTACK_UNCOVERED).copied().collect();
-        assert_eq!(report.uncovered_outside(&allowed), Vec::<&str>::new(), "{}", topology.stack.name);
+        assert!(
+            problems.is_empty(),
+            "{}:\n{}",
+            topology.stack.name,
+            problems.join("\n")
+        );
+        let allowed: Vec<&str> = KNOWN_UNCOVERED
+            .iter()
+            .chain(NIXSTACK_UNCOVERED)
+            .copied()
+            .collect();
+        assert_eq!(
+            report.uncovered_outside(&allowed),
+            Vec::<&str>::new(),
+            "{}",
+            topology.stack.name
+        );
     }
 }
 
@@ -177,7 +231,10 @@ fn every_option_path_exists_and_every_literal_fits_its_type() {
 fn a_wrong_option_or_type_in_a_generated_host_is_caught() {
     let topology = &topologies()[0];
     let files = tree::artifacts(topology);
-    let modules: Vec<(&String, &String)> = files.iter().filter(|(p, _)| p.starts_with("modules/")).collect();
+    let modules: Vec<(&String, &String)> = files
+        .iter()
+        .filter(|(p, _)| p.starts_with("modules/"))
+        .collect();
     let mut db = OptionDb::nixos();
     db.with_modules(&modules).unwrap();
     let host = &files["hosts/lb1/default.nix"];
@@ -194,8 +251,18 @@ fn a_wrong_option_or_type_in_a_generated_host_is_caught() {
 fn rendering_twice_gives_the_same_bytes() {
     for spec in SPECS {
         let text = std::fs::read_to_string(manifest_dir().join(spec)).unwrap();
-        let compile = || nixstack::cli::compile(&SpecSource { name: spec.to_string(), text: text.clone() }).unwrap();
-        assert_eq!(tree::artifacts(&compile()), tree::artifacts(&compile()), "{spec}");
+        let compile = || {
+            nixstack::cli::compile(&SpecSource {
+                name: spec.to_string(),
+                text: text.clone(),
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            tree::artifacts(&compile()),
+            tree::artifacts(&compile()),
+            "{spec}"
+        );
     }
 }
 
@@ -204,7 +271,11 @@ fn no_path_of_the_build_machine_is_in_the_tree() {
     for topology in topologies() {
         for (path, text) in tree::artifacts(topology) {
             for marker in ["/home/", "/tmp/", "/root/", env!("CARGO_MANIFEST_DIR")] {
-                assert!(!text.contains(marker), "{path} of {} contains {marker}", topology.stack.name);
+                assert!(
+                    !text.contains(marker),
+                    "{path} of {} contains {marker}",
+                    topology.stack.name
+                );
             }
         }
     }
@@ -218,11 +289,17 @@ fn every_host_has_a_file_and_every_rendered_config_is_referenced() {
             let default_nix = &files[&format!("hosts/{}/default.nix", host.name)];
             let beside: Vec<&String> = files
                 .keys()
-                .filter(|p| p.starts_with(&format!("hosts/{}/", host.name)) && !p.ends_with("default.nix"))
+                .filter(|p| {
+                    p.starts_with(&format!("hosts/{}/", host.name)) && !p.ends_with("default.nix")
+                })
                 .collect();
             for path in beside {
                 let name = path.rsplit('/').next().unwrap();
-                assert!(default_nix.contains(&format!("./{name};")), "{path} is rendered but hosts/{}/default.nix never names it", host.name);
+                assert!(
+                    default_nix.contains(&format!("./{name};")),
+                    "{path} is rendered but hosts/{}/default.nix never names it",
+                    host.name
+                );
             }
         }
     }
@@ -242,11 +319,20 @@ fn every_host_has_a_root_file_system_and_a_boot_loader() {
         let loader = &config["boot"]["loader"];
         let systemd_boot = loader["systemd-boot"]["enable"] == true;
         let grub = loader["grub"]["enable"] == true;
-        assert!(systemd_boot != grub, "{stack}/{host}: exactly one boot loader: {loader}");
+        assert!(
+            systemd_boot != grub,
+            "{stack}/{host}: exactly one boot loader: {loader}"
+        );
         if systemd_boot {
-            assert_eq!(config["fileSystems"]["/boot"]["fsType"], "vfat", "{stack}/{host}: systemd-boot needs the ESP on /boot");
+            assert_eq!(
+                config["fileSystems"]["/boot"]["fsType"], "vfat",
+                "{stack}/{host}: systemd-boot needs the ESP on /boot"
+            );
         } else {
-            assert!(!strings(&loader["grub"]["devices"]).is_empty(), "{stack}/{host}: GRUB needs a device");
+            assert!(
+                !strings(&loader["grub"]["devices"]).is_empty(),
+                "{stack}/{host}: GRUB needs a device"
+            );
         }
     }
 }
@@ -256,9 +342,16 @@ fn every_host_has_a_root_file_system_and_a_boot_loader() {
 #[test]
 fn every_host_sets_system_state_version() {
     for ((stack, host), evaluation) in evaluations() {
-        let version = evaluation["host"]["system"]["stateVersion"].as_str().unwrap_or_default();
+        let version = evaluation["host"]["system"]["stateVersion"]
+            .as_str()
+            .unwrap_or_default();
         let valid = version.split_once('.').is_some_and(|(year, month)| {
-            year.len() == 2 && month.len() == 2 && year.chars().chain(month.chars()).all(|c| c.is_ascii_digit())
+            year.len() == 2
+                && month.len() == 2
+                && year
+                    .chars()
+                    .chain(month.chars())
+                    .all(|c| c.is_ascii_digit())
         });
         assert!(valid, "{stack}/{host}: system.stateVersion = {version:?}");
     }
@@ -270,16 +363,26 @@ fn every_host_sets_system_state_version() {
 fn every_host_name_is_a_valid_networking_host_name() {
     let mut seen = BTreeMap::new();
     for ((stack, host), evaluation) in evaluations() {
-        let name = evaluation["host"]["networking"]["hostName"].as_str().unwrap_or_default();
+        let name = evaluation["host"]["networking"]["hostName"]
+            .as_str()
+            .unwrap_or_default();
         let chars: Vec<char> = name.chars().collect();
         let valid = !chars.is_empty()
             && chars.len() <= 63
             && chars[0].is_ascii_alphanumeric()
             && chars[chars.len() - 1].is_ascii_alphanumeric()
-            && chars.iter().all(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-');
+            && chars
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-');
         assert!(valid, "{stack}/{host}: networking.hostName = {name:?}");
-        assert_eq!(name, host, "{stack}: the host file of {host} names another host");
-        assert!(seen.insert((stack.clone(), name.to_string()), ()).is_none(), "{stack}: {name} twice");
+        assert_eq!(
+            name, host,
+            "{stack}: the host file of {host} names another host"
+        );
+        assert!(
+            seen.insert((stack.clone(), name.to_string()), ()).is_none(),
+            "{stack}: {name} twice"
+        );
     }
 }
 
@@ -293,18 +396,36 @@ fn every_host_has_ssh_keys_for_the_deploy_user() {
         let keys = strings(&base["sshKeys"]);
         let user = base["deployUser"].as_str().unwrap_or_default();
         assert!(!user.is_empty(), "{stack}/{host}: no deploy user");
-        let authorized = strings(&evaluation["config"]["users"]["users"][user]["openssh"]["authorizedKeys"]["keys"]);
-        assert_eq!(authorized, keys, "{stack}/{host}: the deploy user gets the spec's keys");
+        let authorized = strings(
+            &evaluation["config"]["users"]["users"][user]["openssh"]["authorizedKeys"]["keys"],
+        );
+        assert_eq!(
+            authorized, keys,
+            "{stack}/{host}: the deploy user gets the spec's keys"
+        );
         for key in &keys {
             let kind = key.split_whitespace().next().unwrap_or_default();
             assert!(
-                ["ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com"]
-                    .contains(&kind),
+                [
+                    "ssh-ed25519",
+                    "ssh-rsa",
+                    "ecdsa-sha2-nistp256",
+                    "ecdsa-sha2-nistp384",
+                    "ecdsa-sha2-nistp521",
+                    "sk-ssh-ed25519@openssh.com"
+                ]
+                .contains(&kind),
                 "{stack}/{host}: not an OpenSSH public key: {key}"
             );
         }
-        let refused = strings(&evaluation["failedAssertions"]).iter().any(|m| m.contains("nixstack.base.sshKeys"));
-        assert_eq!(refused, keys.is_empty(), "{stack}/{host}: base.nix's assertion must fire exactly when keys are missing");
+        let refused = strings(&evaluation["failedAssertions"])
+            .iter()
+            .any(|m| m.contains("nixstack.base.sshKeys"));
+        assert_eq!(
+            refused,
+            keys.is_empty(),
+            "{stack}/{host}: base.nix's assertion must fire exactly when keys are missing"
+        );
         if keys.is_empty() {
             missing.push(format!("{stack}/{host}"));
         }
@@ -328,31 +449,65 @@ fn galera_nodes_get_a_package_a_local_address_and_their_peers() {
             let cluster = &evaluation["host"]["services"]["mysql"]["galeraCluster"];
             let local = cluster["localAddress"].as_str().unwrap_or_default();
             let nodes = strings(&cluster["nodeAddresses"]);
-            assert!(!local.is_empty() && nodes.contains(&local), "{name}: {cluster}");
+            assert!(
+                !local.is_empty() && nodes.contains(&local),
+                "{name}: {cluster}"
+            );
             assert_eq!(nodes.len(), db.hosts.len(), "{name}: every node is a peer");
             assert_eq!(cluster["name"], db.cluster_name.as_str(), "{name}");
-            names.push(cluster["localName"].as_str().unwrap_or_default().to_string());
+            names.push(
+                cluster["localName"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
             let mysql = &evaluation["config"]["services"]["mysql"];
             assert_eq!(mysql["enable"], true, "{name}");
             assert_eq!(mysql["galeraCluster"]["enable"], true, "{name}");
-            assert!(mysql["package"].as_str().is_some_and(|p| p.contains("mariadb")), "{name}: services.mysql.package = {}", mysql["package"]);
+            assert!(
+                mysql["package"]
+                    .as_str()
+                    .is_some_and(|p| p.contains("mariadb")),
+                "{name}: services.mysql.package = {}",
+                mysql["package"]
+            );
             let failed = strings(&evaluation["failedAssertions"]);
-            assert!(!failed.iter().any(|m| m.contains("galeraCluster")), "{name}: {failed:?}");
+            assert!(
+                !failed.iter().any(|m| m.contains("galeraCluster")),
+                "{name}: {failed:?}"
+            );
             n_nodes += 1;
         }
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), db.hosts.len(), "{}: localName must differ per node", topology.stack.name);
+        assert_eq!(
+            names.len(),
+            db.hosts.len(),
+            "{}: localName must differ per node",
+            topology.stack.name
+        );
     }
     assert!(n_nodes >= 6, "both examples have three db nodes");
 
     // The assertion is real: a node outside its own peer list is refused.
     let topology = &topologies()[0];
-    let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("nxs-nix-render-")
+        .tempdir()
+        .unwrap();
     write_tree(topology, dir.path());
-    let evaluation = eval_host(dir.path(), "db1", r#"{ services.mysql.galeraCluster.localAddress = "10.9.9.9"; }"#);
+    let evaluation = eval_host(
+        dir.path(),
+        "db1",
+        r#"{ services.mysql.galeraCluster.localAddress = "10.9.9.9"; }"#,
+    );
     let failed = strings(&evaluation["failedAssertions"]);
-    assert!(failed.iter().any(|m| m.contains("nodeAddresses must include")), "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .any(|m| m.contains("nodeAddresses must include")),
+        "{failed:?}"
+    );
 }
 
 /// NixOS's galera module sets some `services.mysql.settings` itself at normal priority; the
@@ -363,7 +518,9 @@ fn galera_settings_leave_the_keys_of_the_nixos_galera_module_alone() {
     let normalize = |key: &str| key.replace('-', "_");
     for ((stack, host), evaluation) in evaluations() {
         let mysql = &evaluation["host"]["services"]["mysql"];
-        let Some(settings) = mysql["settings"].as_object() else { continue };
+        let Some(settings) = mysql["settings"].as_object() else {
+            continue;
+        };
         let cluster = &mysql["galeraCluster"];
         let fixed: Vec<(&str, &str, Value)> = vec![
             ("mysqld", "enforce_storage_engine", "InnoDB".into()),
@@ -373,21 +530,30 @@ fn galera_settings_leave_the_keys_of_the_nixos_galera_module_alone() {
             ("galera", "binlog_format", "ROW".into()),
             ("galera", "innodb_autoinc_lock_mode", 2.into()),
             ("galera", "wsrep_cluster_name", cluster["name"].clone()),
-            ("galera", "wsrep_node_address", cluster["localAddress"].clone()),
+            (
+                "galera",
+                "wsrep_node_address",
+                cluster["localAddress"].clone(),
+            ),
             ("galera", "wsrep_node_name", cluster["localName"].clone()),
         ];
         for (section, keys) in settings {
             for (key, value) in keys.as_object().unwrap() {
                 let key = normalize(key);
                 assert!(
-                    !(section == "galera" && (key == "wsrep_provider" || key == "wsrep_cluster_address")),
+                    !(section == "galera"
+                        && (key == "wsrep_provider" || key == "wsrep_cluster_address")),
                     "{stack}/{host}: [{section}] {key} is computed by NixOS's galeraCluster"
                 );
                 for (fixed_section, fixed_key, fixed_value) in &fixed {
                     if section == fixed_section && key == *fixed_key {
                         // INI values: `2` and `"2"` are the same setting.
-                        let same = value.to_string().trim_matches('"') == fixed_value.to_string().trim_matches('"');
-                        assert!(same, "{stack}/{host}: [{section}] {key} = {value}, NixOS sets {fixed_value}");
+                        let same = value.to_string().trim_matches('"')
+                            == fixed_value.to_string().trim_matches('"');
+                        assert!(
+                            same,
+                            "{stack}/{host}: [{section}] {key} = {value}, NixOS sets {fixed_value}"
+                        );
                     }
                 }
             }
@@ -401,17 +567,33 @@ fn galera_settings_leave_the_keys_of_the_nixos_galera_module_alone() {
 fn keepalived_track_scripts_are_defined() {
     let mut n_configs = 0;
     for topology in topologies() {
-        for (path, text) in tree::artifacts(topology).iter().filter(|(p, _)| p.ends_with("keepalived.conf")) {
+        for (path, text) in tree::artifacts(topology)
+            .iter()
+            .filter(|(p, _)| p.ends_with("keepalived.conf"))
+        {
             let defined = names_after(text, "vrrp_script");
             let tracked = block_words(text, "track_script");
-            assert!(!tracked.is_empty(), "{path}: no track_script: the VIP would not follow HAProxy");
+            assert!(
+                !tracked.is_empty(),
+                "{path}: no track_script: the VIP would not follow HAProxy"
+            );
             for name in &tracked {
-                assert!(defined.contains(name), "{path}: track_script {name} has no vrrp_script {name}");
+                assert!(
+                    defined.contains(name),
+                    "{path}: track_script {name} has no vrrp_script {name}"
+                );
             }
             if path.starts_with("hosts/") {
-                for line in text.lines().map(str::trim).filter(|l| l.starts_with("script ")) {
+                for line in text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| l.starts_with("script "))
+                {
                     let command = line.trim_start_matches("script").trim().trim_matches('"');
-                    assert!(command.starts_with('/'), "{path}: {line}: NixOS runs track scripts without a PATH to search");
+                    assert!(
+                        command.starts_with('/'),
+                        "{path}: {line}: NixOS runs track scripts without a PATH to search"
+                    );
                 }
             }
             n_configs += 1;
@@ -454,17 +636,35 @@ fn nginx_ssl_modes_are_never_combined() {
         for side in ["host", "config"] {
             let virtual_hosts = &evaluation[side]["services"]["nginx"]["virtualHosts"];
             for (name, vhost) in virtual_hosts.as_object().into_iter().flatten() {
-                let n_modes = ["addSSL", "forceSSL", "onlySSL"].iter().filter(|m| vhost[**m] == true).count();
-                assert!(n_modes <= 1, "{stack}/{host}: virtual host {name} combines SSL modes");
+                let n_modes = ["addSSL", "forceSSL", "onlySSL"]
+                    .iter()
+                    .filter(|m| vhost[**m] == true)
+                    .count();
+                assert!(
+                    n_modes <= 1,
+                    "{stack}/{host}: virtual host {name} combines SSL modes"
+                );
             }
         }
     }
     let topology = &topologies()[0];
-    let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("nxs-nix-render-")
+        .tempdir()
+        .unwrap();
     write_tree(topology, dir.path());
-    let evaluation = eval_host(dir.path(), "web1", "{ services.nginx.virtualHosts.extra = { addSSL = true; forceSSL = true; }; }");
+    let evaluation = eval_host(
+        dir.path(),
+        "web1",
+        "{ services.nginx.virtualHosts.extra = { addSSL = true; forceSSL = true; }; }",
+    );
     let failed = strings(&evaluation["failedAssertions"]);
-    assert!(failed.iter().any(|m| m.contains("services.nginx.virtualHosts")), "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .any(|m| m.contains("services.nginx.virtualHosts")),
+        "{failed:?}"
+    );
 }
 
 /// NixOS writes `pid`, `error_log` and `daemon off;` in front of `services.nginx.config`:
@@ -474,14 +674,20 @@ fn nginx_ssl_modes_are_never_combined() {
 fn nginx_config_leaves_out_what_nixos_puts_in_front() {
     let mut n_configs = 0;
     for topology in topologies() {
-        for (path, text) in tree::artifacts(topology).iter().filter(|(p, _)| p.starts_with("hosts/") && p.ends_with("nginx.conf")) {
+        for (path, text) in tree::artifacts(topology)
+            .iter()
+            .filter(|(p, _)| p.starts_with("hosts/") && p.ends_with("nginx.conf"))
+        {
             let directives: Vec<&str> = text
                 .lines()
                 .filter(|line| !line.starts_with([' ', '\t', '#']))
                 .filter_map(|line| line.split_whitespace().next())
                 .collect();
             for refused in ["pid", "daemon"] {
-                assert!(!directives.contains(&refused), "{path}: `{refused}` is already set by NixOS");
+                assert!(
+                    !directives.contains(&refused),
+                    "{path}: `{refused}` is already set by NixOS"
+                );
             }
             assert!(directives.contains(&"events"), "{path}: no events block");
             n_configs += 1;
@@ -500,7 +706,12 @@ fn the_modules_assertions_hold_on_every_host() {
             .filter(|message| !message.contains("nixstack.base.sshKeys"))
             .collect();
         assert!(failed.is_empty(), "{stack}/{host}: {failed:?}");
-        assert!(evaluation["config"]["assertions"].as_array().is_some_and(|a| a.len() >= 3), "{stack}/{host}");
+        assert!(
+            evaluation["config"]["assertions"]
+                .as_array()
+                .is_some_and(|a| a.len() >= 3),
+            "{stack}/{host}"
+        );
     }
 }
 
@@ -521,7 +732,10 @@ fn run_bash(script: &str, env: &[(&str, &str)]) -> Output {
 #[test]
 fn collectd_secrets_are_filled_on_nixos_as_in_the_lab() {
     let topology = &topologies()[1];
-    let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("nxs-nix-render-")
+        .tempdir()
+        .unwrap();
     write_tree(topology, dir.path());
     let secrets = dir.path().join("secrets");
     std::fs::create_dir(&secrets).unwrap();
@@ -531,7 +745,11 @@ fn collectd_secrets_are_filled_on_nixos_as_in_the_lab() {
     std::fs::write(secrets.join("db-monitor.password"), password).unwrap();
     let out = dir.path().join("run/secrets.conf");
     let overrides = format!(
-        r#"{{ services.collectd.user = "root"; nixstack.monitoring = {{ secretsFile = "{}"; secretInputs = {{ "{}" = "{}"; "{}" = "{}"; }}; }}; }}"#,
+        r#"{{ services.collectd.user = "root"; nixstack.monitoring = {{ secretsTemplate = "{}"; secretsFile = "{}"; secretInputs = {{ "{}" = "{}"; "{}" = "{}"; }}; }}; }}"#,
+        // A string, not a path: the evaluation copies nothing into the store.
+        dir.path()
+            .join("hosts/server1/collectd-secrets.conf.in")
+            .display(),
         out.display(),
         monitoring::PLACEHOLDER_SUMOLOGIC_URL,
         secrets.join("sumologic-endpoint").display(),
@@ -539,29 +757,45 @@ fn collectd_secrets_are_filled_on_nixos_as_in_the_lab() {
         secrets.join("db-monitor.password").display(),
     );
     let evaluation = eval_host(dir.path(), "server1", &overrides);
-    let pre = strings(&evaluation["config"]["systemd"]["services"]["collectd"]["serviceConfig"]["ExecStartPre"]);
+    let pre = strings(
+        &evaluation["config"]["systemd"]["services"]["collectd"]["serviceConfig"]["ExecStartPre"],
+    );
     assert_eq!(pre.len(), 1, "{pre:?}");
     let script = pre[0].strip_prefix('+').expect("runs as root");
     let output = run_bash(script, &[]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
-    let template = std::fs::read_to_string(dir.path().join("hosts/server1/collectd-secrets.conf.in")).unwrap();
+    let template =
+        std::fs::read_to_string(dir.path().join("hosts/server1/collectd-secrets.conf.in")).unwrap();
     let expected = monitoring::fill_collectd_secrets(
         &template,
-        &[(monitoring::PLACEHOLDER_SUMOLOGIC_URL, url), (monitoring::PLACEHOLDER_DB_MONITOR_PASSWORD, password)],
+        &[
+            (monitoring::PLACEHOLDER_SUMOLOGIC_URL, url),
+            (monitoring::PLACEHOLDER_DB_MONITOR_PASSWORD, password),
+        ],
     );
     let written = std::fs::read_to_string(&out).unwrap();
     assert_eq!(written.trim_end(), expected.trim_end());
     assert!(!written.contains('@'), "a placeholder is left: {written}");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 /// The collector's secrets reach it through an environment file written by root at start.
 #[test]
 fn the_collector_environment_is_written_from_the_secret_files() {
     let topology = &topologies()[0];
-    let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("nxs-nix-render-")
+        .tempdir()
+        .unwrap();
     write_tree(topology, dir.path());
     let endpoint = dir.path().join("endpoint");
     let password = dir.path().join("password");
@@ -576,13 +810,21 @@ fn the_collector_environment_is_written_from_the_secret_files() {
             password.display()
         );
         let evaluation = eval_host(dir.path(), "db1", &overrides);
-        let service = &evaluation["config"]["systemd"]["services"]["opentelemetry-collector"]["serviceConfig"];
-        assert_eq!(strings(&service["EnvironmentFile"]), [format!("-{}", env_file.display())]);
+        let service = &evaluation["config"]["systemd"]["services"]["opentelemetry-collector"]
+            ["serviceConfig"];
+        assert_eq!(
+            strings(&service["EnvironmentFile"]),
+            [format!("-{}", env_file.display())]
+        );
         let pre = strings(&service["ExecStartPre"]);
         run_bash(pre[0].strip_prefix('+').expect("runs as root"), &[])
     };
     let output = evaluate("https://collectors.example.com/receiver/v1/http/abc\n");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let written = std::fs::read_to_string(&env_file).unwrap();
     assert_eq!(
         written,
@@ -594,34 +836,58 @@ fn the_collector_environment_is_written_from_the_secret_files() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("quote"));
 }
 
-/// A throwaway MariaDB server on a socket of its own; stopped on drop.
+/// A throwaway MariaDB server on a socket of its own; stopped on drop. Clients find it
+/// through `home`: `~/.my.cnf` is read after Debian's /etc/mysql files and names the socket.
 struct Mariadb {
     child: std::process::Child,
-    socket: PathBuf,
+    home: PathBuf,
 }
 
 impl Mariadb {
     fn start(dir: &Path) -> Mariadb {
         let datadir = dir.join("data");
         let install = Command::new("mariadb-install-db")
-            .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=socket", "--skip-test-db"])
+            .args([
+                "--no-defaults",
+                "--user=root",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+            ])
             .arg(format!("--datadir={}", datadir.display()))
             .output()
-            .unwrap_or_else(|e| panic!("mariadb-install-db ({e}): run scripts/setup (mariadb-server)"));
-        assert!(install.status.success(), "{}", String::from_utf8_lossy(&install.stderr));
+            .unwrap_or_else(|e| {
+                panic!("mariadb-install-db ({e}): run scripts/setup (mariadb-server)")
+            });
+        assert!(
+            install.status.success(),
+            "{}",
+            String::from_utf8_lossy(&install.stderr)
+        );
         let socket = dir.join("mysqld.sock");
+        let home = dir.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(
+            home.join(".my.cnf"),
+            format!("[client]\nsocket={}\n", socket.display()),
+        )
+        .unwrap();
         let child = Command::new("mariadbd")
             .args(["--no-defaults", "--user=root", "--skip-networking"])
             .arg(format!("--datadir={}", datadir.display()))
             .arg(format!("--socket={}", socket.display()))
             .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
             .arg(format!("--log-error={}", dir.join("error.log").display()))
+            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("mariadbd ({e}): run scripts/setup (mariadb-server)"));
-        let server = Mariadb { child, socket };
+        let server = Mariadb { child, home };
         let deadline = Instant::now() + Duration::from_secs(30);
         while server.sql("SELECT 1").is_err() {
-            assert!(Instant::now() < deadline, "mariadbd did not answer: {}", std::fs::read_to_string(dir.join("error.log")).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "mariadbd did not answer: {}",
+                std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         server
@@ -630,7 +896,7 @@ impl Mariadb {
     fn sql(&self, statement: &str) -> Result<String, String> {
         let output = Command::new("mariadb")
             .args(["--batch", "--skip-column-names", "-e", statement])
-            .env("MYSQL_UNIX_PORT", &self.socket)
+            .env("HOME", &self.home)
             .output()
             .map_err(|e| e.to_string())?;
         if output.status.success() {
@@ -643,7 +909,9 @@ impl Mariadb {
 
 impl Drop for Mariadb {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -654,39 +922,146 @@ impl Drop for Mariadb {
 #[test]
 fn database_users_are_created_from_password_files_in_a_real_mariadb() {
     let topology = &topologies()[0];
-    let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("nxs-nix-render-")
+        .tempdir()
+        .unwrap();
     write_tree(topology, dir.path());
     let secrets = dir.path().join("secrets");
     std::fs::create_dir(&secrets).unwrap();
     std::fs::write(secrets.join("db-shop.password"), "Sh0pPassword\n").unwrap();
     std::fs::write(secrets.join("db-monitor.password"), "M0nitorPassword").unwrap();
-    let overrides = format!(r#"{{ nixstack.base.secretsDir = "{}"; }}"#, secrets.display());
+    let overrides = format!(
+        r#"{{ nixstack.base.secretsDir = "{}"; }}"#,
+        secrets.display()
+    );
     let evaluation = eval_host(dir.path(), "db1", &overrides);
     let unit = &evaluation["config"]["systemd"]["services"]["nixstack-db-users"];
     let script = unit["script"].as_str().unwrap();
     assert_eq!(unit["serviceConfig"]["User"], "mysql");
 
     let server = Mariadb::start(dir.path());
-    let socket = server.socket.display().to_string();
+    let home = server.home.display().to_string();
     for run in 1..=2 {
-        let output = run_bash(script, &[("MYSQL_UNIX_PORT", &socket)]);
-        assert!(output.status.success(), "run {run}: {}", String::from_utf8_lossy(&output.stderr));
+        let output = run_bash(script, &[("HOME", &home)]);
+        assert!(
+            output.status.success(),
+            "run {run}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
-    let app = server.sql("SHOW GRANTS FOR 'shop'@'10.10.0.0/255.255.255.0'").unwrap();
+    let app = server
+        .sql("SHOW GRANTS FOR 'shop'@'10.10.0.0/255.255.255.0'")
+        .unwrap();
     assert!(app.contains("GRANT ALL PRIVILEGES ON `shop`.*"), "{app}");
     assert!(app.contains("REQUIRE SSL"), "{app}");
     let monitor = server.sql("SHOW GRANTS FOR 'monitor'@'localhost'").unwrap();
-    assert!(monitor.contains("PROCESS") && !monitor.contains("ALL PRIVILEGES"), "{monitor}");
+    assert!(
+        monitor.contains("PROCESS") && !monitor.contains("ALL PRIVILEGES"),
+        "{monitor}"
+    );
     let login = Command::new("mariadb")
         .args(["-u", "monitor", "-pM0nitorPassword", "-e", "SELECT 1"])
-        .env("MYSQL_UNIX_PORT", &socket)
+        .env("HOME", &home)
         .output()
         .unwrap();
-    assert!(login.status.success(), "the monitor logs in with its password file's content: {}", String::from_utf8_lossy(&login.stderr));
+    assert!(
+        login.status.success(),
+        "the monitor logs in with its password file's content: {}",
+        String::from_utf8_lossy(&login.stderr)
+    );
 
     // A password that could end the SQL string is refused before it reaches the server.
-    std::fs::write(secrets.join("db-shop.password"), "x'; DROP DATABASE mysql; --").unwrap();
-    let output = run_bash(script, &[("MYSQL_UNIX_PORT", &socket)]);
+    std::fs::write(
+        secrets.join("db-shop.password"),
+        "x'; DROP DATABASE mysql; --",
+    )
+    .unwrap();
+    let output = run_bash(script, &[("HOME", &home)]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("quote"));
+}
+
+// ---------------------------------------------------------------------------------------
+// The flake, evaluated with stand-ins for its inputs.
+
+/// `nix eval --json <dir>#<attribute> --apply <function>` with nixpkgs and disko replaced by
+/// the stand-ins in `tests/nix_render/` (the real ones cannot be fetched here).
+fn flake_eval(dir: &Path, attribute: &str, apply: &str) -> Value {
+    let stubs = manifest_dir().join("tests/nix_render");
+    let output = Command::new("nix")
+        .args(["eval", "--json", &format!("path:{}#{attribute}", dir.display()), "--apply", apply])
+        .arg("--override-input")
+        .arg("nixpkgs")
+        .arg(format!("path:{}", stubs.join("stub-nixpkgs").display()))
+        .arg("--override-input")
+        .arg("disko")
+        .arg(format!("path:{}", stubs.join("stub-disko").display()))
+        .env("NIX_CONFIG", OFFLINE_NIX_CONFIG)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run nix ({error}): run scripts/setup (Debian package nix-bin)"));
+    assert!(output.status.success(), "nix eval {attribute}: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The generated flake's outputs evaluate: one system per host built from its own host
+/// directory and the disko module, every host's toplevel and every config check under
+/// `checks`, an image per host of the spec's variant, the formatter and the dev shell.
+#[test]
+fn the_flake_evaluates_with_stand_in_inputs() {
+    for topology in topologies() {
+        let stack = &topology.stack.name;
+        let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+        write_tree(topology, dir.path());
+        let system = topology.stack.system.as_str();
+
+        let systems = flake_eval(
+            dir.path(),
+            "nixosConfigurations",
+            "systems: builtins.mapAttrs (name: s: map (m: if builtins.isPath m then { path = toString m; exists = builtins.pathExists m; } else if builtins.isString m then m else builtins.attrNames m) s.modules) systems",
+        );
+        let systems = systems.as_object().unwrap();
+        assert_eq!(systems.len(), topology.hosts.len(), "{stack}");
+        for host in &topology.hosts {
+            let modules = systems[&host.name].as_array().unwrap();
+            let host_dir = &modules[0];
+            assert!(host_dir["path"].as_str().unwrap().ends_with(&format!("/hosts/{}", host.name)), "{stack}: {modules:?}");
+            assert_eq!(host_dir["exists"], true, "{stack}/{}", host.name);
+            assert!(modules.iter().any(|m| m == "disko-module"), "{stack}/{}: no disko module", host.name);
+        }
+
+        let checks = flake_eval(dir.path(), &format!("checks.{system}"), "builtins.attrNames");
+        let mut expected: Vec<String> = Vec::new();
+        for host in &topology.hosts {
+            expected.push(format!("{}-toplevel", host.name));
+            for config in nixstack::render::nixos::native_configs(topology, host) {
+                use nixstack::render::nixos::NativeConfig;
+                match config {
+                    NativeConfig::Haproxy => expected.push(format!("{}-haproxy", host.name)),
+                    NativeConfig::Keepalived => expected.push(format!("{}-keepalived", host.name)),
+                    NativeConfig::Nftables => expected.push(format!("{}-nftables", host.name)),
+                    _ => {}
+                }
+            }
+        }
+        expected.sort();
+        assert_eq!(strings(&checks), expected, "{stack}");
+
+        let haproxy = topology.lb.as_ref().map(|lb| lb.hosts[0].clone()).unwrap();
+        let script = flake_eval(dir.path(), &format!("checks.{system}.{haproxy}-haproxy"), "check: check.script");
+        assert!(script.as_str().unwrap().contains("haproxy -c -f \"$haproxyConfig\""), "{script}");
+
+        let packages = flake_eval(dir.path(), &format!("packages.{system}"), "packages: packages");
+        let image = topology.stack.image.as_str();
+        for host in &topology.hosts {
+            assert_eq!(packages[format!("{}-image", host.name)], format!("image-{image}"), "{stack}");
+        }
+        let app = topology.app.as_ref().unwrap();
+        assert!(packages[&app.package]["package"].as_str().unwrap().ends_with("/app"), "{stack}: {packages}");
+
+        let formatter = flake_eval(dir.path(), &format!("formatter.{system}"), "f: f");
+        assert_eq!(formatter, format!("{system}-nixfmt"), "{stack}");
+        let shell = flake_eval(dir.path(), &format!("devShells.{system}.default"), "shell: shell.packages");
+        assert!(strings(&shell).contains(&format!("{system}-haproxy").as_str()), "{shell}");
+    }
 }

@@ -6,7 +6,8 @@
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -220,6 +221,39 @@ pub struct SshHost {
     pub nix_config: Option<String>,
     pub substitute_on_destination: bool,
     pub timeouts: Timeouts,
+    /// The one SSH connection every command of this host shares.
+    control: Arc<Control>,
+}
+
+/// A master connection (`ssh -M -N`) and its control socket. Hosts rate-limit new SSH
+/// connections (the nftables ruleset allows 10 a minute per source), and a deploy runs
+/// dozens of commands per host: all of them, `nix copy` included, ride this one
+/// connection. Clients use `ControlMaster=no`: they never become a master themselves
+/// (a master that inherits a caller's pipes is what hangs `nix copy`, NixOS/nix#3017), and
+/// fall back to a connection of their own when the master is gone.
+#[derive(Debug)]
+struct Control {
+    dir: Option<tempfile::TempDir>,
+    master: Mutex<Option<Child>>,
+}
+
+impl Control {
+    fn new() -> Self {
+        Control { dir: tempfile::Builder::new().prefix("nixstack-ssh-").tempdir().ok(), master: Mutex::new(None) }
+    }
+
+    fn socket(&self) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.path().join("master"))
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.master.get_mut().ok().and_then(Option::take) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 impl SshHost {
@@ -246,6 +280,7 @@ impl SshHost {
             nix_config: None,
             substitute_on_destination: false,
             timeouts: Timeouts::nixos(),
+            control: Arc::new(Control::new()),
         }
     }
 
@@ -269,24 +304,48 @@ impl SshHost {
             nix_config: Some(closure::OFFLINE_NIX_CONFIG.into()),
             substitute_on_destination: false,
             timeouts: Timeouts::lab(),
+            control: Arc::new(Control::new()),
         }
     }
 
+    /// Options of every `ssh` of this host: the master's socket as a client (see [`Control`]).
     fn ssh_options(&self) -> Vec<String> {
-        let mut options: Vec<String> = [
-            "ConnectTimeout=5",
-            "BatchMode=yes",
-            "ServerAliveInterval=5",
-            "ServerAliveCountMax=3",
-            // A shared master connection makes `nix copy` hang (NixOS/nix#3017, deploy-rs#226).
-            "ControlMaster=no",
-            "ControlPath=none",
-            "StrictHostKeyChecking=accept-new",
-            "LogLevel=ERROR",
-        ]
-        .iter()
-        .flat_map(|o| ["-o".to_string(), o.to_string()])
-        .collect();
+        let mut options = self.connection_options();
+        let path = self.control.socket().map_or_else(|| "none".to_string(), |p| p.display().to_string());
+        options.extend(["-o".into(), "ControlMaster=no".into(), "-o".into(), format!("ControlPath={path}")]);
+        options
+    }
+
+    /// Starts the master connection unless it runs; waits (bounded by the connect
+    /// timeout) for its socket. A master that cannot connect is not an error here: the
+    /// command that follows connects itself and reports why it could not.
+    fn ensure_master(&self) {
+        let Some(socket) = self.control.socket() else { return };
+        let mut master = self.control.master.lock().expect("ssh master lock");
+        if let Some(child) = master.as_mut() {
+            if matches!(child.try_wait(), Ok(None)) && socket.exists() {
+                return;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_file(&socket);
+        }
+        let mut command = self.local("ssh");
+        command.args(self.connection_options()).args(["-M", "-N", "-o", "ControlPersist=no", "-o"]).arg(format!("ControlPath={}", socket.display())).arg(self.target());
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let Ok(mut child) = command.spawn() else { return };
+        let deadline = Instant::now() + Duration::from_secs(6);
+        while !socket.exists() && Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        *master = Some(child);
+    }
+
+    fn connection_options(&self) -> Vec<String> {
+        let mut options: Vec<String> = ["ConnectTimeout=5", "BatchMode=yes", "ServerAliveInterval=5", "ServerAliveCountMax=3", "StrictHostKeyChecking=accept-new", "LogLevel=ERROR"]
+            .iter()
+            .flat_map(|o| ["-o".to_string(), o.to_string()])
+            .collect();
         if let Some(known) = &self.known_hosts {
             options.extend(["-o".into(), format!("UserKnownHostsFile={}", known.display())]);
         }
@@ -319,6 +378,7 @@ impl SshHost {
     /// other users could read it). The script is one block, parsed before it runs, so its
     /// commands cannot read the rest of it as their input.
     fn script(&self, body: &str, timeout: Duration) -> Result<RunOutput, HostError> {
+        self.ensure_master();
         let mut command = self.local("ssh");
         command.args(self.ssh_options()).arg("-T").arg(self.target()).arg("--");
         command.arg(if self.user == "root" { "sh -s" } else { "sudo -n sh -s" });
@@ -433,6 +493,7 @@ impl Host for SshHost {
             query.push(format!("remote-store={}", percent_encode(uri)));
         }
         let url = format!("ssh-ng://{}{}", self.target(), if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) });
+        self.ensure_master();
         let mut command = self.local("nix");
         command.args(["--extra-experimental-features", "nix-command", "copy", "--to", &url]);
         // Paths built here are unsigned; the remote daemon trusts a root SSH login.

@@ -182,7 +182,9 @@ fn prepare_common(lab: &Lab) -> Result<()> {
     if !report.created.is_empty() {
         lab.reporter.created("secrets", format!("{} ({} files)", secrets.display(), report.created.len()));
     }
-    for note in &report.notes {
+    // The monitoring endpoint stays a placeholder in the lab: nothing ships metrics out of it.
+    let endpoint = lab.topology.monitoring.as_ref().map(|m| m.endpoint_secret.as_str());
+    for note in report.notes.iter().filter(|note| endpoint.is_none_or(|name| !note.starts_with(name))) {
         lab.reporter.warning(format!("secrets: {note}"));
     }
     let admin = super::admin_dir();
@@ -304,6 +306,9 @@ pub fn ensure(lab: &Lab, host: &Host, daemon: Daemon) -> Result<()> {
     }
     if let Some(identity) = lab.running(&host.name, daemon) {
         lab.reporter.emit(Event::Running { host: host.name.clone(), daemon: daemon.name().into(), pid: identity.pid });
+        // It may still be starting (an interrupted `up`): the next host must not start before it serves.
+        let launch = launch(lab, host, &layout, daemon, false);
+        wait_ready(lab, host, &layout, daemon, identity, &launch.log)?;
         return Ok(());
     }
     start(lab, host, daemon)?;

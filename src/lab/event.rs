@@ -32,6 +32,8 @@ pub enum Event {
     StepStarted { step: String },
     /// A line of a step's output (e.g. the firewall matrix).
     StepDetail { step: String, line: String },
+    /// A number a step measured (failover times), for benchmarks; JSON output only.
+    Metric { step: String, name: String, seconds: f64 },
     /// A scenario step ended.
     StepFinished { step: String, passed: bool, summary: String, elapsed_ms: u64 },
     /// A whole command ended.
@@ -54,6 +56,7 @@ impl std::fmt::Display for Event {
             Event::Warning { message } => write!(f, "  ! {message}"),
             Event::StepStarted { step } => write!(f, "── {step}"),
             Event::StepDetail { line, .. } => write!(f, "   {line}"),
+            Event::Metric { step, name, seconds } => write!(f, "   {step}: {name} = {seconds:.3}s"),
             Event::StepFinished { step, passed, summary, elapsed_ms } => write!(
                 f,
                 "   {} {step}: {summary} ({:.1}s)",
@@ -83,6 +86,10 @@ impl Reporter {
     }
 
     pub fn emit(&self, event: Event) {
+        if !self.json && matches!(event, Event::Metric { .. }) {
+            // Humans read the numbers in the step's detail lines already.
+            return;
+        }
         let line = if self.json {
             serde_json::to_string(&event).expect("events serialize")
         } else {

@@ -87,8 +87,13 @@ pub fn up(spec: Option<&Path>, reporter: &Reporter) -> Result<i32> {
     let source = lab_spec(spec, existing.as_ref())?;
     let topology = compile(&source)?;
     let root = Path::new(LAB_ROOT);
+    let fresh = existing.is_none();
     let mut state = existing.unwrap_or_default();
-    if !root.exists() {
+    // The state file lives in the lab root, so the root is recorded right after it is
+    // made. An empty root without a state file is what a crash between the two leaves:
+    // ours as well.
+    let root_is_ours = !root.exists() || (fresh && root.read_dir().map(|mut d| d.next().is_none()).unwrap_or(false));
+    if root_is_ours {
         std::fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
         reporter.created("dir", root.display().to_string());
         state.record(Resource::Dir { path: root.to_path_buf() })?;
@@ -98,9 +103,14 @@ pub fn up(spec: Option<&Path>, reporter: &Reporter) -> Result<i32> {
     state.save()?;
 
     let plan = network::plan(&topology)?;
-    network::apply(&plan, &mut state, reporter)?;
-    let state = Mutex::new(state);
-    daemons::up(&topology, &plan, &state, reporter)?;
+    let result = network::apply(&plan, &mut state, reporter).and_then(|()| {
+        let state = Mutex::new(state);
+        daemons::up(&topology, &plan, &state, reporter)
+    });
+    if let Err(error) = result {
+        reporter.done("up", false);
+        return Err(error.context("lab up stopped; `nixstack lab status` shows what runs, `nixstack lab down` removes everything it created"));
+    }
     reporter.done("up", true);
     Ok(0)
 }

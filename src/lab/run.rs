@@ -58,6 +58,10 @@ impl StepLog<'_> {
     fn line(&self, line: impl Into<String>) {
         self.reporter.emit(Event::StepDetail { step: self.step.clone(), line: line.into() });
     }
+
+    fn metric(&self, name: &str, duration: Duration) {
+        self.reporter.emit(Event::Metric { step: self.step.clone(), name: name.into(), seconds: duration.as_secs_f64() });
+    }
 }
 
 /// Runs every step; returns whether all passed. A failing step does not stop the run:
@@ -497,6 +501,7 @@ fn web_failover(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, victim: &
         }
     };
     let eject_time = ejected_at - killed_at;
+    log.metric("web_eject", eject_time);
     log.line(format!("HAProxy on {active} ejected {victim} after {}", secs(eject_time)));
     // Load continues with the node out, then the node comes back.
     std::thread::sleep(Duration::from_millis(1500));
@@ -522,7 +527,10 @@ fn web_failover(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, victim: &
         failures.push(format!("{} client request(s) failed after the ejection: {}", failed_after.len(), failed_after[0].error));
     }
     match &rejoin {
-        Ok(at) => log.line(format!("{victim} back UP in HAProxy {} after the restart", secs(*at - restarted_at))),
+        Ok(at) => {
+            log.metric("web_rejoin", *at - restarted_at);
+            log.line(format!("{victim} back UP in HAProxy {} after the restart", secs(*at - restarted_at)));
+        }
         Err(e) => failures.push(format!("{e:#}")),
     }
     if served_again.is_none() {
@@ -573,6 +581,9 @@ fn db_failover(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, victim: &s
         let started = Instant::now();
         match write_row(writer, &token, Duration::from_secs(20)) {
             Ok(()) => {
+                if tokens.is_empty() {
+                    log.metric("db_first_write", killed_at.elapsed());
+                }
                 log.line(format!("write through {writer} committed {} after the kill (took {})", secs(killed_at.elapsed()), secs(started.elapsed())));
                 tokens.push(token);
             }
@@ -599,7 +610,10 @@ fn db_failover(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, victim: &s
     log.line(format!("{app_ok}/6 app requests through the VIP wrote via {}", join(&app_dbs)));
     let restarted_at = Instant::now();
     match daemons::start(lab, lab.host(victim), Daemon::Mariadb) {
-        Ok(_) => log.line(format!("{victim} restarted, rejoined and Synced in {}", secs(restarted_at.elapsed()))),
+        Ok(_) => {
+            log.metric("db_rejoin", restarted_at.elapsed());
+            log.line(format!("{victim} restarted, rejoined and Synced in {}", secs(restarted_at.elapsed())));
+        }
         Err(e) => failures.push(format!("{victim} did not rejoin: {e:#}")),
     }
     for token in &tokens {
@@ -633,6 +647,7 @@ fn lb_failover(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, primary: &
     match &answered {
         Ok(at) => {
             let took = *at - stopped_at;
+            log.metric("lb_failover", took);
             log.line(format!("HTTPS answered again after {} (VIP now on {})", secs(took), holder.as_deref().unwrap_or("nobody")));
             if took > Duration::from_millis(within_ms) {
                 failures.push(format!("HTTPS came back after {} (budget {within_ms} ms)", secs(took)));

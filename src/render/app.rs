@@ -23,19 +23,33 @@ use crate::topology::{Host, Topology};
 pub fn environment(topology: &Topology, host: &Host, layout: &Layout) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     let Some(app) = &topology.app else { return env };
-    env.extend(app.env.iter().map(|(key, value)| (key.clone(), value.clone())));
+    env.extend(
+        app.env
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone())),
+    );
     let path = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
     env.insert("NIXSTACK_HOST".into(), host.name.clone());
-    env.insert("NIXSTACK_LISTEN".into(), format!("{}:{}", host.address, app.port));
+    env.insert(
+        "NIXSTACK_LISTEN".into(),
+        format!("{}:{}", host.address, app.port),
+    );
     env.insert("NIXSTACK_HEALTH_PATH".into(), app.health_path.clone());
     if !app.db_writers.is_empty() {
-        let addresses: Vec<String> = app.db_writers.iter().map(|db| format!("{}:{}", db.address, db.port)).collect();
+        let addresses: Vec<String> = app
+            .db_writers
+            .iter()
+            .map(|db| format!("{}:{}", db.address, db.port))
+            .collect();
         env.insert("NIXSTACK_DB_ADDRESSES".into(), addresses.join(","));
     }
     if let Some(user) = topology.db.as_ref().and_then(|db| db.users.first()) {
         env.insert("NIXSTACK_DB_NAME".into(), user.database.clone());
         env.insert("NIXSTACK_DB_USER".into(), user.name.clone());
-        env.insert("NIXSTACK_DB_PASSWORD_FILE".into(), path(layout.secret(&format!("db-{}.password", user.name))));
+        env.insert(
+            "NIXSTACK_DB_PASSWORD_FILE".into(),
+            path(layout.secret(&format!("db-{}.password", user.name))),
+        );
     }
     if topology.internal_tls {
         env.insert("NIXSTACK_TLS_CA".into(), path(layout.ca_cert()));
@@ -57,11 +71,23 @@ mod tests {
         let host = topology.hosts.iter().find(|h| h.name == "app1").unwrap();
         let env = environment(&topology, host, &Layout::nixos());
         assert_eq!(env["NIXSTACK_LISTEN"], "10.10.0.31:8080");
-        assert_eq!(env["NIXSTACK_DB_ADDRESSES"], "10.10.0.41:3306,10.10.0.42:3306,10.10.0.43:3306");
-        assert_eq!(env["NIXSTACK_DB_PASSWORD_FILE"], "/var/lib/nixstack/secrets/db-shop.password");
-        assert_eq!(env["NIXSTACK_TLS_KEY"], "/var/lib/nixstack/secrets/host.key");
+        assert_eq!(
+            env["NIXSTACK_DB_ADDRESSES"],
+            "10.10.0.41:3306,10.10.0.42:3306,10.10.0.43:3306"
+        );
+        assert_eq!(
+            env["NIXSTACK_DB_PASSWORD_FILE"],
+            "/var/lib/nixstack/secrets/db-shop.password"
+        );
+        assert_eq!(
+            env["NIXSTACK_TLS_KEY"],
+            "/var/lib/nixstack/secrets/host.key"
+        );
         assert_eq!(env["APP_ENV"], "production");
         let lab = environment(&topology, host, &Layout::lab("app1"));
-        assert_eq!(lab["NIXSTACK_DB_PASSWORD_FILE"], "/var/lib/nixstack-lab/app1/secrets/db-shop.password");
+        assert_eq!(
+            lab["NIXSTACK_DB_PASSWORD_FILE"],
+            "/var/lib/nixstack-lab/app1/secrets/db-shop.password"
+        );
     }
 }

@@ -385,7 +385,8 @@ mod tests {
         let topology = default_topology();
         for host in topology.hosts.iter().filter(|h| h.has(Role::Db)) {
             let layout = Layout::nixos();
-            let module = galera_module_settings(&galera_cluster(&topology, host), "/nix/store/x-galera/lib/galera/libgalera_smm.so");
+            let provider = "/nix/store/x-galera/lib/galera/libgalera_smm.so";
+            let module = galera_module_settings(&galera_cluster(&topology, host), provider);
             merge(&settings(&topology, host, &layout), &module, &Sections::new())
                 .unwrap_or_else(|c| panic!("{}: {c:#?}", host.name));
         }
@@ -393,7 +394,9 @@ mod tests {
 
     #[test]
     fn merge_reports_a_conflicting_plain_key_and_lets_defaults_yield() {
-        let cluster = galera_cluster(&default_topology(), &default_topology().hosts.iter().find(|h| h.name == "db1").unwrap().clone());
+        let topology = default_topology();
+        let db1 = topology.hosts.iter().find(|h| h.name == "db1").unwrap();
+        let cluster = galera_cluster(&topology, db1);
         let module = galera_module_settings(&cluster, DEBIAN_GALERA_PROVIDER);
         let mut ours = Sections::new();
         ours.entry("galera".into()).or_default().insert("binlog_format".into(), Value::str("STATEMENT"));

@@ -52,7 +52,9 @@ impl NativeConfig {
             NativeConfig::Nftables => nftables::render(topology, host, layout),
             NativeConfig::Otelcol => monitoring::otelcol(topology, host, layout),
             NativeConfig::Collectd => monitoring::collectd(topology, host, layout),
-            NativeConfig::CollectdSecrets => monitoring::collectd_secrets_template(topology, host, layout),
+            NativeConfig::CollectdSecrets => {
+                monitoring::collectd_secrets_template(topology, host, layout)
+            }
         }
     }
 }
@@ -72,7 +74,9 @@ pub fn native_configs(topology: &Topology, host: &Host) -> Vec<NativeConfig> {
     if host.monitored {
         match topology.monitoring.as_ref().map(|m| m.agent) {
             Some(Agent::Otelcol) => configs.push(NativeConfig::Otelcol),
-            Some(Agent::Collectd) => configs.extend([NativeConfig::Collectd, NativeConfig::CollectdSecrets]),
+            Some(Agent::Collectd) => {
+                configs.extend([NativeConfig::Collectd, NativeConfig::CollectdSecrets])
+            }
             None => {}
         }
     }
@@ -93,20 +97,34 @@ pub fn boot_loader(image: ImageVariant) -> &'static str {
 pub fn host(topology: &Topology, host: &Host) -> String {
     let layout = Layout::nixos();
     let mut bindings: Vec<(Vec<String>, Nix)> = Vec::new();
-    let mut bind = |path: &str, value: Nix| bindings.push((path.split('.').map(str::to_string).collect(), value));
+    let mut bind = |path: &str, value: Nix| {
+        bindings.push((path.split('.').map(str::to_string).collect(), value))
+    };
 
     bind(
         "imports",
-        Nix::Raw("[ ../../modules ] ++ lib.optional (builtins.pathExists ./local.nix) ./local.nix".into()),
+        Nix::Raw(
+            "[ ../../modules ] ++ lib.optional (builtins.pathExists ./local.nix) ./local.nix"
+                .into(),
+        ),
     );
     bind("networking", networking(topology, host, &layout));
     bind("nixpkgs.hostPlatform", Nix::str(&topology.stack.system));
-    bind("system.stateVersion", Nix::str(&topology.stack.state_version));
+    bind(
+        "system.stateVersion",
+        Nix::str(&topology.stack.state_version),
+    );
     bind("nixstack.base", base(topology, host));
     let file = |config: NativeConfig| Nix::relative_path(&format!("./{}", config.file_name()));
     let configs = native_configs(topology, host);
     if configs.contains(&NativeConfig::Nftables) {
-        bind("nixstack.firewall", attrs([("enable", Nix::Bool(true)), ("ruleset", file(NativeConfig::Nftables))]));
+        bind(
+            "nixstack.firewall",
+            attrs([
+                ("enable", Nix::Bool(true)),
+                ("ruleset", file(NativeConfig::Nftables)),
+            ]),
+        );
     }
     if let (true, Some(lb)) = (host.has(Role::Lb), &topology.lb) {
         let mut values = vec![
@@ -141,13 +159,21 @@ pub fn host(topology: &Topology, host: &Host) -> String {
             "nixstack.app",
             attrs([
                 ("enable", Nix::Bool(true)),
-                ("package", Nix::select("pkgs", &app.package.split('.').collect::<Vec<_>>())),
+                (
+                    "package",
+                    Nix::select("pkgs", &app.package.split('.').collect::<Vec<_>>()),
+                ),
                 ("command", Nix::str(&app.command)),
                 ("port", Nix::Int(i64::from(app.port))),
                 ("healthPath", Nix::str(&app.health_path)),
                 (
                     "environment",
-                    Nix::Attrs(environment.into_iter().map(|(k, v)| (vec![k], Nix::Str(v))).collect()),
+                    Nix::Attrs(
+                        environment
+                            .into_iter()
+                            .map(|(k, v)| (vec![k], Nix::Str(v)))
+                            .collect(),
+                    ),
                 ),
             ]),
         );
@@ -195,7 +221,10 @@ pub fn host(topology: &Topology, host: &Host) -> String {
                 ("sstMethod", Nix::str(cluster.sst_method.as_str())),
             ]),
         );
-        bind("services.mysql.settings", mysql_settings(&galera::settings(topology, host, &layout)));
+        bind(
+            "services.mysql.settings",
+            mysql_settings(&galera::settings(topology, host, &layout)),
+        );
     }
     if configs.contains(&NativeConfig::Otelcol) {
         let environment = monitoring::otelcol_environment(topology, host, &layout)
@@ -215,7 +244,12 @@ pub fn host(topology: &Topology, host: &Host) -> String {
     if configs.contains(&NativeConfig::Collectd) {
         let inputs = monitoring::collectd_secret_inputs(topology, host, &layout)
             .into_iter()
-            .map(|(placeholder, file)| (vec![placeholder.to_string()], Nix::str(file.to_string_lossy())))
+            .map(|(placeholder, file)| {
+                (
+                    vec![placeholder.to_string()],
+                    Nix::str(file.to_string_lossy()),
+                )
+            })
             .collect();
         bind(
             "nixstack.monitoring",
@@ -225,13 +259,23 @@ pub fn host(topology: &Topology, host: &Host) -> String {
                 ("configFile", file(NativeConfig::Collectd)),
                 ("secretsTemplate", file(NativeConfig::CollectdSecrets)),
                 ("secretInputs", Nix::Attrs(inputs)),
-                ("secretsFile", Nix::str(monitoring::collectd_secrets_path(&layout).to_string_lossy())),
-                ("pythonModulePath", Nix::str(monitoring::collectd_python_path(&layout).to_string_lossy())),
+                (
+                    "secretsFile",
+                    Nix::str(monitoring::collectd_secrets_path(&layout).to_string_lossy()),
+                ),
+                (
+                    "pythonModulePath",
+                    Nix::str(monitoring::collectd_python_path(&layout).to_string_lossy()),
+                ),
             ]),
         );
     }
 
-    let arguments = if host.has(Role::App) { "{ lib, pkgs, ... }:" } else { "{ lib, ... }:" };
+    let arguments = if host.has(Role::App) {
+        "{ lib, pkgs, ... }:"
+    } else {
+        "{ lib, ... }:"
+    };
     let roles: Vec<&str> = host.roles.iter().map(|role| role.as_str()).collect();
     format!(
         "# {host_name} ({roles}) of the {stack} stack: data only, the modules in ../../modules do the work.\n\
@@ -245,7 +289,12 @@ pub fn host(topology: &Topology, host: &Host) -> String {
 }
 
 fn attrs<'a>(bindings: impl IntoIterator<Item = (&'a str, Nix)>) -> Nix {
-    Nix::Attrs(bindings.into_iter().map(|(key, value)| (key.split('.').map(str::to_string).collect(), value)).collect())
+    Nix::Attrs(
+        bindings
+            .into_iter()
+            .map(|(key, value)| (key.split('.').map(str::to_string).collect(), value))
+            .collect(),
+    )
 }
 
 /// `networking = { ... }`: identity, static addresses, default gateway.
@@ -260,11 +309,24 @@ fn networking(topology: &Topology, host: &Host, layout: &Layout) -> Nix {
             ("prefixLength", Nix::Int(i64::from(prefix_length))),
         ])])
     };
-    let private = (layout.private_interface.as_str(), host.address, topology.networks.private);
-    let public = host.public_address.map(|a| (layout.public_interface.as_str(), a, topology.networks.public));
+    let private = (
+        layout.private_interface.as_str(),
+        host.address,
+        topology.networks.private,
+    );
+    let public = host.public_address.map(|a| {
+        (
+            layout.public_interface.as_str(),
+            a,
+            topology.networks.public,
+        )
+    });
     let mut interfaces: Vec<(Vec<String>, Nix)> = Vec::new();
     for (interface, ip, network) in public.into_iter().chain([private]) {
-        interfaces.push((vec![interface.to_string(), "ipv4".into(), "addresses".into()], address(ip, network.prefix_len())));
+        interfaces.push((
+            vec![interface.to_string(), "ipv4".into(), "addresses".into()],
+            address(ip, network.prefix_len()),
+        ));
     }
     values.push(("interfaces", Nix::Attrs(interfaces)));
     if let Some(gateway) = topology.networks.gateway {
@@ -274,7 +336,10 @@ fn networking(topology: &Topology, host: &Host, layout: &Layout) -> Nix {
         };
         values.push((
             "defaultGateway",
-            attrs([("address", Nix::str(gateway.to_string())), ("interface", Nix::str(interface))]),
+            attrs([
+                ("address", Nix::str(gateway.to_string())),
+                ("interface", Nix::str(interface)),
+            ]),
         ));
     }
     attrs(values)
@@ -349,7 +414,10 @@ mod tests {
     fn a_load_balancer_points_at_its_rendered_configs() {
         let text = host_file("lb1");
         assert!(text.contains("haproxyConfig = ./haproxy.cfg;"), "{text}");
-        assert!(text.contains("keepalivedConfig = ./keepalived.conf;"), "{text}");
+        assert!(
+            text.contains("keepalivedConfig = ./keepalived.conf;"),
+            "{text}"
+        );
         assert!(text.contains("ruleset = ./nftables.nft;"), "{text}");
         assert!(text.contains("configFile = ./otelcol.yaml;"), "{text}");
         assert!(text.contains("hostName = \"lb1\";"), "{text}");
@@ -370,9 +438,17 @@ mod tests {
         let by_name = |name: &str| topology.hosts.iter().find(|h| h.name == name).unwrap();
         assert_eq!(
             native_configs(&topology, by_name("lb1")),
-            [NativeConfig::Haproxy, NativeConfig::Keepalived, NativeConfig::Nftables, NativeConfig::Otelcol]
+            [
+                NativeConfig::Haproxy,
+                NativeConfig::Keepalived,
+                NativeConfig::Nftables,
+                NativeConfig::Otelcol
+            ]
         );
-        assert_eq!(native_configs(&topology, by_name("db1")), [NativeConfig::Nftables, NativeConfig::Otelcol]);
+        assert_eq!(
+            native_configs(&topology, by_name("db1")),
+            [NativeConfig::Nftables, NativeConfig::Otelcol]
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! configuration with the native configs beside it, and the same native configs rendered with
 //! the lab layout under `lab/<host>/`. Pure and deterministic: a sorted map path → text.
 
-use crate::render::nixos::{self, NativeConfig};
+use crate::render::nixos;
 use crate::render::{flake, galera, Artifacts, Layout};
 use crate::spec::Role;
 use crate::topology::Topology;
@@ -12,10 +12,19 @@ pub const MODULES: &[(&str, &str)] = &[
     ("modules/app.nix", include_str!("../../modules/app.nix")),
     ("modules/base.nix", include_str!("../../modules/base.nix")),
     ("modules/db.nix", include_str!("../../modules/db.nix")),
-    ("modules/default.nix", include_str!("../../modules/default.nix")),
-    ("modules/firewall.nix", include_str!("../../modules/firewall.nix")),
+    (
+        "modules/default.nix",
+        include_str!("../../modules/default.nix"),
+    ),
+    (
+        "modules/firewall.nix",
+        include_str!("../../modules/firewall.nix"),
+    ),
     ("modules/lb.nix", include_str!("../../modules/lb.nix")),
-    ("modules/monitoring.nix", include_str!("../../modules/monitoring.nix")),
+    (
+        "modules/monitoring.nix",
+        include_str!("../../modules/monitoring.nix"),
+    ),
     ("modules/web.nix", include_str!("../../modules/web.nix")),
 ];
 
@@ -32,27 +41,30 @@ pub fn artifacts(topology: &Topology) -> Artifacts {
     let nixos = Layout::nixos();
     for host in &topology.hosts {
         let name = &host.name;
-        files.insert(format!("hosts/{name}/default.nix"), nixos::host(topology, host));
+        files.insert(
+            format!("hosts/{name}/default.nix"),
+            nixos::host(topology, host),
+        );
         let lab = Layout::lab(name);
         for config in nixos::native_configs(topology, host) {
             let file = config.file_name();
-            files.insert(format!("hosts/{name}/{file}"), config.render(topology, host, &nixos));
-            files.insert(format!("lab/{name}/{file}"), config.render(topology, host, &lab));
+            files.insert(
+                format!("hosts/{name}/{file}"),
+                config.render(topology, host, &nixos),
+            );
+            files.insert(
+                format!("lab/{name}/{file}"),
+                config.render(topology, host, &lab),
+            );
         }
         if host.has(Role::Db) {
-            files.insert(format!("lab/{name}/{LAB_MY_CNF}"), galera::lab_ini(topology, host, &lab));
+            files.insert(
+                format!("lab/{name}/{LAB_MY_CNF}"),
+                galera::lab_ini(topology, host, &lab),
+            );
         }
     }
     files
-}
-
-/// The native configs of every host, for callers that only need those (the lab, checkers).
-pub fn native_configs(topology: &Topology) -> Vec<(String, NativeConfig)> {
-    topology
-        .hosts
-        .iter()
-        .flat_map(|host| nixos::native_configs(topology, host).into_iter().map(|config| (host.name.clone(), config)))
-        .collect()
 }
 
 #[cfg(test)]
@@ -63,13 +75,14 @@ mod tests {
 
     #[test]
     fn every_module_on_disk_is_shipped() {
-        let on_disk: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/modules"))
-            .unwrap()
-            .map(|entry| format!("modules/{}", entry.unwrap().file_name().to_string_lossy()))
-            .filter(|path| path.ends_with(".nix"))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let on_disk: Vec<String> =
+            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/modules"))
+                .unwrap()
+                .map(|entry| format!("modules/{}", entry.unwrap().file_name().to_string_lossy()))
+                .filter(|path| path.ends_with(".nix"))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
         let shipped: Vec<&str> = MODULES.iter().map(|(path, _)| *path).collect();
         assert_eq!(on_disk, shipped);
     }
