@@ -90,6 +90,10 @@ in
         message = "nixstack.base.sshKeys is empty: with users.mutableUsers = false and no passwords, nobody could log in to ${config.networking.hostName}. Add `ssh_keys` to the spec's [stack] section.";
       }
       {
+        assertion = cfg.deployUser != "root";
+        message = "nixstack.base.deployUser must not be root: root logs in with the same keys already, the deploy user is an ordinary wheel user.";
+      }
+      {
         assertion = config.networking.hostName != "";
         message = "networking.hostName must be set: nixstack names hosts, certificates and Galera nodes after it.";
       }
@@ -101,7 +105,7 @@ in
 
     # Addresses are static and come from the spec (the host file sets
     # `networking.interfaces.<name>.ipv4.addresses`); the interface names the rendered configs
-    # use (eth0 public, eth1 private) hold only with the kernel's classic names.
+    # use (eth0 private, eth1 public on load balancers) hold only with the kernel's classic names.
     networking.useDHCP = mkDefault false;
     networking.usePredictableInterfaceNames = mkDefault false;
 

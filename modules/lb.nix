@@ -46,7 +46,7 @@ in
 
     vipInterface = mkOption {
       type = types.str;
-      default = "eth0";
+      default = "eth1";
       description = "The interface on the public network, which carries the virtual IP.";
     };
 
@@ -60,7 +60,7 @@ in
       default = null;
       description = ''
         Obtain the public certificate from Let's Encrypt (HTTP-01). lego answers the challenge
-        on `127.0.0.1:challengePort`, where HAProxy sends `/.well-known/acme-challenge/`, and
+        on `challengeAddress:challengePort`, where HAProxy sends `/.well-known/acme-challenge/`, and
         writes `/var/lib/acme/<domain>/full.pem` (certificate chain and key), which HAProxy
         serves. `null` when the certificate is provided as a secret instead.
       '';
@@ -78,10 +78,15 @@ in
               example = "ops@example.com";
               description = "Account email at the ACME server (expiry notices go there); required.";
             };
+            challengeAddress = mkOption {
+              type = types.str;
+              default = "127.0.0.1";
+              description = "Address of lego's HTTP-01 server, where haproxy.cfg sends the challenge.";
+            };
             challengePort = mkOption {
               type = types.port;
               default = 8402;
-              description = "Loopback port of lego's HTTP-01 server, behind HAProxy.";
+              description = "Port of lego's HTTP-01 server, where haproxy.cfg sends the challenge.";
             };
           };
         }
@@ -132,7 +137,7 @@ in
           acceptTerms = true;
           certs.${cfg.acme.domain} = {
             inherit (cfg.acme) email;
-            listenHTTP = "127.0.0.1:${toString cfg.acme.challengePort}";
+            listenHTTP = "${cfg.acme.challengeAddress}:${toString cfg.acme.challengePort}";
             group = config.services.haproxy.group;
             reloadServices = [ "haproxy.service" ];
           };

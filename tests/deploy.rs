@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -446,4 +446,197 @@ fn rig_failures_name_the_cause_and_are_bounded() {
     eprintln!("--- an unreachable host reads ({:?}):\n{error}", started.elapsed());
     assert!(started.elapsed() < Duration::from_secs(15), "bounded by ConnectTimeout: {:?}", started.elapsed());
     assert!(error.contains("10.251.0.99") && error.contains("exit code 255"), "{error}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The full lab
+
+/// `nixstack lab up` with the default spec unless a lab with it is already up; `lab down`
+/// on drop only if this test brought it up.
+struct LabGuard {
+    started: bool,
+}
+
+impl LabGuard {
+    fn up(spec: &Path) -> LabGuard {
+        let state = nixstack::lab::state::State::load().expect("lab state file readable");
+        let text = std::fs::read_to_string(spec).unwrap();
+        if let Some(state) = state {
+            assert_eq!(state.spec_text, text, "a lab with another spec ({}) is up: run `nixstack lab down` first", state.spec_name);
+            let status = nixstack_cli(&["lab", "status"]);
+            assert_eq!(status.0, 0, "the running lab is not healthy:\n{}", status.1);
+            return LabGuard { started: false };
+        }
+        // Recorded first: a failed `lab up` is taken down too.
+        let guard = LabGuard { started: true };
+        let (code, out) = nixstack_cli(&["lab", "up", spec.to_str().unwrap()]);
+        assert_eq!(code, 0, "nixstack lab up failed:\n{out}");
+        guard
+    }
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        if self.started {
+            let (code, out) = nixstack_cli(&["lab", "down"]);
+            if code != 0 {
+                eprintln!("nixstack lab down failed ({code}):\n{out}");
+            }
+        }
+    }
+}
+
+/// Runs the nixstack binary; (exit code, stdout + stderr).
+fn nixstack_cli(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nixstack")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("nixstack binary");
+    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// `nixstack deploy --lab --json ...`: exit code and the JSON events (the plan first).
+fn deploy_cli(args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
+    let mut all = vec!["deploy", "--lab", "--json"];
+    all.extend_from_slice(args);
+    let out = Command::new(env!("CARGO_BIN_EXE_nixstack")).args(&all).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("nixstack binary");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let events = stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON event per line ({e}): {l}"))).collect();
+    (out.status.code().unwrap_or(-1), events, format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+fn names(value: &serde_json::Value) -> Vec<String> {
+    value.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default()
+}
+
+fn done(events: &[serde_json::Value]) -> &serde_json::Value {
+    events.iter().rev().find(|e| e["event"] == "done").expect("a done event")
+}
+
+/// Keep-alive HTTPS load through the virtual IP from the lab's internet namespace, stopped
+/// with SIGINT (wrk then prints its summary).
+struct Load {
+    child: Option<Child>,
+}
+
+impl Load {
+    fn start(vip: std::net::Ipv4Addr) -> Load {
+        let child = in_ns(nixstack::lab::network::INTERNET, "wrk").args(["-t2", "-c8", "-d600s", "--timeout", "5s"]).arg(format!("https://{vip}/")).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("wrk");
+        std::thread::sleep(Duration::from_secs(1));
+        Load { child: Some(child) }
+    }
+
+    /// (requests, failed requests, wrk's report).
+    fn stop(mut self) -> (u64, u64, String) {
+        let child = self.child.take().unwrap();
+        // SAFETY: our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        load_result(child)
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The scenario on the whole lab (`nixstack lab up`, default spec: 2 LBs sharing
+/// the VIP, 3 web, 3 app, 3 Galera nodes), through the CLI: a first deploy of every host
+/// (db → app → web → lb, each tier's gate), a no-op deploy (nothing copied or activated),
+/// a config change to all web hosts under keep-alive load through the VIP (drained in both
+/// HAProxies: zero failed requests), a change that breaks web2's health under load (rolled
+/// back, rollout stopped, not ok, zero failed requests), and the way back to the lab's spec.
+#[test]
+fn lab_rolling_deploy_under_load() {
+    let spec_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/default.toml");
+    let _lab = LabGuard::up(&spec_path);
+    let old = topology(&std::fs::read_to_string(&spec_path).unwrap());
+    let vip = old.lb.as_ref().unwrap().vip;
+    let all: Vec<String> = old.hosts.iter().map(|h| h.name.clone()).collect();
+    let webs = ["web1", "web2", "web3"];
+
+    // 1. First deploy: every host, tier by tier.
+    let started = Instant::now();
+    let (code, events, out) = deploy_cli(&[]);
+    eprintln!("lab: first deploy of {} hosts took {:?}", all.len(), started.elapsed());
+    assert_eq!(code, 0, "{out}");
+    let mut touched = names(&done(&events)["activated"]);
+    touched.extend(names(&done(&events)["unchanged"]));
+    touched.sort();
+    assert_eq!(touched, all, "{out}");
+
+    // 2. No-op.
+    let started = Instant::now();
+    let (code, events, out) = deploy_cli(&[]);
+    eprintln!("lab: no-op deploy took {:?}", started.elapsed());
+    assert_eq!(code, 0, "{out}");
+    let mut unchanged = names(&done(&events)["unchanged"]);
+    unchanged.sort();
+    assert_eq!(unchanged, all, "{out}");
+    assert!(!events.iter().any(|e| ["copied", "activated", "secrets_uploaded", "drained"].contains(&e["event"].as_str().unwrap_or(""))), "{out}");
+
+    // 3. A config change to all web hosts (nginx's status port), under load.
+    let dir = tempfile::tempdir().unwrap();
+    let new_text = std::fs::read_to_string(&spec_path).unwrap().replace("status_port = 8081", "status_port = 8082");
+    let new_spec = dir.path().join("stack.toml");
+    std::fs::write(&new_spec, &new_text).unwrap();
+    let new = topology(&new_text);
+    let load = Load::start(vip);
+    let started = Instant::now();
+    let (code, events, out) = deploy_cli(&[new_spec.to_str().unwrap()]);
+    let took = started.elapsed();
+    let (requests, failed, report) = load.stop();
+    eprintln!("lab: rolling deploy of 3 web hosts took {took:?}; {requests} requests through the VIP meanwhile, {failed} failed");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(names(&done(&events)["activated"]), webs, "{out}");
+    assert_eq!(events.iter().filter(|e| e["event"] == "drained").count(), 6, "each web host drained in both HAProxies: {out}");
+    assert!(requests > 200, "{report}");
+    assert_eq!(failed, 0, "no client request fails during a rolling deploy:\n{report}\n{out}");
+    let (status, _) = {
+        let out = in_ns("nxs-web1", "curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:8082/nginx_status"]).output().unwrap();
+        (String::from_utf8_lossy(&out.stdout).into_owned(), ())
+    };
+    assert_eq!(status, "200", "web1 runs the new config");
+
+    // 4. A change that breaks web2's health, under load: the library's rollout (the CLI has
+    //    no way to inject a broken config), the same code `nixstack deploy` runs.
+    let lab_root = Path::new(nixstack::render::LAB_ROOT);
+    let good = LabSystems::new(&new, lab_root);
+    let broken = good.files["web2"]["nginx.conf"].replace("return 200 \"ok\\n\";", "return 503 \"broken\\n\";");
+    let flake = dir.path().join("broken-flake");
+    let systems = good.clone().with_file("web2", "nginx.conf", broken).write(&flake).unwrap();
+    let admin = nixstack::lab::admin_dir();
+    let hosts = lab_hosts(&new, lab_root, &admin.join("id_ed25519"), &admin.join("known_hosts"), nixstack::lab::network::ADMIN);
+    let plan = make_plan(Some(&new), &new, &[], Goal::Switch, 1).unwrap();
+    let secrets = nixstack::lab::secrets_dir();
+    let options = Options { gate: GatePolicy { timeout: Duration::from_secs(8), ..GatePolicy::default() }, ..Options::default() };
+    let rollout = Rollout { topology: &new, plan: &plan, systems: &systems, hosts: &hosts, secrets_dir: Some(&secrets), options };
+    let load = Load::start(vip);
+    let (progress, printer) = Printer::start(Format::Human { bar: false }, Box::new(std::io::stderr()));
+    let started = Instant::now();
+    let outcome = execute::execute(&rollout, &progress);
+    let took = started.elapsed();
+    let events = progress.events();
+    printer.finish(progress);
+    let (requests, failed, report) = load.stop();
+    eprintln!("lab: breaking deploy took {took:?}; {requests} requests through the VIP meanwhile, {failed} failed");
+    assert!(!outcome.ok);
+    assert_eq!(outcome.rolled_back, ["web2"], "{events:#?}");
+    assert!(outcome.activated.is_empty(), "only web2 changed: {outcome:?}");
+    assert!(events.iter().any(|e| matches!(e, Event::RolledBack { host, healthy: true, .. } if host == "web2")), "{events:#?}");
+    assert!(events.iter().any(|e| matches!(e, Event::Undrained { host, .. } if host == "web2")), "healthy again, back in the pool: {events:#?}");
+    assert_eq!(failed, 0, "clients never see the broken host:\n{report}");
+    drop(hosts);
+
+    // 5. Back to the lab's own spec, under load.
+    let load = Load::start(vip);
+    let started = Instant::now();
+    let (code, events, out) = deploy_cli(&[]);
+    let took = started.elapsed();
+    let (requests, failed, report) = load.stop();
+    eprintln!("lab: deploy back to the lab's spec took {took:?}; {requests} requests, {failed} failed");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(names(&done(&events)["activated"]), webs, "{out}");
+    assert_eq!(failed, 0, "{report}");
 }

@@ -593,14 +593,17 @@ fn nginx_serves_health_verifies_the_app_and_reports_status() {
         let _ = child.wait();
     }
 
-    // Today's per-host certificate: valid chain, but no name nginx can verify.
+    // A certificate with a valid chain but only the host's own names (no shared tier name):
+    // nginx must refuse it, which proves the upstream name is really verified.
     let per_host = root.path().join("app-per-host");
-    ca.issue_for(&per_host, &topology, &app.host);
+    let certificate = topology.certificates.iter().find(|c| c.host == app.host).expect("every host has a certificate");
+    let own_names: Vec<String> = certificate.dns_names.iter().filter(|n| **n != nginx::app_tls_name(&topology)).cloned().collect();
+    ca.issue(&per_host, &certificate.common_name, &own_names, &certificate.ip_addresses);
     server(&mut namespaces, &per_host);
     let error_log_path = nginx::log_dir(&layout).join("error.log");
     let mismatch = || std::fs::read_to_string(&error_log_path).unwrap_or_default().contains("upstream SSL certificate does not match");
     let seen = poll(&namespaces, &|_, _| mismatch());
-    assert!(mismatch(), "nginx refuses the per-host certificate: {seen:?}");
+    assert!(mismatch(), "nginx refuses a certificate without the tier name: {seen:?}");
     assert!(seen.iter().all(|(status, _)| *status == 502), "never served through an unverified app: {seen:?}");
 
     // stub_status: loopback only, counting the requests above.

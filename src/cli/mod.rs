@@ -153,8 +153,8 @@ fn plan(spec: Option<&Path>, from: Option<&Path>, on: &[String], goal: crate::de
             None
         }
     };
-    let new_files = rendered_files(&topology);
-    let old_files = old.as_ref().map(rendered_files);
+    let new_files = crate::render::tree::artifacts(&topology);
+    let old_files = old.as_ref().map(crate::render::tree::artifacts);
     let selected = crate::deploy::plan::select(&topology, on).map_err(anyhow::Error::msg)?;
     let plan = match (&old, &old_files) {
         (Some(old), Some(files)) => crate::deploy::plan::plan(Some((old, files)), &topology, &new_files, &selected, goal, parallel),
@@ -171,8 +171,3 @@ fn plan(spec: Option<&Path>, from: Option<&Path>, on: &[String], goal: crate::de
     Ok(if plan.blockers.is_empty() { exit::OK } else { exit::FINDINGS })
 }
 
-/// The rendered artifact tree (compared per host by `plan`).
-fn rendered_files(_topology: &Topology) -> crate::render::Artifacts {
-    // Replaced by render::tree::artifacts once the tree renderer lands.
-    crate::render::Artifacts::new()
-}

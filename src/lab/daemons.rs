@@ -328,6 +328,10 @@ pub fn start(lab: &Lab, host: &Host, daemon: Daemon) -> Result<Identity> {
     let started = Instant::now();
     let identity = process::spawn(&launch)?;
     lab.state.lock().expect("state lock").record_process_started(&host.name, daemon.name(), identity.pid, identity.start_time)?;
+    if daemon == Daemon::App {
+        // The other daemons write their own pid files into Layout.run; the app does not.
+        std::fs::write(layout.pid_file("app"), format!("{}\n", identity.pid))?;
+    }
     lab.reporter.emit(Event::Started { host: host.name.clone(), daemon: daemon.name().into(), pid: identity.pid });
     let detail = wait_ready(lab, host, &layout, daemon, identity, &launch.log)?;
     lab.reporter.emit(Event::Ready { host: host.name.clone(), daemon: daemon.name().into(), detail, elapsed_ms: started.elapsed().as_millis() as u64 });

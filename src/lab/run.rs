@@ -277,17 +277,20 @@ fn multi_master(_lab: &Lab, log: &StepLog, writers: &[String], nodes: &[String])
     Ok(Verdict::from_failures(log, &failures, format!("{} writer(s) × {} node(s) consistent", writers.len(), nodes.len())))
 }
 
+/// A matrix cell: (source, destination host, port).
+type Cell = (String, String, u16);
+
 fn firewall_matrix(lab: &Lab, log: &StepLog, ports: &[u16], probes: &[Probe]) -> Result<Verdict> {
     let timeout = Duration::from_millis(500);
     let mut by_source: BTreeMap<&Source, Vec<&Probe>> = BTreeMap::new();
     for probe in probes {
         by_source.entry(&probe.from).or_default().push(probe);
     }
-    let observed: BTreeMap<(String, String, u16), Connect> = std::thread::scope(|scope| -> Result<_> {
+    let observed: BTreeMap<Cell, Connect> = std::thread::scope(|scope| -> Result<_> {
         let handles: Vec<_> = by_source
             .iter()
             .map(|(source, probes)| {
-                scope.spawn(move || -> Result<Vec<((String, String, u16), Connect)>> {
+                scope.spawn(move || -> Result<Vec<(Cell, Connect)>> {
                     let netns = match source {
                         Source::Internet => network::INTERNET.to_string(),
                         Source::Admin => network::ADMIN.to_string(),
@@ -345,13 +348,13 @@ fn firewall_matrix(lab: &Lab, log: &StepLog, ports: &[u16], probes: &[Probe]) ->
 /// One grid per port: rows are sources, columns destinations. `O` connected, `r` reset
 /// (allowed, nothing listens), `.` filtered, blank: no route or self; `!` marks a cell that
 /// differs from the Topology.
-fn render_matrix(lab: &Lab, ports: &[u16], probes: &[Probe], observed: &BTreeMap<(String, String, u16), Connect>) -> Vec<String> {
+fn render_matrix(lab: &Lab, ports: &[u16], probes: &[Probe], observed: &BTreeMap<Cell, Connect>) -> Vec<String> {
     let hosts: Vec<&str> = lab.topology.hosts.iter().map(|h| h.name.as_str()).collect();
     let mut sources: Vec<String> = vec!["internet".into(), "admin".into()];
     sources.extend(hosts.iter().map(|h| h.to_string()));
     let width = hosts.iter().map(|h| h.len()).max().unwrap_or(4).max(4) + 1;
     let source_width = sources.iter().map(String::len).max().unwrap_or(8) + 2;
-    let index: BTreeMap<(String, String, u16), &Probe> = probes.iter().map(|p| ((p.from.to_string(), p.to.clone(), p.port), p)).collect();
+    let index: BTreeMap<Cell, &Probe> = probes.iter().map(|p| ((p.from.to_string(), p.to.clone(), p.port), p)).collect();
     let mut lines = vec!["O connects · r reset (allowed, nothing listens) · . filtered · ! differs from the Topology".to_string()];
     for port in ports {
         let mut header = format!("{:<source_width$}", format!("port {port}"));

@@ -136,7 +136,7 @@ mod tests {
         assert!(lb1.contains("state MASTER\n") && lb1.contains("priority 150\n"), "{lb1}");
         assert!(lb1.contains("unicast_src_ip 203.0.113.11\n"));
         assert!(lb1.contains("unicast_peer {\n        203.0.113.12\n    }"), "{lb1}");
-        assert!(lb1.contains("203.0.113.10/24 dev eth0"));
+        assert!(lb1.contains("203.0.113.10/24 dev eth1"));
         assert!(lb1.contains("virtual_router_id 51\n"));
 
         let lb2 = rendered(&topology, "lb2", &Layout::lab("lb2"));
@@ -161,6 +161,6 @@ mod tests {
         let lb = rendered(&topology, "lb", &Layout::nixos());
         assert!(!lb.contains("unicast_src_ip") && !lb.contains("unicast_peer"), "{lb}");
         assert!(lb.contains("state MASTER"));
-        assert!(lb.contains("203.0.113.21/24 dev eth0"));
+        assert!(lb.contains("203.0.113.21/24 dev eth1"));
     }
 }

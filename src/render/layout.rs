@@ -54,9 +54,10 @@ impl Layout {
             web_root: None,
             // NixOS names interfaces predictably (ens3, enp1s0...) unless
             // `networking.usePredictableInterfaceNames = false`; the host modules set that
-            // so these two names hold on every machine.
-            public_interface: String::from("eth0"),
-            private_interface: String::from("eth1"),
+            // so these two names hold on every machine. Every host has a private card and
+            // only load balancers a second, public one: the private card is the first.
+            public_interface: String::from("eth1"),
+            private_interface: String::from("eth0"),
         }
     }
 

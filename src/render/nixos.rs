@@ -139,6 +139,10 @@ pub fn host(topology: &Topology, host: &Host) -> String {
             if let Some(email) = &lb.acme_email {
                 acme.push(("email", Nix::str(email)));
             }
+            // Where haproxy.cfg sends `/.well-known/acme-challenge/`.
+            let (address, port) = haproxy::ACME_CHALLENGE_ADDRESS;
+            acme.push(("challengeAddress", Nix::str(address.to_string())));
+            acme.push(("challengePort", Nix::Int(i64::from(port))));
             values.push(("acme", attrs(acme)));
         }
         bind("nixstack.lb", attrs(values));
