@@ -193,9 +193,11 @@ pub fn stamp(artifacts: &Artifacts, spec_name: &str) -> Artifacts {
         .collect()
 }
 
-/// The artifact set `nixstack build` writes for a spec: rendered, then stamped.
-pub fn artifacts(spec_name: &str, topology: &crate::topology::Topology) -> Artifacts {
-    stamp(&crate::render::tree::artifacts(topology), &header_name(spec_name))
+/// The artifact set `nixstack build` writes for a spec: rendered, then stamped. The header
+/// names the stack, not the spec path, so that `build`, `build stack.toml` and
+/// `build ./examples/default.toml` of the same spec give the same bytes.
+pub fn artifacts(_spec_name: &str, topology: &crate::topology::Topology) -> Artifacts {
+    stamp(&crate::render::tree::artifacts(topology), &format!("stack `{}`", topology.stack.name))
 }
 
 
