@@ -588,6 +588,9 @@ fn lab_rolling_deploy_under_load() {
     let took = started.elapsed();
     let (requests, failed, report) = load.stop();
     eprintln!("lab: rolling deploy of 3 web hosts took {took:?}; {requests} requests through the VIP meanwhile, {failed} failed");
+    for event in events.iter().filter(|e| e.get("ms").is_some() && e.get("host").is_some()) {
+        eprintln!("  {:>5} {:<9} {:>6} ms {}", event["host"].as_str().unwrap_or(""), event["event"].as_str().unwrap_or(""), event["ms"], event["lb"].as_str().unwrap_or(""));
+    }
     assert_eq!(code, 0, "{out}");
     assert_eq!(names(&done(&events)["activated"]), webs, "{out}");
     assert_eq!(events.iter().filter(|e| e["event"] == "drained").count(), 6, "each web host drained in both HAProxies: {out}");
@@ -639,4 +642,31 @@ fn lab_rolling_deploy_under_load() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(names(&done(&events)["activated"]), webs, "{out}");
     assert_eq!(failed, 0, "{report}");
+}
+
+/// The NixOS source evaluates `nixosConfigurations.<host>.config.system.build.toplevel`
+/// (here stand-in derivations: no nixpkgs on this machine) and maps every result back to
+/// its host, although `nix build --json` lists them in no particular order.
+#[test]
+fn nixos_toplevels_build_in_one_invocation_and_map_to_their_hosts() {
+    require("nix");
+    let dir = tempfile::tempdir().unwrap();
+    let mut flake = String::from("{ outputs = { self }: { nixosConfigurations = {\n");
+    let names = ["web10", "web1", "db-1", "app"];
+    for name in names {
+        flake.push_str(&format!(
+            "  \"{name}\".config.system.build.toplevel = builtins.derivation {{ name = \"nixos-system-{name}\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; args = [ \"-c\" \"echo {name} > $out\" ]; }};\n"
+        ));
+    }
+    flake.push_str("}; }; }\n");
+    std::fs::write(dir.path().join("flake.nix"), flake).unwrap();
+    let systems = Systems::Nixos { flake: format!("path:{}", dir.path().display()), nix_config: Some(closure::OFFLINE_NIX_CONFIG.into()) };
+    let hosts: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let built = closure::build(&systems, &hosts, Duration::from_secs(120)).expect("nix eval + nix build");
+    for name in names {
+        let path = &built[name];
+        assert_eq!(path.name(), format!("nixos-system-{name}"));
+        assert_eq!(std::fs::read_to_string(path.as_str()).unwrap().trim(), name);
+    }
+    assert_eq!(systems.installable("web1"), format!("path:{}#nixosConfigurations.web1.config.system.build.toplevel", dir.path().display()));
 }

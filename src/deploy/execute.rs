@@ -237,22 +237,30 @@ fn run_batch(rollout: &Rollout, progress: &Progress, outcome: &mut Outcome, tier
 
     // Drain web backends in every load balancer; wait for their sessions to end.
     let drained: Vec<String> = if activates { members.iter().filter(|m| is_backend(m)).cloned().collect() } else { Vec::new() };
-    for name in &drained {
-        for lb in &lbs {
-            let started = Instant::now();
-            let result = health::set_state(*lb, WEB_BACKEND, name, "drain").map_err(|e| e.to_string()).and_then(|()| {
-                health::wait_stat(*lb, WEB_BACKEND, name, rollout.options.drain_timeout, |s| s.scur == 0).map_err(|(e, _)| e.to_string())
-            });
-            match result {
-                Ok(_) => progress.emit(Event::Drained { host: name.clone(), lb: lb.name().into(), ms: ms(started) }),
-                Err(error) => {
-                    progress.emit(Event::Failed { host: Some(name.clone()), error: format!("draining in {} failed: {error}", lb.name()) });
-                    let _ = undrain(rollout, progress, &lbs, &drained);
-                    outcome.failed.push(name.clone());
-                    return false;
+    let pairs: Vec<(&String, &dyn Host)> = drained.iter().flat_map(|name| lbs.iter().map(move |lb| (name, *lb))).collect();
+    let results = parallel(&pairs, |(name, lb)| {
+        let started = Instant::now();
+        health::set_state(*lb, WEB_BACKEND, name, "drain")
+            .map_err(|e| e.to_string())
+            .and_then(|()| health::wait_stat(*lb, WEB_BACKEND, name, rollout.options.drain_timeout, |s| s.scur == 0).map_err(|(e, _)| e.to_string()))
+            .map(|_| ms(started))
+    });
+    let mut drain_failed = false;
+    for ((name, lb), result) in pairs.iter().zip(results) {
+        match result {
+            Ok(ms) => progress.emit(Event::Drained { host: (*name).clone(), lb: lb.name().into(), ms }),
+            Err(error) => {
+                progress.emit(Event::Failed { host: Some((*name).clone()), error: format!("draining in {} failed: {error}", lb.name()) });
+                if !outcome.failed.contains(name) {
+                    outcome.failed.push((*name).clone());
                 }
+                drain_failed = true;
             }
         }
+    }
+    if drain_failed {
+        let _ = undrain(rollout, progress, &lbs, &drained);
+        return false;
     }
 
     // Switch and gate every member in parallel; roll back each one that fails.
@@ -365,19 +373,20 @@ fn gate(rollout: &Rollout, host: &dyn Host, lbs: &[&dyn Host]) -> Result<Vec<Str
 /// Puts `names` back in every load balancer's pool and waits until each is UP there;
 /// returns the hosts that are not back everywhere.
 fn undrain(rollout: &Rollout, progress: &Progress, lbs: &[&dyn Host], names: &[String]) -> Vec<String> {
+    let pairs: Vec<(&String, &dyn Host)> = names.iter().flat_map(|name| lbs.iter().map(move |lb| (name, *lb))).collect();
+    let results = parallel(&pairs, |(name, lb)| {
+        health::set_state(*lb, WEB_BACKEND, name, "ready")
+            .map_err(|e| e.to_string())
+            .and_then(|()| health::wait_stat(*lb, WEB_BACKEND, name, rollout.options.drain_timeout, |s| s.status.starts_with("UP")).map_err(|(e, _)| e.to_string()))
+    });
     let mut failed = Vec::new();
-    for name in names {
-        for lb in lbs {
-            let result = health::set_state(*lb, WEB_BACKEND, name, "ready")
-                .map_err(|e| e.to_string())
-                .and_then(|()| health::wait_stat(*lb, WEB_BACKEND, name, rollout.options.drain_timeout, |s| s.status.starts_with("UP")).map_err(|(e, _)| e.to_string()));
-            match result {
-                Ok(_) => progress.emit(Event::Undrained { host: name.clone(), lb: lb.name().into() }),
-                Err(error) => {
-                    progress.emit(Event::Failed { host: Some(name.clone()), error: format!("putting it back in {} failed: {error}", lb.name()) });
-                    if !failed.contains(name) {
-                        failed.push(name.clone());
-                    }
+    for ((name, lb), result) in pairs.iter().zip(results) {
+        match result {
+            Ok(_) => progress.emit(Event::Undrained { host: (*name).clone(), lb: lb.name().into() }),
+            Err(error) => {
+                progress.emit(Event::Failed { host: Some((*name).clone()), error: format!("putting it back in {} failed: {error}", lb.name()) });
+                if !failed.contains(*name) {
+                    failed.push((*name).clone());
                 }
             }
         }

@@ -14,12 +14,12 @@ use crate::render::Layout;
 pub enum HostError {
     /// A command ran and failed, or could not run, or did not finish in time.
     #[error("{host}: {error}")]
-    Command { host: String, error: CommandError },
+    Command { host: String, error: Box<CommandError> },
     #[error("{host}: {operation} is not supported by this kind of host")]
     Unsupported { host: String, operation: &'static str },
     /// Activation ran detached and reported failure (or never reported).
-    #[error("{host}: activation ({goal}) of {path} failed: {headline}\n  command: {command}\n  exit status: {status}\n  last lines of its log:\n{tail}")]
-    Activation { host: String, goal: &'static str, path: String, command: String, status: String, headline: String, tail: String },
+    #[error("{host}: activation ({}) of {} failed: {}\n  command: {}\n  exit status: {}\n  last lines of its log:\n{}", .failure.goal, .failure.path, .failure.headline, .failure.command, .failure.status, .failure.tail)]
+    Activation { host: String, failure: Box<ActivationFailure> },
     #[error("{host}: {detail}")]
     Other { host: String, detail: String },
 }
@@ -30,6 +30,19 @@ impl HostError {
             HostError::Command { host, .. } | HostError::Unsupported { host, .. } | HostError::Activation { host, .. } | HostError::Other { host, .. } => host,
         }
     }
+}
+
+/// Why an activation failed.
+#[derive(Debug)]
+pub struct ActivationFailure {
+    pub goal: &'static str,
+    pub path: String,
+    pub command: String,
+    pub status: String,
+    /// The cause: the log's last error line.
+    pub headline: String,
+    /// The log's last lines.
+    pub tail: String,
 }
 
 /// A secret file to place on a host: its name in the host's secrets directory and its

@@ -181,7 +181,7 @@ impl Printer {
 /// `[#####.....] 5/10`
 pub fn progress_bar(done: usize, total: usize) -> String {
     const WIDTH: usize = 20;
-    let filled = if total == 0 { WIDTH } else { done * WIDTH / total };
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
     format!("[{}{}] {done:>2}/{total}", "#".repeat(filled), ".".repeat(WIDTH - filled))
 }
 

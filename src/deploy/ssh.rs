@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use super::closure::{self, StorePath};
-use super::host::{self, Host, HostError, RunOutput, SecretFile, UploadReport};
+use super::host::{self, ActivationFailure, Host, HostError, RunOutput, SecretFile, UploadReport};
 use super::Goal;
 use crate::render::Layout;
 
@@ -385,7 +385,7 @@ impl SshHost {
         let script = format!("{{\n{body}\n}} </dev/null\n");
         run_local(command, Some(script.as_bytes()), timeout)
             .map(|o| RunOutput { stdout: o.stdout, stderr: o.stderr })
-            .map_err(|error| HostError::Command { host: self.name.clone(), error })
+            .map_err(|error| HostError::Command { host: self.name.clone(), error: Box::new(error) })
     }
 
     fn store_flag(&self) -> String {
@@ -431,12 +431,14 @@ impl SshHost {
                         }
                         return Err(HostError::Activation {
                             host: self.name.clone(),
-                            goal: goal.as_str(),
-                            path: path.to_string(),
-                            command: command.to_string(),
-                            status: format!("exit code {status}"),
-                            headline: headline(log, "", status),
-                            tail: indent(log.trim_end()),
+                            failure: Box::new(ActivationFailure {
+                                goal: goal.as_str(),
+                                path: path.to_string(),
+                                command: command.to_string(),
+                                status: format!("exit code {status}"),
+                                headline: headline(log, "", status),
+                                tail: indent(log.trim_end()),
+                            }),
                         });
                     }
                     last_error = None;
@@ -448,12 +450,14 @@ impl SshHost {
                 let why = last_error.map(|e| format!(" (last poll: {e})")).unwrap_or_default();
                 return Err(HostError::Activation {
                     host: self.name.clone(),
-                    goal: goal.as_str(),
-                    path: path.to_string(),
-                    command: command.to_string(),
-                    status: "still running".into(),
-                    headline: format!("no exit status after {:.0}s{why}; it was left running, its log is {}/log", self.timeouts.activation.as_secs_f64(), work.display()),
-                    tail: String::new(),
+                    failure: Box::new(ActivationFailure {
+                        goal: goal.as_str(),
+                        path: path.to_string(),
+                        command: command.to_string(),
+                        status: "still running".into(),
+                        headline: format!("no exit status after {:.0}s{why}; it was left running, its log is {}/log", self.timeouts.activation.as_secs_f64(), work.display()),
+                        tail: String::new(),
+                    }),
                 });
             }
             if last_error.is_some() {
@@ -506,7 +510,7 @@ impl Host for SshHost {
         if let Some(config) = &self.nix_config {
             command.env("NIX_CONFIG", config);
         }
-        run_local(command, None, self.timeouts.copy).map(|_| ()).map_err(|error| HostError::Command { host: self.name.clone(), error })
+        run_local(command, None, self.timeouts.copy).map(|_| ()).map_err(|error| HostError::Command { host: self.name.clone(), error: Box::new(error) })
     }
 
     fn upload_secrets(&self, files: &[SecretFile]) -> Result<UploadReport, HostError> {

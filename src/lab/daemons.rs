@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -658,9 +658,4 @@ pub fn wait_gone(host: &str, daemon: Daemon, timeout: Duration) -> Result<()> {
 
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| s.rsplit(')').next().map(|r| r.trim_start().starts_with('Z')).unwrap_or(false)).unwrap_or(true)
-}
-
-/// The lab directory of a host (for messages).
-pub fn host_dir(host: &str) -> PathBuf {
-    Path::new(render::LAB_ROOT).join(host)
 }

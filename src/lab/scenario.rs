@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::network;
 use super::probe::Connect;
-use crate::spec::{Proto, Role};
+use crate::spec::Proto;
 use crate::topology::{Bind, Endpoint, Host, Topology};
 
 /// Where a probe starts: the internet client, the admin network, or a host.
@@ -315,11 +315,6 @@ fn expect(topology: &Topology, source: &Source, from_address: Ipv4Addr, to: &Hos
 /// The web host behind an address (the app reports its web peer by address).
 pub fn host_by_address<'t>(topology: &'t Topology, address: &str) -> Option<&'t str> {
     topology.hosts.iter().find(|h| h.address.to_string() == address || h.name == address).map(|h| h.name.as_str())
-}
-
-/// Whether `host` runs a role (for messages).
-pub fn has_role(topology: &Topology, host: &str, role: Role) -> bool {
-    topology.host(host).is_some_and(|h| h.has(role))
 }
 
 #[cfg(test)]
