@@ -157,6 +157,8 @@ in
     systemd.tmpfiles.rules = [
       "d /var/lib/nixstack 0755 root root -"
       "d ${cfg.secretsDir} 0750 root ${cfg.secretsGroup} -"
+      # Secrets that arrive without the group (`nixstack install` copies them with
+      # nixos-anywhere, which makes every file root:root) become readable by the services.
     ];
 
     # Boot loader and root file system: a documented default matching the generated disko

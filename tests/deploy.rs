@@ -555,6 +555,7 @@ fn lab_rolling_deploy_under_load() {
     let vip = old.lb.as_ref().unwrap().vip;
     let all: Vec<String> = old.hosts.iter().map(|h| h.name.clone()).collect();
     let webs = ["web1", "web2", "web3"];
+    let logins_before: BTreeMap<String, usize> = all.iter().map(|h| (h.clone(), ssh_logins(h))).collect();
 
     // 1. First deploy: every host, tier by tier.
     let started = Instant::now();
@@ -642,6 +643,18 @@ fn lab_rolling_deploy_under_load() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(names(&done(&events)["activated"]), webs, "{out}");
     assert_eq!(failed, 0, "{report}");
+
+    // Five deploys, dozens of commands per host, one SSH connection per host and deploy:
+    // the hosts' firewalls let 10 new SSH connections a minute in from one source.
+    let logins: BTreeMap<String, usize> = all.iter().map(|h| (h.clone(), ssh_logins(h) - logins_before[h])).collect();
+    eprintln!("lab: SSH logins per host over the five deploys: {logins:?}");
+    assert!(logins.values().all(|n| *n <= 5), "{logins:?}");
+}
+
+/// Logins sshd accepted on a lab host so far (its log).
+fn ssh_logins(host: &str) -> usize {
+    let log = Layout::lab(host).log_file("sshd.log");
+    std::fs::read_to_string(&log).map(|text| text.lines().filter(|l| l.contains("Accepted publickey")).count()).unwrap_or(0)
 }
 
 /// The NixOS source evaluates `nixosConfigurations.<host>.config.system.build.toplevel`

@@ -84,6 +84,10 @@ pub enum Command {
     /// Roll the spec out: build, copy, drain, switch, health gate, undrain; roll back and
     /// stop on a failed gate. Exit 0 deployed, 1 a host failed or was rolled back.
     Deploy(crate::deploy::DeployArgs),
+    /// First install of a machine with nixos-anywhere: erase and partition the host's `disk`
+    /// (its generated disko layout), install its system from the flake, copy its secrets.
+    /// Refuses a host without `disk`, a stale flake and missing secrets.
+    Install(crate::deploy::install::InstallArgs),
     /// Serve a Sumo Logic HTTP source stand-in (the lab's monitoring endpoint).
     SumologicStandin {
         /// Address to listen on, e.g. 127.0.0.1:8090.
@@ -136,5 +140,15 @@ pub enum LabCommand {
     Down {
         #[arg(long)]
         json: bool,
+    },
+    /// Live requests per second per web host and per load balancer, computed from the
+    /// request counters the collectors shipped to the lab's Sumo Logic stand-in.
+    Qps {
+        /// One JSON object per refresh.
+        #[arg(long)]
+        json: bool,
+        /// Refresh every collection interval until interrupted.
+        #[arg(long)]
+        watch: bool,
     },
 }

@@ -72,6 +72,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Secrets { command: SecretsCommand::Init { spec, dir } } => crate::secrets::init_command(spec.as_deref(), &dir),
         Command::Plan { spec, from, on, goal, parallel, json } => plan(spec.as_deref(), from.as_deref(), &on, goal, parallel, json),
         Command::Deploy(args) => crate::deploy::command(args),
+        Command::Install(args) => crate::deploy::install::command(args),
         Command::SumologicStandin { listen, token_file } => crate::sumologic::standin_command(&listen, &token_file),
         Command::Lab { command } => crate::lab::command(command),
     }

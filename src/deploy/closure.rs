@@ -308,6 +308,8 @@ pub fn lab_configs(topology: &Topology, host: &Host, layout: &Layout) -> BTreeMa
             Daemon::Nginx => render::nginx::render(topology, host, layout),
             Daemon::Haproxy => render::haproxy::render(topology, host, layout),
             Daemon::Keepalived => render::keepalived::render(topology, host, layout),
+            // The monitoring agent's config is not part of a lab deploy (yet).
+            Daemon::Collectd => continue,
         };
         files.insert(daemon.config_file().to_string(), text);
     }

@@ -6,6 +6,7 @@ pub mod execute;
 mod goal;
 pub mod health;
 pub mod host;
+pub mod install;
 pub mod plan;
 pub mod progress;
 pub mod ssh;

@@ -17,6 +17,9 @@ use super::host::{self, ActivationFailure, Host, HostError, RunOutput, SecretFil
 use super::Goal;
 use crate::render::Layout;
 
+/// How long `ssh` may take to connect.
+pub const CONNECT_TIMEOUT_SECS: u64 = 5;
+
 /// Lines of stderr a failure quotes.
 pub const TAIL_LINES: usize = 20;
 
@@ -334,7 +337,9 @@ impl SshHost {
         command.args(self.connection_options()).args(["-M", "-N", "-o", "ControlPersist=no", "-o"]).arg(format!("ControlPath={}", socket.display())).arg(self.target());
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         let Ok(mut child) = command.spawn() else { return };
-        let deadline = Instant::now() + Duration::from_secs(6);
+        // Until it is up or gone: a command that went around a master still connecting
+        // would spend another of the host's few new connections a minute.
+        let deadline = Instant::now() + Duration::from_secs(CONNECT_TIMEOUT_SECS + 10);
         while !socket.exists() && Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -342,7 +347,8 @@ impl SshHost {
     }
 
     fn connection_options(&self) -> Vec<String> {
-        let mut options: Vec<String> = ["ConnectTimeout=5", "BatchMode=yes", "ServerAliveInterval=5", "ServerAliveCountMax=3", "StrictHostKeyChecking=accept-new", "LogLevel=ERROR"]
+        let connect_timeout = format!("ConnectTimeout={CONNECT_TIMEOUT_SECS}");
+        let mut options: Vec<String> = [connect_timeout.as_str(), "BatchMode=yes", "ServerAliveInterval=5", "ServerAliveCountMax=3", "StrictHostKeyChecking=accept-new", "LogLevel=ERROR"]
             .iter()
             .flat_map(|o| ["-o".to_string(), o.to_string()])
             .collect();

@@ -43,6 +43,8 @@ pub enum Daemon {
     Nginx,
     Haproxy,
     Keepalived,
+    /// The monitoring agent (collectd in the lab, see [`super::monitoring`]).
+    Collectd,
 }
 
 impl Daemon {
@@ -55,6 +57,7 @@ impl Daemon {
             Daemon::Nginx => "nginx",
             Daemon::Haproxy => "haproxy",
             Daemon::Keepalived => "keepalived",
+            Daemon::Collectd => "collectd",
         }
     }
 
@@ -73,6 +76,7 @@ impl Daemon {
             Daemon::Nginx => "nginx",
             Daemon::Haproxy => "haproxy",
             Daemon::Keepalived => "keepalived",
+            Daemon::Collectd => "collectd",
         }
     }
 
@@ -86,6 +90,7 @@ impl Daemon {
             Daemon::Nginx => "nginx.conf",
             Daemon::Haproxy => "haproxy.cfg",
             Daemon::Keepalived => "keepalived.conf",
+            Daemon::Collectd => "collectd.conf",
         }
     }
 }
@@ -104,6 +109,10 @@ pub fn for_host(host: &Host) -> Vec<Daemon> {
     }
     if host.has(Role::Lb) {
         daemons.extend([Daemon::Haproxy, Daemon::Keepalived]);
+    }
+    if host.monitored {
+        // Last: it reads the other daemons' status endpoints.
+        daemons.push(Daemon::Collectd);
     }
     daemons
 }
@@ -182,7 +191,7 @@ fn prepare_common(lab: &Lab) -> Result<()> {
     if !report.created.is_empty() {
         lab.reporter.created("secrets", format!("{} ({} files)", secrets.display(), report.created.len()));
     }
-    // The monitoring endpoint stays a placeholder in the lab: nothing ships metrics out of it.
+    // The lab points the monitoring endpoint at its own stand-in (`monitoring::up`).
     let endpoint = lab.topology.monitoring.as_ref().map(|m| m.endpoint_secret.as_str());
     for note in report.notes.iter().filter(|note| endpoint.is_none_or(|name| !note.starts_with(name))) {
         lab.reporter.warning(format!("secrets: {note}"));
@@ -199,6 +208,7 @@ fn prepare_common(lab: &Lab) -> Result<()> {
         std::fs::set_permissions(privsep, std::fs::Permissions::from_mode(0o755))?;
         lab.reporter.created("dir", SSHD_PRIVSEP_DIR);
     }
+    super::monitoring::up(lab)?;
     Ok(())
 }
 
@@ -267,6 +277,8 @@ fn render_config(lab: &Lab, host: &Host, layout: &Layout, daemon: Daemon) -> Res
         Daemon::Nginx => render::nginx::render(topology, host, layout),
         Daemon::Haproxy => render::haproxy::render(topology, host, layout),
         Daemon::Keepalived => render::keepalived::render(topology, host, layout),
+        // The lab runs collectd whatever `monitoring.agent` says (no otelcol build here).
+        Daemon::Collectd => render::monitoring::collectd(topology, host, layout),
     })
 }
 
@@ -323,6 +335,9 @@ pub fn start(lab: &Lab, host: &Host, daemon: Daemon) -> Result<Identity> {
     if daemon == Daemon::Mariadb {
         bootstrap = prepare_mariadb(lab, host, &layout)?;
     }
+    if daemon == Daemon::Collectd {
+        super::monitoring::prepare_collectd(lab.topology, host, &layout)?;
+    }
     let launch = launch(lab, host, &layout, daemon, bootstrap);
     lab.state.lock().expect("state lock").record_process_intent(&host.name, daemon.name(), &netns)?;
     let started = Instant::now();
@@ -375,6 +390,10 @@ fn launch(lab: &Lab, host: &Host, layout: &Layout, daemon: Daemon, bootstrap: bo
                 format!("--config-id={}", host.name),
             ];
             ("/usr/sbin/keepalived", args, Vec::new())
+        }
+        Daemon::Collectd => {
+            let (program, args, env) = super::monitoring::collectd_launch(layout);
+            (program, args, env)
         }
     };
     Launch {
@@ -461,6 +480,7 @@ fn create_databases(lab: &Lab, layout: &Layout) -> Result<()> {
         let _ = writeln!(sql, "ALTER USER '{}'@'{host_pattern}' IDENTIFIED BY '{}'{require};", user.name, sql_escape(password));
         let _ = writeln!(sql, "GRANT ALL PRIVILEGES ON `{}`.* TO '{}'@'{host_pattern}';", user.database, user.name);
     }
+    sql.push_str(&super::monitoring::monitor_user_sql(lab.topology)?);
     probe::sql(&layout.mysql_socket(), &sql, Duration::from_secs(30))?;
     Ok(())
 }
@@ -576,6 +596,7 @@ pub fn health(lab: &Lab, host: &Host, layout: &Layout, daemon: Daemon) -> Result
             let holds = vip_holder(lab).as_deref() == Some(host.name.as_str());
             Ok(if holds { "MASTER (holds the virtual IP)".into() } else { "BACKUP".into() })
         }
+        Daemon::Collectd => super::monitoring::collectd_health(topology, host),
     }
 }
 

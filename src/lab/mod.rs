@@ -9,6 +9,7 @@
 mod cmd;
 pub mod daemons;
 mod event;
+pub mod monitoring;
 pub mod netns;
 pub mod network;
 pub mod probe;
@@ -40,6 +41,7 @@ pub fn command(command: LabCommand) -> Result<i32> {
         LabCommand::Test { spec, json } => test(spec.as_deref(), &Reporter::new(json)),
         LabCommand::Status { json } => status(json),
         LabCommand::Down { json } => down(&Reporter::new(json)),
+        LabCommand::Qps { json, watch } => monitoring::qps_command(json, watch),
     }
 }
 
@@ -140,7 +142,8 @@ pub fn status(json: bool) -> Result<i32> {
     };
     let topology = compile(&SpecSource { name: state.spec_name.clone(), text: state.spec_text.clone() })?;
     let plan = network::plan(&topology)?;
-    let report = daemons::status(&topology, &plan, &state);
+    let mut report = daemons::status(&topology, &plan, &state);
+    report.extend(monitoring::status(&topology, &state));
     if json {
         println!("{}", serde_json::to_string(&serde_json::json!({ "up": true, "spec": state.spec_name, "hosts": report }))?);
     } else {

@@ -22,21 +22,21 @@ use crate::render::Layout;
 use crate::topology::Topology;
 
 /// The outcome of one step.
-struct Verdict {
+pub(super) struct Verdict {
     passed: bool,
     summary: String,
 }
 
 impl Verdict {
-    fn pass(summary: impl Into<String>) -> Self {
+    pub(super) fn pass(summary: impl Into<String>) -> Self {
         Verdict { passed: true, summary: summary.into() }
     }
-    fn fail(summary: impl Into<String>) -> Self {
+    pub(super) fn fail(summary: impl Into<String>) -> Self {
         Verdict { passed: false, summary: summary.into() }
     }
 
     /// Pass unless there are failures (each reported as a `✗` line).
-    fn from_failures(log: &StepLog, failures: &[String], passed: impl Into<String>) -> Self {
+    pub(super) fn from_failures(log: &StepLog, failures: &[String], passed: impl Into<String>) -> Self {
         for failure in failures {
             log.line(format!("✗ {failure}"));
         }
@@ -49,17 +49,17 @@ impl Verdict {
 }
 
 /// Streams a step's detail lines as they happen, interleaved with daemon events.
-struct StepLog<'a> {
+pub(super) struct StepLog<'a> {
     reporter: &'a Reporter,
     step: String,
 }
 
 impl StepLog<'_> {
-    fn line(&self, line: impl Into<String>) {
+    pub(super) fn line(&self, line: impl Into<String>) {
         self.reporter.emit(Event::StepDetail { step: self.step.clone(), line: line.into() });
     }
 
-    fn metric(&self, name: &str, duration: Duration) {
+    pub(super) fn metric(&self, name: &str, duration: Duration) {
         self.reporter.emit(Event::Metric { step: self.step.clone(), name: name.into(), seconds: duration.as_secs_f64() });
     }
 }
@@ -97,6 +97,9 @@ fn execute(lab: &Lab, log: &StepLog, step: &Step) -> Result<Verdict> {
         Step::WebFailover { domain, vip, victim, eject_within_ms } => web_failover(lab, log, domain, *vip, victim, *eject_within_ms),
         Step::DbFailover { domain, vip, victim, survivors, writers } => db_failover(lab, log, domain, *vip, victim, survivors, writers),
         Step::LbFailover { domain, vip, active, standby, within_ms } => lb_failover(lab, log, domain, *vip, active, standby, *within_ms),
+        Step::MetricsArrive { endpoint, hosts, egress, within_ms } => super::monitoring::metrics_arrive(lab, log, *endpoint, hosts, egress, *within_ms),
+        Step::CollectorEndpointsLocal { endpoints } => super::monitoring::collector_endpoints_local(lab, log, endpoints),
+        Step::WebQps { .. } => super::monitoring::web_qps(lab, log, step),
     }
 }
 

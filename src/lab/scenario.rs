@@ -92,6 +92,76 @@ pub enum Step {
     /// The load balancer holding the virtual IP stops: the VIP moves to the standby and
     /// HTTPS answers again within `within_ms`.
     LbFailover { domain: String, vip: Ipv4Addr, active: String, standby: Vec<String>, within_ms: u64 },
+    /// Every monitored host's collector ships to the monitoring endpoint (HTTPS on
+    /// `endpoint`) through the host's egress rule (the `egress` connects), and its metrics
+    /// arrive within `within_ms` with the host's name (`X-Sumo-Host`), its category
+    /// (`X-Sumo-Category`) and the plugins of its roles.
+    MetricsArrive { endpoint: Ipv4Addr, hosts: Vec<MonitoredHost>, egress: Vec<Probe>, within_ms: u64 },
+    /// What the collectors read (nginx stub_status, HAProxy stats, MariaDB status) answers on
+    /// the host itself; connects from every other namespace end as the bind address and the
+    /// firewall say, and a remote login with the monitor account is refused by the server.
+    CollectorEndpointsLocal { endpoints: Vec<LocalEndpoint> },
+    /// From the internet, `rate` requests per second to `https://<domain><path>` through the
+    /// virtual IP for `duration_ms`: the per-web-host QPS computed from the `web_metric`
+    /// counters that reached the monitoring endpoint (rate during the load minus the rate
+    /// before it, which is the LBs' health checks) sums to the generated rate within
+    /// `tolerance_percent`, and so does the active LB's `lb_metric` counter. The collectors
+    /// send a data point every `interval_ms`.
+    WebQps {
+        domain: String,
+        vip: Ipv4Addr,
+        path: String,
+        rate: u32,
+        duration_ms: u64,
+        web_hosts: Vec<String>,
+        lbs: Vec<String>,
+        web_metric: String,
+        lb_metric: String,
+        interval_ms: u64,
+        tolerance_percent: u32,
+    },
+}
+
+/// A monitored host as the monitoring service must see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MonitoredHost {
+    pub host: String,
+    /// Its `_sourceCategory`, sent as `X-Sumo-Category`.
+    pub category: String,
+    /// Collector plugins (collectd `plugin=` tags) whose metrics must arrive: host metrics
+    /// on every host, plus its roles' (nginx, HAProxy through curl, MariaDB).
+    pub plugins: Vec<String>,
+}
+
+/// A local endpoint a collector reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CollectorSource {
+    /// nginx `stub_status` on loopback.
+    NginxStubStatus,
+    /// HAProxy's stats page on the private address.
+    HaproxyStats,
+    /// MariaDB's status over the local socket, as the monitor account.
+    MariadbStatus,
+}
+
+/// One collector endpoint of one host and who must not reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LocalEndpoint {
+    pub host: String,
+    pub source: CollectorSource,
+    /// The URL the collector reads (HTTP endpoints); MariaDB is read over its socket.
+    pub url: Option<String>,
+    /// The endpoint's TCP port (MariaDB: the server port a remote login would use).
+    pub port: u16,
+    /// Connects from the internet, the admin network and every other host to `port` on
+    /// the host's addresses, each with what the bind address and the firewall say.
+    pub remote: Vec<Probe>,
+    /// MariaDB: hosts the firewall lets reach the server; logging in from them as the
+    /// monitor account (with its password) must be refused.
+    pub remote_logins: Vec<String>,
+    /// MariaDB: the monitor account.
+    pub user: Option<String>,
 }
 
 impl Step {
@@ -106,6 +176,9 @@ impl Step {
             Step::WebFailover { .. } => "web failover",
             Step::DbFailover { .. } => "db failover",
             Step::LbFailover { .. } => "lb failover",
+            Step::MetricsArrive { .. } => "metrics reach sumo logic",
+            Step::CollectorEndpointsLocal { .. } => "collector endpoints are local",
+            Step::WebQps { .. } => "web qps from the counters",
         }
     }
 }
@@ -155,6 +228,8 @@ impl Scenario {
         }
 
         steps.push(firewall_matrix(topology));
+
+        monitoring_steps(topology, &mut steps, &mut omitted);
 
         if let Some(lb) = &topology.lb {
             if web_hosts.len() >= 2 && topology.app.is_some() {
@@ -253,6 +328,182 @@ pub fn firewall_matrix(topology: &Topology) -> Step {
     Step::FirewallMatrix { ports, probes }
 }
 
+/// The load of the web QPS step: requests per second through the virtual IP, for how
+/// long, and how close the QPS from the counters must come.
+pub const QPS_RATE: u32 = 20;
+pub const QPS_DURATION_MS: u64 = 20_000;
+pub const QPS_TOLERANCE_PERCENT: u32 = 10;
+/// How soon after `lab up` every host's metrics must have arrived.
+pub const METRICS_WITHIN_MS: u64 = 10_000;
+/// The metrics the lab's agent (collectd) names the request counters: nginx's, and HAProxy's
+/// `req_tot` of the HTTPS frontend read through the curl plugin (`<type>.<instance>`).
+pub const WEB_REQUESTS_METRIC: &str = "nginx_requests";
+pub const LB_REQUESTS_METRIC: &str = "http_requests.https";
+
+/// The monitoring steps: metrics arrive, the collectors' endpoints stay local, web QPS.
+fn monitoring_steps(topology: &Topology, steps: &mut Vec<Step>, omitted: &mut Vec<String>) {
+    use crate::render::monitoring;
+    use crate::spec::Role;
+    let Some(_) = &topology.monitoring else {
+        omitted.push("monitoring: the spec has no [monitoring] section".into());
+        return;
+    };
+    let monitored: Vec<&Host> = topology.hosts.iter().filter(|h| h.monitored).collect();
+    if monitored.is_empty() {
+        omitted.push("monitoring: no host is monitored".into());
+        return;
+    }
+    let endpoint = match super::monitoring::standin_address(topology) {
+        Ok(address) => address,
+        Err(e) => {
+            omitted.push(format!("monitoring: {e:#}"));
+            return;
+        }
+    };
+    let plan = network::plan(topology).ok();
+    let hosts = monitored
+        .iter()
+        .map(|host| {
+            let mut plugins = vec!["cpu".to_string(), "load".into(), "memory".into()];
+            if host.has(Role::Web) {
+                plugins.push("nginx".into());
+            }
+            if host.has(Role::Lb) {
+                plugins.push("curl".into());
+            }
+            if host.has(Role::Db) {
+                plugins.push("mysql".into());
+            }
+            plugins.sort();
+            MonitoredHost { host: host.name.clone(), category: monitoring::source_category(topology, host), plugins }
+        })
+        .collect();
+    let egress = monitored.iter().flat_map(|host| egress_probes(topology, host, endpoint)).collect();
+    steps.push(Step::MetricsArrive { endpoint, hosts, egress, within_ms: METRICS_WITHIN_MS });
+
+    // Everyone else who could try: the internet client, the admin network, the other hosts.
+    let internet = plan.as_ref().map(|p| p.internet_address()).unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let admin = plan.as_ref().map(|p| p.admin_address()).unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let others = |host: &Host| -> Vec<(Source, Ipv4Addr)> {
+        let mut sources = vec![(Source::Internet, internet), (Source::Admin, admin)];
+        sources.extend(topology.hosts.iter().filter(|h| h.name != host.name).map(|h| (Source::Host(h.name.clone()), h.address)));
+        sources
+    };
+    let remote = |host: &Host, port: u16| -> Vec<Probe> {
+        others(host).iter().map(|(source, from)| expect(topology, source, *from, host, port)).filter(|p| p.address.is_some()).collect()
+    };
+    let mut endpoints = Vec::new();
+    for host in &monitored {
+        if let (true, Some(web)) = (host.has(Role::Web), &topology.web) {
+            endpoints.push(LocalEndpoint {
+                host: host.name.clone(),
+                source: CollectorSource::NginxStubStatus,
+                url: monitoring::nginx_status_url(topology),
+                port: web.status_port,
+                remote: remote(host, web.status_port),
+                remote_logins: Vec::new(),
+                user: None,
+            });
+        }
+        if let (true, Some(lb)) = (host.has(Role::Lb), &topology.lb) {
+            endpoints.push(LocalEndpoint {
+                host: host.name.clone(),
+                source: CollectorSource::HaproxyStats,
+                url: monitoring::haproxy_stats_url(topology, host),
+                port: lb.stats_port,
+                remote: remote(host, lb.stats_port),
+                remote_logins: Vec::new(),
+                user: None,
+            });
+        }
+        if host.has(Role::Db) && topology.db.is_some() {
+            let port = crate::topology::ports::MYSQL;
+            let remote_probes = remote(host, port);
+            let remote_logins = remote_probes
+                .iter()
+                .filter(|p| p.expect == Connect::Open)
+                .filter_map(|p| match &p.from {
+                    Source::Host(name) => Some(name.clone()),
+                    _ => None,
+                })
+                .collect();
+            endpoints.push(LocalEndpoint {
+                host: host.name.clone(),
+                source: CollectorSource::MariadbStatus,
+                url: None,
+                port,
+                remote: remote_probes,
+                remote_logins,
+                user: Some(monitoring::DB_MONITOR_USER.into()),
+            });
+        }
+    }
+    if !endpoints.is_empty() {
+        steps.push(Step::CollectorEndpointsLocal { endpoints });
+    }
+
+    match (&topology.lb, &topology.web) {
+        (Some(lb), Some(web)) => {
+            let unmonitored: Vec<&String> = web.hosts.iter().filter(|h| !topology.host(h).is_some_and(|h| h.monitored)).collect();
+            if !unmonitored.is_empty() {
+                omitted.push(format!("web qps: web hosts {unmonitored:?} are not monitored"));
+                return;
+            }
+            let interval = monitoring::collectd_interval_seconds(&crate::render::Layout::lab(&web.hosts[0]));
+            steps.push(Step::WebQps {
+                domain: topology.stack.domain.clone(),
+                vip: lb.vip,
+                path: "/".into(),
+                rate: QPS_RATE,
+                duration_ms: QPS_DURATION_MS,
+                web_hosts: web.hosts.clone(),
+                lbs: lb.hosts.iter().filter(|h| topology.host(h).is_some_and(|h| h.monitored)).cloned().collect(),
+                web_metric: WEB_REQUESTS_METRIC.into(),
+                lb_metric: LB_REQUESTS_METRIC.into(),
+                interval_ms: u64::from(interval) * 1000,
+                tolerance_percent: QPS_TOLERANCE_PERCENT,
+            });
+        }
+        _ => omitted.push("web qps: no load balancer or no web tier to send load through".into()),
+    }
+}
+
+/// From `host` to the monitoring endpoint: HTTPS connects (its egress rule allows it), and
+/// plain HTTP on port 80 ends as the egress rules say (blocked when restricted; else refused,
+/// nothing listens there).
+fn egress_probes(topology: &Topology, host: &Host, endpoint: Ipv4Addr) -> Vec<Probe> {
+    let firewall = topology.firewall.get(&host.name);
+    let restricted = host.firewall && firewall.is_some_and(|f| f.enabled && f.egress == crate::spec::EgressPolicy::Restricted);
+    let allows = |port: u16| {
+        !restricted
+            || firewall.is_some_and(|f| f.outbound.iter().any(|a| a.proto == Proto::Tcp && a.port == port && a.peers.iter().any(|net| net.contains(&endpoint))))
+    };
+    let probe = |port: u16, expect: Connect, reason: String| Probe {
+        from: Source::Host(host.name.clone()),
+        from_address: host.address,
+        to: "sumologic".into(),
+        address: Some(endpoint),
+        port,
+        expect,
+        also_open: false,
+        reason,
+    };
+    let https = crate::topology::ports::HTTPS;
+    let http = crate::topology::ports::HTTP;
+    let mut probes = Vec::new();
+    if allows(https) {
+        probes.push(probe(https, Connect::Open, "allowed: monitoring → sumologic https".into()));
+    } else {
+        probes.push(probe(https, Connect::Filtered, format!("{}'s egress rules block it", host.name)));
+    }
+    if allows(http) {
+        probes.push(probe(http, Connect::Refused, "allowed, nothing listens on the endpoint's port 80".into()));
+    } else {
+        probes.push(probe(http, Connect::Filtered, format!("{}'s egress rules block it", host.name)));
+    }
+    probes
+}
+
 fn expect(topology: &Topology, source: &Source, from_address: Ipv4Addr, to: &Host, port: u16) -> Probe {
     // The internet reaches only public addresses; everyone else the private network.
     let address = match source {
@@ -339,7 +590,19 @@ mod tests {
         let names: Vec<&str> = scenario.steps.iter().map(Step::name).collect();
         assert_eq!(
             names,
-            ["https via the virtual IP", "lb → web is TLS only", "ssh from admin", "multi-master writes", "firewall matrix", "web failover", "db failover", "lb failover"]
+            [
+                "https via the virtual IP",
+                "lb → web is TLS only",
+                "ssh from admin",
+                "multi-master writes",
+                "firewall matrix",
+                "metrics reach sumo logic",
+                "collector endpoints are local",
+                "web qps from the counters",
+                "web failover",
+                "db failover",
+                "lb failover"
+            ]
         );
         assert!(scenario.omitted.is_empty(), "{:?}", scenario.omitted);
         let db = scenario.steps.iter().find_map(|s| match s {
@@ -382,6 +645,43 @@ mod tests {
         assert_eq!(probe(&step, "admin", "lb1", 443).expect, Connect::Refused);
         // Egress: a web node may not open SSH to another host.
         assert!(probe(&step, "web1", "web2", 22).reason.contains("egress"), "{:?}", probe(&step, "web1", "web2", 22));
+    }
+
+    #[test]
+    fn monitoring_steps_spell_out_hosts_categories_and_who_may_not_read_the_collectors() {
+        let scenario = Scenario::for_topology(&example("default.toml"));
+        let arrive = scenario.steps.iter().find_map(|s| match s {
+            Step::MetricsArrive { endpoint, hosts, egress, .. } => Some((endpoint, hosts, egress)),
+            _ => None,
+        });
+        let (endpoint, hosts, egress) = arrive.expect("a metrics step");
+        assert_eq!(endpoint.to_string(), "192.0.2.10");
+        assert_eq!(hosts.len(), 11);
+        let db1 = hosts.iter().find(|h| h.host == "db1").unwrap();
+        assert_eq!(db1.category, "shop/db");
+        assert_eq!(db1.plugins, ["cpu", "load", "memory", "mysql"]);
+        let web1_egress: Vec<(u16, Connect)> = egress.iter().filter(|p| p.from == Source::Host("web1".into())).map(|p| (p.port, p.expect)).collect();
+        assert_eq!(web1_egress, [(443, Connect::Open), (80, Connect::Filtered)], "only HTTPS leaves for the endpoint");
+
+        let endpoints = scenario.steps.iter().find_map(|s| match s {
+            Step::CollectorEndpointsLocal { endpoints } => Some(endpoints),
+            _ => None,
+        });
+        let endpoints = endpoints.expect("an endpoints step");
+        let stub = endpoints.iter().find(|e| e.host == "web1" && e.source == CollectorSource::NginxStubStatus).unwrap();
+        assert_eq!(stub.url.as_deref(), Some("http://127.0.0.1:8081/nginx_status"));
+        assert!(stub.remote.iter().all(|p| p.expect != Connect::Open), "stub_status is loopback only");
+        let stats = endpoints.iter().find(|e| e.host == "lb1" && e.source == CollectorSource::HaproxyStats).unwrap();
+        let open: Vec<String> = stats.remote.iter().filter(|p| p.expect == Connect::Open).map(|p| p.from.to_string()).collect();
+        assert_eq!(open, ["admin"], "HAProxy stats: operators only, by the firewall's admin rule");
+        let db = endpoints.iter().find(|e| e.host == "db1" && e.source == CollectorSource::MariadbStatus).unwrap();
+        assert_eq!(db.remote_logins, ["app1", "app2", "app3"], "the hosts that reach 3306 try to log in as monitor");
+
+        let qps = scenario.steps.iter().find_map(|s| match s {
+            Step::WebQps { web_hosts, lbs, rate, interval_ms, .. } => Some((web_hosts.clone(), lbs.clone(), *rate, *interval_ms)),
+            _ => None,
+        });
+        assert_eq!(qps, Some((vec!["web1".into(), "web2".into(), "web3".into()], vec!["lb1".into(), "lb2".into()], QPS_RATE, 2000)));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 mod layout;
 
 pub mod app;
+pub mod disko;
 pub mod flake;
 pub mod galera;
 pub mod haproxy;
@@ -16,6 +17,7 @@ pub mod nftables;
 pub mod nginx;
 pub mod nixos;
 pub mod tree;
+pub mod vmtest;
 
 use std::collections::BTreeMap;
 

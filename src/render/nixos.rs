@@ -101,12 +101,17 @@ pub fn host(topology: &Topology, host: &Host) -> String {
         bindings.push((path.split('.').map(str::to_string).collect(), value))
     };
 
+    // A host with a `disk` also imports its disko layout (`disko.nix`, see render::disko).
+    let disk_layout = if host.disk.is_some() {
+        format!(" ./{}", crate::render::disko::FILE_NAME)
+    } else {
+        String::new()
+    };
     bind(
         "imports",
-        Nix::Raw(
-            "[ ../../modules ] ++ lib.optional (builtins.pathExists ./local.nix) ./local.nix"
-                .into(),
-        ),
+        Nix::Raw(format!(
+            "[ ../../modules{disk_layout} ] ++ lib.optional (builtins.pathExists ./local.nix) ./local.nix"
+        )),
     );
     bind("networking", networking(topology, host, &layout));
     bind("nixpkgs.hostPlatform", Nix::str(&topology.stack.system));

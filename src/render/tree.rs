@@ -1,9 +1,10 @@
 //! The whole artifact tree of a Topology: `flake.nix`, the role modules, per host its NixOS
-//! configuration with the native configs beside it, and the same native configs rendered with
-//! the lab layout under `lab/<host>/`. Pure and deterministic: a sorted map path → text.
+//! configuration with the native configs (and, given a `disk`, its disko layout) beside it, and
+//! the same native configs rendered with the lab layout under `lab/<host>/`. Pure and
+//! deterministic: a sorted map path → text.
 
 use crate::render::nixos;
-use crate::render::{flake, galera, Artifacts, Layout};
+use crate::render::{disko, flake, galera, Artifacts, Layout};
 use crate::spec::Role;
 use crate::topology::Topology;
 
@@ -45,6 +46,9 @@ pub fn artifacts(topology: &Topology) -> Artifacts {
             format!("hosts/{name}/default.nix"),
             nixos::host(topology, host),
         );
+        if let Some(layout) = disko::disko(topology, host) {
+            files.insert(format!("hosts/{name}/{}", disko::FILE_NAME), layout);
+        }
         let lab = Layout::lab(name);
         for config in nixos::native_configs(topology, host) {
             let file = config.file_name();
@@ -99,5 +103,7 @@ mod tests {
         assert!(files.contains_key("lab/db1/my.cnf"));
         assert!(!files.contains_key("hosts/db1/my.cnf"));
         assert!(files.contains_key("flake.nix"));
+        assert!(files.contains_key("hosts/lb1/disko.nix"));
+        assert!(!files.contains_key("hosts/web1/disko.nix"));
     }
 }

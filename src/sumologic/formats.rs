@@ -2,21 +2,27 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One metric data point as Sumo Logic would store it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub metric: String,
     /// Intrinsic and meta tags (Carbon 2.0), labels (Prometheus); empty for Graphite.
     pub tags: BTreeMap<String, String>,
+    /// JSON has no NaN or infinities: serde_json writes them as `null`, read back as NaN.
+    #[serde(deserialize_with = "nan_from_null")]
     pub value: f64,
     /// Seconds since the epoch, when the sender gave one.
     pub timestamp: Option<f64>,
 }
 
+fn nan_from_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+}
+
 /// The metrics formats of the HTTP source, chosen by `Content-Type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricsFormat {
     Prometheus,

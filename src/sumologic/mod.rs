@@ -4,10 +4,11 @@
 
 mod formats;
 mod http;
+pub mod rate;
 mod store;
 
 pub use formats::{MetricsFormat, Sample};
-pub use store::{Record, Payload, Store};
+pub use store::{Payload, Record, Store, DEFAULT_RETENTION_SECONDS};
 
 use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
