@@ -159,6 +159,7 @@ in
       "d ${cfg.secretsDir} 0750 root ${cfg.secretsGroup} -"
       # Secrets that arrive without the group (`nixstack install` copies them with
       # nixos-anywhere, which makes every file root:root) become readable by the services.
+      "z ${cfg.secretsDir}/* 0640 root ${cfg.secretsGroup} -"
     ];
 
     # Boot loader and root file system: a documented default matching the generated disko

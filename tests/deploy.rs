@@ -451,24 +451,21 @@ fn rig_failures_name_the_cause_and_are_bounded() {
 // ---------------------------------------------------------------------------------------
 // The full lab
 
-/// `nixstack lab up` with the default spec unless a lab with it is already up; `lab down`
-/// on drop only if this test brought it up.
-struct LabGuard {
-    started: bool,
-}
+/// A lab of this test's own: `nixstack lab up`, and `lab down` on drop.
+struct LabGuard;
 
 impl LabGuard {
+    /// Waits (bounded) until no lab is up, then brings up our own: a lab that is up may be
+    /// in use by another session's scenario (killing daemons for failover tests), and a
+    /// rolling deploy under load must not share it.
     fn up(spec: &Path) -> LabGuard {
-        let state = nixstack::lab::state::State::load().expect("lab state file readable");
-        let text = std::fs::read_to_string(spec).unwrap();
-        if let Some(state) = state {
-            assert_eq!(state.spec_text, text, "a lab with another spec ({}) is up: run `nixstack lab down` first", state.spec_name);
-            let status = nixstack_cli(&["lab", "status"]);
-            assert_eq!(status.0, 0, "the running lab is not healthy:\n{}", status.1);
-            return LabGuard { started: false };
+        let deadline = Instant::now() + Duration::from_secs(900);
+        while nixstack::lab::state::State::load().expect("lab state file readable").is_some() {
+            assert!(Instant::now() < deadline, "a lab has been up for 15 minutes: this test needs the lab to itself (run `nixstack lab down`)");
+            std::thread::sleep(Duration::from_secs(5));
         }
-        // Recorded first: a failed `lab up` is taken down too.
-        let guard = LabGuard { started: true };
+        // Made first: a failed `lab up` is taken down too.
+        let guard = LabGuard;
         let (code, out) = nixstack_cli(&["lab", "up", spec.to_str().unwrap()]);
         assert_eq!(code, 0, "nixstack lab up failed:\n{out}");
         guard
@@ -477,11 +474,9 @@ impl LabGuard {
 
 impl Drop for LabGuard {
     fn drop(&mut self) {
-        if self.started {
-            let (code, out) = nixstack_cli(&["lab", "down"]);
-            if code != 0 {
-                eprintln!("nixstack lab down failed ({code}):\n{out}");
-            }
+        let (code, out) = nixstack_cli(&["lab", "down"]);
+        if code != 0 {
+            eprintln!("nixstack lab down failed ({code}):\n{out}");
         }
     }
 }

@@ -53,7 +53,7 @@ fn lab_namespaces(spec: &str) -> Vec<String> {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(spec)).expect("spec");
     let topology = nixstack::cli::compile(&nixstack::spec::SpecSource { name: spec.into(), text }).expect("spec compiles");
     let mut names: Vec<String> = topology.hosts.iter().map(|h| format!("nxs-{}", h.name)).collect();
-    names.extend(["nxs-sw", "nxs-internet", "nxs-admin"].map(String::from));
+    names.extend(["nxs-sw", "nxs-internet", "nxs-admin", "nxs-sumo"].map(String::from));
     names
 }
 
@@ -75,6 +75,26 @@ fn lab_processes() -> Vec<String> {
         }
     }
     found
+}
+
+/// `nixstack lab qps`: the operator's view lists every monitored web host (and LB) with a
+/// rate from fresh data points, and the stand-in shows in `lab status`.
+fn check_qps_view(spec: &str) {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(spec)).expect("spec");
+    let topology = nixstack::cli::compile(&nixstack::spec::SpecSource { name: spec.into(), text }).expect("spec compiles");
+    let (ok, stdout, stderr, _) = nixstack(&["lab", "qps", "--json"]);
+    assert!(ok, "lab qps failed:\n{stdout}\n{stderr}");
+    let view: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("lab qps --json is not one JSON object ({e}): {stdout}"));
+    let rows = view["hosts"].as_array().expect("hosts");
+    for host in topology.hosts.iter().filter(|h| h.monitored && (h.has(nixstack::spec::Role::Web) || h.has(nixstack::spec::Role::Lb))) {
+        let row = rows.iter().find(|r| r["host"] == host.name.as_str()).unwrap_or_else(|| panic!("lab qps lacks {}: {stdout}", host.name));
+        assert!(row["qps"].as_f64().is_some_and(|q| q >= 0.0), "no rate for {}: {row}", host.name);
+        assert!(row["age"].as_f64().is_some_and(|a| a < 10.0), "stale data for {}: {row}", host.name);
+    }
+    let (ok, stdout, _, _) = nixstack(&["lab", "qps"]);
+    assert!(ok && stdout.contains("total"), "lab qps (human):\n{stdout}");
+    let (_, status, _, _) = nixstack(&["lab", "status", "--json"]);
+    assert!(status.contains("Sumo Logic stand-in"), "lab status does not show the stand-in: {status}");
 }
 
 /// Takes the lab down whatever happens to the test.
@@ -126,6 +146,7 @@ fn up_test_down(spec: &str, expected_steps: &[&str]) {
     for (name, passed, summary) in &finished {
         assert!(passed, "step {name} failed: {summary}");
     }
+    check_qps_view(spec);
 
     let (ok, stdout, stderr, down_time) = nixstack(&["lab", "down"]);
     assert!(ok, "lab down failed:\n{}\n{}", tail(&stdout, 20), tail(&stderr, 20));
@@ -154,6 +175,9 @@ fn default_spec_up_test_down_leaves_nothing_behind() {
             "ssh from admin",
             "multi-master writes",
             "firewall matrix",
+            "metrics reach sumo logic",
+            "collector endpoints are local",
+            "web qps from the counters",
             "web failover",
             "db failover",
             "lb failover",
@@ -165,6 +189,16 @@ fn default_spec_up_test_down_leaves_nothing_behind() {
 fn whiteboard_spec_up_test_down_leaves_nothing_behind() {
     up_test_down(
         "examples/whiteboard.toml",
-        &["https via the virtual IP", "ssh from admin", "multi-master writes", "firewall matrix", "web failover", "db failover"],
+        &[
+            "https via the virtual IP",
+            "ssh from admin",
+            "multi-master writes",
+            "firewall matrix",
+            "metrics reach sumo logic",
+            "collector endpoints are local",
+            "web qps from the counters",
+            "web failover",
+            "db failover",
+        ],
     );
 }

@@ -77,7 +77,10 @@ pub enum InstallError {
     )]
     NoDisk { host: String },
     #[error("--target `{target}` {reason}; expected an SSH destination such as root@192.0.2.10")]
-    BadTarget { target: String, reason: &'static str },
+    BadTarget {
+        target: String,
+        reason: &'static str,
+    },
     #[error(
         "the flake in {dir} is not what the spec generates ({n} file{s} differ: {paths}); \
          run `{rebuild}` first, so that the machine gets the configuration the spec describes",
@@ -85,7 +88,11 @@ pub enum InstallError {
         s = if drift.len() == 1 { "" } else { "s" },
         paths = drift.join(", ")
     )]
-    StaleFlake { dir: String, drift: Vec<String>, rebuild: String },
+    StaleFlake {
+        dir: String,
+        drift: Vec<String>,
+        rebuild: String,
+    },
     #[error("{0}")]
     Output(#[from] output::OutputError),
     #[error(
@@ -93,19 +100,22 @@ pub enum InstallError {
          them from {NIXOS_SECRETS} from the first boot on)",
         missing = missing.join(", ")
     )]
-    SecretsMissing { host: String, dir: String, missing: Vec<String>, init: String },
+    SecretsMissing {
+        host: String,
+        dir: String,
+        missing: Vec<String>,
+        init: String,
+    },
     #[error(
         "{dir} is a git repository and Nix evaluates a git flake from tracked files only: {} \
          {} not tracked, so nixos-anywhere would not see {}; run `git -C {dir} add {}` first",
-        untracked.join(", "),
+        abbreviate(untracked),
         if untracked.len() == 1 { "is" } else { "are" },
         if untracked.len() == 1 { "it" } else { "them" },
-        untracked.join(" ")
+        top_level(untracked)
     )]
     Untracked { dir: String, untracked: Vec<String> },
-    #[error(
-        "{what}: Nix would copy them with the flake into the world-readable Nix store; {fix}"
-    )]
+    #[error("{what}: Nix would copy them with the flake into the world-readable Nix store; {fix}")]
     SecretsInFlake { what: String, fix: String },
     #[error(
         "cannot run `nix` ({detail}): nixos-anywhere runs through `nix run {NIXOS_ANYWHERE}`; \
@@ -121,7 +131,12 @@ pub enum InstallError {
     )]
     Offline { origin: String },
     #[error("{command} exited with {status}: {headline}{tail}")]
-    Failed { command: String, status: String, headline: String, tail: String },
+    Failed {
+        command: String,
+        status: String,
+        headline: String,
+        tail: String,
+    },
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
         action: &'static str,
@@ -131,9 +146,37 @@ pub enum InstallError {
     },
 }
 
+/// The first few paths of a list, and how many more.
+fn abbreviate(paths: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = paths
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if paths.len() > SHOWN {
+        text.push_str(&format!(" and {} more", paths.len() - SHOWN));
+    }
+    text
+}
+
+/// The distinct first components of relative paths (`hosts/lb1/disko.nix` → `hosts`).
+fn top_level(paths: &[String]) -> String {
+    let tops: std::collections::BTreeSet<&str> = paths
+        .iter()
+        .map(|path| path.split('/').next().unwrap_or(path))
+        .collect();
+    tops.into_iter().collect::<Vec<_>>().join(" ")
+}
+
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> InstallError {
     let path = path.to_path_buf();
-    move |source| InstallError::Io { action, path, source }
+    move |source| InstallError::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 /// What an install of one host takes, checked against the spec and the secrets directory.
@@ -156,11 +199,27 @@ pub struct InstallPlan {
 
 /// Checks the host, its disk, the target and the presence of the host's secrets;
 /// `init_command` is the `nixstack secrets init` to suggest.
-pub fn plan(topology: &Topology, args: &InstallArgs, init_command: &str) -> Result<InstallPlan, InstallError> {
-    let (host, target, secrets_dir) = (args.host.as_str(), args.target.as_str(), args.secrets.as_path());
+pub fn plan(
+    topology: &Topology,
+    args: &InstallArgs,
+    init_command: &str,
+) -> Result<InstallPlan, InstallError> {
+    let (host, target, secrets_dir) = (
+        args.host.as_str(),
+        args.target.as_str(),
+        args.secrets.as_path(),
+    );
     let Some(found) = topology.hosts.iter().find(|h| h.name == host) else {
-        let known = topology.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ");
-        return Err(InstallError::UnknownHost { host: host.into(), known });
+        let known = topology
+            .hosts
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(InstallError::UnknownHost {
+            host: host.into(),
+            known,
+        });
     };
     let Some(disk) = found.disk.clone() else {
         return Err(InstallError::NoDisk { host: host.into() });
@@ -170,7 +229,12 @@ pub fn plan(topology: &Topology, args: &InstallArgs, init_command: &str) -> Resu
     let missing: Vec<String> = secrets
         .iter()
         .filter(|(path, _)| !path.is_file())
-        .map(|(path, _)| path.strip_prefix(secrets_dir).unwrap_or(path).display().to_string())
+        .map(|(path, _)| {
+            path.strip_prefix(secrets_dir)
+                .unwrap_or(path)
+                .display()
+                .to_string()
+        })
         .collect();
     if !missing.is_empty() {
         return Err(InstallError::SecretsMissing {
@@ -183,7 +247,9 @@ pub fn plan(topology: &Topology, args: &InstallArgs, init_command: &str) -> Resu
     let mut notes = galera_notes(topology, found);
     if let Some(monitoring) = topology.monitoring.as_ref().filter(|_| found.monitored) {
         let endpoint = secrets_dir.join(&monitoring.endpoint_secret);
-        if std::fs::read_to_string(&endpoint).is_ok_and(|text| crate::secrets::is_placeholder(&text)) {
+        if std::fs::read_to_string(&endpoint)
+            .is_ok_and(|text| crate::secrets::is_placeholder(&text))
+        {
             notes.push(format!(
                 "{} still holds the placeholder URL: {host} ships no metrics or logs until the real \
                  Sumo Logic HTTP source URL is there and `nixstack deploy --on {host}` uploads it.",
@@ -204,7 +270,12 @@ pub fn plan(topology: &Topology, args: &InstallArgs, init_command: &str) -> Resu
 
 /// An SSH destination ssh and nixos-anywhere take as one argument, never as an option.
 fn check_target(target: &str) -> Result<(), InstallError> {
-    let bad = |reason| Err(InstallError::BadTarget { target: target.into(), reason });
+    let bad = |reason| {
+        Err(InstallError::BadTarget {
+            target: target.into(),
+            reason,
+        })
+    };
     if target.is_empty() {
         return bad("is empty");
     }
@@ -224,7 +295,11 @@ fn check_target(target: &str) -> Result<(), InstallError> {
 /// flake registry name.
 pub fn flake_ref(dir: &Path, host: &str) -> String {
     let text = dir.display().to_string();
-    let path_like = dir.is_absolute() || text == "." || text == ".." || text.starts_with("./") || text.starts_with("../");
+    let path_like = dir.is_absolute()
+        || text == "."
+        || text == ".."
+        || text.starts_with("./")
+        || text.starts_with("../");
     if path_like {
         format!("{text}#{host}")
     } else {
@@ -239,7 +314,13 @@ fn galera_notes(topology: &Topology, host: &Host) -> Vec<String> {
         return Vec::new();
     };
     if db.bootstrap == host.name {
-        let others = db.hosts.iter().filter(|h| **h != host.name).cloned().collect::<Vec<_>>().join(", ");
+        let others = db
+            .hosts
+            .iter()
+            .filter(|h| **h != host.name)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
         vec![format!(
             "{name} is the Galera bootstrap node (db.bootstrap). If no other node of the cluster runs yet \
              (a brand-new cluster), its first start must form the cluster: before installing, put \
@@ -262,7 +343,12 @@ fn galera_notes(topology: &Topology, host: &Host) -> Vec<String> {
 
 /// Refuses a flake directory that is not exactly what the spec generates (`nixstack build
 /// --check` would report drift).
-pub fn check_fresh(dir: &Path, source: &SpecSource, topology: &Topology, rebuild: &str) -> Result<(), InstallError> {
+pub fn check_fresh(
+    dir: &Path,
+    source: &SpecSource,
+    topology: &Topology,
+    rebuild: &str,
+) -> Result<(), InstallError> {
     let artifacts = output::artifacts(&source.name, topology);
     let report = output::write(dir, &artifacts, WriteMode::Check, false)?;
     if report.is_fresh() {
@@ -270,7 +356,11 @@ pub fn check_fresh(dir: &Path, source: &SpecSource, topology: &Topology, rebuild
     }
     Err(InstallError::StaleFlake {
         dir: dir.display().to_string(),
-        drift: report.drift.iter().map(|drift| drift.path().to_string()).collect(),
+        drift: report
+            .drift
+            .iter()
+            .map(|drift| drift.path().to_string())
+            .collect(),
         rebuild: rebuild.into(),
     })
 }
@@ -279,7 +369,12 @@ pub fn check_fresh(dir: &Path, source: &SpecSource, topology: &Topology, rebuild
 /// evaluates but git does not track (Nix would not see them) or tracked secrets; outside git,
 /// a secrets directory inside the flake directory (Nix copies the whole directory into the
 /// store).
-pub fn check_flake_source(dir: &Path, secrets_dir: &Path, source: &SpecSource, topology: &Topology) -> Result<(), InstallError> {
+pub fn check_flake_source(
+    dir: &Path,
+    secrets_dir: &Path,
+    source: &SpecSource,
+    topology: &Topology,
+) -> Result<(), InstallError> {
     let secrets_inside = inside(secrets_dir, dir);
     let Some(tracked) = git_tracked(dir) else {
         return match secrets_inside {
@@ -300,7 +395,10 @@ pub fn check_flake_source(dir: &Path, secrets_dir: &Path, source: &SpecSource, t
     };
     if let Some(relative) = secrets_inside {
         let prefix = format!("{}/", relative.display());
-        let leaked: Vec<&String> = tracked.iter().filter(|path| path.starts_with(&prefix)).collect();
+        let leaked: Vec<&String> = tracked
+            .iter()
+            .filter(|path| path.starts_with(&prefix))
+            .collect();
         if !leaked.is_empty() {
             return Err(InstallError::SecretsInFlake {
                 what: format!(
@@ -325,7 +423,10 @@ pub fn check_flake_source(dir: &Path, secrets_dir: &Path, source: &SpecSource, t
     if untracked.is_empty() {
         Ok(())
     } else {
-        Err(InstallError::Untracked { dir: dir.display().to_string(), untracked })
+        Err(InstallError::Untracked {
+            dir: dir.display().to_string(),
+            untracked,
+        })
     }
 }
 
@@ -385,17 +486,31 @@ impl Staging {
 
     /// Every directory and file of the staged tree with its mode, read back from disk, sorted.
     pub fn entries(&self) -> Result<Vec<StagedEntry>, InstallError> {
-        fn walk(root: &Path, dir: &Path, entries: &mut Vec<StagedEntry>) -> Result<(), InstallError> {
+        fn walk(
+            root: &Path,
+            dir: &Path,
+            entries: &mut Vec<StagedEntry>,
+        ) -> Result<(), InstallError> {
             for entry in std::fs::read_dir(dir).map_err(io("read", dir))? {
                 let path = entry.map_err(io("read", dir))?.path();
                 let metadata = std::fs::symlink_metadata(&path).map_err(io("inspect", &path))?;
-                let relative = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+                let relative = path
+                    .strip_prefix(root)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
                 let mode = metadata.permissions().mode() & 0o7777;
                 if metadata.is_dir() {
-                    entries.push(StagedEntry { path: format!("{relative}/"), mode });
+                    entries.push(StagedEntry {
+                        path: format!("{relative}/"),
+                        mode,
+                    });
                     walk(root, &path, entries)?;
                 } else {
-                    entries.push(StagedEntry { path: relative, mode });
+                    entries.push(StagedEntry {
+                        path: relative,
+                        mode,
+                    });
                 }
             }
             Ok(())
@@ -425,7 +540,11 @@ pub fn stage_secrets(secrets: &[(PathBuf, String)]) -> Result<Staging, InstallEr
     for component in Path::new(relative).components() {
         path.push(component);
         std::fs::create_dir(&path).map_err(io("create", &path))?;
-        let mode = if path == target { SECRETS_DIR_MODE } else { 0o755 };
+        let mode = if path == target {
+            SECRETS_DIR_MODE
+        } else {
+            0o755
+        };
         set_mode(&path, mode)?;
     }
     for (source, name) in secrets {
@@ -433,7 +552,10 @@ pub fn stage_secrets(secrets: &[(PathBuf, String)]) -> Result<Staging, InstallEr
             return Err(InstallError::Io {
                 action: "stage",
                 path: source.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("secret name {name:?} is not a plain file name")),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("secret name {name:?} is not a plain file name"),
+                ),
             });
         }
         let bytes = std::fs::read(source).map_err(io("read", source))?;
@@ -452,7 +574,8 @@ pub fn stage_secrets(secrets: &[(PathBuf, String)]) -> Result<Staging, InstallEr
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), InstallError> {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io("set the mode of", path))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(io("set the mode of", path))
 }
 
 /// The nixos-anywhere command line for `plan`, with `extra_files` as `--extra-files`.
@@ -484,7 +607,9 @@ pub fn shell_line(argv: &[String]) -> String {
     argv.iter()
         .map(|arg| {
             let plain = !arg.is_empty()
-                && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@#%+,".contains(c));
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@#%+,".contains(c));
             if plain {
                 arg.clone()
             } else {
@@ -500,7 +625,10 @@ pub fn shell_line(argv: &[String]) -> String {
 /// commands; nothing here touches the network.
 pub fn nix_preflight() -> Result<(), InstallError> {
     let mut last_error = String::new();
-    for subcommand in [&["show-config", "--json"][..], &["config", "show", "--json"][..]] {
+    for subcommand in [
+        &["show-config", "--json"][..],
+        &["config", "show", "--json"][..],
+    ] {
         let mut command = Command::new("nix");
         command
             .args(["--extra-experimental-features", "nix-command flakes"])
@@ -509,29 +637,51 @@ pub fn nix_preflight() -> Result<(), InstallError> {
         let output = match output_within(command, NIX_CONFIG_TIMEOUT) {
             Ok(output) => output,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Err(InstallError::NixMissing { detail: "not found on PATH".into() });
+                return Err(InstallError::NixMissing {
+                    detail: "not found on PATH".into(),
+                });
             }
-            Err(error) => return Err(InstallError::NixMissing { detail: error.to_string() }),
+            Err(error) => {
+                return Err(InstallError::NixMissing {
+                    detail: error.to_string(),
+                })
+            }
         };
         if !output.status.success() {
             last_error = tail(&String::from_utf8_lossy(&output.stderr), 1);
             continue;
         }
-        let config: serde_json::Value = serde_json::from_slice(&output.stdout)
-            .map_err(|e| InstallError::NixMissing { detail: format!("`nix {}` printed no JSON: {e}", subcommand.join(" ")) })?;
-        let substituters = config["substituters"]["value"].as_array().map(Vec::len).unwrap_or(0);
+        let config: serde_json::Value =
+            serde_json::from_slice(&output.stdout).map_err(|e| InstallError::NixMissing {
+                detail: format!("`nix {}` printed no JSON: {e}", subcommand.join(" ")),
+            })?;
+        let substituters = config["substituters"]["value"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0);
         if substituters == 0 {
-            let origin = if std::env::var_os("NIX_CONFIG").is_some() { ", set by NIX_CONFIG" } else { "" };
-            return Err(InstallError::Offline { origin: origin.into() });
+            let origin = if std::env::var_os("NIX_CONFIG").is_some() {
+                ", set by NIX_CONFIG"
+            } else {
+                ""
+            };
+            return Err(InstallError::Offline {
+                origin: origin.into(),
+            });
         }
         return Ok(());
     }
-    Err(InstallError::NixMissing { detail: format!("it cannot show its configuration: {last_error}") })
+    Err(InstallError::NixMissing {
+        detail: format!("it cannot show its configuration: {last_error}"),
+    })
 }
 
 /// Runs `command` to completion, killing it after `timeout`.
 fn output_within(mut command: Command, timeout: Duration) -> std::io::Result<std::process::Output> {
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
     let started = Instant::now();
     loop {
         if child.try_wait()?.is_some() {
@@ -540,7 +690,10 @@ fn output_within(mut command: Command, timeout: Duration) -> std::io::Result<std
         if started.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no answer within {}s", timeout.as_secs())));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {}s", timeout.as_secs()),
+            ));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -548,7 +701,10 @@ fn output_within(mut command: Command, timeout: Duration) -> std::io::Result<std
 
 /// The last `n` non-empty lines of `text`.
 fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().filter(|line| !line.trim().is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
@@ -559,7 +715,9 @@ fn run_nixos_anywhere(plan: &InstallPlan, argv: &[String]) -> Result<(), Install
         .args(&argv[1..])
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|error| InstallError::NixMissing { detail: error.to_string() })?;
+        .map_err(|error| InstallError::NixMissing {
+            detail: error.to_string(),
+        })?;
     let stderr = child.stderr.take().expect("stderr is piped");
     let mut kept: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     for line in BufReader::new(stderr).lines() {
@@ -570,7 +728,11 @@ fn run_nixos_anywhere(plan: &InstallPlan, argv: &[String]) -> Result<(), Install
         }
         kept.push_back(line);
     }
-    let status = child.wait().map_err(|source| InstallError::Io { action: "wait for", path: PathBuf::from("nix"), source })?;
+    let status = child.wait().map_err(|source| InstallError::Io {
+        action: "wait for",
+        path: PathBuf::from("nix"),
+        source,
+    })?;
     if status.success() {
         return Ok(());
     }
@@ -587,7 +749,11 @@ fn run_nixos_anywhere(plan: &InstallPlan, argv: &[String]) -> Result<(), Install
         command: format!("nix run {}", plan.nixos_anywhere),
         status: status.to_string(),
         headline,
-        tail: if text.is_empty() { String::new() } else { format!("\nlast lines of its stderr:\n{text}") },
+        tail: if text.is_empty() {
+            String::new()
+        } else {
+            format!("\nlast lines of its stderr:\n{text}")
+        },
     })
 }
 
@@ -597,8 +763,17 @@ const STAGING_SLOT: &str = "@STAGING@";
 
 /// The summary printed before running (and all of `--dry-run`).
 /// `extra_files` is the staging directory's path, or `None` to write it as `"$STAGING"`.
-pub fn describe(plan: &InstallPlan, topology: &Topology, staging: &Staging, secrets_dir: &Path, extra_files: Option<&Path>) -> Result<String, InstallError> {
-    let mut text = format!("nixstack: install {} on {} with nixos-anywhere\n", plan.host, plan.target);
+pub fn describe(
+    plan: &InstallPlan,
+    topology: &Topology,
+    staging: &Staging,
+    secrets_dir: &Path,
+    extra_files: Option<&Path>,
+) -> Result<String, InstallError> {
+    let mut text = format!(
+        "nixstack: install {} on {} with nixos-anywhere\n",
+        plan.host, plan.target
+    );
     text.push_str(&format!("  flake    {} (fresh)\n", plan.flake_ref));
     text.push_str(&format!(
         "  disk     {} is erased and partitioned as hosts/{}/{}:\n",
@@ -632,8 +807,15 @@ pub fn describe(plan: &InstallPlan, topology: &Topology, staging: &Staging, secr
 /// `nixstack install`: 0 installed (or, with `--dry-run`, ready to), 2 refused or failed.
 pub fn command(args: InstallArgs) -> Result<i32> {
     let (source, topology) = crate::cli::load(args.spec.as_deref())?;
-    let spec_arg = args.spec.as_ref().map(|path| format!(" {}", path.display())).unwrap_or_default();
-    let init = format!("nixstack secrets init{spec_arg} --dir {}", args.secrets.display());
+    let spec_arg = args
+        .spec
+        .as_ref()
+        .map(|path| format!(" {}", path.display()))
+        .unwrap_or_default();
+    let init = format!(
+        "nixstack secrets init{spec_arg} --dir {}",
+        args.secrets.display()
+    );
     let rebuild = if args.flake == Path::new(".") {
         format!("nixstack build{spec_arg}")
     } else {
@@ -647,7 +829,10 @@ pub fn command(args: InstallArgs) -> Result<i32> {
     if args.dry_run {
         // The staging directory is removed when this returns: the printed command names it
         // by a variable, as the operator would when running it by hand.
-        print!("{}", describe(&plan, &topology, &staging, &args.secrets, None)?);
+        print!(
+            "{}",
+            describe(&plan, &topology, &staging, &args.secrets, None)?
+        );
         println!(
             "dry run: nothing was run. $STAGING stands for a directory of mode 0700 holding the tree above \
              (install creates and removes it)."
@@ -656,9 +841,21 @@ pub fn command(args: InstallArgs) -> Result<i32> {
     }
 
     nix_preflight()?;
-    print!("{}", describe(&plan, &topology, &staging, &args.secrets, Some(staging.root()))?);
+    print!(
+        "{}",
+        describe(
+            &plan,
+            &topology,
+            &staging,
+            &args.secrets,
+            Some(staging.root())
+        )?
+    );
     std::io::stdout().flush().ok();
-    run_nixos_anywhere(&plan, &command_line(&plan, &staging.root().display().to_string()))?;
+    run_nixos_anywhere(
+        &plan,
+        &command_line(&plan, &staging.root().display().to_string()),
+    )?;
     drop(staging);
     println!(
         "nixstack: {} installed and rebooting; from now on `nixstack deploy --on {}` updates it",
@@ -691,8 +888,13 @@ mod tests {
 
     #[test]
     fn shell_lines_quote_what_the_shell_would_split() {
-        let argv: Vec<String> = ["nix", "nix-command flakes", ".#lb1", "$STAGING", "it's"].map(String::from).to_vec();
-        assert_eq!(shell_line(&argv), r#"nix 'nix-command flakes' .#lb1 '$STAGING' 'it'\''s'"#);
+        let argv: Vec<String> = ["nix", "nix-command flakes", ".#lb1", "$STAGING", "it's"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            shell_line(&argv),
+            r#"nix 'nix-command flakes' .#lb1 '$STAGING' 'it'\''s'"#
+        );
     }
 
     #[test]

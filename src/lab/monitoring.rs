@@ -693,10 +693,16 @@ fn remote_login(lab: &Lab, endpoint: &LocalEndpoint, from: &str) -> Result<Strin
     }
     match command.args(["-e", "SELECT 1"]).run() {
         Ok(_) => bail!("logged in as {user}: the monitor account must be local only"),
-        Err(super::cmd::CmdError::Failed { stderr_tail, .. }) if stderr_tail.contains("1045") || stderr_tail.contains("1130") => {
-            Ok(stderr_tail.lines().last().unwrap_or_default().trim_start_matches("ERROR ").to_string())
+        Err(super::cmd::CmdError::Failed { stderr_tail, .. }) => {
+            let answer = stderr_tail.lines().last().unwrap_or_default().trim_start_matches("ERROR ").to_string();
+            // The server's own refusal of the account from that address, not a network error.
+            if answer.contains("Access denied for user") || answer.contains("is not allowed to connect") {
+                Ok(answer)
+            } else {
+                bail!("the login failed for another reason, the refusal is unproven: {answer}")
+            }
         }
-        Err(e) => bail!("no answer from the server, the refusal is unproven: {e}"),
+        Err(e) => bail!("{e}"),
     }
 }
 

@@ -110,7 +110,11 @@ pub fn describe(topology: &Topology) -> Vec<String> {
     partitions(topology)
         .iter()
         .map(|partition| {
-            let size = if partition.size == "100%" { "rest" } else { partition.size };
+            let size = if partition.size == "100%" {
+                "rest"
+            } else {
+                partition.size
+            };
             match &partition.filesystem {
                 Some(fs) => format!(
                     "{} {size} {} on {} (label {})",
@@ -192,14 +196,23 @@ mod tests {
     use crate::spec::SpecSource;
 
     fn topology(text: &str) -> Topology {
-        compile(&SpecSource { name: "test.toml".into(), text: text.into() }).unwrap()
+        compile(&SpecSource {
+            name: "test.toml".into(),
+            text: text.into(),
+        })
+        .unwrap()
     }
 
     #[test]
     fn only_hosts_with_a_disk_get_a_layout() {
         let topology = compile(&SpecSource::embedded_default()).unwrap();
         for host in &topology.hosts {
-            assert_eq!(disko(&topology, host).is_some(), host.disk.is_some(), "{}", host.name);
+            assert_eq!(
+                disko(&topology, host).is_some(),
+                host.disk.is_some(),
+                "{}",
+                host.name
+            );
         }
     }
 
@@ -220,7 +233,11 @@ mod tests {
     #[test]
     fn a_bios_image_gets_a_bios_boot_partition_and_no_esp() {
         let text = crate::spec::DEFAULT_SPEC.replace("image = \"raw-efi\"", "image = \"raw\"");
-        assert_ne!(text, crate::spec::DEFAULT_SPEC, "the default spec's image line changed");
+        assert_ne!(
+            text,
+            crate::spec::DEFAULT_SPEC,
+            "the default spec's image line changed"
+        );
         let topology = topology(&text);
         let names: Vec<&str> = partitions(&topology).iter().map(|p| p.name).collect();
         assert_eq!(names, ["boot", "root"]);
@@ -237,7 +254,10 @@ mod tests {
         let topology = topology(&text);
         let lb1 = topology.hosts.iter().find(|h| h.name == "lb1").unwrap();
         let rendered = disko(&topology, lb1).unwrap();
-        assert!(rendered.contains(r#"device = "/dev/sda\"; evil = \"\${x}";"#), "{rendered}");
+        assert!(
+            rendered.contains(r#"device = "/dev/sda\"; evil = \"\${x}";"#),
+            "{rendered}"
+        );
         assert!(rnix::Root::parse(&rendered).errors().is_empty());
     }
 }

@@ -4,7 +4,7 @@
 //! deterministic: a sorted map path → text.
 
 use crate::render::nixos;
-use crate::render::{disko, flake, galera, Artifacts, Layout};
+use crate::render::{disko, flake, galera, vmtest, Artifacts, Layout};
 use crate::spec::Role;
 use crate::topology::Topology;
 
@@ -35,7 +35,9 @@ pub const LAB_MY_CNF: &str = "my.cnf";
 /// Every generated file for `topology`, keyed by path relative to the output directory.
 pub fn artifacts(topology: &Topology) -> Artifacts {
     let mut files = Artifacts::new();
-    files.insert("flake.nix".to_string(), flake::flake(topology));
+    // `checks.<system>.vm-test`: the lab's Scenario as a NixOS VM test (render::vmtest).
+    files.insert("flake.nix".to_string(), flake::flake_with(topology, &[vmtest::extra_check()]));
+    files.extend(vmtest::files(topology));
     for (path, text) in MODULES {
         files.insert(path.to_string(), text.to_string());
     }

@@ -217,7 +217,7 @@ pub fn nix(topology: &Topology) -> String {
             ("client", vm.client.clone()),
             ("admin", vm.admin.clone()),
             ("name", quote(&format!("nixstack-{}", topology.stack.name))),
-            ("defaults", format!("\n{}", indent(&defaults, 2))),
+            ("defaults", indent(&defaults, 2)),
             ("nodes", nodes),
         ],
     )
@@ -292,9 +292,9 @@ fn defaults_module() -> String {
             ),
             setting("", "virtualisation.memorySize", Nix::Int(1024)),
             setting(
-                "The scenario's clients: curl, and socat for HAProxy's admin socket.",
+                "The scenario's clients: curl, socat for HAProxy's admin socket, the MariaDB client.",
                 "environment.systemPackages",
-                Nix::List(vec![Nix::Raw("pkgs.curl".into()), Nix::Raw("pkgs.socat".into())]),
+                Nix::List(vec![Nix::Raw("pkgs.curl".into()), Nix::Raw("pkgs.mariadb".into()), Nix::Raw("pkgs.socat".into())]),
             ),
         ],
     )
@@ -473,7 +473,7 @@ pub fn script(topology: &Topology) -> String {
         text.push('\n');
         text.push_str(&step_marker(number, step));
         text.push('\n');
-        match step_call(&vm, number, step) {
+        match step_call(number, step) {
             StepCall::Run { data, call } => {
                 text.push_str(&data);
                 text.push_str(&format!("run_step({number}, {}, lambda: {call})\n", py(step.name())));
@@ -529,7 +529,7 @@ fn run(call: String) -> StepCall {
 
 /// Every step of the Scenario, as the helper call that checks what the lab's step checks.
 /// A new kind of step must be handled here (run, or skipped with a reason) before this compiles.
-fn step_call(vm: &Vm, number: usize, step: &Step) -> StepCall {
+fn step_call(number: usize, step: &Step) -> StepCall {
     match step {
         Step::HttpsViaVip { domain, vip, requests, web_hosts } => run(format!(
             "https_via_vip(domain={}, vip={}, requests={requests}, web_hosts={})",
@@ -581,9 +581,28 @@ fn step_call(vm: &Vm, number: usize, step: &Step) -> StepCall {
             py_strs(writers)
         )),
         Step::MetricsArrive { .. } => StepCall::Skip { why: NO_SUMOLOGIC_STANDIN },
-        Step::CollectorEndpointsLocal { .. } => StepCall::Skip {
-            why: "not rendered for the VM test yet: the remote monitor logins need a MariaDB client and the monitor password on every host VM",
-        },
+        Step::CollectorEndpointsLocal { endpoints } => {
+            let constant = format!("COLLECTOR_ENDPOINTS_{number}");
+            let mut data = format!("{constant}: list[Endpoint] = [\n");
+            for endpoint in endpoints {
+                let optional = |value: &Option<String>| value.as_deref().map(py).unwrap_or_else(|| "None".into());
+                let password_file = endpoint.user.as_deref().map(crate::secrets::db_password_file);
+                let remote = endpoint.remote.iter().filter(|probe| probe.address.is_some()).map(py_probe);
+                data.push_str(&format!(
+                    "    {{\n        \"host\": {},\n        \"source\": {},\n        \"url\": {},\n        \"port\": {},\n        \"remote\": {},\n        \"remote_logins\": {},\n        \"user\": {},\n        \"password_file\": {},\n    }},\n",
+                    py(&endpoint.host),
+                    py(&serde_json::to_value(endpoint.source).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
+                    optional(&endpoint.url),
+                    endpoint.port,
+                    indent(&py_list(remote), 2).trim_start(),
+                    py_strs(&endpoint.remote_logins),
+                    optional(&endpoint.user),
+                    optional(&password_file),
+                ));
+            }
+            data.push_str("]\n");
+            StepCall::Run { data, call: format!("collector_endpoints_local(endpoints={constant})") }
+        }
         Step::WebQps { .. } => StepCall::Skip { why: NO_SUMOLOGIC_STANDIN },
         Step::LbFailover { domain, vip, active, standby, within_ms } => run(format!(
             "lb_failover(domain={}, vip={}, primary={}, standby={}, within_ms={within_ms})",
