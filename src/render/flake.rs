@@ -19,7 +19,7 @@ pub const APP_SOURCE_DIR: &str = "./app";
 pub struct ExtraCheck {
     /// Attribute name under `checks.<system>`, e.g. `vm-test`.
     pub name: String,
-    /// A Nix expression; it may use `pkgs`, `lib`, `self` and `system`.
+    /// A Nix expression; it may use `pkgs`, `lib`, `self`, `disko` and `system`.
     pub expression: String,
 }
 
