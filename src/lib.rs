@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod cli;
 pub mod deploy;
+pub mod exit;
 pub mod lab;
 pub mod nixcheck;
 pub mod output;

@@ -13,14 +13,10 @@ pub use args::{Cli, Command, LabCommand, SecretsCommand};
 
 use crate::audit::{self, Severity};
 use crate::spec::{self, SpecErrors, SpecSource};
-use crate::topology::{self, Topology};
 
-/// Exit statuses, as ripgrep: 0 fine, 1 "found something", 2 could not do the job.
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const FINDINGS: i32 = 1;
-    pub const INVALID: i32 = 2;
-}
+pub use crate::exit;
+pub use crate::spec::read as read_spec;
+pub use crate::topology::{compile, load};
 
 /// Runs one command and returns the process exit status. Only `main` exits.
 pub fn run(cli: Cli) -> i32 {
@@ -84,38 +80,6 @@ fn exit_for(findings: &[audit::Finding]) -> i32 {
     } else {
         exit::OK
     }
-}
-
-/// Reads the spec the user meant: the given path, else `./stack.toml`, else the embedded
-/// default. Says on stderr which one it used.
-pub fn read_spec(path: Option<&Path>) -> Result<SpecSource> {
-    let local = Path::new("stack.toml");
-    let source = match path {
-        Some(path) => SpecSource {
-            name: path.display().to_string(),
-            text: std::fs::read_to_string(path).with_context(|| format!("cannot read spec {}", path.display()))?,
-        },
-        None if local.exists() => SpecSource {
-            name: "stack.toml".into(),
-            text: std::fs::read_to_string(local).context("cannot read ./stack.toml")?,
-        },
-        None => SpecSource::embedded_default(),
-    };
-    eprintln!("nixstack: using spec {}", source.name);
-    Ok(source)
-}
-
-/// Reads, parses and resolves a spec.
-pub fn load(path: Option<&Path>) -> Result<(SpecSource, Topology)> {
-    let source = read_spec(path)?;
-    let topology = compile(&source)?;
-    Ok((source, topology))
-}
-
-/// Parses and resolves spec text.
-pub fn compile(source: &SpecSource) -> Result<Topology, SpecErrors> {
-    let raw = spec::parse(source)?;
-    topology::resolve(source, &raw)
 }
 
 /// The JSON Schema of stack.toml, as committed in `schema/stack.schema.json`.

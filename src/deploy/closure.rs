@@ -395,7 +395,7 @@ mod tests {
 
     #[test]
     fn lab_flake_lists_every_host_and_is_deterministic() {
-        let topology = crate::cli::compile(&crate::spec::SpecSource::embedded_default()).unwrap();
+        let topology = crate::topology::compile(&crate::spec::SpecSource::embedded_default()).unwrap();
         let systems = LabSystems::new(&topology, Path::new(render::LAB_ROOT));
         let a = systems.artifacts();
         assert_eq!(a, LabSystems::new(&topology, Path::new(render::LAB_ROOT)).artifacts());

@@ -13,7 +13,7 @@ use super::host::Host;
 use super::progress::{Format, Printer};
 use super::ssh::SshHost;
 use super::{plan, Goal};
-use crate::cli::exit;
+use crate::exit;
 use crate::render::{self, LAB_ROOT};
 use crate::spec::SpecSource;
 use crate::topology::Topology;
@@ -62,11 +62,11 @@ pub fn command(args: DeployArgs) -> Result<i32> {
     if args.lab {
         return lab_command(&args);
     }
-    let (source, topology) = crate::cli::load(args.spec.as_deref())?;
+    let (source, topology) = crate::topology::load(args.spec.as_deref())?;
     let deployed = Path::new(DEPLOYED_SPEC);
     let old = if deployed.exists() {
         let text = std::fs::read_to_string(deployed).with_context(|| format!("cannot read {DEPLOYED_SPEC}"))?;
-        Some(crate::cli::compile(&SpecSource { name: DEPLOYED_SPEC.into(), text })?)
+        Some(crate::topology::compile(&SpecSource { name: DEPLOYED_SPEC.into(), text })?)
     } else {
         None
     };
@@ -96,9 +96,9 @@ pub fn command(args: DeployArgs) -> Result<i32> {
 /// `--lab`: the lab's spec and hosts, its admin key and namespace.
 fn lab_command(args: &DeployArgs) -> Result<i32> {
     let Some(state) = crate::lab::state::State::load()? else { bail!("no lab is up: run `nixstack lab up` first") };
-    let running = crate::cli::compile(&SpecSource { name: state.spec_name.clone(), text: state.spec_text.clone() })?;
+    let running = crate::topology::compile(&SpecSource { name: state.spec_name.clone(), text: state.spec_text.clone() })?;
     let topology = match &args.spec {
-        Some(path) => crate::cli::load(Some(path))?.1,
+        Some(path) => crate::topology::load(Some(path))?.1,
         None => running.clone(),
     };
     same_network(&running, &topology)?;

@@ -303,7 +303,7 @@ mod tests {
 
     #[test]
     fn checks_cover_every_role_of_a_host() {
-        let topology = crate::cli::compile(&crate::spec::SpecSource::embedded_default()).unwrap();
+        let topology = crate::topology::compile(&crate::spec::SpecSource::embedded_default()).unwrap();
         let layout = Layout::lab("web1");
         let web = checks(&topology, topology.host("web1").unwrap(), &layout);
         assert_eq!(web, vec![Check::Http { what: "web health".into(), url: "https://10.10.0.21:443/health".into(), ca: Some("/var/lib/nixstack-lab/web1/secrets/ca.crt".into()) }]);
@@ -311,7 +311,7 @@ mod tests {
         assert_eq!(db, vec![Check::Galera { socket: "/run/mysqld/mysqld.sock".into(), size: 3 }]);
         let lb = checks(&topology, topology.host("lb1").unwrap(), &Layout::nixos());
         assert!(matches!(&lb[0], Check::Http { url, ca: None, .. } if url == "https://203.0.113.11:443/health"));
-        let white = crate::cli::compile(&crate::spec::SpecSource { name: "w".into(), text: include_str!("../../examples/whiteboard.toml").into() }).unwrap();
+        let white = crate::topology::compile(&crate::spec::SpecSource { name: "w".into(), text: include_str!("../../examples/whiteboard.toml").into() }).unwrap();
         let all = checks(&white, white.host("server1").unwrap(), &Layout::nixos());
         assert_eq!(all.iter().map(Check::name).collect::<Vec<_>>(), ["galera", "app health", "web health"]);
     }

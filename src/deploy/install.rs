@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::Args;
 
-use crate::cli::exit;
+use crate::exit;
 use crate::output::{self, WriteMode};
 use crate::render::{disko, NIXOS_SECRETS};
 use crate::spec::{Role, SpecSource};
@@ -806,7 +806,7 @@ pub fn describe(
 
 /// `nixstack install`: 0 installed (or, with `--dry-run`, ready to), 2 refused or failed.
 pub fn command(args: InstallArgs) -> Result<i32> {
-    let (source, topology) = crate::cli::load(args.spec.as_deref())?;
+    let (source, topology) = crate::topology::load(args.spec.as_deref())?;
     let spec_arg = args
         .spec
         .as_ref()

@@ -228,11 +228,11 @@ mod tests {
     use crate::spec::SpecSource;
 
     fn topology(text: &str) -> Topology {
-        crate::cli::compile(&SpecSource { name: "t.toml".into(), text: text.into() }).expect("valid spec")
+        crate::topology::compile(&SpecSource { name: "t.toml".into(), text: text.into() }).expect("valid spec")
     }
 
     fn default() -> Topology {
-        crate::cli::compile(&SpecSource::embedded_default()).unwrap()
+        crate::topology::compile(&SpecSource::embedded_default()).unwrap()
     }
 
     fn names(batches: &[Batch]) -> Vec<String> {

@@ -655,7 +655,7 @@ mod tests {
 
     #[test]
     fn nixos_target_parses_user_host_and_port() {
-        let topology = crate::cli::compile(&crate::spec::SpecSource::embedded_default()).unwrap();
+        let topology = crate::topology::compile(&crate::spec::SpecSource::embedded_default()).unwrap();
         let mut host = topology.host("web1").unwrap().clone();
         let ssh = SshHost::nixos(&host);
         assert_eq!((ssh.user.as_str(), ssh.address.as_str(), ssh.port), ("root", "10.10.0.21", None));

@@ -69,18 +69,18 @@ fn lab_spec(spec: Option<&Path>, state: Option<&State>) -> Result<SpecSource> {
     match (state, spec) {
         (Some(state), None) if !state.spec_text.is_empty() => Ok(SpecSource { name: state.spec_name.clone(), text: state.spec_text.clone() }),
         (Some(state), Some(path)) if !state.spec_text.is_empty() => {
-            let source = crate::cli::read_spec(Some(path))?;
+            let source = crate::spec::read(Some(path))?;
             if source.text != state.spec_text {
                 bail!("the lab is up with spec {}; run `nixstack lab down` before starting {}", state.spec_name, source.name);
             }
             Ok(source)
         }
-        _ => crate::cli::read_spec(spec),
+        _ => crate::spec::read(spec),
     }
 }
 
 fn compile(source: &SpecSource) -> Result<Topology> {
-    crate::cli::compile(source).map_err(anyhow::Error::new)
+    crate::topology::compile(source).map_err(anyhow::Error::new)
 }
 
 /// `lab up`: creates what is missing and starts what is not running.

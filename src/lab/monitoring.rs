@@ -932,7 +932,7 @@ struct QpsRow {
 /// the last seconds, from the counters the stand-in received, as Sumo Logic would chart them.
 pub fn qps_command(json: bool, watch: bool) -> Result<i32> {
     let Some(state) = State::load()? else { bail!("no lab is up: run `nixstack lab up` first") };
-    let topology = crate::cli::compile(&crate::spec::SpecSource { name: state.spec_name.clone(), text: state.spec_text.clone() }).map_err(anyhow::Error::new)?;
+    let topology = crate::topology::compile(&crate::spec::SpecSource { name: state.spec_name.clone(), text: state.spec_text.clone() }).map_err(anyhow::Error::new)?;
     if !enabled(&topology) {
         bail!("the lab's spec has no monitored host: nothing ships request counters");
     }
@@ -1007,12 +1007,12 @@ mod tests {
     use crate::spec::SpecSource;
 
     fn topology(text: &str) -> Topology {
-        crate::cli::compile(&SpecSource { name: "t.toml".into(), text: text.into() }).expect("compiles")
+        crate::topology::compile(&SpecSource { name: "t.toml".into(), text: text.into() }).expect("compiles")
     }
 
     #[test]
     fn the_standin_sits_outside_every_network_inside_the_endpoint_cidr() {
-        let default = crate::cli::compile(&SpecSource::embedded_default()).unwrap();
+        let default = crate::topology::compile(&SpecSource::embedded_default()).unwrap();
         assert_eq!(standin_address(&default).unwrap(), Ipv4Addr::new(192, 0, 2, 10));
         let text = SpecSource::embedded_default().text;
         // The operator narrowed the egress rule to Sumo Logic's addresses: the stand-in follows.

@@ -249,7 +249,7 @@ mod tests {
     use crate::spec::SpecSource;
 
     fn default_plan() -> NetworkPlan {
-        let topology = crate::cli::compile(&SpecSource::embedded_default()).expect("default spec compiles");
+        let topology = crate::topology::compile(&SpecSource::embedded_default()).expect("default spec compiles");
         plan(&topology).unwrap()
     }
 

@@ -576,7 +576,7 @@ mod tests {
     fn example(file: &str) -> Topology {
         let path = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).expect("example exists");
-        crate::cli::compile(&SpecSource { name: file.into(), text }).expect("example compiles")
+        crate::topology::compile(&SpecSource { name: file.into(), text }).expect("example compiles")
     }
 
     fn probe<'s>(step: &'s Step, from: &str, to: &str, port: u16) -> &'s Probe {

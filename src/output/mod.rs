@@ -27,7 +27,7 @@ use anyhow::Result;
 pub use header::{check as check_header, is_stamped, sha256_hex, stamp as stamp_text, HeaderCheck};
 pub use manifest::{Manifest, MANIFEST};
 
-use crate::cli::exit;
+use crate::exit;
 use crate::render::Artifacts;
 
 /// Whether [`write`] writes or only compares.
@@ -229,7 +229,7 @@ pub fn header_name(spec_name: &str) -> String {
 /// `nixstack build`: render the spec and write (or `--check`) the tree in `out`.
 /// Exit 0 written or fresh, 1 drift (`--check`), 2 refused or failed.
 pub fn build_command(spec: Option<&Path>, out: &Path, check: bool, force: bool) -> Result<i32> {
-    let (source, topology) = crate::cli::load(spec)?;
+    let (source, topology) = crate::topology::load(spec)?;
     let artifacts = artifacts(&source.name, &topology);
     let mode = if check { WriteMode::Check } else { WriteMode::Write };
     let report = write(out, &artifacts, mode, force)?;

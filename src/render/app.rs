@@ -62,7 +62,7 @@ pub fn environment(topology: &Topology, host: &Host, layout: &Layout) -> BTreeMa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::compile;
+    use crate::topology::compile;
     use crate::spec::SpecSource;
 
     #[test]

@@ -377,7 +377,7 @@ mod tests {
     use crate::spec::SpecSource;
 
     fn default_topology() -> Topology {
-        crate::cli::compile(&SpecSource::embedded_default()).expect("default spec compiles")
+        crate::topology::compile(&SpecSource::embedded_default()).expect("default spec compiles")
     }
 
     #[test]

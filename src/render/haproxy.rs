@@ -191,7 +191,7 @@ fn acme_backend(out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::compile;
+    use crate::topology::compile;
     use crate::spec::SpecSource;
 
     fn example(file: &str) -> Topology {

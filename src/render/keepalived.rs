@@ -116,7 +116,7 @@ vrrp_instance {INSTANCE} {{
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::compile;
+    use crate::topology::compile;
     use crate::spec::SpecSource;
 
     fn example(file: &str) -> Topology {

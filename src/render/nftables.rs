@@ -212,7 +212,7 @@ fn purpose(allow: &Allow) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::compile;
+    use crate::topology::compile;
     use crate::spec::SpecSource;
 
     fn topology(path: &str) -> Topology {

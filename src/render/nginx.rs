@@ -306,7 +306,7 @@ const MIME_TYPES: &[(&str, &str)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::compile;
+    use crate::topology::compile;
     use crate::spec::SpecSource;
 
     fn topology(path: &str) -> Topology {

@@ -406,7 +406,7 @@ fn mysql_settings(sections: &galera::Sections) -> Nix {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::compile;
+    use crate::topology::compile;
     use crate::spec::SpecSource;
 
     fn default_topology() -> Topology {

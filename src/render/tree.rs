@@ -76,7 +76,7 @@ pub fn artifacts(topology: &Topology) -> Artifacts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::compile;
+    use crate::topology::compile;
     use crate::spec::SpecSource;
 
     #[test]

@@ -29,6 +29,26 @@ impl SpecSource {
     }
 }
 
+/// Reads the spec the user meant: the given path, else `./stack.toml`, else the embedded
+/// default. Says on stderr which one it used, since the three give different stacks.
+pub fn read(path: Option<&std::path::Path>) -> anyhow::Result<SpecSource> {
+    use anyhow::Context;
+    let local = std::path::Path::new("stack.toml");
+    let source = match path {
+        Some(path) => SpecSource {
+            name: path.display().to_string(),
+            text: std::fs::read_to_string(path).with_context(|| format!("cannot read spec {}", path.display()))?,
+        },
+        None if local.exists() => SpecSource {
+            name: "stack.toml".into(),
+            text: std::fs::read_to_string(local).context("cannot read ./stack.toml")?,
+        },
+        None => SpecSource::embedded_default(),
+    };
+    eprintln!("nixstack: using spec {}", source.name);
+    Ok(source)
+}
+
 /// Parses spec text. Never panics: any input gives a spec or located errors.
 pub fn parse(source: &SpecSource) -> Result<RawSpec, SpecErrors> {
     let map = source.source_map();

@@ -7,6 +7,19 @@ mod resolve;
 pub use model::*;
 pub use resolve::resolve;
 
+/// Parses and resolves spec text: the whole front half of the pipeline.
+pub fn compile(source: &crate::spec::SpecSource) -> Result<Topology, crate::spec::SpecErrors> {
+    let raw = crate::spec::parse(source)?;
+    resolve(source, &raw)
+}
+
+/// Reads ([`crate::spec::read`]), parses and resolves a spec.
+pub fn load(path: Option<&std::path::Path>) -> anyhow::Result<(crate::spec::SpecSource, Topology)> {
+    let source = crate::spec::read(path)?;
+    let topology = compile(&source)?;
+    Ok((source, topology))
+}
+
 /// Fixed ports of the stack's services.
 pub mod ports {
     pub const SSH: u16 = 22;
