@@ -40,7 +40,9 @@ pub fn summary(source: &SpecSource, topology: &Topology) -> String {
     let _ = writeln!(out, "start order: {}", order.join(" → "));
 
     // Group flows by what they are, so 18 Galera flows read as one line.
-    let mut groups: BTreeMap<(String, u16, &str, bool), (Vec<String>, Vec<String>)> = BTreeMap::new();
+    // (purpose, port, protocol, encrypted) → (sources, destinations)
+    type FlowKey<'a> = (String, u16, &'a str, bool);
+    let mut groups: BTreeMap<FlowKey, (Vec<String>, Vec<String>)> = BTreeMap::new();
     for flow in &topology.flows {
         let entry = groups.entry((flow.purpose.clone(), flow.port, flow.proto.as_str(), flow.encrypted)).or_default();
         for (list, endpoint) in [(&mut entry.0, &flow.from), (&mut entry.1, &flow.to)] {

@@ -146,9 +146,7 @@ impl Resolver<'_> {
 
         let lb = spec.lb.as_ref().filter(|_| !lb_hosts.is_empty()).map(|l| {
             self.check_vip(&l.vip, &networks, &hosts, spec);
-            for path in [&l.health_path] {
-                self.check_path(path, "lb.health_path");
-            }
+            self.check_path(&l.health_path, "lb.health_path");
             let primary = self.pick_member(l.primary.as_ref(), &lb_hosts, "lb", "lb.primary");
             let priorities = lb_hosts
                 .iter()
