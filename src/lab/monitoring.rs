@@ -58,6 +58,8 @@ const STUNNEL: &str = "/usr/bin/stunnel4";
 const COLLECTD: &str = "/usr/sbin/collectd";
 /// Concurrent clients of the paced load (each request is one curl process).
 const LOAD_WORKERS: usize = 16;
+/// Data points per counter the rate before the load is taken over (3 intervals).
+const BASELINE_POINTS: usize = 4;
 
 /// The stand-in's namespace.
 pub fn sumo_netns() -> String {
@@ -123,6 +125,12 @@ pub fn up(lab: &Lab) -> Result<()> {
         bail!("a host is named `{SUMO_HOST}`: the lab's monitoring stand-in uses the namespace nxs-{SUMO_HOST}; rename the host");
     }
     let address = standin_address(topology)?;
+    if topology.monitoring.as_ref().is_some_and(|m| m.agent == crate::spec::Agent::Otelcol) {
+        lab.reporter.emit(Event::Applied {
+            host: SUMO_HOST.into(),
+            what: "monitoring.agent is otelcol: the lab runs collectd instead (no OpenTelemetry Collector build installs here), same hosts, categories and counters".into(),
+        });
+    }
     network_up(lab, address)?;
     let layout = Layout::lab(SUMO_HOST);
     for dir in [&layout.etc, &layout.log, &layout.run, &layout.secrets] {
@@ -814,17 +822,19 @@ pub(super) fn web_qps(lab: &Lab, log: &StepLog, step: &Step) -> Result<Verdict> 
     let interval = *interval_ms as f64 / 1000.0;
     let counted: Vec<(&String, &String)> = web_hosts.iter().map(|h| (h, web_metric)).chain(lbs.iter().map(|h| (h, lb_metric))).collect();
 
-    // 1. The rate before the load: the LBs' health checks and collectd's own stub_status reads.
-    let span = 4.0 * interval + 1.0;
-    let baseline = probe::wait_for("data points of every counter before the load", Duration::from_secs_f64(3.0 * interval + 10.0), Duration::from_millis(500), || {
-        let t = now();
-        let web = series(web_metric, t - span - 5.0)?;
-        let lb = series(lb_metric, t - span - 5.0)?;
+    // 1. The rate before the load, with nothing else running (the earlier steps' requests
+    //    must not count): the LBs' health checks and collectd's own stub_status reads.
+    //    Data points read after this step began: collectd stamps whole seconds, the reading
+    //    happened within the second after its stamp.
+    let quiet_from = now() + 1.0;
+    let baseline = probe::wait_for("data points of every counter before the load", Duration::from_secs_f64(5.0 * interval + 10.0), Duration::from_millis(500), || {
+        let web = series(web_metric, quiet_from - 5.0)?;
+        let lb = series(lb_metric, quiet_from - 5.0)?;
         let rates: Vec<(String, Option<rate::Rate>)> = counted
             .iter()
             .map(|(host, metric)| {
                 let all = if *metric == web_metric { &web } else { &lb };
-                let rate = all.get(host.as_str()).and_then(|points| rate::counter_rate(points, t - span, t)).filter(|r| r.points >= 3);
+                let rate = all.get(host.as_str()).and_then(|points| rate::counter_rate(points, quiet_from, f64::INFINITY)).filter(|r| r.points >= BASELINE_POINTS);
                 (host.to_string(), rate)
             })
             .collect();
@@ -983,7 +993,7 @@ fn qps_rows(lab: &Lab, window: f64) -> Result<Vec<QpsRow>> {
 
 fn qps_table(rows: &[QpsRow], window: f64) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "QPS over the last {window:.0}s, from the request counters at the Sumo Logic stand-in:");
+    let _ = writeln!(out, "QPS over the last {window:.0}s at {} UTC, from the request counters at the Sumo Logic stand-in:", clock(now()));
     for (tier, title) in [("web", "web hosts (nginx requests)"), ("lb", "load balancers (HAProxy https frontend)")] {
         let tier_rows: Vec<&QpsRow> = rows.iter().filter(|r| r.tier == tier).collect();
         if tier_rows.is_empty() {
@@ -997,8 +1007,17 @@ fn qps_table(rows: &[QpsRow], window: f64) -> String {
         }
         let total: f64 = tier_rows.iter().filter_map(|r| r.qps).sum();
         let _ = writeln!(out, "    {:<10} {total:>6.1} q/s", "total");
+        if tier == "web" {
+            out.push_str("    (an idle web host counts the LBs' health checks and the collector's stub_status reads)\n");
+        }
     }
     out
+}
+
+/// `HH:MM:SS` of a time since the epoch, UTC.
+fn clock(seconds: f64) -> String {
+    let of_day = seconds.max(0.0) as u64 % 86_400;
+    format!("{:02}:{:02}:{:02}", of_day / 3600, of_day / 60 % 60, of_day % 60)
 }
 
 #[cfg(test)]
@@ -1043,5 +1062,6 @@ mod tests {
         assert!(table.contains("total        13.5 q/s"), "{table}");
         assert!(table.contains("lb1          13.0 q/s   data 0s old   holds the VIP"), "{table}");
         assert!(table.contains("lb2             - q/s   no data"), "{table}");
+        assert_eq!(clock(1_795_698_004.9), "13:00:04");
     }
 }
