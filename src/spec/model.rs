@@ -110,7 +110,7 @@ pub struct NetworksSection {
     pub private: Located<Ipv4Net>,
     /// The public network the load balancers and the virtual IP are on (IPv4 CIDR).
     pub public: Located<Ipv4Net>,
-    /// Networks allowed to reach SSH (port 22) and the HAProxy stats page.
+    /// Networks allowed to reach SSH (port 22).
     #[serde(default)]
     pub admin: Vec<Located<Ipv4Net>>,
     /// Default gateway on the public network (optional).

@@ -34,7 +34,9 @@ pub fn flows(topology: &Topology) -> Vec<Flow> {
             add(Endpoint::Internet, host(l), ports::HTTPS, Proto::Tcp, "client https", true);
             // Port 80 only answers with a redirect to HTTPS (and ACME challenges).
             add(Endpoint::Internet, host(l), ports::HTTP, Proto::Tcp, "client http → https redirect", false);
-            add(Endpoint::Admin, host(l), lb.stats_port, Proto::Tcp, "haproxy stats", false);
+            // The stats page and Prometheus endpoint bind the private address but serve only
+            // the host itself (the collector, keepalived's track script): no flow reaches them,
+            // so the firewall keeps them local. Operators tunnel over SSH.
             if lb.tls == TlsMode::Acme {
                 add(host(l), Endpoint::Internet, ports::HTTPS, Proto::Tcp, "acme certificate renewal", true);
             }
