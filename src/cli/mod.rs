@@ -70,7 +70,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Deploy(args) => crate::deploy::command(args),
         Command::Install(args) => crate::deploy::install::command(args),
         Command::SumologicStandin { listen, token_file } => crate::sumologic::standin_command(&listen, &token_file),
-        Command::Lab { command } => crate::lab::command(command),
+        Command::Lab { command } => lab(command),
     }
 }
 
@@ -136,3 +136,16 @@ fn plan(spec: Option<&Path>, from: Option<&Path>, on: &[String], goal: crate::de
     Ok(if plan.blockers.is_empty() { exit::OK } else { exit::FINDINGS })
 }
 
+
+/// `nixstack lab ...`: every subcommand needs root.
+fn lab(command: LabCommand) -> Result<i32> {
+    use crate::lab::{self, Reporter};
+    lab::require_root()?;
+    match command {
+        LabCommand::Up { spec, json } => lab::up(spec.as_deref(), &Reporter::new(json)),
+        LabCommand::Test { spec, json } => lab::test(spec.as_deref(), &Reporter::new(json)),
+        LabCommand::Status { json } => lab::status(json),
+        LabCommand::Down { json } => lab::down(&Reporter::new(json)),
+        LabCommand::Qps { json, watch } => lab::monitoring::qps_command(json, watch),
+    }
+}

@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::LabCommand;
 use crate::render::LAB_ROOT;
 use crate::spec::SpecSource;
 use crate::topology::Topology;
@@ -33,19 +32,8 @@ use crate::topology::Topology;
 pub use event::{Event, Reporter};
 use state::{Resource, State};
 
-/// `nixstack lab ...`: returns the exit status (0 ok, 1 a scenario step failed).
-pub fn command(command: LabCommand) -> Result<i32> {
-    require_root()?;
-    match command {
-        LabCommand::Up { spec, json } => up(spec.as_deref(), &Reporter::new(json)),
-        LabCommand::Test { spec, json } => test(spec.as_deref(), &Reporter::new(json)),
-        LabCommand::Status { json } => status(json),
-        LabCommand::Down { json } => down(&Reporter::new(json)),
-        LabCommand::Qps { json, watch } => monitoring::qps_command(json, watch),
-    }
-}
-
-fn require_root() -> Result<()> {
+/// The lab creates network namespaces and runs daemons as other users: root only.
+pub fn require_root() -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("the lab creates network namespaces and runs daemons: run it as root");
