@@ -101,9 +101,10 @@ fn init(path: &Path) -> Result<i32> {
     Ok(exit::OK)
 }
 
+/// `nixstack plan`: what a deploy of `spec` over the deployed spec would change.
 fn plan(spec: Option<&Path>, from: Option<&Path>, on: &[String], goal: crate::deploy::Goal, parallel: usize, json: bool) -> Result<i32> {
     let (_, topology) = load(spec)?;
-    let deployed = Path::new(".nixstack/deployed.toml");
+    let deployed = Path::new(crate::deploy::DEPLOYED_SPEC);
     let from = from.or_else(|| deployed.exists().then_some(deployed));
     let old = match from {
         Some(path) => {
@@ -114,20 +115,11 @@ fn plan(spec: Option<&Path>, from: Option<&Path>, on: &[String], goal: crate::de
             Some(compile(&source)?)
         }
         None => {
-            eprintln!("nixstack: no deployed spec known (.nixstack/deployed.toml); every host counts as new");
+            eprintln!("nixstack: no deployed spec known ({}); every host counts as new", crate::deploy::DEPLOYED_SPEC);
             None
         }
     };
-    let new_files = crate::render::tree::artifacts(&topology);
-    let old_files = old.as_ref().map(crate::render::tree::artifacts);
-    let selected = crate::deploy::plan::select(&topology, on).map_err(anyhow::Error::msg)?;
-    let plan = match (&old, &old_files) {
-        (Some(old), Some(files)) => crate::deploy::plan::plan(Some((old, files)), &topology, &new_files, &selected, goal, parallel),
-        _ => {
-            let empty = crate::topology::Topology { hosts: Vec::new(), ..topology.clone() };
-            crate::deploy::plan::plan(Some((&empty, &crate::render::Artifacts::new())), &topology, &new_files, &selected, goal, parallel)
-        }
-    };
+    let plan = crate::deploy::make_plan(old.as_ref(), &topology, on, goal, parallel)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
@@ -135,7 +127,6 @@ fn plan(spec: Option<&Path>, from: Option<&Path>, on: &[String], goal: crate::de
     }
     Ok(if plan.blockers.is_empty() { exit::OK } else { exit::FINDINGS })
 }
-
 
 /// `nixstack lab ...`: every subcommand needs root.
 fn lab(command: LabCommand) -> Result<i32> {

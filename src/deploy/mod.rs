@@ -11,6 +11,6 @@ pub mod plan;
 pub mod progress;
 pub mod ssh;
 
-pub use command::{command, lab_hosts, make_plan, DeployArgs};
+pub use command::{command, lab_hosts, make_plan, DeployArgs, DEPLOYED_SPEC};
 pub use goal::Goal;
 pub use plan::{Batch, Change, Plan};
