@@ -47,6 +47,10 @@ pub struct DeployArgs {
     /// Let the hosts substitute paths from their binary caches (`nix copy --substitute-on-destination`).
     #[arg(long)]
     pub substitute_on_destination: bool,
+    /// With --dry-run: build the selected hosts' systems and show per host, against the
+    /// system it runs, `nix store diff-closures` and the store paths and files that change.
+    #[arg(long, requires = "dry_run")]
+    pub diff_closures: bool,
     /// Deploy to the running lab (`nixstack lab up`): lab systems built without nixpkgs,
     /// each lab host's own Nix store, SSH from the lab's admin namespace.
     #[arg(long)]
@@ -147,7 +151,20 @@ fn deploy(args: &DeployArgs, old: Option<&Topology>, topology: &Topology, system
         print!("{}", plan.describe());
     }
     if args.dry_run {
-        return Ok(if plan.blockers.is_empty() { exit::OK } else { exit::FINDINGS });
+        let mut ok = plan.blockers.is_empty();
+        if args.diff_closures {
+            let selected: Vec<String> = plan.batches.iter().flat_map(|b| b.hosts.iter().cloned()).collect();
+            let diffs = super::diff::diff_hosts(systems, hosts, &selected, Options::default().build_timeout)?;
+            ok &= !diffs.iter().any(|(_, d)| matches!(d, super::diff::HostDiff::Failed { .. }));
+            if args.json {
+                for event in super::diff::events(&diffs) {
+                    println!("{}", serde_json::to_string(&event)?);
+                }
+            } else {
+                print!("{}", super::diff::describe(&diffs));
+            }
+        }
+        return Ok(if ok { exit::OK } else { exit::FINDINGS });
     }
     let (progress, printer) = Printer::start(Format::detect(args.json), Box::new(std::io::stdout()));
     let options = Options { copy_parallel: args.parallel.max(4), ..Options::default() };

@@ -87,6 +87,13 @@ pub trait Host: Send + Sync + std::fmt::Debug {
         Err(HostError::Unsupported { host: self.name().into(), operation: "copying a closure" })
     }
 
+    /// Makes `path` and its closure valid in the local store, from the host's store (to
+    /// compare a system the host runs with a new one: `nix store diff-closures`).
+    fn fetch_closure(&self, path: &StorePath) -> Result<(), HostError> {
+        let _ = path;
+        Err(HostError::Unsupported { host: self.name().into(), operation: "fetching a closure" })
+    }
+
     /// Places secret files in the host's secrets directory (mode 0640 when the directory
     /// belongs to a service group, 0600 otherwise; atomically; over SSH, never the store).
     fn upload_secrets(&self, files: &[SecretFile]) -> Result<UploadReport, HostError> {

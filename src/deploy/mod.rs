@@ -2,6 +2,7 @@
 
 pub mod closure;
 mod command;
+pub mod diff;
 pub mod execute;
 mod goal;
 pub mod health;

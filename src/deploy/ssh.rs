@@ -394,6 +394,16 @@ impl SshHost {
             .map_err(|error| HostError::Command { host: self.name.clone(), error: Box::new(error) })
     }
 
+    /// The host's store as `nix copy` reaches it: `ssh-ng://` with its store as the
+    /// remote daemon's `--store` (`remote-store=`).
+    fn store_url(&self) -> String {
+        let mut query = Vec::new();
+        if let Some(uri) = &self.store.uri {
+            query.push(format!("remote-store={}", percent_encode(uri)));
+        }
+        format!("ssh-ng://{}{}", self.target(), if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) })
+    }
+
     fn store_flag(&self) -> String {
         self.store.uri.as_ref().map(|uri| format!("--store {} ", shell_quote(uri))).unwrap_or_default()
     }
@@ -498,11 +508,7 @@ impl Host for SshHost {
     }
 
     fn copy_closure(&self, path: &StorePath) -> Result<(), HostError> {
-        let mut query = Vec::new();
-        if let Some(uri) = &self.store.uri {
-            query.push(format!("remote-store={}", percent_encode(uri)));
-        }
-        let url = format!("ssh-ng://{}{}", self.target(), if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) });
+        let url = self.store_url();
         self.ensure_master();
         let mut command = self.local("nix");
         command.args(["--extra-experimental-features", "nix-command", "copy", "--to", &url]);
@@ -511,6 +517,21 @@ impl Host for SshHost {
         if self.substitute_on_destination {
             command.arg("--substitute-on-destination");
         }
+        command.arg(path.as_str());
+        command.env("NIX_SSHOPTS", self.ssh_options().join(" "));
+        if let Some(config) = &self.nix_config {
+            command.env("NIX_CONFIG", config);
+        }
+        run_local(command, None, self.timeouts.copy).map(|_| ()).map_err(|error| HostError::Command { host: self.name.clone(), error: Box::new(error) })
+    }
+
+    fn fetch_closure(&self, path: &StorePath) -> Result<(), HostError> {
+        let url = self.store_url();
+        self.ensure_master();
+        let mut command = self.local("nix");
+        command.args(["--extra-experimental-features", "nix-command", "copy", "--from", &url]);
+        // The host's paths were built elsewhere and are unsigned; we asked for them.
+        command.arg("--no-check-sigs");
         command.arg(path.as_str());
         command.env("NIX_SSHOPTS", self.ssh_options().join(" "));
         if let Some(config) = &self.nix_config {
