@@ -15,18 +15,13 @@ use nixstack::render::galera::{
     DEBIAN_GALERA_PROVIDER,
 };
 use nixstack::render::Layout;
-use nixstack::spec::{Role, SpecSource};
+use nixstack::spec::Role;
 use nixstack::topology::{Host, Topology};
 
-fn spec(name: &str) -> Topology {
-    let source = if name == "default" {
-        SpecSource::embedded_default()
-    } else {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(format!("{name}.toml"));
-        SpecSource { name: path.display().to_string(), text: fs::read_to_string(&path).unwrap() }
-    };
-    nixstack::cli::compile(&source).unwrap_or_else(|e| panic!("{name}: {e:?}"))
-}
+#[path = "common/examples.rs"]
+mod examples;
+
+use examples::spec;
 
 fn host<'t>(topology: &'t Topology, name: &str) -> &'t Host {
     topology.hosts.iter().find(|h| h.name == name).unwrap()

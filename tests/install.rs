@@ -24,9 +24,10 @@ use serde_json::{json, Value};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
-/// Nix settings for this offline machine (no daemon, no build users), as in NOTES.md.
-const OFFLINE_NIX_CONFIG: &str =
-    "experimental-features = nix-command flakes\nsubstituters =\nbuild-users-group =\nsandbox = false";
+#[path = "common/nix.rs"]
+mod nix;
+
+use nix::OFFLINE_NIX_CONFIG;
 
 const TARGET: &str = "root@192.0.2.10";
 
@@ -69,20 +70,10 @@ fn write_tree(topology: &Topology, dir: &Path) {
 }
 
 fn nix_instantiate(args: &[&str], dir: &Path) -> Value {
-    let output = Command::new("nix-instantiate")
-        .args(args)
-        .current_dir(dir)
-        .env("NIX_CONFIG", OFFLINE_NIX_CONFIG)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run nix-instantiate ({e}): run scripts/setup (Debian package nix-bin)")
-        });
-    assert!(
-        output.status.success(),
-        "nix-instantiate {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    nix::nix_json(
+        Command::new("nix-instantiate").args(args).current_dir(dir),
+        &format!("nix-instantiate {args:?}"),
+    )
 }
 
 /// `hosts/<host>/disko.nix` of a tree in `dir`, evaluated by Nix.

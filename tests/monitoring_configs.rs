@@ -18,19 +18,13 @@ use nixstack::render::monitoring::{
     PLACEHOLDER_DB_MONITOR_PASSWORD, PLACEHOLDER_SUMOLOGIC_URL,
 };
 use nixstack::render::Layout;
-use nixstack::spec::SpecSource;
 use nixstack::topology::{Host, Topology};
 use serde_json::Value;
 
-fn spec(name: &str) -> Topology {
-    let source = if name == "default" {
-        SpecSource::embedded_default()
-    } else {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(format!("{name}.toml"));
-        SpecSource { name: path.display().to_string(), text: fs::read_to_string(&path).unwrap() }
-    };
-    nixstack::cli::compile(&source).unwrap_or_else(|e| panic!("{name}: {e:?}"))
-}
+#[path = "common/examples.rs"]
+mod examples;
+
+use examples::spec;
 
 const SPECS: [&str; 2] = ["default", "whiteboard"];
 

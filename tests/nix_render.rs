@@ -20,9 +20,8 @@ use serde_json::Value;
 
 const SPECS: &[&str] = &["examples/default.toml", "examples/whiteboard.toml"];
 
-/// Nix settings for this offline machine (no daemon, no build users), as in NOTES.md.
-const OFFLINE_NIX_CONFIG: &str =
-    "experimental-features = nix-command flakes\nsubstituters =\nbuild-users-group =\nsandbox = false";
+#[path = "common/nix.rs"]
+mod nix;
 
 /// Option paths outside the NixOS option data's families that the modules set on purpose:
 /// `networking.usePredictableInterfaceNames` keeps the interface names (eth0, eth1) that the
@@ -64,16 +63,7 @@ fn nix_files(files: &Artifacts) -> Vec<(String, String)> {
 
 /// Runs `nix-instantiate` with the offline settings; a missing Nix fails with the fix.
 fn nix_instantiate(args: &[&str], dir: &Path) -> Output {
-    Command::new("nix-instantiate")
-        .args(args)
-        .current_dir(dir)
-        .env("NIX_CONFIG", OFFLINE_NIX_CONFIG)
-        .output()
-        .unwrap_or_else(|error| {
-            panic!(
-                "cannot run nix-instantiate ({error}): run scripts/setup (Debian package nix-bin)"
-            )
-        })
+    nix::nix_output(Command::new("nix-instantiate").args(args).current_dir(dir))
 }
 
 /// Writes the artifact tree of `topology` into `dir`.
@@ -993,19 +983,17 @@ fn database_users_are_created_from_password_files_in_a_real_mariadb() {
 /// the stand-ins in `tests/nix_render/` (the real ones cannot be fetched here).
 fn flake_eval(dir: &Path, attribute: &str, apply: &str) -> Value {
     let stubs = manifest_dir().join("tests/nix_render");
-    let output = Command::new("nix")
-        .args(["eval", "--json", &format!("path:{}#{attribute}", dir.display()), "--apply", apply])
-        .arg("--override-input")
-        .arg("nixpkgs")
-        .arg(format!("path:{}", stubs.join("stub-nixpkgs").display()))
-        .arg("--override-input")
-        .arg("disko")
-        .arg(format!("path:{}", stubs.join("stub-disko").display()))
-        .env("NIX_CONFIG", OFFLINE_NIX_CONFIG)
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run nix ({error}): run scripts/setup (Debian package nix-bin)"));
-    assert!(output.status.success(), "nix eval {attribute}: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap()
+    nix::nix_json(
+        Command::new("nix")
+            .args(["eval", "--json", &format!("path:{}#{attribute}", dir.display()), "--apply", apply])
+            .arg("--override-input")
+            .arg("nixpkgs")
+            .arg(format!("path:{}", stubs.join("stub-nixpkgs").display()))
+            .arg("--override-input")
+            .arg("disko")
+            .arg(format!("path:{}", stubs.join("stub-disko").display())),
+        &format!("nix eval {attribute}"),
+    )
 }
 
 /// The generated flake's outputs evaluate: one system per host built from its own host

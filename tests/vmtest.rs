@@ -19,8 +19,8 @@ use serde_json::Value;
 
 const SPECS: &[&str] = &["examples/default.toml", "examples/whiteboard.toml"];
 
-/// Nix settings for this offline machine (no daemon, no build users), as in NOTES.md.
-const OFFLINE_NIX_CONFIG: &str = "experimental-features = nix-command flakes\nsubstituters =\nbuild-users-group =\nsandbox = false";
+#[path = "common/nix.rs"]
+mod nix;
 
 /// Option paths the node settings use outside the NixOS option data's families, each declared
 /// by NixOS itself:
@@ -157,14 +157,7 @@ in {
   testScript = module.testScript;
 }
 "#;
-    let output = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "--expr", expr])
-        .current_dir(dir)
-        .env("NIX_CONFIG", OFFLINE_NIX_CONFIG)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run nix-instantiate ({e}): run scripts/setup (Debian package nix-bin)"));
-    assert!(output.status.success(), "evaluating checks/vm-test.nix: {}", text(&output));
-    serde_json::from_slice(&output.stdout).unwrap()
+    nix::nix_json(Command::new("nix-instantiate").args(["--eval", "--strict", "--json", "--expr", expr]).current_dir(dir), "evaluating checks/vm-test.nix")
 }
 
 #[test]

@@ -123,7 +123,11 @@ fn plaintext_hops(topology: &Topology, findings: &mut Vec<Finding>) {
         findings.push(Finding {
             severity: Severity::Info,
             code: "http-redirect",
-            message: "port 80 is open on the load balancers, answering only with a redirect to HTTPS (HSTS set)".into(),
+            message: if lb.tls == crate::spec::TlsMode::Acme {
+                "port 80 is open on the load balancers, answering only ACME challenges and with a redirect to HTTPS (HSTS set)".into()
+            } else {
+                "port 80 is open on the load balancers, answering only with a redirect to HTTPS (HSTS set)".into()
+            },
             hosts: lb.hosts.clone(),
             flows: Vec::new(),
             fix: "nothing to do".into(),
@@ -188,7 +192,7 @@ fn exposure(topology: &Topology, findings: &mut Vec<Finding>) {
             let (severity, code, message, fix) = if allow.port == ports::SSH && beyond_admin {
                 (Severity::Error, "ssh-beyond-admin", format!("SSH on {host} is open to {} beyond the admin networks", peers.join(", ")), "remove the rule; add the network to networks.admin if operators really connect from it")
             } else {
-                (Severity::Warning, "unneeded-port", format!("port {}/{} on {host} is open to {} but no flow needs it ({})", allow.port, allow.proto.as_str(), peers.join(", "), allow.purpose), "remove the firewall.allow rule, or add the service that needs it")
+                (Severity::Warning, "unneeded-port", format!("port {}/{} on {host} is open to {} but no flow from there needs it ({})", allow.port, allow.proto.as_str(), peers.join(", "), allow.purpose), "remove the firewall.allow rule, or add the service that needs it")
             };
             findings.push(Finding { severity, code, message, hosts: vec![host.clone()], flows: vec![flow], fix: fix.into() });
         }
@@ -196,5 +200,51 @@ fn exposure(topology: &Topology, findings: &mut Vec<Finding>) {
     let open: Vec<String> = topology.firewall.iter().filter(|(_, f)| f.enabled && f.egress == EgressPolicy::Open).map(|(h, _)| h.clone()).collect();
     if !open.is_empty() {
         findings.push(finding(Severity::Warning, "open-egress", "outbound traffic is not restricted: a compromised host can reach anything".into(), open, "set firewall.egress = \"restricted\" (only the flows' destinations are allowed out)"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::SpecSource;
+
+    fn default_with(extra: &str) -> Topology {
+        let path = format!("{}/examples/default.toml", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(path).expect("example exists") + extra;
+        crate::topology::compile(&SpecSource { name: "default+extra.toml".into(), text }).expect("compiles")
+    }
+
+    fn codes(findings: &[Finding]) -> Vec<(&'static str, Vec<String>)> {
+        findings.iter().filter(|f| f.severity <= Severity::Warning).map(|f| (f.code, f.hosts.clone())).collect()
+    }
+
+    #[test]
+    fn ssh_opened_to_the_internet_is_an_error_although_admin_ssh_is_a_flow() {
+        let topology = default_with("\n[[firewall.allow]]\nfrom = \"0.0.0.0/0\"\nto = \"web1\"\nport = 22\n");
+        let findings = audit(&topology);
+        assert_eq!(codes(&findings), [("ssh-beyond-admin", vec!["web1".to_string()])], "{findings:#?}");
+    }
+
+    #[test]
+    fn a_rule_wider_than_the_flows_on_a_flow_port_is_unneeded() {
+        // app → db 3306 is a flow, but only from the app hosts.
+        let topology = default_with("\n[[firewall.allow]]\nfrom = \"0.0.0.0/0\"\nto = \"db1\"\nport = 3306\n");
+        let findings = audit(&topology);
+        assert_eq!(codes(&findings), [("unneeded-port", vec!["db1".to_string()])], "{findings:#?}");
+    }
+
+    #[test]
+    fn a_rule_inside_the_flows_sources_is_needed() {
+        // SSH from inside an admin network and MySQL from an app host are what the flows allow.
+        let admin = default_with("").networks.admin[0];
+        let topology = default_with(&format!(
+            "\n[[firewall.allow]]\nfrom = \"{}\"\nto = \"web1\"\nport = 22\n\n[[firewall.allow]]\nfrom = \"10.10.0.31/32\"\nto = \"db1\"\nport = 3306\n",
+            admin
+        ));
+        assert_eq!(topology.host("app1").map(|h| h.address.to_string()).as_deref(), Some("10.10.0.31"));
+        let findings = audit(&topology);
+        assert!(codes(&findings).is_empty(), "{findings:#?}");
+        let extra = topology.firewall["db1"].inbound.iter().filter(|a| a.purpose == "firewall.allow").count();
+        assert_eq!(extra, 1, "the rule is in the matrix");
     }
 }

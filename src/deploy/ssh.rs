@@ -482,6 +482,25 @@ impl SshHost {
         }
     }
 
+    /// `nix copy <direction> <the host's store> path` (`--to` or `--from`) over the shared
+    /// SSH connection, unsigned paths accepted (`--no-check-sigs`).
+    fn nix_copy(&self, direction: &str, path: &StorePath, substitute_on_destination: bool) -> Result<(), HostError> {
+        let url = self.store_url();
+        self.ensure_master();
+        let mut command = self.local("nix");
+        command.args(["--extra-experimental-features", "nix-command", "copy", direction, &url]);
+        command.arg("--no-check-sigs");
+        if substitute_on_destination {
+            command.arg("--substitute-on-destination");
+        }
+        command.arg(path.as_str());
+        command.env("NIX_SSHOPTS", self.ssh_options().join(" "));
+        if let Some(config) = &self.nix_config {
+            command.env("NIX_CONFIG", config);
+        }
+        run_local(command, None, self.timeouts.copy).map(|_| ()).map_err(|error| HostError::Command { host: self.name.clone(), error: Box::new(error) })
+    }
+
     /// The command that activates `path` with `goal`.
     fn activation(&self, path: &StorePath, goal: Goal) -> String {
         format!("{} {}", shell_quote(&path.under(&self.store.root).join("bin/switch-to-configuration").display().to_string()), goal.as_str())
@@ -508,36 +527,13 @@ impl Host for SshHost {
     }
 
     fn copy_closure(&self, path: &StorePath) -> Result<(), HostError> {
-        let url = self.store_url();
-        self.ensure_master();
-        let mut command = self.local("nix");
-        command.args(["--extra-experimental-features", "nix-command", "copy", "--to", &url]);
         // Paths built here are unsigned; the remote daemon trusts a root SSH login.
-        command.arg("--no-check-sigs");
-        if self.substitute_on_destination {
-            command.arg("--substitute-on-destination");
-        }
-        command.arg(path.as_str());
-        command.env("NIX_SSHOPTS", self.ssh_options().join(" "));
-        if let Some(config) = &self.nix_config {
-            command.env("NIX_CONFIG", config);
-        }
-        run_local(command, None, self.timeouts.copy).map(|_| ()).map_err(|error| HostError::Command { host: self.name.clone(), error: Box::new(error) })
+        self.nix_copy("--to", path, self.substitute_on_destination)
     }
 
     fn fetch_closure(&self, path: &StorePath) -> Result<(), HostError> {
-        let url = self.store_url();
-        self.ensure_master();
-        let mut command = self.local("nix");
-        command.args(["--extra-experimental-features", "nix-command", "copy", "--from", &url]);
         // The host's paths were built elsewhere and are unsigned; we asked for them.
-        command.arg("--no-check-sigs");
-        command.arg(path.as_str());
-        command.env("NIX_SSHOPTS", self.ssh_options().join(" "));
-        if let Some(config) = &self.nix_config {
-            command.env("NIX_CONFIG", config);
-        }
-        run_local(command, None, self.timeouts.copy).map(|_| ()).map_err(|error| HostError::Command { host: self.name.clone(), error: Box::new(error) })
+        self.nix_copy("--from", path, false)
     }
 
     fn upload_secrets(&self, files: &[SecretFile]) -> Result<UploadReport, HostError> {

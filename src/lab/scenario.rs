@@ -574,13 +574,7 @@ pub fn host_by_address<'t>(topology: &'t Topology, address: &str) -> Option<&'t 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::SpecSource;
-
-    fn example(file: &str) -> Topology {
-        let path = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(&path).expect("example exists");
-        crate::topology::compile(&SpecSource { name: file.into(), text }).expect("example compiles")
-    }
+    use crate::render::example;
 
     fn probe<'s>(step: &'s Step, from: &str, to: &str, port: u16) -> &'s Probe {
         let Step::FirewallMatrix { probes, .. } = step else { panic!("not a matrix") };

@@ -43,6 +43,22 @@ impl<'a> Checker<'a> {
         self.problems.push(problem);
     }
 
+    /// `val`, set at `path`, is not a value of the type printed as `expected`.
+    fn type_mismatch(&mut self, expected: &str, path: &[String], val: &Val, hint: Option<String>) {
+        self.problem(
+            ProblemKind::TypeMismatch,
+            val.offset,
+            path,
+            format!(
+                "`{}` is set to {}, which is not a value of its type",
+                join_path(path),
+                describe(val)
+            ),
+            Some(expected.to_string()),
+            hint,
+        );
+    }
+
     /// Checks the config set by a module body (the module's arguments and `let` already
     /// peeled off).
     pub(crate) fn module(&mut self, body: &Val) {
@@ -195,20 +211,8 @@ impl<'a> Checker<'a> {
             ValKind::Ref(_) | ValKind::Call { .. } | ValKind::Opaque => return,
             _ => {}
         }
-        let mismatch = |checker: &mut Self, hint: Option<String>| {
-            checker.problem(
-                ProblemKind::TypeMismatch,
-                val.offset,
-                path,
-                format!(
-                    "`{}` is set to {}, which is not a value of its type",
-                    join_path(path),
-                    describe(val)
-                ),
-                Some(expected.to_string()),
-                hint,
-            );
-        };
+        let mismatch =
+            |checker: &mut Self, hint: Option<String>| checker.type_mismatch(expected, path, val, hint);
         match ty {
             NixType::Anything => {}
             NixType::Either(alternatives) => self.either(alternatives, expected, node, path, val),
@@ -329,18 +333,7 @@ impl<'a> Checker<'a> {
                 let hint = alternatives
                     .iter()
                     .find_map(|a| scalar_fits(a, val).err().flatten());
-                self.problem(
-                    ProblemKind::TypeMismatch,
-                    val.offset,
-                    path,
-                    format!(
-                        "`{}` is set to {}, which is not a value of its type",
-                        join_path(path),
-                        describe(val)
-                    ),
-                    Some(expected.to_string()),
-                    hint,
-                );
+                self.type_mismatch(expected, path, val, hint);
             }
         }
     }

@@ -20,7 +20,7 @@ mod manifest;
 mod writer;
 
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
@@ -198,32 +198,6 @@ pub fn stamp(artifacts: &Artifacts, spec_name: &str) -> Artifacts {
 /// `build ./examples/default.toml` of the same spec give the same bytes.
 pub fn artifacts(_spec_name: &str, topology: &crate::topology::Topology) -> Artifacts {
     stamp(&crate::render::tree::artifacts(topology), &format!("stack `{}`", topology.stack.name))
-}
-
-
-/// The spec name as it appears in headers: as the user gave it, minus `./`, and never an
-/// absolute path of the build machine (relative to the working directory when below it,
-/// else the file name), so the same command gives the same bytes anywhere.
-pub fn header_name(spec_name: &str) -> String {
-    let path = Path::new(spec_name);
-    let relative = if path.is_absolute() {
-        match std::env::current_dir().ok().and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf)) {
-            Some(relative) => relative,
-            None => PathBuf::from(path.file_name().unwrap_or(path.as_os_str())),
-        }
-    } else {
-        path.to_path_buf()
-    };
-    let parts: Vec<String> = relative
-        .components()
-        .filter(|c| !matches!(c, Component::CurDir))
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    if parts.is_empty() {
-        spec_name.to_string()
-    } else {
-        parts.join("/")
-    }
 }
 
 /// `nixstack build`: render the spec and write (or `--check`) the tree in `out`.

@@ -191,14 +191,7 @@ fn acme_backend(out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::compile;
-    use crate::spec::SpecSource;
-
-    fn example(file: &str) -> Topology {
-        let path = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
-        let text = std::fs::read_to_string(&path).expect("example exists");
-        compile(&SpecSource { name: file.into(), text }).expect("example compiles")
-    }
+    use crate::render::example;
 
     fn rendered(topology: &Topology, host: &str, layout: &Layout) -> String {
         render(topology, topology.host(host).expect("host"), layout)

@@ -25,3 +25,11 @@ pub use layout::{Layout, LayoutKind, LAB_ROOT, NIXOS_SECRETS};
 
 /// A rendered artifact tree: relative path → contents, sorted, deterministic.
 pub type Artifacts = BTreeMap<String, String>;
+
+/// The topology of `examples/<file>`, for unit tests.
+#[cfg(test)]
+pub(crate) fn example(file: &str) -> crate::topology::Topology {
+    let path = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("example exists");
+    crate::topology::compile(&crate::spec::SpecSource { name: file.into(), text }).expect("example compiles")
+}

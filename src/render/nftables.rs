@@ -205,7 +205,7 @@ fn purpose(allow: &Allow) -> String {
     if allow.needed {
         allow.purpose.clone()
     } else {
-        format!("{} (extra rule, no flow needs it)", allow.purpose)
+        format!("{} (extra rule, no flow from there needs it)", allow.purpose)
     }
 }
 

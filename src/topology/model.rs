@@ -225,7 +225,8 @@ pub struct Allow {
     /// Rate limit (new connections per minute), for SSH.
     pub rate_limit: Option<u32>,
     pub purpose: String,
-    /// Whether a flow needs it (false for extra `firewall.allow` rules no flow uses).
+    /// Whether a flow needs it: false for an extra `firewall.allow` rule unless a flow
+    /// already comes in on its port from inside its `from` network.
     pub needed: bool,
 }
 

@@ -145,7 +145,7 @@ impl Resolver<'_> {
         });
 
         let lb = spec.lb.as_ref().filter(|_| !lb_hosts.is_empty()).map(|l| {
-            self.check_vip(&l.vip, &networks, &hosts, spec);
+            self.check_vip(&l.vip, &networks, &hosts);
             self.check_path(&l.health_path, "lb.health_path");
             let primary = self.pick_member(l.primary.as_ref(), &lb_hosts, "lb", "lb.primary");
             let priorities = lb_hosts
@@ -363,7 +363,7 @@ impl Resolver<'_> {
                 }
             }
             if let Some(address) = &host.address {
-                self.check_address(address, private, "private", &spec.networks.private.span, name, &mut used_private);
+                self.check_address(address, private, "private", name, &mut used_private);
                 if reserved.contains(&address.value) {
                     self.error(address.span.clone(), format!("address {} of host `{}` is reserved (virtual IP or gateway)", address.value, name.value))
                         .expected("an address no other part of the stack uses")
@@ -371,7 +371,7 @@ impl Resolver<'_> {
                 }
             }
             if let Some(address) = &host.public_address {
-                self.check_address(address, public, "public", &spec.networks.public.span, name, &mut used_public);
+                self.check_address(address, public, "public", name, &mut used_public);
                 // A public address equal to the VIP is reported by check_vip.
                 if networks.gateway == Some(address.value) {
                     self.error(address.span.clone(), format!("public address {} of host `{}` is the gateway", address.value, name.value))
@@ -430,11 +430,9 @@ impl Resolver<'_> {
         address: &Located<Ipv4Addr>,
         network: Ipv4Net,
         which: &str,
-        network_span: &Range<usize>,
         host: &'s Located<String>,
         used: &mut BTreeMap<Ipv4Addr, &'s Located<String>>,
     ) {
-        let _ = network_span;
         if !network.contains(&address.value) {
             self.error(address.span.clone(), format!("address {} of host `{}` is outside the {which} network {network}", address.value, host.value))
                 .expected(format!("an address in {network} ({} – {})", first_host(network), last_host(network)))
@@ -559,13 +557,23 @@ impl Resolver<'_> {
             .hint(if n < 3 { "add db hosts to reach 3, or set db.allow_unsafe_size = true to accept losing writes when one node fails" } else { "add or remove one db host, or set db.allow_unsafe_size = true" });
     }
 
-    fn check_vip(&mut self, vip: &Located<Ipv4Addr>, networks: &Networks, hosts: &[Host], spec: &RawSpec) {
-        if !networks.public.contains(&vip.value) {
-            self.error(vip.span.clone(), format!("virtual IP {} is outside the public network {}", vip.value, networks.public))
-                .expected(format!("an address in {}", networks.public))
+    fn check_vip(&mut self, vip: &Located<Ipv4Addr>, networks: &Networks, hosts: &[Host]) {
+        let public = networks.public;
+        if !public.contains(&vip.value) {
+            self.error(vip.span.clone(), format!("virtual IP {} is outside the public network {public}", vip.value))
+                .expected(format!("an address in {public}"))
                 .hint("clients reach the VIP on the public network; pick a free address there");
+        } else if vip.value == public.network() || vip.value == public.broadcast() {
+            let which = if vip.value == public.network() { "network" } else { "broadcast" };
+            self.error(vip.span.clone(), format!("virtual IP {} is the {which} address of {public}", vip.value))
+                .expected(format!("a host address in {public} ({} – {})", first_host(public), last_host(public)))
+                .hint("the first and last address of a network cannot be assigned to an interface");
         }
-        let _ = spec;
+        if networks.gateway == Some(vip.value) {
+            self.error(vip.span.clone(), format!("virtual IP {} is the gateway", vip.value))
+                .expected("an address no other part of the stack uses")
+                .hint("the gateway is the router in front of the load balancers; give the VIP another free address");
+        }
         if let Some(host) = hosts.iter().find(|h| h.address == vip.value || h.public_address == Some(vip.value)) {
             self.error(vip.span.clone(), format!("virtual IP {} collides with host `{}`", vip.value, host.name))
                 .expected("an address no host uses")
@@ -689,9 +697,15 @@ impl Resolver<'_> {
             }
             for target in targets {
                 if let Some(firewall) = firewalls.get_mut(&target) {
-                    let needed = topology.flows.iter().any(|f| f.to == Endpoint::Host(target.clone()) && f.port == rule.port.value && f.proto == rule.proto);
+                    // Needed only when a flow already comes in on this port from inside
+                    // `from`: a rule that widens a flow's sources (SSH or MySQL from the whole
+                    // internet) is not needed, whatever the port.
+                    let from = rule.from.value.trunc();
+                    let needed = firewall.inbound.iter().any(|a| {
+                        a.needed && a.port == rule.port.value && a.proto == rule.proto && a.peers.iter().any(|p| p.contains(&from))
+                    });
                     firewall.inbound.push(Allow {
-                        peers: vec![rule.from.value.trunc()],
+                        peers: vec![from],
                         port: rule.port.value,
                         proto: rule.proto,
                         rate_limit: None,
