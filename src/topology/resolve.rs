@@ -452,8 +452,10 @@ impl Resolver<'_> {
     }
 
     fn allocate(&mut self, network: Ipv4Net, taken: &mut BTreeSet<Ipv4Addr>, host: &Located<String>, key: &str) -> Ipv4Addr {
-        // Start at .10 so that the first addresses stay free for routers and gateways.
-        let candidate = network.hosts().skip(9).find(|a| !taken.contains(a));
+        // Start at .10 so that the first addresses stay free for routers and gateways; a
+        // network too small to spare them (/27 and smaller) is used from its first address.
+        let reserved_for_routers = if network.prefix_len() <= 26 { 9 } else { 0 };
+        let candidate = network.hosts().skip(reserved_for_routers).find(|a| !taken.contains(a));
         match candidate {
             Some(address) => {
                 taken.insert(address);
@@ -860,4 +862,48 @@ fn quoted_list(items: &[String]) -> String {
         return "(none)".into();
     }
     items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod allocation_tests {
+    use crate::spec::SpecSource;
+
+    fn compile(text: &str) -> crate::topology::Topology {
+        crate::topology::compile(&SpecSource { name: "t.toml".into(), text: text.into() }).expect("valid spec")
+    }
+
+    const SPEC: &str = r#"
+[stack]
+name = "t"
+domain = "t.example.com"
+[networks]
+private = "PRIVATE"
+public = "203.0.113.0/24"
+admin = ["198.51.100.0/24"]
+[hosts.web1]
+roles = ["web"]
+[hosts.web2]
+address = "ADDRESS"
+roles = ["web"]
+[hosts.web3]
+roles = ["web"]
+[web]
+"#;
+
+    fn addresses(private: &str, taken: &str) -> Vec<String> {
+        let topology = compile(&SPEC.replace("PRIVATE", private).replace("ADDRESS", taken));
+        topology.hosts.iter().map(|h| h.address.to_string()).collect()
+    }
+
+    #[test]
+    fn omitted_addresses_are_allocated_from_dot_ten_in_host_order_around_taken_ones() {
+        assert_eq!(addresses("10.0.0.0/24", "10.0.0.10"), ["10.0.0.11", "10.0.0.10", "10.0.0.12"]);
+        // Same spec, same addresses: allocation is deterministic.
+        assert_eq!(addresses("10.0.0.0/24", "10.0.0.10"), addresses("10.0.0.0/24", "10.0.0.10"));
+    }
+
+    #[test]
+    fn a_small_network_is_allocated_from_its_first_address() {
+        assert_eq!(addresses("10.0.0.0/29", "10.0.0.2"), ["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+    }
 }
