@@ -141,7 +141,11 @@ fn co_location(topology: &Topology, findings: &mut Vec<Finding>) {
         return;
     }
     let described: Vec<String> = shared.iter().map(|h| format!("{} ({})", h.name, h.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join("+"))).collect();
-    let identical = shared.len() > 1 && shared.windows(2).all(|w| w[0].roles == w[1].roles);
+    // "Identical components on every server": several hosts with the same role set, and no
+    // other host running any of those roles.
+    let identical = shared.len() > 1
+        && shared.windows(2).all(|w| w[0].roles == w[1].roles)
+        && topology.hosts.iter().filter(|h| h.roles.iter().any(|r| shared[0].roles.contains(r))).count() == shared.len();
     let message = if identical {
         format!("identical components on every server: {}; a fault in one component (a bad release, a resource leak) hits every server at once", described.join(", "))
     } else {
