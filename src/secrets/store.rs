@@ -1,0 +1,63 @@
+//! The secrets directory on disk: 0700 directories, 0600 files, each file created
+//! atomically and never replaced.
+
+use std::fs::{self, DirBuilder, File, Permissions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::SecretsError;
+
+pub const DIR_MODE: u32 = 0o700;
+pub const FILE_MODE: u32 = 0o600;
+
+/// Creates `dir` (and parents it owns) with mode 0700, tightening an existing one.
+/// Returns whether the mode had to be tightened.
+pub fn ensure_dir(dir: &Path) -> Result<bool, SecretsError> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+        .map_err(|source| SecretsError::Io { action: "create", path: dir.to_path_buf(), source })?;
+    tighten(dir, DIR_MODE)
+}
+
+/// Sets `mode` on `path` if its permissions are wider; returns whether it did.
+pub fn tighten(path: &Path, mode: u32) -> Result<bool, SecretsError> {
+    let metadata = fs::metadata(path).map_err(|source| SecretsError::Io { action: "inspect", path: path.to_path_buf(), source })?;
+    let current = metadata.permissions().mode() & 0o777;
+    if current & !mode == 0 {
+        return Ok(false);
+    }
+    fs::set_permissions(path, Permissions::from_mode(mode))
+        .map_err(|source| SecretsError::Io { action: "set the mode of", path: path.to_path_buf(), source })?;
+    Ok(true)
+}
+
+/// Creates `path` with `bytes`, mode 0600, atomically: the bytes go into a temporary file
+/// created 0600 (so the secret is never readable by others, not even for a moment) in the
+/// same directory, fsynced, then linked into place without replacing anything that exists.
+pub fn create(path: &Path, bytes: &[u8]) -> Result<(), SecretsError> {
+    let parent = path.parent().expect("secret paths have a parent");
+    let io_error = |action, source| SecretsError::Io { action, path: path.to_path_buf(), source };
+    let mut temp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(Permissions::from_mode(FILE_MODE))
+        .tempfile_in(parent)
+        .map_err(|source| io_error("create a temporary file for", source))?;
+    temp.write_all(bytes).map_err(|source| io_error("write", source))?;
+    temp.as_file().sync_all().map_err(|source| io_error("write", source))?;
+    temp.persist_noclobber(path).map_err(|error| io_error("create", error.error))?;
+    File::open(parent)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|source| SecretsError::Io { action: "sync", path: parent.to_path_buf(), source })
+}
+
+pub fn read(path: &Path) -> Result<String, SecretsError> {
+    fs::read_to_string(path).map_err(|source| SecretsError::Io { action: "read", path: path.to_path_buf(), source })
+}
+
+/// Every path in `paths` that exists.
+pub fn existing(paths: &[PathBuf]) -> Vec<&PathBuf> {
+    paths.iter().filter(|path| path.exists()).collect()
+}
