@@ -1,9 +1,9 @@
 //! The NixOS VM test rendered from the Scenario (`checks/vm-test.nix` and `checks/vm-test.py`),
 //! for both example specs: snapshots; the Nix parses (rnix and the real `nix-instantiate`) and
-//! evaluates with the real Nix evaluator against stand-ins; the script is valid Python carrying
-//! every step of the Scenario; the node settings are NixOS options; the secrets the script makes
-//! with openssl verify against its CA; its HTTP parsing reads curl's output. The VMs themselves
-//! cannot run here (no nixpkgs, no KVM-capable NixOS host).
+//! evaluates with the real Nix evaluator against stand-ins (each host's node, whole); the script
+//! is valid Python carrying every step of the Scenario; the node settings are NixOS options; the
+//! secrets the script makes with openssl verify against its CA; its HTTP parsing reads curl's
+//! output. The VMs themselves cannot run here (no nixpkgs, no KVM-capable NixOS host).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use nixstack::lab::scenario::Scenario;
 use nixstack::nixcheck::{check_files, nix_instantiate_parse, parse_nix, OptionDb, KNOWN_UNCOVERED};
 use nixstack::render::{tree, vmtest};
-use nixstack::spec::SpecSource;
+use nixstack::spec::{Role, SpecSource, TlsMode};
 use nixstack::topology::Topology;
 use serde_json::Value;
 
@@ -128,12 +128,16 @@ fn the_nix_parses_with_rnix_and_nix_instantiate() {
 
 /// The real Nix evaluator on `checks/vm-test.nix` of a written tree, with stand-ins for the
 /// flake's inputs and nixpkgs' `lib`: the test module's attributes, every node module applied
-/// to stand-in arguments, and the test script as Nix assembles it.
+/// to stand-in arguments, and the test script as Nix assembles it. `genAttrs` and
+/// `optionalAttrs` are nixpkgs' definitions; `mkForce` and `mkIf` leave markers to assert on.
 fn evaluate(dir: &Path) -> Value {
     let expr = r#"
 let
   lib = {
     mkForce = value: { _force = value; };
+    mkIf = condition: content: { _if = condition; inherit content; };
+    genAttrs = names: f: builtins.listToAttrs (map (name: { inherit name; value = f name; }) names);
+    optionalAttrs = condition: attrs: if condition then attrs else { };
     getExe = package: "/nix/store/stand-in-${package}/bin/${package}";
   };
   pkgs = { curl = "curl"; mariadb = "mariadb"; socat = "socat"; openssh = "openssh"; };
@@ -180,21 +184,57 @@ fn the_test_module_evaluates_with_stand_ins() {
         let mut expected: Vec<&str> = topology.hosts.iter().map(|h| h.name.as_str()).chain(["admin", "client"]).collect();
         expected.sort();
         assert_eq!(names, expected, "{stack}");
+        // Each host's node, whole: what `vmNode` makes of the host's arguments is exactly the
+        // VM plumbing the Topology asks for, and nothing else.
+        let files = tree::artifacts(topology);
+        // `nixstack.lb.acme` is set (under `mkIf`) on every host: the option exists on all of
+        // them, as every host imports every module.
+        assert!(files["modules/default.nix"].contains("./lb.nix"), "{stack}");
+        let admin_routes: Vec<Value> = topology
+            .networks
+            .admin
+            .iter()
+            .map(|network| serde_json::json!({ "address": network.network().to_string(), "prefixLength": network.prefix_len() }))
+            .collect();
+        assert!(!admin_routes.is_empty(), "{stack}");
+        let held_back = serde_json::json!({ "wantedBy": { "_force": [] } });
         for host in &topology.hosts {
             let node = &nodes[&host.name];
-            let imports = node["imports"].as_array().unwrap();
-            assert!(imports[0]["path"].as_str().unwrap().ends_with(&format!("/hosts/{}", host.name)), "{stack}: {imports:?}");
-            assert_eq!(imports[0]["exists"], true, "{stack}/{}: the node imports a host directory that is not in the tree", host.name);
-            assert_eq!(imports[1], "disko-module");
-            assert_eq!(node["nixpkgs"]["overlays"][0], "stack-overlay");
-            let cards = node["virtualisation"]["interfaces"].as_object().unwrap();
-            assert_eq!(cards["eth0"]["vlan"], 1, "{stack}/{}", host.name);
-            assert_eq!(cards.get("eth1").map(|c| c["vlan"].clone()), host.public_address.map(|_| Value::from(2)), "{stack}/{}", host.name);
-            // Every held unit is kept from starting at boot.
-            for unit in vmtest::units(topology, host).iter().filter(|u| u.held) {
-                let stem = unit.name.trim_end_matches(".service");
-                assert_eq!(node["systemd"]["services"][stem]["wantedBy"]["_force"], Value::Array(Vec::new()), "{stack}/{}: {stem}", host.name);
+            let mut cards = serde_json::json!({ "eth0": { "vlan": 1 } });
+            if host.public_address.is_some() {
+                cards["eth1"] = serde_json::json!({ "vlan": 2 });
             }
+            let held: Vec<String> = vmtest::units(topology, host).iter().filter(|u| u.held).map(|u| u.name.trim_end_matches(".service").to_string()).collect();
+            assert!(!held.is_empty(), "{stack}/{}: no held unit", host.name);
+            let services: serde_json::Map<String, Value> = held.iter().map(|stem| (stem.clone(), held_back.clone())).collect();
+            // NixOS starts keepalived from a boot-delay timer: held back with the service.
+            let timers: serde_json::Map<String, Value> = held
+                .iter()
+                .filter(|stem| *stem == "keepalived")
+                .map(|_| ("keepalived-boot-delay".to_string(), held_back.clone()))
+                .collect();
+            let acme_off = host.has(Role::Lb) && topology.lb.as_ref().is_some_and(|lb| lb.tls == TlsMode::Acme);
+            let expected = serde_json::json!({
+                "imports": [
+                    { "path": dir.path().join("hosts").join(&host.name).to_string_lossy(), "exists": true },
+                    "disko-module",
+                ],
+                "nixpkgs": { "overlays": ["stack-overlay"] },
+                "virtualisation": { "interfaces": cards },
+                "networking": { "interfaces": { "eth0": { "ipv4": { "routes": admin_routes } } } },
+                "services": { "openssh": { "authorizedKeysFiles": [format!("{}/authorized_keys", vmtest::TEST_DIR)] } },
+                "nixstack": { "lb": { "acme": { "_if": acme_off, "content": { "_force": null } } } },
+                "systemd": { "services": services, "timers": timers },
+            });
+            assert_eq!(node, &expected, "{stack}/{}", host.name);
+        }
+        // The examples exercise every argument: a public card, held timers, ACME replaced.
+        if stack == "shop" {
+            let lb1 = &nodes["lb1"];
+            assert_eq!(lb1["virtualisation"]["interfaces"]["eth1"]["vlan"], 2);
+            assert_eq!(lb1["systemd"]["timers"]["keepalived-boot-delay"]["wantedBy"]["_force"], Value::Array(Vec::new()));
+            assert_eq!(lb1["nixstack"]["lb"]["acme"]["_if"], true);
+            assert_eq!(nodes["web1"]["nixstack"]["lb"]["acme"]["_if"], false);
         }
         let client = &nodes["client"];
         assert_eq!(client["virtualisation"]["interfaces"]["eth0"]["vlan"], 2);
@@ -272,12 +312,27 @@ fn node_settings_are_nixos_options() {
         for path in ["services.openssh.authorizedKeysFiles", "networking.interfaces.eth0.ipv4", "environment.systemPackages"] {
             assert!(all.contains(path), "{path}");
         }
-        // And the check bites: a misspelt setting or a wrong type in a node is reported.
-        let (name, lb) = nodes.iter().find(|(name, _)| topology.lb.as_ref().is_some_and(|lb| lb.hosts.contains(name))).unwrap();
-        for broken in [lb.replace("authorizedKeysFiles", "authorizedKeyFiles"), lb.replace("prefixLength = 24;", "prefixLength = \"24\";")] {
-            assert_ne!(&broken, lb);
+        // Every host's node is the one function's module (its arguments are checked by
+        // evaluating it, in the_test_module_evaluates_with_stand_ins): the checker reads through
+        // its arguments and the node module's to the settings.
+        let names: Vec<&str> = nodes.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, [vmtest::DEFAULTS, vmtest::HOST_NODE_FUNCTION, "admin", "client"], "{}", topology.stack.name);
+        let (name, host_node) = nodes.iter().find(|(name, _)| name == vmtest::HOST_NODE_FUNCTION).unwrap();
+        for path in ["nixstack.lb.acme", "networking.interfaces.eth0.ipv4.routes", "systemd.services"] {
+            assert!(host_node.contains(path), "{path}");
+        }
+        // And the check bites: a misspelt setting or a wrong type in the host nodes' function
+        // is reported, also behind `mkIf`.
+        let broken_nodes = [
+            host_node.replace("authorizedKeysFiles", "authorizedKeyFiles"),
+            host_node.replace("prefixLength = 24;", "prefixLength = \"24\";"),
+            host_node.replace("(lib.mkForce null)", "(lib.mkForce 1)"),
+            host_node.replace("nixstack.lb.acme", "nixstack.lb.acmee"),
+        ];
+        for broken in broken_nodes {
+            assert_ne!(&broken, host_node);
             let report = check_files(&db, &[(format!("{name}.nix"), broken)]);
-            assert!(!report.problems.is_empty(), "a broken {name} node passes");
+            assert!(!report.problems.is_empty(), "a broken {name} passes");
         }
     }
 }

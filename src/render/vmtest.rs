@@ -199,14 +199,14 @@ pub fn nix(topology: &Topology) -> String {
         }
     };
     let mut nodes = String::from("{\n");
-    for (name, module) in node_modules_of(&vm) {
-        if name == DEFAULTS {
-            continue;
+    for (name, node) in nodes_of(&vm) {
+        let name = nixos::attr_name(&name);
+        match node {
+            NodeText::Module(module) => nodes.push_str(&format!("    {name} =\n{};\n", indent(&module, 3))),
+            NodeText::Call(call) => nodes.push_str(&format!("    {name} = {};\n", indent(&call, 2).trim_start())),
         }
-        nodes.push_str(&format!("    {} =\n{};\n", nixos::attr_name(&name), indent(&module, 3)));
     }
     nodes.push_str("  }");
-    let defaults = node_modules_of(&vm).into_iter().find(|(name, _)| name == DEFAULTS).map(|(_, m)| m).unwrap_or_default();
     let script_name = SCRIPT_FILE.rsplit('/').next().expect("a file name");
     fill(
         TEMPLATE,
@@ -217,7 +217,9 @@ pub fn nix(topology: &Topology) -> String {
             ("client", vm.client.clone()),
             ("admin", vm.admin.clone()),
             ("name", quote(&format!("nixstack-{}", topology.stack.name))),
-            ("defaults", indent(&defaults, 2)),
+            ("defaults", indent(&defaults_module(), 2)),
+            ("node_function_name", HOST_NODE_FUNCTION.to_string()),
+            ("node_function", indent(&host_node_function(&vm), 2)),
             ("nodes", nodes),
         ],
     )
@@ -226,28 +228,45 @@ pub fn nix(topology: &Topology) -> String {
 /// The name [`node_modules`] gives the module every node imports (`defaults`).
 pub const DEFAULTS: &str = "defaults";
 
-/// Every NixOS module of the test as standalone text: `defaults` (set on every node), then one
-/// per node (hosts, client, admin), sorted by node name. What the option checker judges.
+/// Every NixOS module of the test as standalone text, what the option checker judges:
+/// `defaults` (set on every node), the function that makes each host's node
+/// ([`HOST_NODE_FUNCTION`], a module behind its arguments), then the client's and the admin's.
 pub fn node_modules(topology: &Topology) -> Vec<(String, String)> {
-    match Vm::new(topology) {
-        Ok(vm) => node_modules_of(&vm),
-        Err(_) => Vec::new(),
-    }
+    let Ok(vm) = Vm::new(topology) else { return Vec::new() };
+    let mut modules = vec![
+        (DEFAULTS.to_string(), defaults_module()),
+        (HOST_NODE_FUNCTION.to_string(), host_node_function(&vm)),
+    ];
+    modules.extend(nodes_of(&vm).into_iter().filter_map(|(name, node)| match node {
+        NodeText::Module(module) => Some((name, module)),
+        NodeText::Call(_) => None,
+    }));
+    modules
 }
 
-fn node_modules_of(vm: &Vm) -> Vec<(String, String)> {
-    let mut modules = vec![(DEFAULTS.to_string(), defaults_module())];
-    for name in vm.nodes() {
-        let module = if name == vm.client {
-            client_module(vm)
-        } else if name == vm.admin {
-            admin_module(vm)
-        } else {
-            host_module(vm, vm.topology.host(&name).expect("a host node"))
-        };
-        modules.push((name, module));
-    }
-    modules
+/// A node of the test as the file writes it.
+enum NodeText {
+    /// A module of its own (the client, the admin).
+    Module(String),
+    /// A call of [`HOST_NODE_FUNCTION`] (a host).
+    Call(String),
+}
+
+/// Every node, sorted by name.
+fn nodes_of(vm: &Vm) -> Vec<(String, NodeText)> {
+    vm.nodes()
+        .into_iter()
+        .map(|name| {
+            let node = if name == vm.client {
+                NodeText::Module(client_module(vm))
+            } else if name == vm.admin {
+                NodeText::Module(admin_module(vm))
+            } else {
+                NodeText::Call(host_node_call(vm, vm.topology.host(&name).expect("a host node")))
+            };
+            (name, node)
+        })
+        .collect()
 }
 
 /// One binding of a module: why, where, what.
@@ -327,27 +346,31 @@ fn vlans(cards: &[(&str, i64)]) -> Nix {
     Nix::Attrs(cards.iter().map(|(card, vlan)| (vec![card.to_string(), "vlan".into()], Nix::Int(*vlan))).collect())
 }
 
-fn host_module(vm: &Vm, host: &Host) -> String {
+/// The name of the function in the file's `let` that makes a host's node.
+pub const HOST_NODE_FUNCTION: &str = "vmNode";
+
+/// `vmNode`: the function of a host's VM settings that makes its node module. The settings
+/// every host shares, and their comments, are written once here; each host's node is a call
+/// ([`host_node_call`]) with what differs.
+fn host_node_function(vm: &Vm) -> String {
     let layout = Layout::nixos();
-    let mut cards = vec![(layout.private_interface.as_str(), PRIVATE_VLAN)];
-    if host.public_address.is_some() {
-        cards.push((layout.public_interface.as_str(), PUBLIC_VLAN));
-    }
-    let mut settings = vec![
+    let held_back = |attribute: &str| Nix::Raw(format!("lib.genAttrs {attribute} (_: {{ wantedBy = lib.mkForce [ ]; }})"));
+    let settings = [
         setting(
             "The host's own configuration, with the modules `nixosConfigurations` give it.",
             "imports",
-            Nix::List(vec![
-                Nix::Path(format!("../hosts/{}", host.name)),
-                Nix::Raw("disko.nixosModules.disko".into()),
-            ]),
+            Nix::List(vec![Nix::Raw("../hosts + \"/${host}\"".into()), Nix::Raw("disko.nixosModules.disko".into())]),
         ),
         setting("", "nixpkgs.overlays", Nix::List(vec![Nix::Raw("self.overlays.default".into())])),
         setting(
             "Cards named as the rendered configs name them, on the spec's networks; the addresses\n\
              are the host file's (the test framework assigns none to named cards).",
             "virtualisation.interfaces",
-            vlans(&cards),
+            Nix::Raw(format!(
+                "{}\n// lib.optionalAttrs publicCard {{ {}.vlan = {PUBLIC_VLAN}; }}",
+                vlans(&[(layout.private_interface.as_str(), PRIVATE_VLAN)]).render(),
+                layout.public_interface
+            )),
         ),
         setting(
             "The admin network reaches the hosts on the private VLAN, as in the lab.",
@@ -359,38 +382,43 @@ fn host_module(vm: &Vm, host: &Host) -> String {
             "services.openssh.authorizedKeysFiles",
             Nix::strs([format!("{TEST_DIR}/authorized_keys")]),
         ),
-    ];
-    if host.has(Role::Lb) && vm.topology.lb.as_ref().is_some_and(|lb| lb.tls == TlsMode::Acme) {
-        settings.push(setting(
+        setting(
             "No Let's Encrypt in a VM: the script puts a certificate from the throwaway CA where\n\
              lego would put it.",
             "nixstack.lb.acme",
-            Nix::Raw("lib.mkForce null".into()),
-        ));
-    }
-    let held: Vec<Unit> = units(vm.topology, host).into_iter().filter(|unit| unit.held).collect();
-    if !held.is_empty() {
-        let mut stems: Vec<&str> = held.iter().map(Unit::stem).collect();
-        stems.sort();
-        let services = stems
-            .into_iter()
-            .map(|stem| (vec![stem.to_string(), "wantedBy".into()], Nix::Raw("lib.mkForce [ ]".into())))
-            .collect();
-        settings.push(setting(
+            Nix::Raw("lib.mkIf disableAcme (lib.mkForce null)".into()),
+        ),
+        setting(
             "Daemons that read secrets start when the script has put the secrets in place, in the\n\
              lab's order, instead of at boot.",
             "systemd.services",
-            Nix::Attrs(services),
-        ));
+            held_back("heldServices"),
+        ),
+        setting("", "systemd.timers", held_back("heldTimers")),
+    ];
+    let arguments = "{\n  host,\n  publicCard ? false,\n  heldServices,\n  heldTimers ? [ ],\n  disableAcme ? false,\n}:\n\
+                     { lib, ... }:";
+    module(arguments, &settings)
+}
+
+/// A host's node: a call of [`host_node_function`] with the host's VM settings.
+fn host_node_call(vm: &Vm, host: &Host) -> String {
+    let mut arguments = vec![(vec!["host".to_string()], Nix::str(host.name.clone()))];
+    if host.public_address.is_some() {
+        arguments.push((vec!["publicCard".into()], Nix::Bool(true)));
     }
+    let held: Vec<Unit> = units(vm.topology, host).into_iter().filter(|unit| unit.held).collect();
+    let mut stems: Vec<&str> = held.iter().map(Unit::stem).collect();
+    stems.sort();
+    arguments.push((vec!["heldServices".into()], Nix::strs(stems)));
+    // NixOS starts keepalived from a boot-delay timer: it is held back with the service.
     if held.iter().any(|unit| unit.name == "keepalived.service") {
-        settings.push(setting(
-            "",
-            "systemd.timers.keepalived-boot-delay.wantedBy",
-            Nix::Raw("lib.mkForce [ ]".into()),
-        ));
+        arguments.push((vec!["heldTimers".into()], Nix::strs(["keepalived-boot-delay"])));
     }
-    module("{ lib, ... }:", &settings)
+    if host.has(Role::Lb) && vm.topology.lb.as_ref().is_some_and(|lb| lb.tls == TlsMode::Acme) {
+        arguments.push((vec!["disableAcme".into()], Nix::Bool(true)));
+    }
+    format!("{HOST_NODE_FUNCTION} {}", Nix::Attrs(arguments).render())
 }
 
 fn client_module(vm: &Vm) -> String {
