@@ -301,11 +301,22 @@ impl Namespaces {
     }
 }
 
+/// Stops a daemon started in the foreground: SIGTERM first, because a SIGKILLed nginx master
+/// leaves its workers running forever; SIGKILL after a bounded wait.
+fn stop(child: &mut std::process::Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 impl Drop for Namespaces {
     fn drop(&mut self) {
         for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
+            stop(child);
         }
         for name in &self.names {
             let _ = Command::new("ip").args(["netns", "del", name]).status();
@@ -589,8 +600,7 @@ fn nginx_serves_health_verifies_the_app_and_reports_status() {
     assert_eq!(*status, 200, "verified TLS to the app: {seen:?}");
     assert!(text.contains("s_server"), "the answer is the app's: {text}");
     if let Some(mut child) = namespaces.children.pop() {
-        let _ = child.kill();
-        let _ = child.wait();
+        stop(&mut child);
     }
 
     // A certificate with a valid chain but only the host's own names (no shared tier name):
