@@ -24,7 +24,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// `modules/` could never be fresh. Their edits are detected by the manifest instead, like
 /// every non-`.nix` file.
 pub fn is_stamped(path: &str) -> bool {
-    path.ends_with(".nix") && !path.starts_with("modules/")
+    // Hand-written sources shipped verbatim (modules, the demo app) carry no header: the
+    // repository's own copies are their source.
+    path.ends_with(".nix") && !path.starts_with("modules/") && !path.starts_with("app/")
 }
 
 /// `body` with its header line prepended.

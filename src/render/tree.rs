@@ -29,6 +29,13 @@ pub const MODULES: &[(&str, &str)] = &[
     ("modules/web.nix", include_str!("../../modules/web.nix")),
 ];
 
+/// The demo app's sources: the flake builds `nixstack-demo-app` with `callPackage ./app`, so
+/// every output tree carries them, verbatim like the modules.
+pub const APP: &[(&str, &str)] = &[
+    ("app/default.nix", include_str!("../../app/default.nix")),
+    ("app/nixstack_demo_app.py", include_str!("../../app/nixstack_demo_app.py")),
+];
+
 /// The lab's MariaDB config file beside the other lab configs of a db host.
 pub const LAB_MY_CNF: &str = "my.cnf";
 
@@ -38,7 +45,7 @@ pub fn artifacts(topology: &Topology) -> Artifacts {
     // `checks.<system>.vm-test`: the lab's Scenario as a NixOS VM test (render::vmtest).
     files.insert("flake.nix".to_string(), flake::flake_with(topology, &[vmtest::extra_check()]));
     files.extend(vmtest::files(topology));
-    for (path, text) in MODULES {
+    for (path, text) in MODULES.iter().chain(APP) {
         files.insert(path.to_string(), text.to_string());
     }
     let nixos = Layout::nixos();
@@ -91,6 +98,14 @@ mod tests {
                 .collect();
         let shipped: Vec<&str> = MODULES.iter().map(|(path, _)| *path).collect();
         assert_eq!(on_disk, shipped);
+    }
+
+    #[test]
+    fn the_flakes_app_package_ships_with_the_tree() {
+        let topology = compile(&SpecSource::embedded_default()).unwrap();
+        let files = artifacts(&topology);
+        assert!(files["flake.nix"].contains("callPackage ./app"), "the flake builds the demo app from ./app");
+        assert!(files.contains_key("app/default.nix") && files.contains_key("app/nixstack_demo_app.py"), "{:?}", files.keys().collect::<Vec<_>>());
     }
 
     #[test]
