@@ -417,7 +417,7 @@ fn the_repos_generated_files_are_fresh() {
     // neither checked nor copied into operators' flakes.
     let source = SpecSource { name: "examples/default.toml".into(), text: std::fs::read_to_string(Path::new(REPO).join("examples/default.toml")).unwrap() };
     let topology = nixstack::cli::compile(&source).unwrap();
-    let artifacts = output::artifacts(&source.name, &topology);
+    let artifacts = output::artifacts(&topology);
     let modules: Vec<PathBuf> = std::fs::read_dir(Path::new(REPO).join("modules"))
         .map(|entries| entries.map(|e| e.unwrap().path()).collect())
         .unwrap_or_default();

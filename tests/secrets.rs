@@ -271,7 +271,7 @@ fn scan(files: &BTreeMap<String, Vec<u8>>, secrets: &[(String, String)]) -> Vec<
 /// What `nixstack build` writes for `spec_path`, as the files on disk.
 fn built_files(spec_path: &str, out: &Path) -> BTreeMap<String, Vec<u8>> {
     let source = spec(spec_path);
-    let artifacts = output::artifacts(&source.name, &topology(&source));
+    let artifacts = output::artifacts(&topology(&source));
     assert!(
         artifacts.keys().any(|p| p.starts_with("hosts/")),
         "{spec_path}: render::tree::artifacts rendered no host files (the tree renderer has not landed), so nothing can be scanned"
@@ -324,7 +324,7 @@ fn the_leak_scanner_finds_an_injected_secret() {
     let key_line = key.lines().nth(1).unwrap().to_string();
 
     // A copy of a real artifact (or of a stand-in while the tree renderer is a stub).
-    let artifacts = output::artifacts("examples/default.toml", &topology);
+    let artifacts = output::artifacts(&topology);
     let (path, text) = artifacts
         .iter()
         .find(|(path, _)| path.ends_with(".nix"))

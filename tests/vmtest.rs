@@ -73,7 +73,7 @@ fn text(output: &Output) -> String {
 
 /// Writes the artifact tree of `topology` (with the writer's headers) into `dir`.
 fn write_tree(topology: &Topology, dir: &Path) {
-    for (path, text) in nixstack::output::artifacts(&topology.stack.name, topology) {
+    for (path, text) in nixstack::output::artifacts(topology) {
         let file = dir.join(path);
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(file, text).unwrap();
@@ -107,7 +107,7 @@ fn the_flake_runs_the_vm_test_under_checks_and_the_tree_carries_both_files() {
 #[test]
 fn the_nix_parses_with_rnix_and_nix_instantiate() {
     for topology in topologies() {
-        let files: Vec<(String, String)> = nixstack::output::artifacts(&topology.stack.name, topology)
+        let files: Vec<(String, String)> = nixstack::output::artifacts(topology)
             .into_iter()
             .filter(|(path, _)| path == vmtest::NIX_FILE || path == "flake.nix")
             .collect();

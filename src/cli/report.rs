@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::audit::{Finding, Severity};
 use crate::spec::SpecSource;
-use crate::topology::{Endpoint, Topology};
+use crate::topology::Topology;
 
 /// Hosts, roles, addresses, the virtual IP and the traffic flows.
 pub fn summary(source: &SpecSource, topology: &Topology) -> String {
@@ -46,7 +46,7 @@ pub fn summary(source: &SpecSource, topology: &Topology) -> String {
     for flow in &topology.flows {
         let entry = groups.entry((flow.purpose.clone(), flow.port, flow.proto.as_str(), flow.encrypted)).or_default();
         for (list, endpoint) in [(&mut entry.0, &flow.from), (&mut entry.1, &flow.to)] {
-            let name = endpoint_name(endpoint);
+            let name = endpoint.to_string();
             if !list.contains(&name) {
                 list.push(name);
             }
@@ -63,9 +63,6 @@ pub fn summary(source: &SpecSource, topology: &Topology) -> String {
     out
 }
 
-fn endpoint_name(endpoint: &Endpoint) -> String {
-    endpoint.to_string()
-}
 
 /// The findings, most severe first, and a one-line tally.
 pub fn findings(findings: &[Finding]) -> String {

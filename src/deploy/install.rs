@@ -21,7 +21,7 @@ use clap::Args;
 use crate::exit;
 use crate::output::{self, WriteMode};
 use crate::render::{disko, NIXOS_SECRETS};
-use crate::spec::{Role, SpecSource};
+use crate::spec::Role;
 use crate::topology::{Host, Topology};
 
 /// The flake nixos-anywhere is run from (its README's way of running it).
@@ -345,11 +345,10 @@ fn galera_notes(topology: &Topology, host: &Host) -> Vec<String> {
 /// --check` would report drift).
 pub fn check_fresh(
     dir: &Path,
-    source: &SpecSource,
     topology: &Topology,
     rebuild: &str,
 ) -> Result<(), InstallError> {
-    let artifacts = output::artifacts(&source.name, topology);
+    let artifacts = output::artifacts(topology);
     let report = output::write(dir, &artifacts, WriteMode::Check, false)?;
     if report.is_fresh() {
         return Ok(());
@@ -372,7 +371,6 @@ pub fn check_fresh(
 pub fn check_flake_source(
     dir: &Path,
     secrets_dir: &Path,
-    source: &SpecSource,
     topology: &Topology,
 ) -> Result<(), InstallError> {
     let secrets_inside = inside(secrets_dir, dir);
@@ -415,7 +413,7 @@ pub fn check_flake_source(
         }
     }
     // What Nix evaluates for a host; the lab configs and the manifest it never reads.
-    let untracked: Vec<String> = output::artifacts(&source.name, topology)
+    let untracked: Vec<String> = output::artifacts(topology)
         .into_keys()
         .filter(|path| !path.starts_with("lab/"))
         .filter(|path| !tracked.contains(path))
@@ -806,7 +804,7 @@ pub fn describe(
 
 /// `nixstack install`: 0 installed (or, with `--dry-run`, ready to), 2 refused or failed.
 pub fn command(args: InstallArgs) -> Result<i32> {
-    let (source, topology) = crate::topology::load(args.spec.as_deref())?;
+    let (_, topology) = crate::topology::load(args.spec.as_deref())?;
     let spec_arg = args
         .spec
         .as_ref()
@@ -822,8 +820,8 @@ pub fn command(args: InstallArgs) -> Result<i32> {
         format!("nixstack build{spec_arg} -o {}", args.flake.display())
     };
     let plan = plan(&topology, &args, &init)?;
-    check_fresh(&args.flake, &source, &topology, &rebuild)?;
-    check_flake_source(&args.flake, &args.secrets, &source, &topology)?;
+    check_fresh(&args.flake, &topology, &rebuild)?;
+    check_flake_source(&args.flake, &args.secrets, &topology)?;
     let staging = stage_secrets(&plan.secrets)?;
 
     if args.dry_run {

@@ -182,12 +182,12 @@ pub fn write(out: &Path, artifacts: &Artifacts, mode: WriteMode, force: bool) ->
 }
 
 /// The artifacts with every stamped `.nix` file ([`is_stamped`]) behind its header line
-/// naming `spec_name`. Pure and deterministic.
-pub fn stamp(artifacts: &Artifacts, spec_name: &str) -> Artifacts {
+/// naming `origin`. Pure and deterministic.
+pub fn stamp(artifacts: &Artifacts, origin: &str) -> Artifacts {
     artifacts
         .iter()
         .map(|(path, text)| {
-            let text = if is_stamped(path) { header::stamp(text, spec_name) } else { text.clone() };
+            let text = if is_stamped(path) { header::stamp(text, origin) } else { text.clone() };
             (path.clone(), text)
         })
         .collect()
@@ -196,15 +196,15 @@ pub fn stamp(artifacts: &Artifacts, spec_name: &str) -> Artifacts {
 /// The artifact set `nixstack build` writes for a spec: rendered, then stamped. The header
 /// names the stack, not the spec path, so that `build`, `build stack.toml` and
 /// `build ./examples/default.toml` of the same spec give the same bytes.
-pub fn artifacts(_spec_name: &str, topology: &crate::topology::Topology) -> Artifacts {
+pub fn artifacts(topology: &crate::topology::Topology) -> Artifacts {
     stamp(&crate::render::tree::artifacts(topology), &format!("stack `{}`", topology.stack.name))
 }
 
 /// `nixstack build`: render the spec and write (or `--check`) the tree in `out`.
 /// Exit 0 written or fresh, 1 drift (`--check`), 2 refused or failed.
 pub fn build_command(spec: Option<&Path>, out: &Path, check: bool, force: bool) -> Result<i32> {
-    let (source, topology) = crate::topology::load(spec)?;
-    let artifacts = artifacts(&source.name, &topology);
+    let (_, topology) = crate::topology::load(spec)?;
+    let artifacts = artifacts(&topology);
     let mode = if check { WriteMode::Check } else { WriteMode::Write };
     let report = write(out, &artifacts, mode, force)?;
     if check {
