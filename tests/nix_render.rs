@@ -36,6 +36,15 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Every rendered file of every example spec whose path `matching` accepts, as (path, text).
+fn rendered_files(matching: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+    topologies()
+        .iter()
+        .flat_map(tree::artifacts)
+        .filter(|(path, _)| matching(path))
+        .collect()
+}
+
 fn topologies() -> &'static [Topology] {
     static TOPOLOGIES: OnceLock<Vec<Topology>> = OnceLock::new();
     TOPOLOGIES.get_or_init(|| {
@@ -194,7 +203,9 @@ fn every_option_path_exists_and_every_literal_fits_its_type() {
         // app/default.nix is a package (callPackage), not a module either.
         let checked: Vec<(String, String)> = nix_files(&files)
             .into_iter()
-            .filter(|(path, _)| path != "flake.nix" && !path.starts_with("checks/") && !path.starts_with("app/"))
+            .filter(|(path, _)| {
+                path != "flake.nix" && !path.starts_with("checks/") && !path.starts_with("app/")
+            })
             .collect();
         let report = check_files(&db, &checked);
         let problems: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
@@ -560,41 +571,35 @@ fn galera_settings_leave_the_keys_of_the_nixos_galera_module_alone() {
 /// when HAProxy dies), and on NixOS a script must be named by absolute path.
 #[test]
 fn keepalived_track_scripts_are_defined() {
-    let mut n_configs = 0;
-    for topology in topologies() {
-        for (path, text) in tree::artifacts(topology)
-            .iter()
-            .filter(|(p, _)| p.ends_with("keepalived.conf"))
-        {
-            let defined = names_after(text, "vrrp_script");
-            let tracked = block_words(text, "track_script");
+    let configs = rendered_files(|path| path.ends_with("keepalived.conf"));
+    assert!(configs.len() >= 6, "{} keepalived configs", configs.len());
+    for (path, text) in &configs {
+        let defined = names_after(text, "vrrp_script");
+        let tracked = block_words(text, "track_script");
+        assert!(
+            !tracked.is_empty(),
+            "{path}: no track_script: the VIP would not follow HAProxy"
+        );
+        for name in &tracked {
             assert!(
-                !tracked.is_empty(),
-                "{path}: no track_script: the VIP would not follow HAProxy"
+                defined.contains(name),
+                "{path}: track_script {name} has no vrrp_script {name}"
             );
-            for name in &tracked {
+        }
+        if path.starts_with("hosts/") {
+            for line in text
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("script "))
+            {
+                let command = line.trim_start_matches("script").trim().trim_matches('"');
                 assert!(
-                    defined.contains(name),
-                    "{path}: track_script {name} has no vrrp_script {name}"
+                    command.starts_with('/'),
+                    "{path}: {line}: NixOS runs track scripts without a PATH to search"
                 );
             }
-            if path.starts_with("hosts/") {
-                for line in text
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| l.starts_with("script "))
-                {
-                    let command = line.trim_start_matches("script").trim().trim_matches('"');
-                    assert!(
-                        command.starts_with('/'),
-                        "{path}: {line}: NixOS runs track scripts without a PATH to search"
-                    );
-                }
-            }
-            n_configs += 1;
         }
     }
-    assert!(n_configs >= 6, "{n_configs} keepalived configs");
 }
 
 /// The names that follow `keyword` at the start of a line (`vrrp_script chk {`).
@@ -667,28 +672,22 @@ fn nginx_ssl_modes_are_never_combined() {
 /// bring its own `events` block (NixOS adds none when `config` is set).
 #[test]
 fn nginx_config_leaves_out_what_nixos_puts_in_front() {
-    let mut n_configs = 0;
-    for topology in topologies() {
-        for (path, text) in tree::artifacts(topology)
-            .iter()
-            .filter(|(p, _)| p.starts_with("hosts/") && p.ends_with("nginx.conf"))
-        {
-            let directives: Vec<&str> = text
-                .lines()
-                .filter(|line| !line.starts_with([' ', '\t', '#']))
-                .filter_map(|line| line.split_whitespace().next())
-                .collect();
-            for refused in ["pid", "daemon"] {
-                assert!(
-                    !directives.contains(&refused),
-                    "{path}: `{refused}` is already set by NixOS"
-                );
-            }
-            assert!(directives.contains(&"events"), "{path}: no events block");
-            n_configs += 1;
+    let configs = rendered_files(|path| path.starts_with("hosts/") && path.ends_with("nginx.conf"));
+    assert!(configs.len() >= 6, "{} nginx configs", configs.len());
+    for (path, text) in &configs {
+        let directives: Vec<&str> = text
+            .lines()
+            .filter(|line| !line.starts_with([' ', '\t', '#']))
+            .filter_map(|line| line.split_whitespace().next())
+            .collect();
+        for refused in ["pid", "daemon"] {
+            assert!(
+                !directives.contains(&refused),
+                "{path}: `{refused}` is already set by NixOS"
+            );
         }
+        assert!(directives.contains(&"events"), "{path}: no events block");
     }
-    assert!(n_configs >= 6, "{n_configs} nginx configs");
 }
 
 /// The modules' own assertions hold for every host that has SSH keys (the whiteboard's lack of
@@ -986,7 +985,13 @@ fn flake_eval(dir: &Path, attribute: &str, apply: &str) -> Value {
     let stubs = manifest_dir().join("tests/nix_render");
     nix::nix_json(
         Command::new("nix")
-            .args(["eval", "--json", &format!("path:{}#{attribute}", dir.display()), "--apply", apply])
+            .args([
+                "eval",
+                "--json",
+                &format!("path:{}#{attribute}", dir.display()),
+                "--apply",
+                apply,
+            ])
             .arg("--override-input")
             .arg("nixpkgs")
             .arg(format!("path:{}", stubs.join("stub-nixpkgs").display()))
@@ -1004,7 +1009,10 @@ fn flake_eval(dir: &Path, attribute: &str, apply: &str) -> Value {
 fn the_flake_evaluates_with_stand_in_inputs() {
     for topology in topologies() {
         let stack = &topology.stack.name;
-        let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("nxs-nix-render-")
+            .tempdir()
+            .unwrap();
         write_tree(topology, dir.path());
         let system = topology.stack.system.as_str();
 
@@ -1018,12 +1026,26 @@ fn the_flake_evaluates_with_stand_in_inputs() {
         for host in &topology.hosts {
             let modules = systems[&host.name].as_array().unwrap();
             let host_dir = &modules[0];
-            assert!(host_dir["path"].as_str().unwrap().ends_with(&format!("/hosts/{}", host.name)), "{stack}: {modules:?}");
+            assert!(
+                host_dir["path"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("/hosts/{}", host.name)),
+                "{stack}: {modules:?}"
+            );
             assert_eq!(host_dir["exists"], true, "{stack}/{}", host.name);
-            assert!(modules.iter().any(|m| m == "disko-module"), "{stack}/{}: no disko module", host.name);
+            assert!(
+                modules.iter().any(|m| m == "disko-module"),
+                "{stack}/{}: no disko module",
+                host.name
+            );
         }
 
-        let checks = flake_eval(dir.path(), &format!("checks.{system}"), "builtins.attrNames");
+        let checks = flake_eval(
+            dir.path(),
+            &format!("checks.{system}"),
+            "builtins.attrNames",
+        );
         let mut expected: Vec<String> = Vec::new();
         for host in &topology.hosts {
             expected.push(format!("{}-toplevel", host.name));
@@ -1042,20 +1064,51 @@ fn the_flake_evaluates_with_stand_in_inputs() {
         assert_eq!(strings(&checks), expected, "{stack}");
 
         let haproxy = topology.lb.as_ref().map(|lb| lb.hosts[0].clone()).unwrap();
-        let script = flake_eval(dir.path(), &format!("checks.{system}.{haproxy}-haproxy"), "check: check.script");
-        assert!(script.as_str().unwrap().contains("haproxy -c -f \"$haproxyConfig\""), "{script}");
+        let script = flake_eval(
+            dir.path(),
+            &format!("checks.{system}.{haproxy}-haproxy"),
+            "check: check.script",
+        );
+        assert!(
+            script
+                .as_str()
+                .unwrap()
+                .contains("haproxy -c -f \"$haproxyConfig\""),
+            "{script}"
+        );
 
-        let packages = flake_eval(dir.path(), &format!("packages.{system}"), "packages: packages");
+        let packages = flake_eval(
+            dir.path(),
+            &format!("packages.{system}"),
+            "packages: packages",
+        );
         let image = topology.stack.image.as_str();
         for host in &topology.hosts {
-            assert_eq!(packages[format!("{}-image", host.name)], format!("image-{image}"), "{stack}");
+            assert_eq!(
+                packages[format!("{}-image", host.name)],
+                format!("image-{image}"),
+                "{stack}"
+            );
         }
         let app = topology.app.as_ref().unwrap();
-        assert!(packages[&app.package]["package"].as_str().unwrap().ends_with("/app"), "{stack}: {packages}");
+        assert!(
+            packages[&app.package]["package"]
+                .as_str()
+                .unwrap()
+                .ends_with("/app"),
+            "{stack}: {packages}"
+        );
 
         let formatter = flake_eval(dir.path(), &format!("formatter.{system}"), "f: f");
         assert_eq!(formatter, format!("{system}-nixfmt"), "{stack}");
-        let shell = flake_eval(dir.path(), &format!("devShells.{system}.default"), "shell: shell.packages");
-        assert!(strings(&shell).contains(&format!("{system}-haproxy").as_str()), "{shell}");
+        let shell = flake_eval(
+            dir.path(),
+            &format!("devShells.{system}.default"),
+            "shell: shell.packages",
+        );
+        assert!(
+            strings(&shell).contains(&format!("{system}-haproxy").as_str()),
+            "{shell}"
+        );
     }
 }
