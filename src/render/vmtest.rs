@@ -622,7 +622,9 @@ fn step_call(number: usize, step: &Step) -> StepCall {
                     py(&serde_json::to_value(endpoint.source).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
                     optional(&endpoint.url),
                     endpoint.port,
-                    indent(&py_list(remote), 2).trim_start(),
+                    // Under `"remote": ` in a dict whose keys sit 8 columns in (`indent` counts
+                    // two-space Nix levels).
+                    indent(&py_list(remote), 4).trim_start(),
                     py_strs(&endpoint.remote_logins),
                     optional(&endpoint.user),
                     optional(&password_file),
