@@ -4,12 +4,13 @@
 GET /         writes a row to the Galera cluster through the first reachable database
               node (failing over between nodes in order) and reads it back, then reports
               which web, app and database host served the request.
-GET /healthz  200 when a database node answers, 503 otherwise.
+GET /healthz  200 when a database node answers, 503 otherwise (the path is configurable).
 
 Configuration (command-line options override the environment):
 
   NIXSTACK_APP_LISTEN             address:port to listen on           (--listen)
   NIXSTACK_APP_NAME               host name to report                 (--name, default: hostname)
+  NIXSTACK_APP_HEALTH_PATH        path of the health answer           (--health-path, default /healthz)
   NIXSTACK_APP_TLS_CERT/_KEY      serve HTTPS with this certificate   (--tls-cert, --tls-key)
   NIXSTACK_DB_HOSTS               host:port,host:port in preference order (--db-hosts)
   NIXSTACK_DB_NAME                database                            (--db-name)
@@ -42,6 +43,17 @@ TABLE = """CREATE TABLE IF NOT EXISTS visits (
     created TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
 ) ENGINE=InnoDB"""
 
+# Mozilla Server Side TLS 5.7, "intermediate" (https://ssl-config.mozilla.org/guidelines/5.7.json,
+# data/mozilla/server-side-tls-5.7.json; tests/web_firewall_configs.rs scans this listener against that file).
+# TLS 1.3 suites are not settable in Python 3.11's ssl; OpenSSL 3's default TLS 1.3 suites are
+# Mozilla's three, and the scanner checks that they stay so.
+MOZILLA_INTERMEDIATE_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+)
+MOZILLA_INTERMEDIATE_GROUPS = "X25519:prime256v1:secp384r1"
+
 # A node that just failed is skipped for this long, so that requests do not each pay a
 # connect timeout while it is down (unless every node failed).
 SKIP_FAILED_SECONDS = 1.0
@@ -52,6 +64,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description="nixstack demo app")
     parser.add_argument("--listen", default=env("NIXSTACK_APP_LISTEN", "127.0.0.1:8080"))
     parser.add_argument("--name", default=env("NIXSTACK_APP_NAME", socket.gethostname()))
+    parser.add_argument("--health-path", default=env("NIXSTACK_APP_HEALTH_PATH", "/healthz"))
     parser.add_argument("--tls-cert", default=env("NIXSTACK_APP_TLS_CERT"))
     parser.add_argument("--tls-key", default=env("NIXSTACK_APP_TLS_KEY"))
     parser.add_argument("--db-hosts", default=env("NIXSTACK_DB_HOSTS", "127.0.0.1:3306"))
@@ -211,7 +224,7 @@ class Handler(BaseHTTPRequestHandler):
         database = self.server.database
         path = self.path.split("?", 1)[0]
         try:
-            if path == "/healthz":
+            if path == self.server.health_path:
                 db = database.health()
                 self.reply(200, f"ok app={app} db={db}\n", "text/plain; charset=utf-8")
             elif path == "/":
@@ -235,6 +248,52 @@ class Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
 
+def set_groups(context, groups):
+    """Restricts the key exchange groups of `context` to the OpenSSL list `groups`.
+
+    Python 3.11's ssl module has only `SSLContext.set_ecdh_curve`, which sets one curve (and
+    not X25519); OpenSSL's own `SSL_CTX_set1_groups_list` takes a list. It is called through
+    ctypes on the SSL_CTX the context wraps: the pointer is the first field after the object
+    header of CPython's PySSLContext (Modules/_ssl.c). Checked before use: the SSL_CTX's
+    options must read back as `context.options`. Returns False (nothing changed) when that
+    check or the call fails, e.g. on another Python implementation.
+    """
+    import ctypes
+
+    try:
+        import _ssl
+
+        libssl = ctypes.CDLL(getattr(_ssl, "__file__", None))
+        ctx = ctypes.c_void_p.from_address(id(context) + object.__basicsize__).value
+        get_options = libssl.SSL_CTX_get_options
+        get_options.argtypes, get_options.restype = [ctypes.c_void_p], ctypes.c_uint64
+        if not ctx or get_options(ctx) != int(context.options):
+            return False
+        ctrl = libssl.SSL_CTX_ctrl
+        ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_char_p]
+        ctrl.restype = ctypes.c_long
+        SSL_CTRL_SET_GROUPS_LIST = 92  # openssl/ssl.h
+        return ctrl(ctx, SSL_CTRL_SET_GROUPS_LIST, 0, groups.encode()) == 1
+    except (OSError, AttributeError, ValueError):
+        return False
+
+
+def server_context(cert, key):
+    """Mozilla intermediate: TLS 1.2 and 1.3, Mozilla's TLS 1.2 ciphers and groups."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(MOZILLA_INTERMEDIATE_CIPHERS)
+    # The client's order (Mozilla: server_preferred_order false), no session tickets.
+    context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
+    context.options |= ssl.OP_NO_TICKET
+    if not set_groups(context, MOZILLA_INTERMEDIATE_GROUPS):
+        # One curve is all Python's own API can set: a subset of Mozilla's, never more.
+        context.set_ecdh_curve("prime256v1")
+        sys.stderr.write("nixstack-demo-app: cannot set TLS groups through OpenSSL, using prime256v1 only\n")
+    context.load_cert_chain(cert, key)
+    return context
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -246,12 +305,11 @@ def main(argv=None):
     host, port = split_host_port(args.listen, 8080)
     server = Server((host, port), Handler)
     server.app_name = args.name
+    server.health_path = args.health_path
     server.database = Database(args)
     scheme = "http"
     if args.tls_cert and args.tls_key:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(args.tls_cert, args.tls_key)
+        context = server_context(args.tls_cert, args.tls_key)
         # The handshake happens in the request's thread, not in the accept loop.
         server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
         scheme = "https"

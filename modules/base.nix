@@ -11,6 +11,12 @@
 let
   inherit (lib) mkDefault mkIf mkOption types;
   cfg = config.nixstack.base;
+
+  # The ESP holds the boot loader and kernels: readable by root only.
+  espOptions = [
+    "fmask=0077"
+    "dmask=0077"
+  ];
 in
 {
   options.nixstack.base = {
@@ -104,8 +110,10 @@ in
     ];
 
     # Addresses are static and come from the spec (the host file sets
-    # `networking.interfaces.<name>.ipv4.addresses`); the interface names the rendered configs
-    # use (eth0 private, eth1 public on load balancers) hold only with the kernel's classic names.
+    # `networking.interfaces.<name>.ipv4.addresses`). The interface names the rendered configs
+    # use are the kernel's classic ones (eth0 private, eth1 public on load balancers), which
+    # follow the cards' probe order: a host whose MACs the spec gives names its cards priv0
+    # and pub0 by permanent MAC instead (`systemd.network.links` in the host file).
     networking.useDHCP = mkDefault false;
     networking.usePredictableInterfaceNames = mkDefault false;
 
@@ -180,10 +188,15 @@ in
     fileSystems."/boot" = mkIf (cfg.bootLoader == "systemd-boot") (mkDefault {
       device = "/dev/disk/by-label/ESP";
       fsType = "vfat";
-      options = [
-        "fmask=0077"
-        "dmask=0077"
-      ];
+      options = espOptions;
     });
+    # `system.build.images.<variant>` evaluates the host again with the variant's module
+    # (nixos/modules/image/images.nix); the EFI disk images' disk-image.nix defines
+    # `fileSystems."/boot"` (device and fsType) at normal priority, so the mkDefault value
+    # above loses there whole, masks included. A module added to the variant through
+    # `image.modules` defines the options at that same priority: they merge with the image's.
+    image.modules = mkIf (cfg.bootLoader == "systemd-boot") (
+      lib.genAttrs [ "raw-efi" "qemu-efi" ] (_: { ... }: { fileSystems."/boot".options = espOptions; })
+    );
   };
 }

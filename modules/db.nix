@@ -16,6 +16,17 @@ let
   galera = mysql.galeraCluster;
   inherit (config.nixstack.base) secretsDir secretsGroup;
 
+  # With `skip_name_resolve` MariaDB matches a client by its address only: an account whose
+  # host pattern is a name could never log in. `localhost` is the socket's name.
+  skipNameResolve = mysql.settings.mysqld.skip_name_resolve or false;
+  addressPattern = host: host == "localhost" || builtins.match "[0-9.%_]+(/[0-9.]+)?" host != null;
+  namedUsers = lib.filter (user: !addressPattern user.host) cfg.users;
+
+  backupCfg = cfg.backup;
+  restic = backupCfg.target == "restic";
+  # mariabackup and the server's socket (nixpkgs' mysql module: /run/mysqld/mysqld.sock).
+  backupStaging = "/var/lib/nixstack-db-backup";
+
   # Passwords are read from the secrets directory when the unit runs; generated passwords are
   # alphanumeric, and anything that could break out of the SQL string is refused.
   ensureUser =
@@ -81,7 +92,11 @@ in
               type = types.str;
               default = "localhost";
               example = "10.10.0.0/255.255.255.0";
-              description = "Where the user may connect from (a MariaDB host pattern).";
+              description = ''
+                Where the user may connect from (a MariaDB host pattern): `localhost` for the
+                socket, or an address pattern (`10.10.0.31`, `10.10.0.0/255.255.255.0`,
+                `10.10.0.%`), never a name while `skip_name_resolve` is set.
+              '';
             };
             requireTls = mkOption {
               type = types.bool;
@@ -91,6 +106,44 @@ in
           };
         }
       );
+    };
+
+    backup = {
+      enable = lib.mkEnableOption "scheduled physical backups of this node (mariabackup), the nixstack-db-backup unit and timer";
+      schedule = mkOption {
+        type = types.str;
+        default = "daily";
+        example = "*-*-* 03:00:00";
+        description = "When to back up (a systemd calendar event, `OnCalendar=`).";
+      };
+      keep = mkOption {
+        type = types.ints.between 1 1000;
+        default = 7;
+        description = "How many backups to keep; older ones are removed after each successful backup.";
+      };
+      target = mkOption {
+        type = types.enum [
+          "local"
+          "restic"
+        ];
+        default = "local";
+        description = "`local`: a dated directory per backup under {option}`path`; `restic`: a snapshot in {option}`repository`.";
+      };
+      path = mkOption {
+        type = types.str;
+        default = "/var/backup/nixstack-db";
+        description = "The directory of dated backups (`target = \"local\"`).";
+      };
+      repository = mkOption {
+        type = types.str;
+        default = "";
+        example = "sftp:backup@10.0.0.9:/srv/restic/shop";
+        description = ''
+          The restic repository (`target = "restic"`). Its password is read from
+          `db-backup-restic.password` in {option}`nixstack.base.secretsDir` with
+          `--password-file` (`RESTIC_PASSWORD_FILE`): never in the store or the environment.
+        '';
+      };
     };
 
     bootstrapNewCluster = mkOption {
@@ -112,6 +165,16 @@ in
         message = "nixstack.db needs services.mysql.galeraCluster.localAddress and services.mysql.galeraCluster.nodeAddresses (the host file sets them from the spec).";
       }
       {
+        assertion = !skipNameResolve || namedUsers == [ ];
+        message = "nixstack.db.users ${
+          lib.concatMapStringsSep ", " (user: "${user.name}@${user.host}") namedUsers
+        }: with services.mysql.settings.mysqld.skip_name_resolve MariaDB matches clients by address only; use localhost or an address/netmask pattern.";
+      }
+      {
+        assertion = !backupCfg.enable || backupCfg.target != "restic" || backupCfg.repository != "";
+        message = "nixstack.db.backup.target = \"restic\" needs nixstack.db.backup.repository.";
+      }
+      {
         assertion = lib.elem galera.localAddress galera.nodeAddresses;
         message = "services.mysql.galeraCluster.nodeAddresses must include this node's services.mysql.galeraCluster.localAddress.";
       }
@@ -121,6 +184,10 @@ in
       enable = true;
       package = mkDefault cfg.package;
       galeraCluster.enable = true;
+      # nixpkgs declares this option with `default = lib.literalExpression "pkgs.mariadb-galera"`
+      # (an attribute set, not a package: the module's `wsrep_provider` interpolation of it fails
+      # to evaluate), so a node must set it, as NixOS's own Galera test does.
+      galeraCluster.package = mkDefault pkgs.mariadb-galera;
       galeraCluster.clusterAddress = lib.mkIf cfg.bootstrapNewCluster (lib.mkForce "gcomm://");
       ensureDatabases = cfg.databases;
     };
@@ -143,6 +210,61 @@ in
       pkgs.stunnel
       pkgs.which
     ];
+
+    # Scheduled backups (docs/galera.md, "Backups"): the script in db-backup.sh, shipped verbatim
+    # and run the same way in the lab and by tests/galera_backup.rs. mariabackup connects as the
+    # mysql account over the socket: nixpkgs' mysql module creates it on the first start
+    # (`CREATE USER 'mysql'@'localhost' IDENTIFIED WITH unix_socket` and `GRANT ALL PRIVILEGES ON
+    # *.*`, nixos/modules/services/databases/mysql.nix), and as that user it reads the datadir.
+    systemd.tmpfiles.rules = lib.mkIf (backupCfg.enable && !restic) [
+      "d ${backupCfg.path} 0700 ${mysql.user} ${mysql.group} - -"
+    ];
+    systemd.services.nixstack-db-backup = lib.mkIf backupCfg.enable {
+      description = "nixstack database backup (mariabackup)";
+      requires = [ "mysql.service" ];
+      after = [ "mysql.service" ];
+      startAt = backupCfg.schedule;
+      # coreutils, findutils and grep are on every unit's default path.
+      path = [ mysql.package ] ++ lib.optional restic pkgs.restic;
+      environment = {
+        NIXSTACK_BACKUP_TARGET = backupCfg.target;
+        NIXSTACK_BACKUP_KEEP = toString backupCfg.keep;
+        NIXSTACK_BACKUP_PATH = if restic then backupStaging else backupCfg.path;
+        NIXSTACK_BACKUP_SOCKET = "/run/mysqld/mysqld.sock";
+        NIXSTACK_BACKUP_DEFAULTS_FILE = "/etc/my.cnf";
+        NIXSTACK_BACKUP_USER = mysql.user;
+      }
+      // (
+        if restic then
+          {
+            NIXSTACK_BACKUP_REPOSITORY = backupCfg.repository;
+            # A path, not the password: restic reads the file.
+            NIXSTACK_BACKUP_PASSWORD_FILE = "${secretsDir}/db-backup-restic.password";
+            RESTIC_CACHE_DIR = "/var/cache/nixstack-db-backup";
+          }
+        else
+          { }
+      );
+      serviceConfig = {
+        Type = "oneshot";
+        ExecStart = "${pkgs.bash}/bin/bash ${./db-backup.sh}";
+        User = mysql.user;
+        Group = mysql.group;
+        SupplementaryGroups = [ secretsGroup ];
+        StateDirectory = "nixstack-db-backup";
+        StateDirectoryMode = "0700";
+        CacheDirectory = "nixstack-db-backup";
+        Nice = 10;
+        IOSchedulingClass = "idle";
+        NoNewPrivileges = true;
+        ProtectSystem = "strict";
+        ReadWritePaths = lib.optional (!restic) backupCfg.path;
+        ProtectHome = true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        UMask = "0077";
+      };
+    };
 
     systemd.services.nixstack-db-users = lib.mkIf (cfg.users != [ ]) {
       description = "nixstack database users";

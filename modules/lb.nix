@@ -4,6 +4,7 @@
 {
   config,
   lib,
+  pkgs,
   ...
 }:
 let
@@ -11,6 +12,9 @@ let
   cfg = config.nixstack.lb;
   secretsGroup = config.nixstack.base.secretsGroup;
   keepalived = config.services.keepalived;
+  # The rendered file names curl as `@curl@` (src/render/keepalived.rs): the store path puts
+  # curl in the config's closure, so the track script exists wherever the config does.
+  installedKeepalivedConfig = pkgs.replaceVars cfg.keepalivedConfig { curl = lib.getExe pkgs.curl; };
 in
 {
   options.nixstack.lb = {
@@ -35,6 +39,17 @@ in
         virtual IP when HAProxy is down). `null` puts {option}`nixstack.lb.vip` on
         {option}`nixstack.lb.vipInterface` statically instead: a single load balancer has
         nothing to fail over to.
+      '';
+    };
+
+    installedKeepalivedConfig = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      readOnly = true;
+      internal = true;
+      description = ''
+        The file keepalived runs: {option}`nixstack.lb.keepalivedConfig` with its `@curl@`
+        replaced by curl's store path. The flake's `keepalived --config-test` checks this file.
       '';
     };
 
@@ -114,7 +129,8 @@ in
         # plumbing (boot delay timer, restart, reload) and only its command line points at our
         # file, with the same flags NixOS uses.
         services.keepalived.enable = true;
-        systemd.services.keepalived.serviceConfig.ExecStart = lib.mkForce "${lib.getExe keepalived.package} -f ${cfg.keepalivedConfig} -p /run/keepalived.pid";
+        systemd.services.keepalived.serviceConfig.ExecStart = lib.mkForce "${lib.getExe keepalived.package} -f ${installedKeepalivedConfig} -p /run/keepalived.pid";
+        nixstack.lb.installedKeepalivedConfig = installedKeepalivedConfig;
       })
 
       (mkIf (cfg.keepalivedConfig == null) {

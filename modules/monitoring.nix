@@ -1,8 +1,10 @@
 # The monitoring agent on a host: the OpenTelemetry Collector (contrib build, for its Sumo
 # Logic exporter) or collectd with Sumo Logic's Python plugin, with the config nixstack
 # renders. Secrets (the Sumo Logic endpoint URL, the database monitor password) never enter
-# the config or the store: they are read from /var/lib/nixstack/secrets by root when the
-# agent starts, into the collector's environment or into collectd's included secrets file.
+# the config, the store or a unit's environment: systemd hands them to the collector as
+# credentials (LoadCredential=, read as root from /var/lib/nixstack/secrets when the unit
+# starts; the config reads /run/credentials/<unit>/NAME with `${file:...}`), and root writes
+# collectd's included secrets file when collectd starts.
 {
   config,
   lib,
@@ -13,26 +15,6 @@ let
   inherit (lib) mkIf mkOption types;
   cfg = config.nixstack.monitoring;
   collectdUser = config.services.collectd.user;
-
-  # systemd reads environment files itself (as root), right before it starts the collector.
-  inherit (cfg) environmentFile;
-  writeEnvironment = pkgs.writeShellScript "nixstack-otelcol-environment" ''
-    set -euo pipefail
-    install -d -m 0700 ${dirOf environmentFile}
-    umask 077
-    {
-    ${lib.concatStrings (
-      lib.mapAttrsToList (variable: file: ''
-        value=$(< ${lib.escapeShellArg file})
-        case "$value" in
-          *[\"\\\'$'\n']*) echo "${file} holds a quote, backslash or newline" >&2; exit 1 ;;
-        esac
-        printf '%s="%s"\n' ${variable} "$value"
-      '') cfg.secretEnvironment
-    )}
-    } > ${environmentFile}.tmp
-    mv ${environmentFile}.tmp ${environmentFile}
-  '';
 
   # The same substitution as nixstack's lab does: each `"@PLACEHOLDER@"` of the template
   # becomes the secret file's content as a collectd string.
@@ -99,30 +81,36 @@ in
 
     validateConfig = mkOption {
       type = types.bool;
-      default = cfg.agent == "otelcol";
-      defaultText = lib.literalExpression ''config.nixstack.monitoring.agent == "otelcol"'';
+      default = false;
       description = ''
-        Check the config with the agent itself when the system is built. The collector
-        validates with its secret variables unset; collectd's config includes the secrets file
-        written at start and imports the Python plugin from a runtime path, so `collectd -t`
-        cannot judge it in the build sandbox.
+        Check the config with the agent itself when the system is built. Off for both agents:
+        the collector's config reads its secrets from the unit's credentials directory and
+        collectd's includes the secrets file written at start, and neither exists in the build
+        sandbox, so the agent would refuse every config there (nixstack's tests/build_checks.rs
+        checks what `otelcol validate` checks, with the credentials in place).
       '';
     };
 
-    secretEnvironment = mkOption {
+    credentials = mkOption {
       type = types.attrsOf types.str;
       default = { };
       example = {
-        SUMOLOGIC_ENDPOINT = "/var/lib/nixstack/secrets/sumologic-endpoint";
+        sumologic-endpoint = "/var/lib/nixstack/secrets/sumologic-endpoint";
       };
-      description = "otelcol: environment variables of the collector, each read from a secret file at start.";
+      description = ''
+        otelcol: the unit's credentials, name → secret file (`LoadCredential=NAME:FILE`). The
+        config reads each as `''${file:/run/credentials/opentelemetry-collector.service/NAME}`.
+      '';
     };
 
-    environmentFile = mkOption {
-      type = types.str;
-      default = "/run/nixstack-env/opentelemetry-collector.env";
-      internal = true;
-      description = "otelcol: where the variables of {option}`nixstack.monitoring.secretEnvironment` are written for systemd.";
+    supplementaryGroups = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "nginx" ];
+      description = ''
+        otelcol: groups the collector's dynamic user joins, besides nixpkgs' `systemd-journal`,
+        to read the logs it tails (nginx keeps /var/log/nginx `0750` and its logs `0640`).
+      '';
     };
 
     secretsTemplate = mkOption {
@@ -168,10 +156,10 @@ in
           inherit (cfg) configFile;
           validateConfigFile = cfg.validateConfig;
         };
-        systemd.services.opentelemetry-collector.serviceConfig = mkIf (cfg.secretEnvironment != { }) {
-          # `+`: runs as root (the collector's own user is dynamic and reads no secret).
-          ExecStartPre = [ "+${writeEnvironment}" ];
-          EnvironmentFile = [ "-${environmentFile}" ];
+        systemd.services.opentelemetry-collector.serviceConfig = {
+          # systemd reads each secret file as root and gives the dynamic user a private copy.
+          LoadCredential = lib.mapAttrsToList (name: file: "${name}:${file}") cfg.credentials;
+          SupplementaryGroups = cfg.supplementaryGroups;
         };
       })
 

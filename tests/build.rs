@@ -45,9 +45,15 @@ fn bytes(tree: &BTreeMap<String, (Vec<u8>, SystemTime)>) -> BTreeMap<String, Vec
 fn synthetic(hosts: &[&str], version: &str) -> Artifacts {
     let mut artifacts = Artifacts::new();
     artifacts.insert("flake.nix".into(), format!("{{ outputs = _: {{ v = \"{version}\"; }}; }}\n"));
-    artifacts.insert("modules/base.nix".into(), "{ lib, ... }: { options.nixstack.base.enable = lib.mkEnableOption \"base\"; }\n".into());
+    artifacts.insert(
+        "modules/base.nix".into(),
+        "{ lib, ... }: { options.nixstack.base.enable = lib.mkEnableOption \"base\"; }\n".into(),
+    );
     for host in hosts {
-        artifacts.insert(format!("hosts/{host}/default.nix"), format!("{{ imports = [ ../../modules/base.nix ]; networking.hostName = \"{host}\"; }} # {version}\n"));
+        artifacts.insert(
+            format!("hosts/{host}/default.nix"),
+            format!("{{ imports = [ ../../modules/base.nix ]; networking.hostName = \"{host}\"; }} # {version}\n"),
+        );
         artifacts.insert(format!("hosts/{host}/nginx.conf"), format!("events {{}}\n# {host} {version}\n"));
         artifacts.insert(format!("lab/{host}/nginx.conf"), format!("events {{}}\n# lab {host} {version}\n"));
     }
@@ -106,10 +112,17 @@ fn writes_every_file_with_a_manifest_and_a_second_write_is_a_no_op() {
     }
     let manifest: serde_json::Value = serde_json::from_slice(&first[MANIFEST].0).unwrap();
     assert_eq!(manifest["files"].as_object().unwrap().len(), artifacts.len());
-    assert_eq!(manifest["files"]["lab/web1/nginx.conf"], output::sha256_hex(artifacts["lab/web1/nginx.conf"].as_bytes()));
+    assert_eq!(
+        manifest["files"]["lab/web1/nginx.conf"],
+        output::sha256_hex(artifacts["lab/web1/nginx.conf"].as_bytes())
+    );
     // Nothing but the artifacts and the manifest: no staging leftovers, no pending intent.
     let expected: Vec<String> = artifacts.keys().cloned().chain([MANIFEST.to_string()]).collect();
-    assert_eq!(first.keys().cloned().collect::<Vec<_>>(), { let mut e = expected; e.sort(); e });
+    assert_eq!(first.keys().cloned().collect::<Vec<_>>(), {
+        let mut e = expected;
+        e.sort();
+        e
+    });
 
     std::thread::sleep(std::time::Duration::from_millis(20));
     let report = write(out.path(), &artifacts);
@@ -205,7 +218,10 @@ fn an_edited_native_config_or_module_is_caught_by_the_manifest() {
         // Even when the new artifact of that file is unchanged, the edit would be lost.
         let error = output::write(out.path(), &synthetic(&["web1"], "2"), WriteMode::Write, false).unwrap_err();
         let OutputError::Edited { edits } = error else { panic!("expected a refusal") };
-        assert_eq!(edits.iter().map(|e| (e.path.as_str(), e.kind)).collect::<Vec<_>>(), vec![(path, EditKind::ManifestMismatch)]);
+        assert_eq!(
+            edits.iter().map(|e| (e.path.as_str(), e.kind)).collect::<Vec<_>>(),
+            vec![(path, EditKind::ManifestMismatch)]
+        );
         assert_eq!(tree(out.path()), before);
     }
 }
@@ -238,7 +254,11 @@ fn a_host_no_longer_generated_loses_its_files_but_not_local_nix() {
     assert!(!out.path().join("hosts/web3").exists(), "an emptied host directory goes too");
     assert!(!out.path().join("lab/web3").exists());
     assert!(!out.path().join("hosts/web2/default.nix").exists());
-    assert_eq!(std::fs::read_to_string(&local).unwrap(), "{ services.openssh.enable = true; }\n", "local.nix is never touched");
+    assert_eq!(
+        std::fs::read_to_string(&local).unwrap(),
+        "{ services.openssh.enable = true; }\n",
+        "local.nix is never touched"
+    );
     assert_eq!(std::fs::read_to_string(out.path().join("notes.txt")).unwrap(), "mine\n");
     assert!(check(out.path(), &synthetic(&["web1"], "1")).is_fresh());
 
@@ -255,7 +275,10 @@ fn an_edited_file_no_longer_generated_is_not_deleted_without_force() {
     edit(&out.path().join("lab/web2/nginx.conf"), "# keep me\n");
     let error = output::write(out.path(), &synthetic(&["web1"], "1"), WriteMode::Write, false).unwrap_err();
     let OutputError::Edited { edits } = error else { panic!("expected a refusal") };
-    assert_eq!(edits.iter().map(|e| (e.path.as_str(), e.kind)).collect::<Vec<_>>(), vec![("lab/web2/nginx.conf", EditKind::Orphan)]);
+    assert_eq!(
+        edits.iter().map(|e| (e.path.as_str(), e.kind)).collect::<Vec<_>>(),
+        vec![("lab/web2/nginx.conf", EditKind::Orphan)]
+    );
     assert!(out.path().join("hosts/web2/default.nix").exists(), "nothing was removed");
     output::write(out.path(), &synthetic(&["web1"], "1"), WriteMode::Write, true).unwrap();
     assert!(!out.path().join("lab/web2").exists());
@@ -264,7 +287,15 @@ fn an_edited_file_no_longer_generated_is_not_deleted_without_force() {
 #[test]
 fn paths_the_writer_must_not_own_are_rejected() {
     let out = temp();
-    for path in ["../escape.nix", "/etc/passwd", "hosts/web1/local.nix", "secrets/ca.key", ".nixstack/manifest.json", "hosts/./x", ""] {
+    for path in [
+        "../escape.nix",
+        "/etc/passwd",
+        "hosts/web1/local.nix",
+        "secrets/ca.key",
+        ".nixstack/manifest.json",
+        "hosts/./x",
+        "",
+    ] {
         let artifacts = Artifacts::from([(path.to_string(), "x\n".to_string())]);
         let error = output::write(out.path(), &artifacts, WriteMode::Write, false).unwrap_err();
         assert!(matches!(error, OutputError::BadPath { .. }), "{path:?}: {error}");
@@ -359,7 +390,10 @@ fn removing_a_host_from_the_spec_removes_its_generated_files() {
     let built = run(&["build", "stack.toml", "-o", "out"]);
     assert_eq!(built.status.code(), Some(0), "{}", text(&built));
     let web3_files: Vec<String> = tree(&out).into_keys().filter(|p| p.contains("/web3/")).collect();
-    assert!(!web3_files.is_empty(), "render::tree::artifacts produced no files for web3 (the tree renderer has not landed)");
+    assert!(
+        !web3_files.is_empty(),
+        "render::tree::artifacts produced no files for web3 (the tree renderer has not landed)"
+    );
     std::fs::write(out.join("hosts/web1/local.nix"), "{ }\n").unwrap();
 
     let without_web3 = default.replace("[hosts.web3]\naddress = \"10.10.0.23\"\nroles = [\"web\"]\n", "");
@@ -380,7 +414,8 @@ fn removing_a_host_from_the_spec_removes_its_generated_files() {
 fn two_builds_are_byte_identical_and_name_no_build_machine_path() {
     let (a, b) = (temp(), temp());
     for out in [&a, &b] {
-        let built = nixstack(Path::new(REPO), &["build", "examples/whiteboard.toml", "-o", out.path().to_str().unwrap()]);
+        let built =
+            nixstack(Path::new(REPO), &["build", "examples/whiteboard.toml", "-o", out.path().to_str().unwrap()]);
         assert_eq!(built.status.code(), Some(0), "{}", text(&built));
     }
     let (tree_a, tree_b) = (bytes(&tree(a.path())), bytes(&tree(b.path())));
@@ -415,7 +450,10 @@ fn the_repos_generated_files_are_fresh() {
 
     // Every hand-written module ships: a module file the tree does not embed would be
     // neither checked nor copied into operators' flakes.
-    let source = SpecSource { name: "examples/default.toml".into(), text: std::fs::read_to_string(Path::new(REPO).join("examples/default.toml")).unwrap() };
+    let source = SpecSource {
+        name: "examples/default.toml".into(),
+        text: std::fs::read_to_string(Path::new(REPO).join("examples/default.toml")).unwrap(),
+    };
     let topology = nixstack::cli::compile(&source).unwrap();
     let artifacts = output::artifacts(&topology);
     let modules: Vec<PathBuf> = std::fs::read_dir(Path::new(REPO).join("modules"))
@@ -423,6 +461,9 @@ fn the_repos_generated_files_are_fresh() {
         .unwrap_or_default();
     for module in modules.iter().filter(|p| p.extension().is_some_and(|e| e == "nix")) {
         let relative = format!("modules/{}", module.file_name().unwrap().to_string_lossy());
-        assert!(artifacts.contains_key(&relative), "{relative} is in the repo but not generated by render::tree::artifacts");
+        assert!(
+            artifacts.contains_key(&relative),
+            "{relative} is in the repo but not generated by render::tree::artifacts"
+        );
     }
 }

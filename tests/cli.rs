@@ -160,9 +160,8 @@ fn every_bad_spec_exits_2_with_the_located_error_and_writes_nothing() {
         let text = std::fs::read_to_string(&fixture).unwrap();
         std::fs::write(dir.path().join("stack.toml"), &text).unwrap();
         let before = snapshot_dir(dir.path());
-        let expected = compile(&SpecSource { name: "stack.toml".into(), text })
-            .expect_err("a bad spec compiles")
-            .to_string();
+        let expected =
+            compile(&SpecSource { name: "stack.toml".into(), text }).expect_err("a bad spec compiles").to_string();
 
         // Explicit path, the implicit ./stack.toml, and the commands that write files.
         let runs: [&[&str]; 5] = [
@@ -176,9 +175,18 @@ fn every_bad_spec_exits_2_with_the_located_error_and_writes_nothing() {
             let output = nixstack(dir.path(), args);
             let err = stderr(&output);
             assert_eq!(code(&output), 2, "{} {args:?} exit status:\n{err}", fixture.display());
-            assert!(err.contains(&expected), "{} {args:?}: stderr lacks the located error\n{expected}\ngot:\n{err}", fixture.display());
+            assert!(
+                err.contains(&expected),
+                "{} {args:?}: stderr lacks the located error\n{expected}\ngot:\n{err}",
+                fixture.display()
+            );
             assert!(err.contains("nothing was written"), "{err}");
-            assert!(stdout(&output).is_empty(), "{} {args:?} printed to stdout: {}", fixture.display(), stdout(&output));
+            assert!(
+                stdout(&output).is_empty(),
+                "{} {args:?} printed to stdout: {}",
+                fixture.display(),
+                stdout(&output)
+            );
             assert_eq!(snapshot_dir(dir.path()), before, "{} {args:?} changed the directory", fixture.display());
         }
     }
@@ -235,7 +243,10 @@ fn schema_describes_every_key_of_the_examples() {
     assert!(definitions.keys().all(|k| !k.contains("Located")), "{:?}", definitions.keys());
     assert!(schema["properties"]["stack"]["description"].as_str().is_some_and(|d| d.contains("NixOS")));
     assert_eq!(definitions["HostSpec"]["additionalProperties"], false);
-    assert!(definitions["HostSpec"]["properties"]["address"]["description"].is_string(), "doc comments become descriptions");
+    assert!(
+        definitions["HostSpec"]["properties"]["address"]["description"].is_string(),
+        "doc comments become descriptions"
+    );
 
     for example in ["examples/default.toml", "examples/whiteboard.toml"] {
         let value: toml::Value = toml::from_str(&std::fs::read_to_string(repo().join(example)).unwrap()).unwrap();
@@ -254,7 +265,13 @@ fn schema_describes_every_key_of_the_examples() {
 
 /// A small JSON Schema check (the subset schemars emits): `$ref`, `anyOf`/`allOf`,
 /// `properties`/`required`/`additionalProperties`, `items`, `type`, `enum`.
-fn validate(root: &serde_json::Value, schema: &serde_json::Value, value: &serde_json::Value, at: &str, problems: &mut Vec<String>) {
+fn validate(
+    root: &serde_json::Value,
+    schema: &serde_json::Value,
+    value: &serde_json::Value,
+    at: &str,
+    problems: &mut Vec<String>,
+) {
     use serde_json::Value;
     if let Some(reference) = schema["$ref"].as_str() {
         let name = reference.trim_start_matches("#/definitions/");

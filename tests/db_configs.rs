@@ -86,6 +86,40 @@ fn lab_ini_is_settings_plus_what_the_galera_module_derives() {
     }
 }
 
+/// nixpkgs' galeraCluster module sets `wsrep_sst_auth = lib.mkDefault "check_repl:check_pass"`
+/// (transcribed in `galera_module_settings`): the credentials of an account its own test
+/// creates by hand. Neither SST method we use needs credentials (rsync reads none, mariabackup
+/// connects over the socket as the server's OS user), so the settings override the default
+/// with nothing, and the lab's my.cnf, merged from the same data, carries nothing either.
+#[test]
+fn no_node_keeps_nixpkgs_placeholder_sst_credentials() {
+    let placeholder = galera_module_settings(
+        &galera_cluster(&spec("default"), host(&spec("default"), "db1")),
+        DEBIAN_GALERA_PROVIDER,
+    )
+    .into_iter()
+    .find(|key| key.key == "wsrep_sst_auth")
+    .expect("the galeraCluster module sets wsrep_sst_auth");
+    assert_eq!(placeholder.priority, Priority::Default, "a mkDefault: settings can override it");
+    for (spec_name, topology) in [("default", spec("default")), ("whiteboard", spec("whiteboard"))] {
+        for host in topology.hosts.iter().filter(|h| h.has(Role::Db)) {
+            let ours = settings(&topology, host, &Layout::nixos());
+            assert_eq!(
+                ours["galera"].get("wsrep_sst_auth").map(ToString::to_string).as_deref(),
+                Some(""),
+                "{spec_name}/{}: NixOS keeps the mkDefault unless settings override it",
+                host.name
+            );
+            let lab = parse_ini(&lab_ini(&topology, host, &Layout::lab(&host.name)));
+            assert_eq!(
+                lab["galera"]["wsrep_sst_auth"], "",
+                "{spec_name}/{}: the lab copies the placeholder",
+                host.name
+            );
+        }
+    }
+}
+
 #[test]
 fn lab_ini_snapshots() {
     for spec_name in ["default", "whiteboard"] {
@@ -221,14 +255,53 @@ fn make_certificates(layout: &Layout, host: &Host, ca: Option<&Path>) {
             fs::copy(other.join("ca.crt"), layout.ca_cert()).unwrap();
         }
         None => {
-            run_ok(Command::new(&openssl).args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=nixstack test CA", "-keyout"]).arg(&ca_key).arg("-out").arg(layout.ca_cert()));
+            run_ok(
+                Command::new(&openssl)
+                    .args([
+                        "req",
+                        "-x509",
+                        "-newkey",
+                        "ec",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:P-256",
+                        "-nodes",
+                        "-days",
+                        "2",
+                        "-subj",
+                        "/CN=nixstack test CA",
+                        "-keyout",
+                    ])
+                    .arg(&ca_key)
+                    .arg("-out")
+                    .arg(layout.ca_cert()),
+            );
         }
     }
     let csr = dir.join("host.csr");
-    run_ok(Command::new(&openssl).args(["req", "-newkey", "rsa:2048", "-nodes", "-subj"]).arg(format!("/CN={}", host.name)).arg("-keyout").arg(layout.host_key()).arg("-out").arg(&csr));
+    run_ok(
+        Command::new(&openssl)
+            .args(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj"])
+            .arg(format!("/CN={}", host.name))
+            .arg("-keyout")
+            .arg(layout.host_key())
+            .arg("-out")
+            .arg(&csr),
+    );
     let ext = dir.join("host.ext");
     fs::write(&ext, format!("subjectAltName=IP:{},DNS:{}\n", host.address, host.name)).unwrap();
-    run_ok(Command::new(&openssl).args(["x509", "-req", "-days", "2", "-CAcreateserial", "-in"]).arg(&csr).arg("-CA").arg(layout.ca_cert()).arg("-CAkey").arg(&ca_key).arg("-extfile").arg(&ext).arg("-out").arg(layout.host_cert()));
+    run_ok(
+        Command::new(&openssl)
+            .args(["x509", "-req", "-days", "2", "-CAcreateserial", "-in"])
+            .arg(&csr)
+            .arg("-CA")
+            .arg(layout.ca_cert())
+            .arg("-CAkey")
+            .arg(&ca_key)
+            .arg("-extfile")
+            .arg(&ext)
+            .arg("-out")
+            .arg(layout.host_cert()),
+    );
     // The key is the daemon's: readable by mysql only.
     run_ok(Command::new("chown").arg("mysql:mysql").arg(layout.host_key()));
     fs::set_permissions(layout.host_key(), fs::Permissions::from_mode(0o600)).unwrap();
@@ -260,7 +333,10 @@ fn value(node: &Node, layout: &Layout, sql: &str) -> String {
 /// Prepares a node's lab directory (certificates, datadir, the rendered my.cnf) in `node`.
 fn prepare(node: &Node, topology: &Topology, host: &Host, ca: Option<&Path>) -> Layout {
     let install_db = require("mariadb-install-db");
-    assert!(Path::new(DEBIAN_GALERA_PROVIDER).exists(), "{DEBIAN_GALERA_PROVIDER} missing: run scripts/setup (galera-4)");
+    assert!(
+        Path::new(DEBIAN_GALERA_PROVIDER).exists(),
+        "{DEBIAN_GALERA_PROVIDER} missing: run scripts/setup (galera-4)"
+    );
     let layout = Layout::lab_at(node.root.path(), &host.name);
     for dir in [&layout.state, &layout.run, &layout.log, &layout.etc] {
         fs::create_dir_all(dir).unwrap();
@@ -274,7 +350,11 @@ fn prepare(node: &Node, topology: &Topology, host: &Host, ca: Option<&Path>) -> 
         chown_mysql(&dir);
     }
     fs::write(layout.config("my.cnf"), lab_ini(topology, host, &layout)).unwrap();
-    run_ok(Command::new(install_db).args(["--no-defaults", "--user=mysql", "--skip-test-db", "--auth-root-authentication-method=socket"]).arg(format!("--datadir={}", layout.mysql_datadir().display())));
+    run_ok(
+        Command::new(install_db)
+            .args(["--no-defaults", "--user=mysql", "--skip-test-db", "--auth-root-authentication-method=socket"])
+            .arg(format!("--datadir={}", layout.mysql_datadir().display())),
+    );
     layout
 }
 
@@ -286,7 +366,8 @@ fn start(node: &mut Node, layout: &Layout, host: &Host, new_cluster: bool) {
     if new_cluster {
         cmd.arg("--wsrep-new-cluster");
     }
-    let daemon = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawning mariadbd");
+    let daemon =
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawning mariadbd");
     node.daemon = Some(daemon);
 
     // Probe until the node reports Synced: bounded, failing fast if the daemon died.
@@ -325,6 +406,33 @@ fn assert_bootstrapped_cluster(node: &Node, layout: &Layout) {
     assert_eq!(value(node, layout, "SHOW VARIABLES LIKE 'sync_binlog'"), "1");
     assert_eq!(value(node, layout, "SHOW VARIABLES LIKE 'binlog_format'"), "ROW");
     assert_eq!(value(node, layout, "SHOW VARIABLES LIKE 'innodb_autoinc_lock_mode'"), "2");
+    // Clients are matched by address, never by a reverse DNS lookup.
+    assert_eq!(value(node, layout, "SHOW VARIABLES LIKE 'skip_name_resolve'"), "ON");
+}
+
+/// The bytes of every file below `dir` (their apparent sizes, as a disk image must hold them).
+fn tree_size(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                tree_size(&entry.path())
+            } else {
+                meta.len()
+            }
+        })
+        .sum()
+}
+
+/// The host patterns of the database users in the NixOS host file of `host`.
+fn rendered_user_hosts(topology: &Topology, host: &Host) -> Vec<String> {
+    let files = nixstack::render::tree::artifacts(topology);
+    files[&format!("hosts/{}/default.nix", host.name)]
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("host = \"")?.strip_suffix("\";").map(str::to_string))
+        .collect()
 }
 
 /// Creates a password user for TCP clients (the socket's root cannot log in over TCP).
@@ -356,6 +464,17 @@ fn default_db1_bootstraps_with_tls_enforced() {
     assert_bootstrapped_cluster(&node, &layout);
     assert_eq!(value(&node, &layout, "SHOW VARIABLES LIKE 'have_ssl'"), "YES");
     assert_eq!(value(&node, &layout, "SHOW VARIABLES LIKE 'require_secure_transport'"), "ON");
+    // The datadir as the rendered config leaves it (write-set cache preallocated) fits the
+    // room the VM test gives a db node beside the system, with half the datadir room spare.
+    let datadir_mib = tree_size(&layout.mysql_datadir()).div_ceil(1 << 20);
+    let disk = nixstack::render::vmtest::disk_size_mib(&topology, host).expect("a db node gets a disk size");
+    let room = disk - nixstack::render::vmtest::NIXOS_DEFAULT_DISK_MIB;
+    assert!(
+        datadir_mib + nixstack::render::vmtest::DATADIR_MIB / 2 <= room,
+        "a {datadir_mib} MiB datadir in a VM disk with {room} MiB beside the system"
+    );
+    // No SST credentials: MariaDB shows a set wsrep_sst_auth as `********`.
+    assert_eq!(value(&node, &layout, "SHOW VARIABLES LIKE 'wsrep_sst_auth'"), "", "SST credentials are set");
     let provider_options = value(&node, &layout, "SHOW VARIABLES LIKE 'wsrep_provider_options'");
     assert!(provider_options.contains("socket.ssl = YES"), "Galera replication TLS off: {provider_options}");
     create_tcp_user(&node, &layout);
@@ -376,7 +495,10 @@ fn default_db1_bootstraps_with_tls_enforced() {
     let plain = tcp(&node, host, &["--skip-ssl"], "SELECT 1");
     assert!(!plain.status.success(), "a plaintext TCP client was let in");
     let refusal = String::from_utf8_lossy(&plain.stderr).into_owned();
-    assert!(refusal.contains("1045") || refusal.contains("insecure transport"), "refused for another reason: {refusal}");
+    assert!(
+        refusal.contains("1045") || refusal.contains("insecure transport"),
+        "refused for another reason: {refusal}"
+    );
     // …and the refusal is require_secure_transport's: switched off at runtime, the very same
     // plaintext client gets in; switched back on, it is refused again.
     stdout_ok(socket_sql(&node, &layout, "SET GLOBAL require_secure_transport = OFF"), "turning TLS enforcement off");
@@ -398,8 +520,41 @@ fn whiteboard_server1_bootstraps_without_tls() {
     assert_bootstrapped_cluster(&node, &layout);
     assert_eq!(value(&node, &layout, "SHOW VARIABLES LIKE 'require_secure_transport'"), "OFF");
     create_tcp_user(&node, &layout);
-    stdout_ok(tcp(&node, host, &["--skip-ssl"], "CREATE TABLE probe.t (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO probe.t VALUES (7);"), "plain write");
+    stdout_ok(
+        tcp(
+            &node,
+            host,
+            &["--skip-ssl"],
+            "CREATE TABLE probe.t (id INT PRIMARY KEY) ENGINE=InnoDB; INSERT INTO probe.t VALUES (7);",
+        ),
+        "plain write",
+    );
     assert_eq!(stdout_ok(tcp(&node, host, &["--skip-ssl"], "SELECT id FROM probe.t"), "plain read"), "7");
+
+    // Under skip_name_resolve, an account at the address pattern the NixOS host file gives
+    // the application's user logs in over TCP from the private network.
+    let patterns: Vec<String> = rendered_user_hosts(&topology, host).into_iter().filter(|p| p != "localhost").collect();
+    assert!(!patterns.is_empty(), "the host file names the application user's network");
+    for (i, pattern) in patterns.iter().enumerate() {
+        let user = format!("app{i}");
+        stdout_ok(socket_sql(&node, &layout, &format!("CREATE USER '{user}'@'{pattern}' IDENTIFIED BY 'app-pw'; GRANT SELECT ON probe.* TO '{user}'@'{pattern}';")), "creating the app user");
+        let address = host.address.to_string();
+        let login = client(
+            &node,
+            &[
+                "-h",
+                &address,
+                "-P",
+                "3306",
+                &format!("-u{user}"),
+                "-papp-pw",
+                "--skip-ssl",
+                "-e",
+                "SELECT CURRENT_USER()",
+            ],
+        );
+        assert_eq!(stdout_ok(login, pattern), format!("{user}@{pattern}"), "{pattern}");
+    }
 }
 
 #[test]
@@ -424,12 +579,52 @@ fn default_db2_joins_db1_by_rsync_sst_over_tls() {
         joined_log.contains("Using stunnel for SSL encryption") && joined_log.contains("ssl-mode='VERIFY_CA'"),
         "the SST did not run over verified TLS:\n{joined_log}"
     );
-    assert!(joined_log.contains("SST succeeded") || joined_log.contains("State transfer"), "no snapshot transfer seen:\n{joined_log}");
+    assert!(
+        joined_log.contains("SST succeeded") || joined_log.contains("State transfer"),
+        "no snapshot transfer seen:\n{joined_log}"
+    );
     assert_eq!(value(&second, &second_layout, "SHOW STATUS LIKE 'wsrep_cluster_size'"), "2");
-    assert_eq!(stdout_ok(socket_sql(&second, &second_layout, "SELECT v FROM shop.t WHERE id = 1"), "read on db2"), "before-join");
+    assert_eq!(
+        stdout_ok(socket_sql(&second, &second_layout, "SELECT v FROM shop.t WHERE id = 1"), "read on db2"),
+        "before-join"
+    );
     // And replication both ways after the join.
     stdout_ok(socket_sql(&second, &second_layout, "INSERT INTO shop.t VALUES (2, 'from-db2')"), "write on db2");
-    assert_eq!(stdout_ok(socket_sql(&first, &first_layout, "SELECT v FROM shop.t WHERE id = 2"), "causal read on db1"), "from-db2");
+    assert_eq!(
+        stdout_ok(socket_sql(&first, &first_layout, "SELECT v FROM shop.t WHERE id = 2"), "causal read on db1"),
+        "from-db2"
+    );
     // Drop order: the joiner first, so the bootstrap node is not left waiting for it.
     drop(second);
+}
+
+// ---------------------------------------------------------------------------------------
+// TLS policy of MariaDB's client port and Galera replication, measured by a real scanner.
+
+#[path = "common/testssl.rs"]
+mod testssl;
+
+/// Galera replication (port 4567), scanned. Protocols and cipher suites are exactly Mozilla's;
+/// the groups are not: Galera 26.4 has no option for them (nor MariaDB 10.11 for its client
+/// port), so OpenSSL 3.0's defaults apply, which add X448 and secp521r1 (TLS 1.2 and 1.3) and the
+/// RFC 7919 ffdhe groups (TLS 1.3). The test pins that known gap so any change shows.
+#[test]
+fn galera_replication_tls_scanned_against_mozilla_intermediate() {
+    let topology = spec("default");
+    let host = host(&topology, "db1");
+    let (node, _layout) = bootstrap(&topology, host);
+    let work = node.root.path().join("scans");
+    fs::create_dir_all(&work).unwrap();
+    let galera = testssl::scan(&node.netns, &format!("{}:4567", host.address), None, &work);
+    eprintln!("galera 4567: {galera:?}");
+    let mozilla = testssl::mozilla_intermediate_for_ecdsa();
+    assert_eq!(galera.protocols, mozilla.protocols);
+    assert_eq!(galera.tls12_ciphers, mozilla.tls12_ciphers);
+    assert_eq!(galera.tls13_ciphers, mozilla.tls13_ciphers);
+    let mut openssl_default_curves = mozilla.curves.clone();
+    openssl_default_curves.extend(["X448".to_string(), "secp521r1".to_string()]);
+    assert_eq!(galera.curves, openssl_default_curves, "known gap: no group option in Galera 26.4");
+    let ffdhe: std::collections::BTreeSet<String> =
+        ["ffdhe2048", "ffdhe3072", "ffdhe4096", "ffdhe6144", "ffdhe8192"].iter().map(|g| g.to_string()).collect();
+    assert_eq!(galera.dh_groups, ffdhe, "known gap: OpenSSL 3.0's default TLS 1.3 groups");
 }

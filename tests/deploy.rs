@@ -60,15 +60,26 @@ fn count(events: &[Event], pred: impl Fn(&Event) -> bool) -> usize {
 /// rig has no load balancer to drain a host, and a server may close an idle keep-alive
 /// connection just as a client reuses it (that race is what draining removes).
 fn start_load(netns: &str, url: &str, seconds: u32) -> Child {
-    in_ns(netns, "wrk").args(["-t1", "-c4", &format!("-d{seconds}s"), "--timeout", "5s", "-H", "Connection: close", url]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("wrk")
+    in_ns(netns, "wrk")
+        .args(["-t1", "-c4", &format!("-d{seconds}s"), "--timeout", "5s", "-H", "Connection: close", url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wrk")
 }
 
 /// Parses wrk's summary: (requests, non-2xx responses + socket errors).
 fn load_result(child: Child) -> (u64, u64, String) {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let requests = text.lines().find_map(|l| l.trim().split_once(" requests in").and_then(|(n, _)| n.trim().parse().ok())).unwrap_or(0);
-    let non_2xx: u64 = text.lines().find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:").map(|n| n.trim().parse().unwrap_or(u64::MAX))).unwrap_or(0);
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in").and_then(|(n, _)| n.trim().parse().ok()))
+        .unwrap_or(0);
+    let non_2xx: u64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:").map(|n| n.trim().parse().unwrap_or(u64::MAX)))
+        .unwrap_or(0);
     let socket: u64 = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("Socket errors:"))
@@ -101,16 +112,30 @@ fn rig_first_noop_change_and_rollback() {
     for host in ["web1", "web2"] {
         let path = &outcome.systems[host];
         assert_eq!(rig.current(host).as_deref(), Some(path.as_str()), "current-system of {host}");
-        assert!(path.under(&rig.store_root(host)).join("bin/switch-to-configuration").exists(), "{host}'s own store holds the system");
+        assert!(
+            path.under(&rig.store_root(host)).join("bin/switch-to-configuration").exists(),
+            "{host}'s own store holds the system"
+        );
         let profile = deploy_host::system_profile(&rig.store_root(host));
-        assert_eq!(std::fs::read_link(profile.with_file_name("system-1-link")).unwrap().display().to_string(), path.as_str());
+        assert_eq!(
+            std::fs::read_link(profile.with_file_name("system-1-link")).unwrap().display().to_string(),
+            path.as_str()
+        );
         // The closure has the configs path too, and it was copied as well.
         let configs = std::fs::read_link(path.under(&rig.store_root(host)).join("etc")).unwrap();
-        assert!(StorePath::parse(&configs.display().to_string()).unwrap().under(&rig.store_root(host)).join("nginx.conf").exists());
+        assert!(StorePath::parse(&configs.display().to_string())
+            .unwrap()
+            .under(&rig.store_root(host))
+            .join("nginx.conf")
+            .exists());
         // Secrets went over SSH, not into any store.
         let store = rig.store_root(host).join("nix/store");
         let leaked = Command::new("grep").args(["-rl", "PRIVATE KEY"]).arg(&store).output().unwrap();
-        assert!(leaked.stdout.is_empty(), "a private key is in {host}'s store: {}", String::from_utf8_lossy(&leaked.stdout));
+        assert!(
+            leaked.stdout.is_empty(),
+            "a private key is in {host}'s store: {}",
+            String::from_utf8_lossy(&leaked.stdout)
+        );
     }
     assert_eq!(count(&events, |e| matches!(e, Event::Copied { .. })), 2);
 
@@ -120,14 +145,21 @@ fn rig_first_noop_change_and_rollback() {
     assert!(outcome.ok, "{events:#?}");
     assert_eq!(outcome.unchanged, ["web1", "web2"]);
     assert!(outcome.activated.is_empty());
-    assert_eq!(count(&events, |e| matches!(e, Event::Copied { .. } | Event::Activated { .. } | Event::SecretsUploaded { .. })), 0, "{events:#?}");
+    assert_eq!(
+        count(&events, |e| matches!(e, Event::Copied { .. } | Event::Activated { .. } | Event::SecretsUploaded { .. })),
+        0,
+        "{events:#?}"
+    );
 
     // 3. A spec change on every web host (nginx's status port), under load on both.
     let changed_text = SPEC.replace("proxy_app = false", "proxy_app = false\nstatus_port = 8082");
     let new = topology(&changed_text);
     let plan = make_plan(Some(&old), &new, &[], Goal::Switch, 1).unwrap();
     assert!(plan.changes.iter().any(|c| c.host == "web1" && c.what == "nginx.conf changed"), "{:?}", plan.changes);
-    let loads: Vec<Child> = ["web1", "web2"].iter().map(|h| start_load(&rig.netns(h), &format!("https://{}/", new.host(h).unwrap().address), 8)).collect();
+    let loads: Vec<Child> = ["web1", "web2"]
+        .iter()
+        .map(|h| start_load(&rig.netns(h), &format!("https://{}/", new.host(h).unwrap().address), 8))
+        .collect();
     std::thread::sleep(Duration::from_millis(500));
     let second = LabSystems::new(&new, &rig.lab_root());
     let (outcome, events, took) = rig.deploy(&hosts, &old, &new, &rig.systems(&second), &[]);
@@ -155,13 +187,21 @@ fn rig_first_noop_change_and_rollback() {
     assert!(!outcome.ok, "a rollback is a failure: {events:#?}");
     assert_eq!(outcome.unchanged, ["web1"], "web1's system did not change");
     assert_eq!(outcome.rolled_back, ["web2"]);
-    assert!(events.iter().any(|e| matches!(e, Event::GateFailed { host, reason } if host == "web2" && reason.contains("answered 503"))), "{events:#?}");
+    assert!(
+        events.iter().any(
+            |e| matches!(e, Event::GateFailed { host, reason } if host == "web2" && reason.contains("answered 503"))
+        ),
+        "{events:#?}"
+    );
     assert!(events.iter().any(|e| matches!(e, Event::RolledBack { host, healthy: true, to, .. } if host == "web2" && to == good["web2"].as_str())), "{events:#?}");
     assert!(matches!(events.last(), Some(Event::Done { ok: false, .. })));
     assert_eq!(rig.current("web2").as_deref(), Some(good["web2"].as_str()), "web2 runs the previous system again");
     let (status, _) = rig.get("web2", "https://10.251.0.22/health");
     assert_eq!(status, "200");
-    assert_eq!(std::fs::read_to_string(rig.layout("web2").config("nginx.conf")).unwrap(), second.files["web2"]["nginx.conf"]);
+    assert_eq!(
+        std::fs::read_to_string(rig.layout("web2").config("nginx.conf")).unwrap(),
+        second.files["web2"]["nginx.conf"]
+    );
 }
 
 /// An activation runs detached: killing the SSH session that started it (as a switch that
@@ -192,7 +232,9 @@ fn rig_activation_survives_a_dropped_ssh_session() {
     let killer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(1500));
         // Every sshd session process (not the listener, whose parent is pid 1 or ip).
-        let pids = String::from_utf8_lossy(&Command::new("ip").args(["netns", "pids", &netns]).output().unwrap().stdout).into_owned();
+        let pids =
+            String::from_utf8_lossy(&Command::new("ip").args(["netns", "pids", &netns]).output().unwrap().stdout)
+                .into_owned();
         let mut killed = 0;
         for pid in pids.split_whitespace() {
             let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -225,7 +267,10 @@ fn rig_failures_name_the_cause_and_are_bounded() {
     eprintln!("--- a failed copy reads:\n{error}");
     assert!(error.starts_with("web1: "), "{error}");
     assert!(error.contains("nix") && error.contains("copy") && error.contains("exit status"), "{error}");
-    assert!(error.lines().next().unwrap().contains("/nix/store/00000000000000000000000000000000-not-built"), "headline is Nix's error: {error}");
+    assert!(
+        error.lines().next().unwrap().contains("/nix/store/00000000000000000000000000000000-not-built"),
+        "headline is Nix's error: {error}"
+    );
 
     let error = hosts["web2"].switch(&bogus, Goal::Switch).unwrap_err().to_string();
     assert!(error.contains("not copied, or not a system"), "{error}");
@@ -234,7 +279,8 @@ fn rig_failures_name_the_cause_and_are_bounded() {
     let mut ghost_spec = rig.topology.host("web1").unwrap().clone();
     ghost_spec.address = "10.251.0.99".parse().unwrap();
     let admin = rig.admin_dir();
-    let ghost = SshHost::lab(&ghost_spec, &rig.lab_root(), &admin.join("id_ed25519"), &admin.join("known_hosts"), &rig.admin);
+    let ghost =
+        SshHost::lab(&ghost_spec, &rig.lab_root(), &admin.join("id_ed25519"), &admin.join("known_hosts"), &rig.admin);
     let started = Instant::now();
     let error = ghost.current_system().unwrap_err().to_string();
     eprintln!("--- an unreachable host reads ({:?}):\n{error}", started.elapsed());
@@ -255,7 +301,10 @@ impl LabGuard {
     fn up(spec: &Path) -> LabGuard {
         let deadline = Instant::now() + Duration::from_secs(900);
         while nixstack::lab::state::State::load().expect("lab state file readable").is_some() {
-            assert!(Instant::now() < deadline, "a lab has been up for 15 minutes: this test needs the lab to itself (run `nixstack lab down`)");
+            assert!(
+                Instant::now() < deadline,
+                "a lab has been up for 15 minutes: this test needs the lab to itself (run `nixstack lab down`)"
+            );
             std::thread::sleep(Duration::from_secs(5));
         }
         // Made first: a failed `lab up` is taken down too.
@@ -277,17 +326,31 @@ impl Drop for LabGuard {
 
 /// Runs the nixstack binary; (exit code, stdout + stderr).
 fn nixstack_cli(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nixstack")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("nixstack binary");
-    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let out = Command::new(env!("CARGO_BIN_EXE_nixstack"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("nixstack binary");
+    (
+        out.status.code().unwrap_or(-1),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
 }
 
 /// `nixstack deploy --lab --json ...`: exit code and the JSON events (the plan first).
 fn deploy_cli(args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
     let mut all = vec!["deploy", "--lab", "--json"];
     all.extend_from_slice(args);
-    let out = Command::new(env!("CARGO_BIN_EXE_nixstack")).args(&all).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("nixstack binary");
+    let out = Command::new(env!("CARGO_BIN_EXE_nixstack"))
+        .args(&all)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("nixstack binary");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let events = stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON event per line ({e}): {l}"))).collect();
+    let events = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON event per line ({e}): {l}")))
+        .collect();
     (out.status.code().unwrap_or(-1), events, format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
 }
 
@@ -307,7 +370,13 @@ struct Load {
 
 impl Load {
     fn start(vip: std::net::Ipv4Addr) -> Load {
-        let child = in_ns(nixstack::lab::network::INTERNET, "wrk").args(["-t2", "-c8", "-d600s", "--timeout", "5s"]).arg(format!("https://{vip}/")).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("wrk");
+        let child = in_ns(nixstack::stack::address_plan::INTERNET, "wrk")
+            .args(["-t2", "-c8", "-d600s", "--timeout", "5s"])
+            .arg(format!("https://{vip}/"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wrk");
         std::thread::sleep(Duration::from_secs(1));
         Load { child: Some(child) }
     }
@@ -364,7 +433,12 @@ fn lab_rolling_deploy_under_load() {
     let mut unchanged = names(&done(&events)["unchanged"]);
     unchanged.sort();
     assert_eq!(unchanged, all, "{out}");
-    assert!(!events.iter().any(|e| ["copied", "activated", "secrets_uploaded", "drained"].contains(&e["event"].as_str().unwrap_or(""))), "{out}");
+    assert!(
+        !events.iter().any(
+            |e| ["copied", "activated", "secrets_uploaded", "drained"].contains(&e["event"].as_str().unwrap_or(""))
+        ),
+        "{out}"
+    );
 
     // 3. A config change to all web hosts (nginx's status port), under load.
     let dir = tempfile::tempdir().unwrap();
@@ -379,15 +453,28 @@ fn lab_rolling_deploy_under_load() {
     let (requests, failed, report) = load.stop();
     eprintln!("lab: rolling deploy of 3 web hosts took {took:?}; {requests} requests through the VIP meanwhile, {failed} failed");
     for event in events.iter().filter(|e| e.get("ms").is_some() && e.get("host").is_some()) {
-        eprintln!("  {:>5} {:<9} {:>6} ms {}", event["host"].as_str().unwrap_or(""), event["event"].as_str().unwrap_or(""), event["ms"], event["lb"].as_str().unwrap_or(""));
+        eprintln!(
+            "  {:>5} {:<9} {:>6} ms {}",
+            event["host"].as_str().unwrap_or(""),
+            event["event"].as_str().unwrap_or(""),
+            event["ms"],
+            event["lb"].as_str().unwrap_or("")
+        );
     }
     assert_eq!(code, 0, "{out}");
     assert_eq!(names(&done(&events)["activated"]), webs, "{out}");
-    assert_eq!(events.iter().filter(|e| e["event"] == "drained").count(), 6, "each web host drained in both HAProxies: {out}");
+    assert_eq!(
+        events.iter().filter(|e| e["event"] == "drained").count(),
+        6,
+        "each web host drained in both HAProxies: {out}"
+    );
     assert!(requests > 200, "{report}");
     assert_eq!(failed, 0, "no client request fails during a rolling deploy:\n{report}\n{out}");
     let (status, _) = {
-        let out = in_ns("nxs-web1", "curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:8082/nginx_status"]).output().unwrap();
+        let out = in_ns("nxs-web1", "curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:8082/nginx_status"])
+            .output()
+            .unwrap();
         (String::from_utf8_lossy(&out.stdout).into_owned(), ())
     };
     assert_eq!(status, "200", "web1 runs the new config");
@@ -400,11 +487,19 @@ fn lab_rolling_deploy_under_load() {
     let flake = dir.path().join("broken-flake");
     let systems = good.clone().with_file("web2", "nginx.conf", broken).write(&flake).unwrap();
     let admin = nixstack::lab::admin_dir();
-    let hosts = lab_hosts(&new, lab_root, &admin.join("id_ed25519"), &admin.join("known_hosts"), nixstack::lab::network::ADMIN);
+    let hosts = lab_hosts(
+        &new,
+        lab_root,
+        &admin.join("id_ed25519"),
+        &admin.join("known_hosts"),
+        nixstack::stack::address_plan::ADMIN,
+    );
     let plan = make_plan(Some(&new), &new, &[], Goal::Switch, 1).unwrap();
     let secrets = nixstack::lab::secrets_dir();
-    let options = Options { gate: GatePolicy { timeout: Duration::from_secs(8), ..GatePolicy::default() }, ..Options::default() };
-    let rollout = Rollout { topology: &new, plan: &plan, systems: &systems, hosts: &hosts, secrets_dir: Some(&secrets), options };
+    let options =
+        Options { gate: GatePolicy { timeout: Duration::from_secs(8), ..GatePolicy::default() }, ..Options::default() };
+    let rollout =
+        Rollout { topology: &new, plan: &plan, systems: &systems, hosts: &hosts, secrets_dir: Some(&secrets), options };
     let load = Load::start(vip);
     let (progress, printer) = Printer::start(Format::Human { bar: false }, Box::new(std::io::stderr()));
     let started = Instant::now();
@@ -417,8 +512,14 @@ fn lab_rolling_deploy_under_load() {
     assert!(!outcome.ok);
     assert_eq!(outcome.rolled_back, ["web2"], "{events:#?}");
     assert!(outcome.activated.is_empty(), "only web2 changed: {outcome:?}");
-    assert!(events.iter().any(|e| matches!(e, Event::RolledBack { host, healthy: true, .. } if host == "web2")), "{events:#?}");
-    assert!(events.iter().any(|e| matches!(e, Event::Undrained { host, .. } if host == "web2")), "healthy again, back in the pool: {events:#?}");
+    assert!(
+        events.iter().any(|e| matches!(e, Event::RolledBack { host, healthy: true, .. } if host == "web2")),
+        "{events:#?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Undrained { host, .. } if host == "web2")),
+        "healthy again, back in the pool: {events:#?}"
+    );
     assert_eq!(failed, 0, "clients never see the broken host:\n{report}");
     drop(hosts);
 
@@ -443,7 +544,9 @@ fn lab_rolling_deploy_under_load() {
 /// Logins sshd accepted on a lab host so far (its log).
 fn ssh_logins(host: &str) -> usize {
     let log = Layout::lab(host).log_file("sshd.log");
-    std::fs::read_to_string(&log).map(|text| text.lines().filter(|l| l.contains("Accepted publickey")).count()).unwrap_or(0)
+    std::fs::read_to_string(&log)
+        .map(|text| text.lines().filter(|l| l.contains("Accepted publickey")).count())
+        .unwrap_or(0)
 }
 
 /// The NixOS source evaluates `nixosConfigurations.<host>.config.system.build.toplevel`
@@ -462,7 +565,10 @@ fn nixos_toplevels_build_in_one_invocation_and_map_to_their_hosts() {
     }
     flake.push_str("}; }; }\n");
     std::fs::write(dir.path().join("flake.nix"), flake).unwrap();
-    let systems = Systems::Nixos { flake: format!("path:{}", dir.path().display()), nix_config: Some(closure::OFFLINE_NIX_CONFIG.into()) };
+    let systems = Systems::Nixos {
+        flake: format!("path:{}", dir.path().display()),
+        nix_config: Some(closure::OFFLINE_NIX_CONFIG.into()),
+    };
     let hosts: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let built = closure::build(&systems, &hosts, Duration::from_secs(120)).expect("nix eval + nix build");
     for name in names {
@@ -470,5 +576,8 @@ fn nixos_toplevels_build_in_one_invocation_and_map_to_their_hosts() {
         assert_eq!(path.name(), format!("nixos-system-{name}"));
         assert_eq!(std::fs::read_to_string(path.as_str()).unwrap().trim(), name);
     }
-    assert_eq!(systems.installable("web1"), format!("path:{}#nixosConfigurations.web1.config.system.build.toplevel", dir.path().display()));
+    assert_eq!(
+        systems.installable("web1"),
+        format!("path:{}#nixosConfigurations.web1.config.system.build.toplevel", dir.path().display())
+    );
 }

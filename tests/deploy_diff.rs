@@ -76,7 +76,8 @@ fn dry_run_diff_closures_names_the_changed_config_and_activates_nothing() {
     let old = outcome.systems.clone();
     let old_web1_closure = local_closure(old["web1"].as_str());
     assert_eq!(old_web1_closure.len(), 2, "a lab system and its configs: {old_web1_closure:?}");
-    let old_configs = std::fs::read_link(old["web1"].under(&rig.store_root("web1")).join("etc")).unwrap().display().to_string();
+    let old_configs =
+        std::fs::read_link(old["web1"].under(&rig.store_root("web1")).join("etc")).unwrap().display().to_string();
 
     // 2. A config change on web1 only.
     let changed_conf = format!("{}# changed by the closure-diff test\n", first.files["web1"]["nginx.conf"]);
@@ -91,7 +92,8 @@ fn dry_run_diff_closures_names_the_changed_config_and_activates_nothing() {
 
     // 3. The dry-run's closure diff, as `deploy --dry-run --diff-closures` runs it.
     let selected: Vec<String> = ["web1", "web2", "web3"].map(String::from).to_vec();
-    let diffs = diff::diff_hosts(&systems, &hosts, &selected, Duration::from_secs(300)).expect("one nix build of the three systems");
+    let diffs = diff::diff_hosts(&systems, &hosts, &selected, Duration::from_secs(300))
+        .expect("one nix build of the three systems");
     let text = diff::describe(&diffs);
     eprintln!("{text}");
     let by_host: BTreeMap<&str, &HostDiff> = diffs.iter().map(|(h, d)| (h.as_str(), d)).collect();
@@ -99,12 +101,27 @@ fn dry_run_diff_closures_names_the_changed_config_and_activates_nothing() {
     let HostDiff::Changed(web1) = by_host["web1"] else { panic!("web1 changed:\n{text}") };
     assert_eq!(web1.old, old["web1"]);
     assert!(web1.fetched, "the old closure came back from web1's store");
-    assert!(PathBuf::from(old["web1"].as_str()).join("bin/switch-to-configuration").exists(), "fetched into the local store with its files");
-    let configs = web1.changed.iter().find(|c| c.name == "configs").unwrap_or_else(|| panic!("the configs path changed:\n{text}"));
+    assert!(
+        PathBuf::from(old["web1"].as_str()).join("bin/switch-to-configuration").exists(),
+        "fetched into the local store with its files"
+    );
+    let configs = web1
+        .changed
+        .iter()
+        .find(|c| c.name == "configs")
+        .unwrap_or_else(|| panic!("the configs path changed:\n{text}"));
     assert_eq!(configs.old.as_str(), old_configs);
     assert_eq!(configs.files.as_deref(), Some(&["nginx.conf".to_string()][..]), "only nginx.conf differs:\n{text}");
-    let system = web1.changed.iter().find(|c| c.name == "nixstack-lab-system-web1").unwrap_or_else(|| panic!("the system path changed:\n{text}"));
-    assert_eq!(system.files.as_deref(), Some(&["etc".to_string()][..]), "the system's etc link points at the new configs:\n{text}");
+    let system = web1
+        .changed
+        .iter()
+        .find(|c| c.name == "nixstack-lab-system-web1")
+        .unwrap_or_else(|| panic!("the system path changed:\n{text}"));
+    assert_eq!(
+        system.files.as_deref(),
+        Some(&["etc".to_string()][..]),
+        "the system's etc link points at the new configs:\n{text}"
+    );
     assert!(web1.added.is_empty() && web1.removed.is_empty(), "{text}");
     assert!(text.contains("changed configs: nginx.conf"), "{text}");
     assert!(text.contains(&old_configs), "{text}");
@@ -115,8 +132,14 @@ fn dry_run_diff_closures_names_the_changed_config_and_activates_nothing() {
     assert!(text.contains("  web3: new host"), "{text}");
 
     let events = diff::events(&diffs);
-    assert_eq!(events.iter().map(|e| (e["host"].as_str().unwrap(), e["status"].as_str().unwrap())).collect::<Vec<_>>(), [("web1", "changed"), ("web2", "unchanged"), ("web3", "new_host")]);
-    assert_eq!(events[0]["changed"].as_array().unwrap().iter().find(|c| c["name"] == "configs").unwrap()["files"][0], "nginx.conf");
+    assert_eq!(
+        events.iter().map(|e| (e["host"].as_str().unwrap(), e["status"].as_str().unwrap())).collect::<Vec<_>>(),
+        [("web1", "changed"), ("web2", "unchanged"), ("web3", "new_host")]
+    );
+    assert_eq!(
+        events[0]["changed"].as_array().unwrap().iter().find(|c| c["name"] == "configs").unwrap()["files"][0],
+        "nginx.conf"
+    );
 
     // 4. Nothing activated, nothing copied: web1 runs, and its profile holds, the old system.
     let HostDiff::NewHost { new: web3_new } = by_host["web3"] else { unreachable!() };
@@ -127,7 +150,10 @@ fn dry_run_diff_closures_names_the_changed_config_and_activates_nothing() {
     assert!(!web3_new.under(&rig.store_root("web3")).exists(), "nor to web3");
     let profile = deploy_host::system_profile(&rig.store_root("web1"));
     assert_eq!(std::fs::read_link(&profile).unwrap().display().to_string(), "system-1-link");
-    assert_eq!(std::fs::read_to_string(rig.layout("web1").config("nginx.conf")).unwrap(), first.files["web1"]["nginx.conf"]);
+    assert_eq!(
+        std::fs::read_to_string(rig.layout("web1").config("nginx.conf")).unwrap(),
+        first.files["web1"]["nginx.conf"]
+    );
 }
 
 /// Where Nix itself sees a change (a package's version, a size step over 8 KiB), its
@@ -147,8 +173,12 @@ fn diff_closures_reports_version_changes_in_nix_words() {
             ),
         )
         .unwrap();
-        let out = run(Command::new("nix-build").env("NIX_CONFIG", closure::OFFLINE_NIX_CONFIG).arg("--no-out-link").arg(&file));
-        nixstack::deploy::closure::StorePath::parse(out.lines().rev().find(|l| l.starts_with("/nix/store/")).unwrap()).unwrap()
+        let out = run(Command::new("nix-build")
+            .env("NIX_CONFIG", closure::OFFLINE_NIX_CONFIG)
+            .arg("--no-out-link")
+            .arg(&file));
+        nixstack::deploy::closure::StorePath::parse(out.lines().rev().find(|l| l.starts_with("/nix/store/")).unwrap())
+            .unwrap()
     };
     let (old, new) = (build("1.0", 1), build("2.0", 64));
     let systems = Systems::Nixos { flake: ".".into(), nix_config: Some(closure::OFFLINE_NIX_CONFIG.into()) };

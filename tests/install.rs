@@ -35,11 +35,8 @@ const TARGET: &str = "root@192.0.2.10";
 // Helpers
 
 fn compile(text: &str) -> Topology {
-    nixstack::cli::compile(&SpecSource {
-        name: "stack.toml".into(),
-        text: text.into(),
-    })
-    .unwrap_or_else(|e| panic!("{e}"))
+    nixstack::cli::compile(&SpecSource { name: "stack.toml".into(), text: text.into() })
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The default spec with a disk on db1 (the Galera bootstrap node) and db2 as well.
@@ -47,10 +44,7 @@ fn spec_with_db_disks() -> String {
     let mut text = DEFAULT_SPEC.to_string();
     for (host, address) in [("db1", "10.10.0.41"), ("db2", "10.10.0.42")] {
         let block = format!("[hosts.{host}]\naddress = \"{address}\"\nroles = [\"db\"]\n");
-        assert!(
-            text.contains(&block),
-            "the default spec's {host} block changed"
-        );
+        assert!(text.contains(&block), "the default spec's {host} block changed");
         text = text.replace(&block, &format!("{block}disk = \"/dev/nvme0n1\"\n"));
     }
     text
@@ -70,23 +64,12 @@ fn write_tree(topology: &Topology, dir: &Path) {
 }
 
 fn nix_instantiate(args: &[&str], dir: &Path) -> Value {
-    nix::nix_json(
-        Command::new("nix-instantiate").args(args).current_dir(dir),
-        &format!("nix-instantiate {args:?}"),
-    )
+    nix::nix_json(Command::new("nix-instantiate").args(args).current_dir(dir), &format!("nix-instantiate {args:?}"))
 }
 
 /// `hosts/<host>/disko.nix` of a tree in `dir`, evaluated by Nix.
 fn eval_disko(dir: &Path, host: &str) -> Value {
-    nix_instantiate(
-        &[
-            "--eval",
-            "--strict",
-            "--json",
-            &format!("hosts/{host}/disko.nix"),
-        ],
-        dir,
-    )
+    nix_instantiate(&["--eval", "--strict", "--json", &format!("hosts/{host}/disko.nix")], dir)
 }
 
 /// The host file and the role modules evaluated with stand-ins for nixpkgs
@@ -122,21 +105,14 @@ struct Workdir {
 
 impl Workdir {
     fn new(spec: &str) -> Workdir {
-        let workdir = Workdir {
-            dir: temp("nxs-install-"),
-        };
+        let workdir = Workdir { dir: temp("nxs-install-") };
         std::fs::write(workdir.path().join("stack.toml"), spec).unwrap();
         std::fs::create_dir(workdir.tmp()).unwrap();
-        for args in [
-            &["build", "stack.toml", "-o", "flake"][..],
-            &["secrets", "init", "stack.toml", "--dir", "secrets"][..],
-        ] {
+        for args in
+            [&["build", "stack.toml", "-o", "flake"][..], &["secrets", "init", "stack.toml", "--dir", "secrets"][..]]
+        {
             let output = nixstack(workdir.path(), args, &[]);
-            assert!(
-                output.status.success(),
-                "nixstack {args:?}: {}",
-                text(&output.stderr)
-            );
+            assert!(output.status.success(), "nixstack {args:?}: {}", text(&output.stderr));
         }
         workdir
     }
@@ -154,15 +130,7 @@ impl Workdir {
         let tmp = self.tmp();
         let mut env: Vec<(&str, &str)> = env.to_vec();
         env.push(("TMPDIR", tmp.to_str().unwrap()));
-        let mut args = vec![
-            "install",
-            host,
-            "stack.toml",
-            "--target",
-            TARGET,
-            "--flake",
-            "flake",
-        ];
+        let mut args = vec!["install", host, "stack.toml", "--target", TARGET, "--flake", "flake"];
         args.extend(extra);
         nixstack(self.path(), &args, &env)
     }
@@ -173,10 +141,7 @@ impl Workdir {
 
     /// Staging directories still in the test's TMPDIR (there must be none after a run).
     fn leftovers(&self) -> Vec<String> {
-        std::fs::read_dir(self.tmp())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect()
+        std::fs::read_dir(self.tmp()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
     }
 }
 
@@ -202,11 +167,7 @@ fn modes(dir: &Path) -> Vec<(String, u32)> {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             let relative = path.strip_prefix(root).unwrap().display().to_string();
-            let mode = std::fs::symlink_metadata(&path)
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o7777;
+            let mode = std::fs::symlink_metadata(&path).unwrap().permissions().mode() & 0o7777;
             if path.is_dir() {
                 found.push((format!("{relative}/"), mode));
                 walk(root, &path, found);
@@ -236,44 +197,29 @@ fn snapshots_of_every_disko_layout_of_the_default_spec() {
         match &host.disk {
             Some(_) => {
                 insta::assert_snapshot!(format!("disko__{}", host.name), files[&path]);
-                assert!(
-                    imports_layout,
-                    "{}: default.nix does not import its layout",
-                    host.name
-                );
+                assert!(imports_layout, "{}: default.nix does not import its layout", host.name);
                 with_layout.push(host.name.as_str());
             }
             None => {
                 assert!(!files.contains_key(&path), "{path} without a disk");
-                assert!(
-                    !imports_layout && !default_nix.contains("disko.nix"),
-                    "{}",
-                    host.name
-                );
+                assert!(!imports_layout && !default_nix.contains("disko.nix"), "{}", host.name);
             }
         }
     }
-    assert_eq!(
-        with_layout,
-        ["lb1", "lb2"],
-        "the default spec gives the load balancers a disk"
-    );
+    assert_eq!(with_layout, ["lb1", "lb2"], "the default spec gives the load balancers a disk");
 }
 
 #[test]
 fn every_layout_parses_with_rnix_and_nix_instantiate() {
-    for spec in [
-        DEFAULT_SPEC.to_string(),
-        spec_with_db_disks(),
-        DEFAULT_SPEC.replace("image = \"raw-efi\"", "image = \"raw\""),
-    ] {
+    for spec in
+        [DEFAULT_SPEC.to_string(), spec_with_db_disks(), DEFAULT_SPEC.replace("image = \"raw-efi\"", "image = \"raw\"")]
+    {
         let topology = compile(&spec);
         // As `nixstack build` writes them: with the header line.
-        let files: Vec<(String, String)> =
-            output::stamp(&tree::artifacts(&topology), "stack `shop`")
-                .into_iter()
-                .filter(|(path, _)| path.ends_with(disko::FILE_NAME))
-                .collect();
+        let files: Vec<(String, String)> = output::stamp(&tree::artifacts(&topology), "stack `shop`")
+            .into_iter()
+            .filter(|(path, _)| path.ends_with(disko::FILE_NAME))
+            .collect();
         assert!(!files.is_empty());
         for (path, text) in &files {
             let errors = rnix::Root::parse(text).errors().to_vec();
@@ -297,36 +243,15 @@ fn every_efi_layout_evaluates_to_the_disk_and_the_file_systems_base_nix_mounts()
     for host in topology.hosts.iter().filter(|h| h.disk.is_some()) {
         let layout = eval_disko(dir.path(), &host.name);
         let main = &layout["disko"]["devices"]["disk"]["main"];
-        assert_eq!(
-            layout["disko"]["devices"]["disk"]
-                .as_object()
-                .unwrap()
-                .len(),
-            1,
-            "{}: one disk",
-            host.name
-        );
+        assert_eq!(layout["disko"]["devices"]["disk"].as_object().unwrap().len(), 1, "{}: one disk", host.name);
         assert_eq!(main["type"], "disk");
-        assert_eq!(
-            main["device"],
-            json!(host.disk.as_ref().unwrap()),
-            "{}",
-            host.name
-        );
+        assert_eq!(main["device"], json!(host.disk.as_ref().unwrap()), "{}", host.name);
         assert_eq!(main["content"]["type"], "gpt");
         let partitions = main["content"]["partitions"].as_object().unwrap();
-        assert_eq!(
-            partitions.keys().collect::<Vec<_>>(),
-            ["ESP", "root"],
-            "{}",
-            host.name
-        );
+        assert_eq!(partitions.keys().collect::<Vec<_>>(), ["ESP", "root"], "{}", host.name);
 
         let esp = &partitions["ESP"];
-        assert_eq!(
-            (&esp["type"], &esp["size"]),
-            (&json!("EF00"), &json!("512M"))
-        );
+        assert_eq!((&esp["type"], &esp["size"]), (&json!("EF00"), &json!("512M")));
         assert_eq!(esp["content"]["type"], "filesystem");
         assert_eq!(esp["content"]["format"], "vfat");
         assert_eq!(esp["content"]["mountpoint"], "/boot");
@@ -340,11 +265,7 @@ fn every_efi_layout_evaluates_to_the_disk_and_the_file_systems_base_nix_mounts()
         // What base.nix mounts when no disko layout is there: the same labels, file system
         // types and /boot options, so the two never disagree about the disk.
         let config = &eval_host(dir.path(), &host.name, "{ }")["config"];
-        assert_eq!(
-            config["boot"]["loader"]["systemd-boot"]["enable"], true,
-            "{}",
-            host.name
-        );
+        assert_eq!(config["boot"]["loader"]["systemd-boot"]["enable"], true, "{}", host.name);
         let file_systems = &config["fileSystems"];
         for (mountpoint, partition) in [("/", root), ("/boot", esp)] {
             let label = partition["content"]["extraArgs"][1].as_str().unwrap();
@@ -360,11 +281,7 @@ fn every_efi_layout_evaluates_to_the_disk_and_the_file_systems_base_nix_mounts()
                 host.name
             );
         }
-        assert_eq!(
-            file_systems["/boot"]["options"], esp["content"]["mountOptions"],
-            "{}",
-            host.name
-        );
+        assert_eq!(file_systems["/boot"]["options"], esp["content"]["mountOptions"], "{}", host.name);
         evaluated += 1;
     }
     assert_eq!(evaluated, 4, "lb1, lb2, db1, db2");
@@ -381,25 +298,15 @@ fn a_bios_layout_has_a_bios_boot_partition_for_grub_and_no_esp() {
     write_tree(&topology, dir.path());
     let layout = eval_disko(dir.path(), "lb1");
     let partitions = &layout["disko"]["devices"]["disk"]["main"]["content"]["partitions"];
-    assert_eq!(
-        partitions.as_object().unwrap().keys().collect::<Vec<_>>(),
-        ["boot", "root"]
-    );
+    assert_eq!(partitions.as_object().unwrap().keys().collect::<Vec<_>>(), ["boot", "root"]);
     assert_eq!(partitions["boot"], json!({ "type": "EF02", "size": "1M" }));
-    assert_eq!(
-        partitions["root"]["content"]["extraArgs"],
-        json!(["-L", "nixos"])
-    );
+    assert_eq!(partitions["root"]["content"]["extraArgs"], json!(["-L", "nixos"]));
 
     let config = &eval_host(dir.path(), "lb1", "{ }")["config"];
     let grub = &config["boot"]["loader"]["grub"];
     assert_eq!(grub["enable"], true);
     assert_eq!(grub["devices"], json!(["/dev/sda"]));
-    assert!(
-        config["fileSystems"].get("/boot").is_none(),
-        "no ESP to mount: {}",
-        config["fileSystems"]
-    );
+    assert!(config["fileSystems"].get("/boot").is_none(), "no ESP to mount: {}", config["fileSystems"]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -414,43 +321,20 @@ fn staging_holds_exactly_the_host_secrets_with_their_modes_and_is_removed() {
         let secrets = host_secrets(&topology, host, &secrets_dir);
         let staging = install::stage_secrets(&secrets).unwrap();
         let root = staging.root().to_path_buf();
-        assert_eq!(
-            std::fs::metadata(&root).unwrap().permissions().mode() & 0o7777,
-            0o700,
-            "{host}"
-        );
-        assert_eq!(
-            modes(&root),
-            expected_staging(&topology, host, &secrets_dir),
-            "{host}"
-        );
+        assert_eq!(std::fs::metadata(&root).unwrap().permissions().mode() & 0o7777, 0o700, "{host}");
+        assert_eq!(modes(&root), expected_staging(&topology, host, &secrets_dir), "{host}");
         for (source, name) in &secrets {
             let staged = root.join(NIXOS_SECRETS.trim_start_matches('/')).join(name);
-            assert_eq!(
-                std::fs::read(&staged).unwrap(),
-                std::fs::read(source).unwrap(),
-                "{host}: {name}"
-            );
+            assert_eq!(std::fs::read(&staged).unwrap(), std::fs::read(source).unwrap(), "{host}: {name}");
         }
         // What `--dry-run` prints comes from the disk, not from constants.
-        let listed: Vec<(String, u32)> = staging
-            .entries()
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.path, e.mode))
-            .collect();
+        let listed: Vec<(String, u32)> = staging.entries().unwrap().into_iter().map(|e| (e.path, e.mode)).collect();
         assert_eq!(listed, modes(&root));
         drop(staging);
-        assert!(
-            !root.exists(),
-            "{host}: the staging directory outlived the install"
-        );
+        assert!(!root.exists(), "{host}: the staging directory outlived the install");
     }
     let db1 = host_secrets(&topology, "db1", &secrets_dir);
-    assert!(
-        db1.iter().any(|(_, name)| name == "db-shop.password"),
-        "{db1:?}"
-    );
+    assert!(db1.iter().any(|(_, name)| name == "db-shop.password"), "{db1:?}");
 }
 
 /// nixos-anywhere copies `--extra-files` with `tar -C "$extraFiles" -cpf- . | ... tar -C /mnt
@@ -463,68 +347,33 @@ fn staging_holds_exactly_the_host_secrets_with_their_modes_and_is_removed() {
 fn installed_secrets_become_readable_by_the_secrets_group_at_boot() {
     let workdir = Workdir::new(DEFAULT_SPEC);
     let topology = workdir.topology();
-    let staging = install::stage_secrets(&host_secrets(
-        &topology,
-        "lb1",
-        &workdir.path().join("secrets"),
-    ))
-    .unwrap();
+    let staging = install::stage_secrets(&host_secrets(&topology, "lb1", &workdir.path().join("secrets"))).unwrap();
     let new_root = workdir.path().join("mnt");
     std::fs::create_dir(&new_root).unwrap();
     let copy = Command::new("sh")
         .arg("-c")
         .arg("tar -C \"$1\" -cpf- . | tar -C \"$2\" -xf- --no-same-owner")
-        .args([
-            "copy",
-            staging.root().to_str().unwrap(),
-            new_root.to_str().unwrap(),
-        ])
+        .args(["copy", staging.root().to_str().unwrap(), new_root.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(copy.status.success(), "tar: {}", text(&copy.stderr));
     let secrets_dir = new_root.join(NIXOS_SECRETS.trim_start_matches('/'));
     let key = secrets_dir.join("host.key");
-    assert_eq!(
-        std::fs::metadata(&key).unwrap().gid(),
-        0,
-        "tar made it root's"
-    );
+    assert_eq!(std::fs::metadata(&key).unwrap().gid(), 0, "tar made it root's");
 
     let group = "daemon";
-    let daemon_gid = Command::new("getent")
-        .args(["group", group])
-        .output()
-        .unwrap();
-    assert!(
-        daemon_gid.status.success(),
-        "Debian's `daemon` group is missing"
-    );
-    let gid: u32 = text(&daemon_gid.stdout)
-        .split(':')
-        .nth(2)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let daemon_gid = Command::new("getent").args(["group", group]).output().unwrap();
+    assert!(daemon_gid.status.success(), "Debian's `daemon` group is missing");
+    let gid: u32 = text(&daemon_gid.stdout).split(':').nth(2).unwrap().trim().parse().unwrap();
 
     let dir = temp("nxs-install-tmpfiles-");
     write_tree(&topology, dir.path());
-    let overrides = format!(
-        "{{ nixstack.base = {{ secretsDir = \"{}\"; secretsGroup = \"{group}\"; }}; }}",
-        secrets_dir.display()
-    );
+    let overrides =
+        format!("{{ nixstack.base = {{ secretsDir = \"{}\"; secretsGroup = \"{group}\"; }}; }}", secrets_dir.display());
     let config = &eval_host(dir.path(), "lb1", &overrides)["config"];
-    let rules: Vec<&str> = config["systemd"]["tmpfiles"]["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap())
-        .collect();
-    let ours: Vec<&str> = rules
-        .iter()
-        .copied()
-        .filter(|rule| rule.contains(secrets_dir.to_str().unwrap()))
-        .collect();
+    let rules: Vec<&str> =
+        config["systemd"]["tmpfiles"]["rules"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    let ours: Vec<&str> = rules.iter().copied().filter(|rule| rule.contains(secrets_dir.to_str().unwrap())).collect();
     assert!(!ours.is_empty(), "{rules:?}");
     let conf = dir.path().join("nixstack.conf");
     std::fs::write(&conf, ours.join("\n") + "\n").unwrap();
@@ -533,28 +382,13 @@ fn installed_secrets_become_readable_by_the_secrets_group_at_boot() {
         .arg(&conf)
         .output()
         .unwrap_or_else(|e| panic!("cannot run systemd-tmpfiles ({e}): run scripts/setup"));
-    assert!(
-        tmpfiles.status.success(),
-        "systemd-tmpfiles: {}",
-        text(&tmpfiles.stderr)
-    );
+    assert!(tmpfiles.status.success(), "systemd-tmpfiles: {}", text(&tmpfiles.stderr));
 
     let dir_meta = std::fs::metadata(&secrets_dir).unwrap();
-    assert_eq!(
-        (
-            dir_meta.permissions().mode() & 0o7777,
-            dir_meta.uid(),
-            dir_meta.gid()
-        ),
-        (0o750, 0, gid)
-    );
+    assert_eq!((dir_meta.permissions().mode() & 0o7777, dir_meta.uid(), dir_meta.gid()), (0o750, 0, gid));
     for (_, name) in host_secrets(&topology, "lb1", Path::new("/")) {
         let meta = std::fs::metadata(secrets_dir.join(&name)).unwrap();
-        assert_eq!(
-            (meta.permissions().mode() & 0o7777, meta.uid(), meta.gid()),
-            (0o640, 0, gid),
-            "{name}"
-        );
+        assert_eq!((meta.permissions().mode() & 0o7777, meta.uid(), meta.gid()), (0o640, 0, gid), "{name}");
     }
 }
 
@@ -578,20 +412,12 @@ fn dry_run_prints_the_command_and_the_staged_secrets_and_runs_nothing() {
         .lines()
         .filter_map(|line| {
             let (mode, path) = line.trim().split_once(' ')?;
-            (path.starts_with("var/"))
-                .then(|| (path.to_string(), u32::from_str_radix(mode, 8).unwrap()))
+            (path.starts_with("var/")).then(|| (path.to_string(), u32::from_str_radix(mode, 8).unwrap()))
         })
         .collect();
-    assert_eq!(
-        listed,
-        expected_staging(&workdir.topology(), "lb1", Path::new("secrets"))
-    );
+    assert_eq!(listed, expected_staging(&workdir.topology(), "lb1", Path::new("secrets")));
     assert!(stdout.contains("dry run: nothing was run"), "{stdout}");
-    assert_eq!(
-        workdir.leftovers(),
-        Vec::<String>::new(),
-        "the staging directory was left behind"
-    );
+    assert_eq!(workdir.leftovers(), Vec::<String>::new(), "the staging directory was left behind");
 }
 
 #[test]
@@ -600,14 +426,8 @@ fn the_galera_bootstrap_node_gets_the_new_cluster_guidance() {
     let db1 = workdir.install("db1", &["--dry-run"], &[]);
     let stdout = text(&db1.stdout);
     assert!(db1.status.success(), "{stdout}{}", text(&db1.stderr));
-    assert!(
-        stdout.contains("note: db1 is the Galera bootstrap node"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("nixstack.db.bootstrapNewCluster = true;"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("note: db1 is the Galera bootstrap node"), "{stdout}");
+    assert!(stdout.contains("nixstack.db.bootstrapNewCluster = true;"), "{stdout}");
     assert!(stdout.contains("hosts/db1/local.nix"), "{stdout}");
     assert!(stdout.contains("nixstack deploy --on db1"), "{stdout}");
     assert!(stdout.contains("/dev/nvme0n1 is erased"), "{stdout}");
@@ -615,10 +435,7 @@ fn the_galera_bootstrap_node_gets_the_new_cluster_guidance() {
     let db2 = workdir.install("db2", &["--dry-run"], &[]);
     let stdout = text(&db2.stdout);
     assert!(db2.status.success(), "{stdout}");
-    assert!(
-        stdout.contains("note: db2 joins the Galera cluster of db1, db3"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("note: db2 joins the Galera cluster of db1, db3"), "{stdout}");
     assert!(!stdout.contains("bootstrapNewCluster"), "{stdout}");
 
     // The option the guidance names exists in the db module.
@@ -628,16 +445,8 @@ fn the_galera_bootstrap_node_gets_the_new_cluster_guidance() {
 
 fn refused(output: &Output) -> String {
     let stderr = text(&output.stderr);
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "expected a refusal: {}{stderr}",
-        text(&output.stdout)
-    );
-    assert!(
-        !text(&output.stdout).contains("nixos-anywhere --"),
-        "a refused install printed a command"
-    );
+    assert_eq!(output.status.code(), Some(2), "expected a refusal: {}{stderr}", text(&output.stdout));
+    assert!(!text(&output.stdout).contains("nixos-anywhere --"), "a refused install printed a command");
     stderr
 }
 
@@ -645,12 +454,8 @@ fn refused(output: &Output) -> String {
 fn a_host_without_a_disk_is_refused_naming_the_disk_setting() {
     let workdir = Workdir::new(DEFAULT_SPEC);
     for extra in [&["--dry-run"][..], &[][..]] {
-        let stderr =
-            refused(&workdir.install("web1", extra, &[("NIX_CONFIG", OFFLINE_NIX_CONFIG)]));
-        assert!(
-            stderr.contains("host `web1` has no `disk` in stack.toml"),
-            "{stderr}"
-        );
+        let stderr = refused(&workdir.install("web1", extra, &[("NIX_CONFIG", OFFLINE_NIX_CONFIG)]));
+        assert!(stderr.contains("host `web1` has no `disk` in stack.toml"), "{stderr}");
         assert!(stderr.contains("[hosts.web1]"), "{stderr}");
     }
     let stderr = refused(&workdir.install("web9", &["--dry-run"], &[]));
@@ -662,14 +467,8 @@ fn missing_secrets_are_refused_with_the_init_command() {
     let workdir = Workdir::new(DEFAULT_SPEC);
     std::fs::remove_file(workdir.path().join("secrets/hosts/lb1/host.key")).unwrap();
     let stderr = refused(&workdir.install("lb1", &["--dry-run"], &[]));
-    assert!(
-        stderr.contains("secrets of lb1 missing in secrets: hosts/lb1/host.key"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("run `nixstack secrets init stack.toml --dir secrets`"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("secrets of lb1 missing in secrets: hosts/lb1/host.key"), "{stderr}");
+    assert!(stderr.contains("run `nixstack secrets init stack.toml --dir secrets`"), "{stderr}");
     // lb2's secrets are all there.
     assert!(workdir.install("lb2", &["--dry-run"], &[]).status.success());
 }
@@ -682,21 +481,13 @@ fn a_stale_flake_is_refused_with_the_build_command() {
     let spec = DEFAULT_SPEC.replacen("disk = \"/dev/sda\"", "disk = \"/dev/vda\"", 1);
     std::fs::write(workdir.path().join("stack.toml"), spec).unwrap();
     let stderr = refused(&workdir.install("lb1", &["--dry-run"], &[]));
-    assert!(
-        stderr.contains("the flake in flake is not what the spec generates"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("the flake in flake is not what the spec generates"), "{stderr}");
     assert!(stderr.contains("hosts/lb1/disko.nix"), "{stderr}");
-    assert!(
-        stderr.contains("run `nixstack build stack.toml -o flake` first"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("run `nixstack build stack.toml -o flake` first"), "{stderr}");
     // A generated file edited by hand is drift too.
     std::fs::write(workdir.path().join("stack.toml"), DEFAULT_SPEC).unwrap();
     let layout = workdir.path().join("flake/hosts/lb2/disko.nix");
-    let edited = std::fs::read_to_string(&layout)
-        .unwrap()
-        .replace("512M", "1G");
+    let edited = std::fs::read_to_string(&layout).unwrap().replace("512M", "1G");
     std::fs::write(&layout, edited).unwrap();
     let stderr = refused(&workdir.install("lb2", &["--dry-run"], &[]));
     assert!(stderr.contains("hosts/lb2/disko.nix"), "{stderr}");
@@ -707,42 +498,23 @@ fn a_flake_nix_would_read_without_its_files_or_with_the_secrets_is_refused() {
     let workdir = Workdir::new(DEFAULT_SPEC);
     // Outside git, Nix copies the whole flake directory into the store.
     let inside = workdir.path().join("flake/secrets");
-    let copy = Command::new("cp")
-        .arg("-a")
-        .arg(workdir.path().join("secrets"))
-        .arg(&inside)
-        .status()
-        .unwrap();
+    let copy = Command::new("cp").arg("-a").arg(workdir.path().join("secrets")).arg(&inside).status().unwrap();
     assert!(copy.success());
-    let stderr =
-        refused(&workdir.install("lb1", &["--dry-run", "--secrets", "flake/secrets"], &[]));
-    assert!(
-        stderr.contains("is inside the flake directory flake, which is not a git repository"),
-        "{stderr}"
-    );
+    let stderr = refused(&workdir.install("lb1", &["--dry-run", "--secrets", "flake/secrets"], &[]));
+    assert!(stderr.contains("is inside the flake directory flake, which is not a git repository"), "{stderr}");
     assert!(stderr.contains("world-readable Nix store"), "{stderr}");
 
     // In git, Nix sees tracked files only.
     let git = |args: &[&str]| {
-        let output = Command::new("git")
-            .arg("-C")
-            .arg(workdir.path().join("flake"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "git {args:?}: {}",
-            text(&output.stderr)
-        );
+        let output = Command::new("git").arg("-C").arg(workdir.path().join("flake")).args(args).output().unwrap();
+        assert!(output.status.success(), "git {args:?}: {}", text(&output.stderr));
     };
     git(&["init", "-q", "."]);
     std::fs::write(workdir.path().join("flake/.gitignore"), "secrets/\n").unwrap();
     // Everything but the layout `nixstack build` just added.
     git(&["add", "."]);
     git(&["rm", "-q", "--cached", "hosts/lb1/disko.nix"]);
-    let stderr =
-        refused(&workdir.install("lb1", &["--dry-run", "--secrets", "flake/secrets"], &[]));
+    let stderr = refused(&workdir.install("lb1", &["--dry-run", "--secrets", "flake/secrets"], &[]));
     assert!(
         stderr.contains(
             "flake is a git repository and Nix evaluates a git flake from tracked files only: \
@@ -756,12 +528,8 @@ fn a_flake_nix_would_read_without_its_files_or_with_the_secrets_is_refused() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     // Secrets that git tracks would enter the store with the flake.
     git(&["add", "-f", "secrets/ca.crt"]);
-    let stderr =
-        refused(&workdir.install("lb1", &["--dry-run", "--secrets", "flake/secrets"], &[]));
-    assert!(
-        stderr.contains("git tracks secrets in flake (secrets/ca.crt)"),
-        "{stderr}"
-    );
+    let stderr = refused(&workdir.install("lb1", &["--dry-run", "--secrets", "flake/secrets"], &[]));
+    assert!(stderr.contains("git tracks secrets in flake (secrets/ca.crt)"), "{stderr}");
 }
 
 /// Without `--dry-run` on an offline Nix (no substituters, as this machine is set up), the
@@ -771,17 +539,11 @@ fn without_network_the_install_is_refused_before_anything_runs() {
     let workdir = Workdir::new(DEFAULT_SPEC);
     let stderr = refused(&workdir.install("lb1", &[], &[("NIX_CONFIG", OFFLINE_NIX_CONFIG)]));
     assert!(stderr.contains("this Nix has no substituters"), "{stderr}");
-    assert!(
-        stderr.contains("run `nixstack install` on a machine with Nix and network access"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("run `nixstack install` on a machine with Nix and network access"), "{stderr}");
     assert_eq!(workdir.leftovers(), Vec::<String>::new());
 
     let stderr = refused(&workdir.install("lb1", &[], &[("PATH", "/nonexistent")]));
-    assert!(
-        stderr.contains("cannot run `nix` (not found on PATH)"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("cannot run `nix` (not found on PATH)"), "{stderr}");
 }
 
 /// A local flake whose program records its arguments and the `--extra-files` tree, then
@@ -835,11 +597,7 @@ fn the_command_line_reaches_the_program_nix_runs_and_its_failure_is_reported() {
     let recorder = workdir.path().join("recorder");
     std::fs::create_dir(&recorder).unwrap();
     let system = format!("{}-linux", std::env::consts::ARCH);
-    std::fs::write(
-        recorder.join("flake.nix"),
-        RECORDER_FLAKE.replace("@system@", &system),
-    )
-    .unwrap();
+    std::fs::write(recorder.join("flake.nix"), RECORDER_FLAKE.replace("@system@", &system)).unwrap();
     let cache = workdir.path().join("cache");
     std::fs::create_dir(&cache).unwrap();
     let nix_config = format!(
@@ -854,11 +612,7 @@ fn the_command_line_reaches_the_program_nix_runs_and_its_failure_is_reported() {
         let output = workdir.install(
             "lb1",
             &["--nixos-anywhere", &anywhere],
-            &[
-                ("NIX_CONFIG", &nix_config),
-                ("RECORD_DIR", record.to_str().unwrap()),
-                ("RECORDER_EXIT", exit_code),
-            ],
+            &[("NIX_CONFIG", &nix_config), ("RECORD_DIR", record.to_str().unwrap()), ("RECORDER_EXIT", exit_code)],
         );
         let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
 
@@ -882,18 +636,9 @@ fn the_command_line_reaches_the_program_nix_runs_and_its_failure_is_reported() {
             ],
         );
         assert!(Path::new(&staging).starts_with(workdir.tmp()), "{staging}");
-        assert!(
-            !Path::new(&staging).exists(),
-            "the staging directory outlived the install"
-        );
-        assert_eq!(
-            modes(&record.join("staged")),
-            expected_staging(&workdir.topology(), "lb1", Path::new("secrets"))
-        );
-        assert!(
-            stdout.contains(&format!("--extra-files {staging} ")),
-            "{stdout}"
-        );
+        assert!(!Path::new(&staging).exists(), "the staging directory outlived the install");
+        assert_eq!(modes(&record.join("staged")), expected_staging(&workdir.topology(), "lb1", Path::new("secrets")));
+        assert!(stdout.contains(&format!("--extra-files {staging} ")), "{stdout}");
 
         if exit_code == "0" {
             assert!(output.status.success(), "{stdout}{stderr}");
@@ -901,7 +646,9 @@ fn the_command_line_reaches_the_program_nix_runs_and_its_failure_is_reported() {
         } else {
             assert_eq!(output.status.code(), Some(2), "{stdout}{stderr}");
             assert!(
-                stderr.contains(&format!("nix run {anywhere} exited with exit status: 3: aborted: the recorder stands in for nixos-anywhere")),
+                stderr.contains(&format!(
+                    "nix run {anywhere} exited with exit status: 3: aborted: the recorder stands in for nixos-anywhere"
+                )),
                 "{stderr}"
             );
         }
@@ -924,25 +671,11 @@ fn the_plan_names_the_flake_attribute_and_refuses_an_option_as_target() {
         nixos_anywhere: install::NIXOS_ANYWHERE.into(),
     };
     let error = install::plan(&topology, &args("-oProxyCommand=sh"), "init").unwrap_err();
-    assert!(
-        error.to_string().contains("would be read as an option"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("would be read as an option"), "{error}");
     let error = install::plan(&topology, &args(TARGET), "nixstack secrets init").unwrap_err();
-    assert!(
-        error.to_string().contains("run `nixstack secrets init`"),
-        "{error}"
-    );
-    let names: BTreeMap<String, ()> = host_secrets(&topology, "lb2", Path::new("/"))
-        .into_iter()
-        .map(|(_, n)| (n, ()))
-        .collect();
-    assert!(
-        names.contains_key("host.pem") && names.contains_key("public.pem"),
-        "{names:?}"
-    );
-    assert_eq!(
-        install::flake_ref(&args(TARGET).flake, "lb2"),
-        "/srv/shop#lb2"
-    );
+    assert!(error.to_string().contains("run `nixstack secrets init`"), "{error}");
+    let names: BTreeMap<String, ()> =
+        host_secrets(&topology, "lb2", Path::new("/")).into_iter().map(|(_, n)| (n, ())).collect();
+    assert!(names.contains_key("host.pem") && names.contains_key("public.pem"), "{names:?}");
+    assert_eq!(install::flake_ref(&args(TARGET).flake, "lb2"), "/srv/shop#lb2");
 }

@@ -41,7 +41,16 @@ fn require_root_and_tools() {
         0,
         "the lab test needs root (network namespaces, daemons): run it as root, as CI does"
     );
-    for tool in ["/usr/sbin/haproxy", "/usr/sbin/nginx", "/usr/sbin/mariadbd", "/usr/sbin/keepalived", "/usr/sbin/nft", "/usr/sbin/sshd", "/usr/bin/curl", "/usr/bin/ssh"] {
+    for tool in [
+        "/usr/sbin/haproxy",
+        "/usr/sbin/nginx",
+        "/usr/sbin/mariadbd",
+        "/usr/sbin/keepalived",
+        "/usr/sbin/nft",
+        "/usr/sbin/sshd",
+        "/usr/bin/curl",
+        "/usr/bin/ssh",
+    ] {
         assert!(Path::new(tool).exists(), "{tool} is missing: run scripts/setup");
     }
     let pymysql = Command::new("/usr/bin/python3").args(["-c", "import pymysql"]).status();
@@ -51,7 +60,8 @@ fn require_root_and_tools() {
 /// Names of the namespaces a lab of `spec` creates.
 fn lab_namespaces(spec: &str) -> Vec<String> {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(spec)).expect("spec");
-    let topology = nixstack::cli::compile(&nixstack::spec::SpecSource { name: spec.into(), text }).expect("spec compiles");
+    let topology =
+        nixstack::cli::compile(&nixstack::spec::SpecSource { name: spec.into(), text }).expect("spec compiles");
     let mut names: Vec<String> = topology.hosts.iter().map(|h| format!("nxs-{}", h.name)).collect();
     names.extend(["nxs-sw", "nxs-internet", "nxs-admin", "nxs-sumo"].map(String::from));
     names
@@ -81,13 +91,22 @@ fn lab_processes() -> Vec<String> {
 /// rate from fresh data points, and the stand-in shows in `lab status`.
 fn check_qps_view(spec: &str) {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(spec)).expect("spec");
-    let topology = nixstack::cli::compile(&nixstack::spec::SpecSource { name: spec.into(), text }).expect("spec compiles");
+    let topology =
+        nixstack::cli::compile(&nixstack::spec::SpecSource { name: spec.into(), text }).expect("spec compiles");
     let (ok, stdout, stderr, _) = nixstack(&["lab", "qps", "--json"]);
     assert!(ok, "lab qps failed:\n{stdout}\n{stderr}");
-    let view: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("lab qps --json is not one JSON object ({e}): {stdout}"));
+    let view: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("lab qps --json is not one JSON object ({e}): {stdout}"));
     let rows = view["hosts"].as_array().expect("hosts");
-    for host in topology.hosts.iter().filter(|h| h.monitored && (h.has(nixstack::spec::Role::Web) || h.has(nixstack::spec::Role::Lb))) {
-        let row = rows.iter().find(|r| r["host"] == host.name.as_str()).unwrap_or_else(|| panic!("lab qps lacks {}: {stdout}", host.name));
+    for host in topology
+        .hosts
+        .iter()
+        .filter(|h| h.monitored && (h.has(nixstack::spec::Role::Web) || h.has(nixstack::spec::Role::Lb)))
+    {
+        let row = rows
+            .iter()
+            .find(|r| r["host"] == host.name.as_str())
+            .unwrap_or_else(|| panic!("lab qps lacks {}: {stdout}", host.name));
         assert!(row["qps"].as_f64().is_some_and(|q| q >= 0.0), "no rate for {}: {row}", host.name);
         assert!(row["age"].as_f64().is_some_and(|a| a < 10.0), "stale data for {}: {row}", host.name);
     }
@@ -108,7 +127,260 @@ impl Drop for DownOnDrop {
     }
 }
 
-fn up_test_down(spec: &str, expected_steps: &[&str]) {
+/// A field of `/proc/<pid>/status` (`Uid`, `Gid`, `Groups`), as numbers.
+fn proc_ids(pid: u64, field: &str) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with(&format!("{field}:"))).unwrap_or_default();
+    line.split_whitespace().skip(1).filter_map(|n| n.parse().ok()).collect()
+}
+
+fn passwd_uid(user: &str) -> Option<u32> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f[0] == user).and_then(|f| f[2].parse().ok())
+}
+
+fn group_gid(group: &str) -> Option<u32> {
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f[0] == group).and_then(|f| f[2].parse().ok())
+}
+
+/// Every daemon the lab started runs as its nixpkgs unit does, read from the record of the
+/// nixpkgs source (data/nixpkgs-units.toml) and the running process (/proc), not from the
+/// code that launched it: the unit's user and group, its supplementary groups among the
+/// process's, every literal word of the unit's ExecStart in order on the command line, and an
+/// environment of exactly the unit's `Environment=` plus `PATH` (and what the lab names as a
+/// deviation: collectd's CA bundle for the Sumo Logic stand-in).
+fn daemons_run_as_their_nixpkgs_units(internal_tls: bool) {
+    let record: toml::Table = toml::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/nixpkgs-units.toml")).unwrap(),
+    )
+    .unwrap();
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(LAB_ROOT).join("state.json")).unwrap()).unwrap();
+    fn table(daemon: &str) -> Option<&str> {
+        match daemon {
+            "mariadbd" => Some("mysql"),
+            "sshd" | "nginx" | "haproxy" | "keepalived" | "collectd" => Some(daemon),
+            _ => None,
+        }
+    }
+    let mut checked = 0;
+    for process in state["created"].as_array().unwrap().iter().filter(|r| r["kind"] == "process") {
+        let (daemon, host) = (process["daemon"].as_str().unwrap(), process["host"].as_str().unwrap());
+        let Some(pid) = process["pid"].as_u64() else { continue };
+        if daemon == "app" {
+            app_environment_is_what_the_app_reads(pid, host, internal_tls);
+            checked += 1;
+            continue;
+        }
+        let Some(unit) = table(daemon).and_then(|t| record.get(t)) else { continue };
+        let what = format!("{daemon} on {host} (pid {pid})");
+        let user = unit["user"].as_str().unwrap();
+        let expected_uid =
+            if user.is_empty() { 0 } else { passwd_uid(user).unwrap_or_else(|| panic!("{what}: no user {user}")) };
+        assert_eq!(proc_ids(pid, "Uid")[0], expected_uid, "{what}: runs as the unit's User={user:?}");
+        let group = unit["group"].as_str().unwrap();
+        if !group.is_empty() {
+            assert_eq!(proc_ids(pid, "Gid")[0], group_gid(group).unwrap(), "{what}: Group={group}");
+        }
+        let groups = proc_ids(pid, "Groups");
+        for supplementary in unit["supplementary_groups"].as_array().unwrap() {
+            let gid = group_gid(supplementary.as_str().unwrap()).unwrap();
+            assert!(groups.contains(&gid), "{what}: SupplementaryGroups {supplementary}");
+        }
+        let mut cmdline: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap()
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        // sshd and nginx rewrite their title (setproctitle) over argv and environ:
+        // "sshd: <argv> [listener] …", "nginx: master process <argv>".
+        let retitled =
+            ["sshd: ", "nginx: master process "].iter().find_map(|prefix| cmdline.first()?.strip_prefix(prefix));
+        let retitled = retitled
+            .map(|title| title.split(" [listener]").next().unwrap().split(' ').map(String::from).collect::<Vec<_>>());
+        if let Some(words) = retitled.clone() {
+            cmdline = words;
+        }
+        let mut rest = cmdline.iter().skip(1);
+        for word in unit["exec_start"].as_array().unwrap().iter().skip(1).map(|w| w.as_str().unwrap()) {
+            if word.starts_with('$') || word.contains('{') || word.contains('/') {
+                continue; // symbolic, expanded or a path the Layout moves
+            }
+            assert!(
+                rest.any(|arg| arg == word),
+                "{what}: ExecStart word {word:?} missing or out of order in {cmdline:?}"
+            );
+        }
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let mut names: Vec<String> = environ
+            .split(|b| *b == 0)
+            .filter(|e| !e.is_empty())
+            .filter_map(|e| String::from_utf8_lossy(e).split_once('=').map(|(k, _)| k.to_string()))
+            .collect();
+        // HAProxy's master sets HAPROXY_* in its own environment (for its workers and its
+        // re-exec on reload; haproxy's management guide, "master-worker"): not the caller's.
+        names.retain(|n| !(daemon == "haproxy" && n.starts_with("HAPROXY_")));
+        names.sort();
+        // Variables whose value is a store path have no meaning in the lab (no store).
+        let mut expected: Vec<String> = unit["environment"]
+            .as_table()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| !v.as_str().unwrap_or("").contains("{store:"))
+            .map(|(k, _)| k.clone())
+            .collect();
+        expected.push("PATH".into());
+        if daemon == "collectd" {
+            expected.extend(["CURL_CA_BUNDLE", "NO_PROXY", "REQUESTS_CA_BUNDLE"].map(String::from));
+        }
+        expected.sort();
+        expected.dedup();
+        if retitled.is_some() {
+            // setproctitle reuses the memory /proc/PID/environ points at: the environment
+            // cannot be read back whole; what shows must still be the unit's.
+            assert!(
+                names.iter().all(|n| expected.contains(n)),
+                "{what}: {names:?} not in the unit's environment {expected:?}"
+            );
+        } else {
+            assert_eq!(names, expected, "{what}: environment is the unit's, nothing of the caller's");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 5, "checked {checked} daemons against their units");
+}
+
+/// The running app's environment holds every variable the demo app reads (its own source,
+/// `env("NAME"` calls) but the optional tuning ones, and nothing nixstack-named it does not read.
+fn app_environment_is_what_the_app_reads(pid: u64, host: &str, internal_tls: bool) {
+    let source =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("app/nixstack_demo_app.py")).unwrap();
+    let reads: std::collections::BTreeSet<String> =
+        source.split("env(\"").skip(1).filter_map(|rest| rest.split('"').next()).map(String::from).collect();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let names: std::collections::BTreeSet<String> = environ
+        .split(|b| *b == 0)
+        .filter_map(|e| String::from_utf8_lossy(e).split_once('=').map(|(k, _)| k.to_string()))
+        .filter(|k| k.starts_with("NIXSTACK_"))
+        .collect();
+    let wanted: std::collections::BTreeSet<String> = reads
+        .iter()
+        .filter(|r| !nixstack::stack::app::OPTIONAL_APP_VARIABLES.contains(&r.as_str()))
+        .filter(|r| internal_tls || !nixstack::stack::app::INTERNAL_TLS_APP_VARIABLES.contains(&r.as_str()))
+        .cloned()
+        .collect();
+    assert_eq!(names, wanted, "app on {host}: the environment it runs with is the one it reads");
+}
+
+/// `lab chaos` with every fault: each must pass (every acknowledged write on every node
+/// exactly once, the tier recovered), and its report must show the fault really happened:
+/// writes acknowledged, clients erroring while nodes were down, kill-rolling recovered.
+fn chaos_loses_no_acknowledged_write() {
+    let (ok, stdout, stderr, took) = nixstack(&["lab", "chaos", "--steady-secs", "5", "--json"]);
+    let reports: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "chaos")
+        .map(|e| e["report"].clone())
+        .collect();
+    let faults: Vec<&str> = reports.iter().map(|r| r["fault"].as_str().unwrap()).collect();
+    assert_eq!(
+        faults,
+        ["steady", "kill-one", "freeze-one", "partition-one", "kill-rolling", "kill-all"],
+        "{}\n{}",
+        tail(&stdout, 40),
+        tail(&stderr, 20)
+    );
+    for report in &reports {
+        let fault = report["fault"].as_str().unwrap();
+        assert_eq!(report["lost"], 0, "{fault}: {report}");
+        assert_eq!(report["duplicated"], 0, "{fault}: {report}");
+        assert!(report["passed"].as_bool().unwrap(), "{fault}: {report}");
+        assert!(report["acknowledged"].as_u64().unwrap() > 0, "{fault}: {report}");
+        if fault.starts_with("kill") {
+            let errors: u64 = report["client_errors"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+            assert!(errors > 0, "{fault}: no client saw the killed node: was it killed? {report}");
+        }
+    }
+    assert!(ok, "lab chaos failed:\n{}\n{}", tail(&stdout, 40), tail(&stderr, 20));
+    eprintln!(
+        "lab chaos: {:.1}s; stalls (ms): {}",
+        took.as_secs_f64(),
+        reports.iter().map(|r| format!("{} {}", r["fault"], r["max_stall_ms"])).collect::<Vec<_>>().join(", ")
+    );
+}
+
+/// Every user a role module makes a member of the secrets group (`users.users.<u>.extraGroups
+/// = [ secretsGroup ]` in modules/*.nix, read here) is a member in /etc/group while the lab
+/// is up, as on NixOS: any process of that user (also `mysqld --user=mysql` run by recovery
+/// from a root shell) can read the keys.
+fn module_memberships_are_in_etc_group() {
+    let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join("modules");
+    let mut users = Vec::new();
+    for entry in std::fs::read_dir(&modules).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines().filter(|l| l.contains(".extraGroups = [ secretsGroup ]")) {
+            let user = line.trim().trim_start_matches("users.users.").split(".extraGroups").next().unwrap();
+            // db.nix names the mysql module's user option; its default is "mysql".
+            users.push(if user == "${mysql.user}" { "mysql".to_string() } else { user.to_string() });
+        }
+    }
+    assert!(users.len() >= 3, "found {users:?} in modules/");
+    let groups = std::fs::read_to_string("/etc/group").unwrap();
+    let members: Vec<&str> = groups
+        .lines()
+        .find(|l| l.starts_with("nixstack-secrets:"))
+        .and_then(|l| l.split(':').nth(3))
+        .map(|m| m.split(',').collect())
+        .unwrap_or_default();
+    for user in &users {
+        assert!(members.contains(&user.as_str()), "{user} is not in nixstack-secrets in /etc/group: {members:?}");
+    }
+}
+
+/// SQL on a lab db node over its socket, as root; the output's text.
+fn sql_on(node: &str, statements: &str) -> String {
+    let socket = Path::new(LAB_ROOT).join(node).join("run/mysqld/mysqld.sock");
+    let output = std::process::Command::new("mariadb")
+        .args(["--no-defaults", "--user=root", "--batch", "--skip-column-names"])
+        .arg(format!("--socket={}", socket.display()))
+        .args(["-e", statements])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{node}: {statements}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// Write, `db backup --lab`, write more, `db restore --lab` from that backup: exactly the
+/// backup's rows are on every node, the cluster is whole again and takes writes on every node.
+fn backup_restore_brings_back_exactly_the_backup(nodes: &[String]) {
+    let first = &nodes[0];
+    sql_on(first, "CREATE DATABASE IF NOT EXISTS nixstack_restore; CREATE TABLE IF NOT EXISTS nixstack_restore.rows (id INT PRIMARY KEY); DELETE FROM nixstack_restore.rows; INSERT INTO nixstack_restore.rows VALUES (1), (2), (3);");
+    let (ok, stdout, stderr, backup_time) = nixstack(&["db", "backup", "--lab"]);
+    assert!(ok, "db backup --lab failed:\n{stdout}\n{stderr}");
+    let backup = stdout.lines().last().and_then(|l| l.split_whitespace().next()).unwrap().to_string();
+    assert!(Path::new(&backup).is_dir(), "db backup --lab named {backup:?}:\n{stdout}");
+    sql_on(first, "INSERT INTO nixstack_restore.rows VALUES (4), (5);");
+    let (ok, stdout, stderr, restore_time) = nixstack(&["db", "restore", "--lab", "--from", &backup]);
+    assert!(ok, "db restore --lab failed:\n{}\n{}", tail(&stdout, 30), tail(&stderr, 20));
+    for node in nodes {
+        let rows = sql_on(
+            node,
+            "SET SESSION wsrep_sync_wait = 1; SELECT GROUP_CONCAT(id ORDER BY id) FROM nixstack_restore.rows;",
+        );
+        assert_eq!(rows, "1,2,3", "{node}: exactly the backup's rows");
+        let size = sql_on(node, "SHOW GLOBAL STATUS LIKE 'wsrep_cluster_size';");
+        assert_eq!(size.split_whitespace().last(), Some(nodes.len().to_string().as_str()), "{node}: {size}");
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        sql_on(node, &format!("INSERT INTO nixstack_restore.rows VALUES ({});", 100 + i));
+    }
+    eprintln!("db backup {:.1}s, db restore {:.1}s", backup_time.as_secs_f64(), restore_time.as_secs_f64());
+}
+
+fn up_test_down(spec: &str, expected_steps: &[&str], chaos: bool) {
     require_root_and_tools();
     let _one = ONE_LAB.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     assert!(
@@ -117,7 +389,10 @@ fn up_test_down(spec: &str, expected_steps: &[&str]) {
     );
     let namespaces = lab_namespaces(spec);
     let clashing: Vec<String> = existing_namespaces().into_iter().filter(|n| namespaces.contains(n)).collect();
-    assert!(clashing.is_empty(), "namespaces {clashing:?} exist already; remove them (ip netns delete) or run `nixstack lab down`");
+    assert!(
+        clashing.is_empty(),
+        "namespaces {clashing:?} exist already; remove them (ip netns delete) or run `nixstack lab down`"
+    );
 
     let guard = DownOnDrop;
     let (ok, stdout, stderr, up_time) = nixstack(&["lab", "up", spec, "--json"]);
@@ -126,19 +401,36 @@ fn up_test_down(spec: &str, expected_steps: &[&str]) {
     assert!(ok, "a second lab up (idempotent) failed");
     let (ok, status, _, _) = nixstack(&["lab", "status", "--json"]);
     assert!(ok, "lab status reports an unhealthy daemon right after up:\n{status}");
+    let spec_path = Path::new(env!("CARGO_MANIFEST_DIR")).join(spec);
+    let source = nixstack::spec::SpecSource { name: spec.into(), text: std::fs::read_to_string(&spec_path).unwrap() };
+    let topology = nixstack::cli::compile(&source).expect("the spec compiles");
+    daemons_run_as_their_nixpkgs_units(topology.internal_tls);
+    module_memberships_are_in_etc_group();
 
     let (ok, stdout, stderr, test_time) = nixstack(&["lab", "test", "--json"]);
     let events: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let finished: Vec<(&str, bool, &str)> = events
         .iter()
         .filter(|e| e["event"] == "step_finished")
-        .map(|e| (e["step"].as_str().unwrap_or(""), e["passed"].as_bool().unwrap_or(false), e["summary"].as_str().unwrap_or("")))
+        .map(|e| {
+            (
+                e["step"].as_str().unwrap_or(""),
+                e["passed"].as_bool().unwrap_or(false),
+                e["summary"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
     let report: Vec<String> = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|e| e["event"] == "step_detail" || e["event"] == "step_finished")
-        .map(|e| format!("{} {}", e["step"].as_str().unwrap_or(""), e["line"].as_str().or(e["summary"].as_str()).unwrap_or("")))
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["step"].as_str().unwrap_or(""),
+                e["line"].as_str().or(e["summary"].as_str()).unwrap_or("")
+            )
+        })
         .collect();
     assert!(ok, "lab test {spec} failed:\n{}\n{}", report.join("\n"), tail(&stderr, 20));
     let names: Vec<&str> = finished.iter().map(|(name, _, _)| *name).collect();
@@ -147,6 +439,10 @@ fn up_test_down(spec: &str, expected_steps: &[&str]) {
         assert!(passed, "step {name} failed: {summary}");
     }
     check_qps_view(spec);
+    if chaos {
+        chaos_loses_no_acknowledged_write();
+        backup_restore_brings_back_exactly_the_backup(&topology.db.as_ref().unwrap().hosts);
+    }
 
     let (ok, stdout, stderr, down_time) = nixstack(&["lab", "down"]);
     assert!(ok, "lab down failed:\n{}\n{}", tail(&stdout, 20), tail(&stderr, 20));
@@ -182,6 +478,7 @@ fn default_spec_up_test_down_leaves_nothing_behind() {
             "db failover",
             "lb failover",
         ],
+        true,
     );
 }
 
@@ -200,5 +497,6 @@ fn whiteboard_spec_up_test_down_leaves_nothing_behind() {
             "web failover",
             "db failover",
         ],
+        false,
     );
 }

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use nixstack::render::monitoring::{
     collectd, collectd_python_path, collectd_secret_inputs, collectd_secrets_path, collectd_secrets_template,
-    fill_collectd_secrets, otelcol, otelcol_components, otelcol_environment, source_category, OTELCOL_CONTRIB_RELEASE,
-    PLACEHOLDER_DB_MONITOR_PASSWORD, PLACEHOLDER_SUMOLOGIC_URL,
+    fill_collectd_secrets, otelcol, otelcol_components, otelcol_credential_path, otelcol_credentials, source_category,
+    OTELCOL_CONTRIB_RELEASE, PLACEHOLDER_DB_MONITOR_PASSWORD, PLACEHOLDER_SUMOLOGIC_URL,
 };
 use nixstack::render::Layout;
 use nixstack::topology::{Host, Topology};
@@ -77,9 +77,12 @@ fn collector_uses_only_components_of_the_pinned_release() {
                 let section = config[kind].as_object().unwrap_or_else(|| panic!("{}: no {kind}", host.name));
                 for key in section.keys() {
                     let kind_types = &data["types"][kind];
-                    let module = kind_types[component_type(key)]
-                        .as_str()
-                        .unwrap_or_else(|| panic!("{spec_name}/{}: {kind} `{key}` is not in otelcol-contrib {OTELCOL_CONTRIB_RELEASE}", host.name));
+                    let module = kind_types[component_type(key)].as_str().unwrap_or_else(|| {
+                        panic!(
+                            "{spec_name}/{}: {kind} `{key}` is not in otelcol-contrib {OTELCOL_CONTRIB_RELEASE}",
+                            host.name
+                        )
+                    });
                     assert!(
                         data["modules"][kind].as_array().unwrap().iter().any(|m| m == module),
                         "{module} is not a module of the release"
@@ -99,7 +102,11 @@ fn collector_uses_only_components_of_the_pinned_release() {
                 for kind in ["receivers", "processors", "exporters"] {
                     for id in pipeline[kind].as_array().unwrap() {
                         let id = id.as_str().unwrap();
-                        assert!(config[kind].get(id).is_some(), "{}: pipeline {name} uses undefined {kind} {id}", host.name);
+                        assert!(
+                            config[kind].get(id).is_some(),
+                            "{}: pipeline {name} uses undefined {kind} {id}",
+                            host.name
+                        );
                         if kind == "receivers" {
                             piped.insert(id.to_string());
                         }
@@ -112,7 +119,8 @@ fn collector_uses_only_components_of_the_pinned_release() {
             }
 
             // Role-specific receivers and the Sumo Logic metadata.
-            let receivers: BTreeSet<&str> = config["receivers"].as_object().unwrap().keys().map(|k| k.as_str()).collect();
+            let receivers: BTreeSet<&str> =
+                config["receivers"].as_object().unwrap().keys().map(|k| k.as_str()).collect();
             use nixstack::spec::Role;
             assert_eq!(receivers.contains("nginx"), host.has(Role::Web), "{}", host.name);
             assert_eq!(receivers.contains("haproxy"), host.has(Role::Lb), "{}", host.name);
@@ -120,7 +128,10 @@ fn collector_uses_only_components_of_the_pinned_release() {
             let attributes = config["processors"]["resource"]["attributes"].as_array().unwrap();
             let category = attributes.iter().find(|a| a["key"] == "_sourceCategory").unwrap();
             assert_eq!(category["value"], source_category(&topology, host));
-            assert_eq!(config["exporters"]["sumologic"]["endpoint"], "${env:SUMOLOGIC_ENDPOINT}");
+            assert_eq!(
+                config["exporters"]["sumologic"]["endpoint"],
+                "${file:/run/credentials/opentelemetry-collector.service/sumologic-endpoint}"
+            );
         }
     }
 }
@@ -142,7 +153,11 @@ fn rendered_monitoring_files_hold_secret_paths_never_secrets() {
             for layout in [Layout::nixos(), Layout::lab(&host.name)] {
                 let template = collectd_secrets_template(&topology, host, &layout);
                 for text in [otelcol(&topology, host, &layout), collectd(&topology, host, &layout), template.clone()] {
-                    assert!(!text.contains("TOKEN-never-rendered") && !text.contains("receiver/v1/http"), "{}", host.name);
+                    assert!(
+                        !text.contains("TOKEN-never-rendered") && !text.contains("receiver/v1/http"),
+                        "{}",
+                        host.name
+                    );
                 }
                 // Every placeholder in the template has a secret file to fill it from.
                 let inputs = collectd_secret_inputs(&topology, host, &layout);
@@ -150,18 +165,28 @@ fn rendered_monitoring_files_hold_secret_paths_never_secrets() {
                     assert!(template.contains(placeholder), "{placeholder} unused");
                     assert!(file.starts_with(&layout.secrets), "{} is no secret path", file.display());
                 }
-                let filled = fill_collectd_secrets(&template, &[(PLACEHOLDER_SUMOLOGIC_URL, url), (PLACEHOLDER_DB_MONITOR_PASSWORD, "p\"w\\x\n")]);
+                let filled = fill_collectd_secrets(
+                    &template,
+                    &[(PLACEHOLDER_SUMOLOGIC_URL, url), (PLACEHOLDER_DB_MONITOR_PASSWORD, "p\"w\\x\n")],
+                );
                 assert!(!filled.contains('@'), "{}: unfilled placeholder:\n{filled}", host.name);
                 assert!(filled.contains(&format!("URL \"{url}\"")));
-                for (var, file) in otelcol_environment(&topology, host, &layout) {
-                    assert!(otelcol(&topology, host, &layout).contains(&format!("${{env:{var}}}")), "{var} unused");
+                for (name, file) in otelcol_credentials(&topology, host, &layout) {
+                    let path = otelcol_credential_path(&layout, name);
+                    assert!(
+                        otelcol(&topology, host, &layout).contains(&format!("${{file:{}}}", path.display())),
+                        "{name} unused"
+                    );
                     assert!(file.starts_with(&layout.secrets));
                 }
             }
         }
     }
     // Quotes and backslashes in a secret cannot break out of the collectd string.
-    assert_eq!(fill_collectd_secrets("Password \"@DB_MONITOR_PASSWORD@\"", &[(PLACEHOLDER_DB_MONITOR_PASSWORD, "a\"b\\c\n")]), "Password \"a\\\"b\\\\c\"");
+    assert_eq!(
+        fill_collectd_secrets("Password \"@DB_MONITOR_PASSWORD@\"", &[(PLACEHOLDER_DB_MONITOR_PASSWORD, "a\"b\\c\n")]),
+        "Password \"a\\\"b\\\\c\""
+    );
 }
 
 #[test]
@@ -170,9 +195,18 @@ fn monitoring_snapshots() {
         let topology = spec(spec_name);
         for host in &topology.hosts {
             let name = &host.name;
-            insta::assert_snapshot!(format!("otelcol__{spec_name}__{name}"), otelcol(&topology, host, &Layout::nixos()));
-            insta::assert_snapshot!(format!("collectd_nixos__{spec_name}__{name}"), collectd(&topology, host, &Layout::nixos()));
-            insta::assert_snapshot!(format!("collectd_lab__{spec_name}__{name}"), collectd(&topology, host, &Layout::lab(name)));
+            insta::assert_snapshot!(
+                format!("otelcol__{spec_name}__{name}"),
+                otelcol(&topology, host, &Layout::nixos())
+            );
+            insta::assert_snapshot!(
+                format!("collectd_nixos__{spec_name}__{name}"),
+                collectd(&topology, host, &Layout::nixos())
+            );
+            insta::assert_snapshot!(
+                format!("collectd_lab__{spec_name}__{name}"),
+                collectd(&topology, host, &Layout::lab(name))
+            );
             insta::assert_snapshot!(
                 format!("collectd_secrets__{spec_name}__{name}"),
                 collectd_secrets_template(&topology, host, &Layout::lab(name))
@@ -403,7 +437,9 @@ fn check_host(spec_name: &str, topology: &Topology, host: &Host) -> Result<(), S
             && post["body"].as_str().is_some_and(|b| b.contains("plugin=memory"))
     });
     if !delivered {
-        return Err(format!("{who}: no memory metrics with category {category} reached the stand-in: {received:#?}\n{log}"));
+        return Err(format!(
+            "{who}: no memory metrics with category {category} reached the stand-in: {received:#?}\n{log}"
+        ));
     }
     Ok(())
 }
@@ -428,7 +464,14 @@ fn carbon2_value(received: &[Value], tags: &[&str]) -> Option<f64> {
 
 /// Runs collectd on `host`'s lab config next to `daemon_setup` (which starts the daemon
 /// inside the namespace and sends `requests` requests), until `tags` arrive with a value.
-fn counter_after_requests(topology: &Topology, host: &Host, daemon_config: &str, daemon: &str, url: &str, tags: &[&str]) -> f64 {
+fn counter_after_requests(
+    topology: &Topology,
+    host: &Host,
+    daemon_config: &str,
+    daemon: &str,
+    url: &str,
+    tags: &[&str],
+) -> f64 {
     let root = tempfile::Builder::new().prefix("nxs-qps-").tempdir().unwrap();
     let layout = Layout::lab_at(root.path(), &host.name);
     for dir in [&layout.etc, &layout.log, &layout.state, &layout.secrets, &layout.run] {
@@ -450,13 +493,29 @@ fn counter_after_requests(topology: &Topology, host: &Host, daemon_config: &str,
     let daemon_file = root.path().join("daemon.conf");
     fs::write(&daemon_file, daemon_config.replace("@ROOT@", &root.path().display().to_string())).unwrap();
     let mut server = match daemon {
-        "haproxy" => Command::new("ip").args(["netns", "exec", &sandbox.netns, "/usr/sbin/haproxy", "-db", "-f"]).arg(&daemon_file).stdout(Stdio::null()).stderr(Stdio::null()).spawn(),
-        _ => Command::new("ip").args(["netns", "exec", &sandbox.netns, "/usr/sbin/nginx", "-e", "stderr", "-g", "daemon off;", "-p"]).arg(root.path()).arg("-c").arg(&daemon_file).stdout(Stdio::null()).stderr(Stdio::null()).spawn(),
+        "haproxy" => Command::new("ip")
+            .args(["netns", "exec", &sandbox.netns, "/usr/sbin/haproxy", "-db", "-f"])
+            .arg(&daemon_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn(),
+        _ => Command::new("ip")
+            .args(["netns", "exec", &sandbox.netns, "/usr/sbin/nginx", "-e", "stderr", "-g", "daemon off;", "-p"])
+            .arg(root.path())
+            .arg("-c")
+            .arg(&daemon_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn(),
     }
     .unwrap_or_else(|e| panic!("{daemon} missing ({e}): run scripts/setup"));
     // Send the requests once the daemon answers (probing, bounded).
     let curl = |target: &str| {
-        Command::new("ip").args(["netns", "exec", &sandbox.netns, "curl", "-s", "-o", "/dev/null", "--max-time", "2", target]).status().unwrap().success()
+        Command::new("ip")
+            .args(["netns", "exec", &sandbox.netns, "curl", "-s", "-o", "/dev/null", "--max-time", "2", target])
+            .status()
+            .unwrap()
+            .success()
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while !curl(url) {
@@ -522,7 +581,14 @@ fn lb_request_counter_reaches_sumo_logic() {
         front = nixstack::render::monitoring::HAPROXY_FRONTEND,
     );
     assert!(stats.ends_with("/stats"));
-    let requests = counter_after_requests(&topology, lb1, &haproxy, "haproxy", "http://127.0.0.1:18443/", &["plugin=curl", "type=http_requests", "type_instance=https"]);
+    let requests = counter_after_requests(
+        &topology,
+        lb1,
+        &haproxy,
+        "haproxy",
+        "http://127.0.0.1:18443/",
+        &["plugin=curl", "type=http_requests", "type_instance=https"],
+    );
     assert_eq!(requests, REQUESTS as f64, "the LB's request counter (req_tot of the https frontend)");
 }
 
@@ -539,7 +605,8 @@ fn web_request_counter_reaches_sumo_logic() {
          server {{\n    listen 127.0.0.1:{port};\n    location = {path} {{ stub_status; }}\n  }}\n}}\n",
         path = nixstack::render::monitoring::NGINX_STATUS_PATH,
     );
-    let requests = counter_after_requests(&topology, web1, &nginx, "nginx", &status, &["plugin=nginx", "type=nginx_requests"]);
+    let requests =
+        counter_after_requests(&topology, web1, &nginx, "nginx", &status, &["plugin=nginx", "type=nginx_requests"]);
     // stub_status counts its own requests: ours, plus collectd's read.
     assert!(requests >= REQUESTS as f64, "nginx_requests {requests} < {REQUESTS} sent");
     assert!(requests <= REQUESTS as f64 + 2.0, "nginx_requests {requests} counts more than we sent");

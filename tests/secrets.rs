@@ -52,14 +52,18 @@ fn openssl(args: &[&str]) -> (bool, String) {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run openssl ({e}): run scripts/setup"));
-    (output.status.success(), format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)))
+    (
+        output.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
+    )
 }
 
 /// The subject alternative names of a certificate as openssl prints them.
 fn sans(cert: &Path) -> Vec<String> {
     let (ok, text) = openssl(&["x509", "-noout", "-ext", "subjectAltName", "-in", cert.to_str().unwrap()]);
     assert!(ok, "{text}");
-    let mut names: Vec<String> = text.lines().nth(1).unwrap_or_default().split(',').map(|s| s.trim().to_string()).collect();
+    let mut names: Vec<String> =
+        text.lines().nth(1).unwrap_or_default().split(',').map(|s| s.trim().to_string()).collect();
     names.sort();
     names
 }
@@ -128,7 +132,10 @@ fn certificates_chain_to_the_ca_and_name_their_host() {
         expected.sort();
         assert_eq!(sans(&crt), expected, "{}", certificate.host);
         let (ok, text) = openssl(&["x509", "-noout", "-ext", "extendedKeyUsage", "-in", crt.to_str().unwrap()]);
-        assert!(ok && text.contains("TLS Web Server Authentication") && text.contains("TLS Web Client Authentication"), "{text}");
+        assert!(
+            ok && text.contains("TLS Web Server Authentication") && text.contains("TLS Web Client Authentication"),
+            "{text}"
+        );
         // host.pem is the certificate then the key, and the key belongs to the certificate.
         let pem = std::fs::read_to_string(host_dir.join("host.pem")).unwrap();
         let cert_text = std::fs::read_to_string(&crt).unwrap();
@@ -154,7 +161,9 @@ fn a_new_host_gets_only_its_certificate_signed_by_the_same_ca() {
 
     let grown = SpecSource {
         name: "grown.toml".into(),
-        text: source.text.replace("[hosts.app1]", "[hosts.web4]\naddress = \"10.10.0.24\"\nroles = [\"web\"]\n\n[hosts.app1]"),
+        text: source
+            .text
+            .replace("[hosts.app1]", "[hosts.web4]\naddress = \"10.10.0.24\"\nroles = [\"web\"]\n\n[hosts.app1]"),
     };
     let report = secrets::init(&topology(&grown), work.path()).unwrap();
     assert_eq!(report.created, vec!["hosts/web4/host.crt", "hosts/web4/host.key", "hosts/web4/host.pem"]);
@@ -285,7 +294,10 @@ fn built_files(spec_path: &str, out: &Path) -> BTreeMap<String, Vec<u8>> {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                files.insert(path.strip_prefix(out).unwrap().to_string_lossy().into_owned(), std::fs::read(&path).unwrap());
+                files.insert(
+                    path.strip_prefix(out).unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&path).unwrap(),
+                );
             }
         }
     }
@@ -301,7 +313,8 @@ fn no_generated_file_contains_a_private_key_or_a_secret_value() {
         // An operator's real endpoint, written before init (which keeps it).
         std::fs::create_dir_all(&dir).unwrap();
         let endpoint = topology.monitoring.as_ref().unwrap().endpoint_secret.clone();
-        std::fs::write(dir.join(&endpoint), "https://collectors.sumologic.com/receiver/v1/http/ZaVnC4dhaV0tD8x5l6yMpQ").unwrap();
+        std::fs::write(dir.join(&endpoint), "https://collectors.sumologic.com/receiver/v1/http/ZaVnC4dhaV0tD8x5l6yMpQ")
+            .unwrap();
         secrets::init(&topology, &dir).unwrap();
         let values = secret_values(&dir);
         assert!(values.len() > 20, "{spec_path}: the scan looks for every secret ({} values)", values.len());

@@ -41,10 +41,23 @@ fn every_bad_spec_fails_with_a_located_helpful_error() {
         let lines: Vec<&str> = text.lines().collect();
         for error in &errors.0 {
             assert_eq!(error.file, name);
-            assert!(error.line >= 1 && error.line <= lines.len().max(1), "{name}: line {} outside the file", error.line);
+            assert!(
+                error.line >= 1 && error.line <= lines.len().max(1),
+                "{name}: line {} outside the file",
+                error.line
+            );
             assert!(error.column >= 1, "{name}: column 0");
-            assert_eq!(error.snippet, lines[error.line - 1].trim_end_matches('\r'), "{name}: snippet is not line {}", error.line);
-            assert!(error.expected.as_deref().is_some_and(|e| !e.is_empty()), "{name}: `{}` has no `expected`", error.message);
+            assert_eq!(
+                error.snippet,
+                lines[error.line - 1].trim_end_matches('\r'),
+                "{name}: snippet is not line {}",
+                error.line
+            );
+            assert!(
+                error.expected.as_deref().is_some_and(|e| !e.is_empty()),
+                "{name}: `{}` has no `expected`",
+                error.message
+            );
             assert!(error.hint.as_deref().is_some_and(|h| !h.is_empty()), "{name}: `{}` has no hint", error.message);
         }
         let first = &errors.0[0];

@@ -18,7 +18,12 @@ fn check_contract(text: &str) -> Result<(), TestCaseError> {
     for error in &errors.0 {
         prop_assert!(error.line >= 1, "line 0: {error}");
         prop_assert!(error.column >= 1, "column 0: {error}");
-        prop_assert!(error.line <= lines.len(), "line {} beyond the {} lines of the file: {error}", error.line, lines.len());
+        prop_assert!(
+            error.line <= lines.len(),
+            "line {} beyond the {} lines of the file: {error}",
+            error.line,
+            lines.len()
+        );
         let line = lines[error.line - 1].trim_end_matches('\r');
         prop_assert_eq!(&error.snippet, line, "snippet is not line {}", error.line);
         prop_assert!(error.column <= line.chars().count() + 1, "column {} beyond the line: {error}", error.column);
@@ -33,22 +38,122 @@ fn check_contract(text: &str) -> Result<(), TestCaseError> {
 
 /// Keys of the real spec, so random documents reach past deny_unknown_fields.
 const KEYS: &[&str] = &[
-    "stack", "networks", "tls", "hosts", "lb", "web", "app", "db", "firewall", "monitoring", "name", "domain",
-    "channel", "system", "state_version", "image", "deploy_user", "ssh_keys", "private", "public", "admin",
-    "gateway", "internal", "address", "public_address", "roles", "ssh", "disk", "vip", "algorithm", "health_path",
-    "primary", "virtual_router_id", "mode", "acme_email", "certificate", "root", "proxy_app", "port", "status_port",
-    "package", "command", "env", "engine", "cluster_name", "sst_method", "write_mode", "bootstrap",
-    "allow_unsafe_size", "databases", "users", "database", "allow", "from", "to", "proto", "reason", "egress",
-    "service", "endpoint_secret", "agent", "endpoint_cidr", "web1", "db1", "lb1",
+    "stack",
+    "networks",
+    "tls",
+    "hosts",
+    "lb",
+    "web",
+    "app",
+    "db",
+    "firewall",
+    "monitoring",
+    "name",
+    "domain",
+    "channel",
+    "system",
+    "state_version",
+    "image",
+    "deploy_user",
+    "ssh_keys",
+    "private",
+    "public",
+    "admin",
+    "gateway",
+    "private_gateway",
+    "dns",
+    "internal",
+    "address",
+    "public_address",
+    "roles",
+    "ssh",
+    "disk",
+    "mac",
+    "public_mac",
+    "vip",
+    "algorithm",
+    "health_path",
+    "primary",
+    "virtual_router_id",
+    "mode",
+    "acme_email",
+    "certificate",
+    "root",
+    "proxy_app",
+    "port",
+    "status_port",
+    "package",
+    "command",
+    "env",
+    "engine",
+    "cluster_name",
+    "sst_method",
+    "write_mode",
+    "bootstrap",
+    "allow_unsafe_size",
+    "suspect_timeout_ms",
+    "databases",
+    "users",
+    "database",
+    "allow",
+    "from",
+    "to",
+    "proto",
+    "reason",
+    "egress",
+    "service",
+    "endpoint_secret",
+    "agent",
+    "endpoint_cidr",
+    "web1",
+    "db1",
+    "lb1",
 ];
 
 /// Values a spec might hold, valid and not.
 const WORDS: &[&str] = &[
-    "", "shop", "shop.example.com", "nixos-25.11", "x86_64-linux", "25.11", "raw-efi", "lb", "web", "app", "db",
-    "10.10.0.0/24", "203.0.113.0/24", "0.0.0.0/0", "10.10.0.11", "203.0.113.10", "10.10.0.255", "10.10.0.0/33",
-    "1.2.3.4.5", "roundrobin", "acme", "provided", "mariadb-galera", "rsync", "multi-primary", "single-primary",
-    "@web", "@nope", "tcp", "vrrp", "restricted", "open", "sumologic", "otelcol", "/health", "lb1", "web1", "db1",
-    "ssh-ed25519 AAAA x", "/dev/sda", "ü\u{0}\t\"\\", "🦀",
+    "",
+    "shop",
+    "shop.example.com",
+    "nixos-25.11",
+    "x86_64-linux",
+    "25.11",
+    "raw-efi",
+    "lb",
+    "web",
+    "app",
+    "db",
+    "10.10.0.0/24",
+    "203.0.113.0/24",
+    "0.0.0.0/0",
+    "10.10.0.11",
+    "203.0.113.10",
+    "10.10.0.255",
+    "10.10.0.0/33",
+    "1.2.3.4.5",
+    "roundrobin",
+    "acme",
+    "provided",
+    "mariadb-galera",
+    "rsync",
+    "multi-primary",
+    "single-primary",
+    "@web",
+    "@nope",
+    "tcp",
+    "vrrp",
+    "restricted",
+    "open",
+    "sumologic",
+    "otelcol",
+    "/health",
+    "lb1",
+    "web1",
+    "db1",
+    "ssh-ed25519 AAAA x",
+    "/dev/sda",
+    "ü\u{0}\t\"\\",
+    "🦀",
 ];
 
 fn toml_value() -> impl Strategy<Value = toml::Value> {
@@ -102,9 +207,33 @@ fn host_name() -> impl Strategy<Value = &'static str> {
 
 fn host_body() -> impl Strategy<Value = String> {
     (
-        line("address", &["\"10.10.0.11\"", "\"10.10.0.12\"", "\"10.10.0.0\"", "\"10.10.0.255\"", "\"10.11.0.1\"", "\"10.10.0.21\"", "\"x\""]),
+        line(
+            "address",
+            &[
+                "\"10.10.0.11\"",
+                "\"10.10.0.12\"",
+                "\"10.10.0.0\"",
+                "\"10.10.0.255\"",
+                "\"10.11.0.1\"",
+                "\"10.10.0.21\"",
+                "\"x\"",
+            ],
+        ),
         line("public_address", &["\"203.0.113.11\"", "\"203.0.113.10\"", "\"10.10.0.5\""]),
-        required("roles", &["[\"lb\"]", "[\"web\"]", "[\"app\"]", "[\"db\"]", "[\"web\", \"app\", \"db\"]", "[]", "[\"web\", \"web\"]", "\"web\"", "[\"datbase\"]"]),
+        required(
+            "roles",
+            &[
+                "[\"lb\"]",
+                "[\"web\"]",
+                "[\"app\"]",
+                "[\"db\"]",
+                "[\"web\", \"app\", \"db\"]",
+                "[]",
+                "[\"web\", \"web\"]",
+                "\"web\"",
+                "[\"datbase\"]",
+            ],
+        ),
         line("ssh", &["\"root@10.10.0.11\"", "\"a b\"", "\"\""]),
     )
         .prop_map(|(address, public, roles, ssh)| format!("{address}{public}{roles}{ssh}\n"))
@@ -115,7 +244,10 @@ fn spec_document() -> impl Strategy<Value = String> {
         required("name", &["\"shop\"", "\"Shop!\"", "\"\"", "1"]),
         required("domain", &["\"shop.example.com\"", "\"localhost\"", "\"https://x/\""]),
         line("state_version", &["\"25.11\"", "\"25.10\""]),
-        required("private", &["\"10.10.0.0/24\"", "\"10.10.0.0/30\"", "\"10.10.0.0/32\"", "\"0.0.0.0/0\"", "\"10.10.0.0\""]),
+        required(
+            "private",
+            &["\"10.10.0.0/24\"", "\"10.10.0.0/30\"", "\"10.10.0.0/32\"", "\"0.0.0.0/0\"", "\"10.10.0.0\""],
+        ),
         required("public", &["\"203.0.113.0/24\"", "\"10.10.0.0/16\"", "\"203.0.113.0/31\""]),
         line("admin", &["[\"198.51.100.0/24\"]", "[\"0.0.0.0/0\"]", "[]"]),
         line("internal", &["true", "false", "\"yes\""]),
@@ -174,8 +306,10 @@ enum Mutation {
 fn mutation() -> impl Strategy<Value = Mutation> {
     let token = prop_oneof![
         prop::sample::select(WORDS).prop_map(|w| format!("{w:?}")),
-        prop::sample::select(&["1", "-1", "65536", "true", "[]", "{}", "[\"lb\"]", "\"", "[", "1.5", "nan", "\"\"\"", "x"][..])
-            .prop_map(String::from),
+        prop::sample::select(
+            &["1", "-1", "65536", "true", "[]", "{}", "[\"lb\"]", "\"", "[", "1.5", "nan", "\"\"\"", "x"][..]
+        )
+        .prop_map(String::from),
         "[ -~]{0,8}",
     ];
     prop_oneof![
@@ -285,7 +419,8 @@ fn generators_reach_every_stage() {
             Err(_) if nixstack::spec::parse(&source).is_ok() => resolve_errors += 1,
             Err(_) => {}
         }
-        let mutated = mutate(DEFAULT_SPEC, &prop::collection::vec(mutation(), 1..2).new_tree(&mut runner).unwrap().current());
+        let mutated =
+            mutate(DEFAULT_SPEC, &prop::collection::vec(mutation(), 1..2).new_tree(&mut runner).unwrap().current());
         if compile(&SpecSource { name: "stack.toml".into(), text: mutated }).is_ok() {
             ok += 1;
         }

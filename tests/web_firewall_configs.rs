@@ -76,16 +76,14 @@ impl TestCa {
     fn new(dir: &Path) -> TestCa {
         require("openssl");
         std::fs::create_dir_all(dir).unwrap();
-        must(Command::new("openssl").args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]).args([
-            "-subj",
-            "/CN=nixstack test CA",
-            "-days",
-            "2",
-            "-keyout",
-        ])
-        .arg(dir.join("ca.key"))
-        .arg("-out")
-        .arg(dir.join("ca.crt")));
+        must(
+            Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+                .args(["-subj", "/CN=nixstack test CA", "-days", "2", "-keyout"])
+                .arg(dir.join("ca.key"))
+                .arg("-out")
+                .arg(dir.join("ca.crt")),
+        );
         TestCa { dir: dir.to_path_buf() }
     }
 
@@ -100,27 +98,34 @@ impl TestCa {
         let mut san: Vec<String> = dns.iter().map(|name| format!("DNS:{name}")).collect();
         san.extend(ips.iter().map(|ip| format!("IP:{ip}")));
         let ext = secrets.join("leaf.ext");
-        std::fs::write(&ext, format!("subjectAltName={}\nextendedKeyUsage=serverAuth,clientAuth\n", san.join(","))).unwrap();
-        must(Command::new("openssl").args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
-            .arg("-subj")
-            .arg(format!("/CN={common_name}"))
-            .arg("-keyout")
-            .arg(secrets.join("host.key"))
-            .arg("-out")
-            .arg(secrets.join("host.csr")));
-        must(Command::new("openssl").args(["x509", "-req", "-days", "2", "-in"])
-            .arg(secrets.join("host.csr"))
-            .arg("-CA")
-            .arg(self.cert())
-            .arg("-CAkey")
-            .arg(self.dir.join("ca.key"))
-            .arg("-CAcreateserial")
-            .arg("-CAserial")
-            .arg(self.dir.join("ca.srl"))
-            .arg("-extfile")
-            .arg(&ext)
-            .arg("-out")
-            .arg(secrets.join("host.crt")));
+        std::fs::write(&ext, format!("subjectAltName={}\nextendedKeyUsage=serverAuth,clientAuth\n", san.join(",")))
+            .unwrap();
+        must(
+            Command::new("openssl")
+                .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+                .arg("-subj")
+                .arg(format!("/CN={common_name}"))
+                .arg("-keyout")
+                .arg(secrets.join("host.key"))
+                .arg("-out")
+                .arg(secrets.join("host.csr")),
+        );
+        must(
+            Command::new("openssl")
+                .args(["x509", "-req", "-days", "2", "-in"])
+                .arg(secrets.join("host.csr"))
+                .arg("-CA")
+                .arg(self.cert())
+                .arg("-CAkey")
+                .arg(self.dir.join("ca.key"))
+                .arg("-CAcreateserial")
+                .arg("-CAserial")
+                .arg(self.dir.join("ca.srl"))
+                .arg("-extfile")
+                .arg(&ext)
+                .arg("-out")
+                .arg(secrets.join("host.crt")),
+        );
         std::fs::copy(self.cert(), secrets.join("ca.crt")).unwrap();
     }
 
@@ -158,8 +163,13 @@ fn nginx_check_lab(text: &str, layout: &Layout, prefix: &Path, address: Ipv4Addr
     }
     std::fs::create_dir_all(&layout.etc).unwrap();
     let file = layout.config("nginx.conf");
-    std::fs::write(&file, text).unwrap();
-    in_host_namespace(address, false, &format!("exec nginx -t -c '{}' -p '{}' -e stderr", file.display(), prefix.display()))
+    // As the lab installs it: the nixpkgs module's prelude (pid, error_log, daemon) in front.
+    std::fs::write(&file, nixstack::stack::launch::nginx_config_as_installed(layout, text)).unwrap();
+    in_host_namespace(
+        address,
+        false,
+        &format!("exec nginx -t -c '{}' -p '{}' -e stderr", file.display(), prefix.display()),
+    )
 }
 
 /// What NixOS writes as nginx.conf around `services.nginx.config` (nixpkgs
@@ -190,10 +200,12 @@ fn nginx_check_nixos(config: &str, secrets: &Path, work: &Path, address: Ipv4Add
     std::fs::write(&raw, nixos_nginx_conf(config)).unwrap();
     std::fs::write(&awk, NIXPKGS_AWK_FORMAT_NGINX).unwrap();
     let formatted = must(Command::new("awk").arg("-f").arg(&awk).arg(&raw));
-    let formatted: String = formatted.lines().filter(|line| !line.trim().is_empty()).map(|line| format!("{line}\n")).collect();
+    let formatted: String =
+        formatted.lines().filter(|line| !line.trim().is_empty()).map(|line| format!("{line}\n")).collect();
     std::fs::write(&file, formatted).unwrap();
     let layout = Layout::nixos();
-    let mut script = String::from("for d in /var/lib /var/log /var/cache /run; do mount -t tmpfs nxs-nginx-check \"$d\"; done\n");
+    let mut script =
+        String::from("for d in /var/lib /var/log /var/cache /run; do mount -t tmpfs nxs-nginx-check \"$d\"; done\n");
     for dir in nginx::required_dirs(&layout).iter().chain([&layout.secrets, &PathBuf::from("/run/nginx")]) {
         script.push_str(&format!("mkdir -p '{}'\n", dir.display()));
     }
@@ -217,7 +229,8 @@ fn nginx_accepts_every_web_host_config_in_both_layouts() {
             ca.issue_for(&layout.secrets, &topology, &host.name);
             let lab = nginx::render(&topology, host, &layout);
             let prefix = root.path().join(&host.name);
-            let out = nginx_check_lab(&lab, &layout, &prefix, host.address).unwrap_or_else(|e| panic!("{spec}/{} lab:\n{lab}\n{e}", host.name));
+            let out = nginx_check_lab(&lab, &layout, &prefix, host.address)
+                .unwrap_or_else(|e| panic!("{spec}/{} lab:\n{lab}\n{e}", host.name));
             assert!(out.contains("test is successful"), "{out}");
             // nginx made its temp dirs where the config says, under this host's root only.
             assert!(layout.state.join("nginx/client_body").is_dir());
@@ -254,13 +267,20 @@ fn nginx_checks_fail_on_broken_configs() {
     assert!(err.contains("key values mismatch") || err.contains("SSL_CTX_use_PrivateKey"), "{err}");
     ca.issue_for(&layout.secrets, &topology, "web1");
 
-    // The lab text carries its own pid; NixOS writes one too: the NixOS check must catch it.
-    let err = nginx_check_nixos(&good, &layout.secrets, root.path(), host.address).expect_err("a second pid fails under NixOS");
+    // NixOS writes its own pid line in front: one in the rendered text must fail its check.
+    let with_pid = format!("pid /run/nginx/other.pid;\n{good}");
+    let err = nginx_check_nixos(&with_pid, &layout.secrets, root.path(), host.address)
+        .expect_err("a second pid fails under NixOS");
     assert!(err.contains("\"pid\" directive is duplicate"), "{err}");
     let nixos = nginx::render(&topology, host, &Layout::nixos());
     nginx_check_nixos(&nixos, &layout.secrets, root.path(), host.address).expect("the NixOS text passes");
-    let err = nginx_check_nixos(&nixos.replace("ssl_protocols TLSv1.2 TLSv1.3;", "ssl_protocols TLSv9;"), &layout.secrets, root.path(), host.address)
-        .expect_err("a bad value fails under NixOS too");
+    let err = nginx_check_nixos(
+        &nixos.replace("ssl_protocols TLSv1.2 TLSv1.3;", "ssl_protocols TLSv9;"),
+        &layout.secrets,
+        root.path(),
+        host.address,
+    )
+    .expect_err("a bad value fails under NixOS too");
     assert!(err.contains("TLSv9"), "{err}");
 }
 
@@ -296,7 +316,8 @@ impl Namespaces {
 
     /// Starts a long-running process inside `ns`, stopped on drop.
     fn spawn(&mut self, ns: &str, program: &str, args: &[&str]) {
-        let child = self.exec(ns, program).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+        let child =
+            self.exec(ns, program).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
         self.children.push(child.unwrap_or_else(|e| panic!("starting {program} in {ns}: {e}")));
     }
 }
@@ -388,7 +409,20 @@ impl Lan {
         let ns = self.namespaces.add(&format!("nxs-{tag}"));
         let port = format!("p{}", self.ports);
         self.ports += 1;
-        must(Command::new("ip").args(["-n", &self.switch, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns]));
+        must(Command::new("ip").args([
+            "-n",
+            &self.switch,
+            "link",
+            "add",
+            &port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &ns,
+        ]));
         must(Command::new("ip").args(["-n", &self.switch, "link", "set", &port, "master", "br0", "up"]));
         for address in addresses {
             must(Command::new("ip").args(["-n", &ns, "addr", "add", address, "dev", "eth0"]));
@@ -419,7 +453,13 @@ impl Lan {
     /// within a second (a dropped SYN is simply never answered).
     fn connects(&self, ns: &str, address: &str, port: u16, greeting: &str) -> bool {
         let target = format!("TCP:{address}:{port},connect-timeout=1");
-        let output = self.namespaces.exec(ns, "socat").args(["-T1", "-u", &target, "STDOUT"]).stdin(Stdio::null()).output().unwrap();
+        let output = self
+            .namespaces
+            .exec(ns, "socat")
+            .args(["-T1", "-u", &target, "STDOUT"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
         output.status.success() && String::from_utf8_lossy(&output.stdout).contains(greeting)
     }
 }
@@ -469,7 +509,8 @@ fn firewall_lets_exactly_the_allowed_flows_through() {
 
     // SSH from the admin network, rate-limited per source: the burst gets through, a
     // flood of new connections right after it is dropped.
-    let per_minute = topology.firewall["web1"].inbound.iter().find_map(|allow| allow.rate_limit).expect("ssh is rate-limited");
+    let per_minute =
+        topology.firewall["web1"].inbound.iter().find_map(|allow| allow.rate_limit).expect("ssh is rate-limited");
     let attempts = per_minute as usize + 5;
     let results: Vec<bool> = (0..attempts).map(|_| lan.connects(&admin, "198.51.100.1", 22, "nxs-ssh")).collect();
     assert!(results[..5].iter().all(|ok| *ok), "the first ssh connections pass: {results:?}");
@@ -529,7 +570,7 @@ fn nginx_serves_health_verifies_the_app_and_reports_status() {
         must(Command::new("ip").args(["-n", &ns, "addr", "add", &format!("{}/32", app.address), "dev", "lo"]));
     }
     let conf = layout.config("nginx.conf");
-    namespaces.spawn(&ns, "nginx", &["-c", conf.to_str().unwrap(), "-p", prefix.to_str().unwrap(), "-e", "stderr", "-g", "daemon off;"]);
+    namespaces.spawn(&ns, "nginx", &["-c", conf.to_str().unwrap(), "-p", prefix.to_str().unwrap(), "-e", "stderr"]);
 
     // Like HAProxy: verify web1's certificate by its host name, send the site's Host.
     let base = format!("https://{}:{}", web1.name, web.port);
@@ -538,7 +579,11 @@ fn nginx_serves_health_verifies_the_app_and_reports_status() {
     let ca_file = ca.cert();
     let ca_arg = ca_file.to_str().unwrap();
     let get = |namespaces: &Namespaces, path: &str| {
-        curl(namespaces, &ns, &["--cacert", ca_arg, "--resolve", &resolve, "-H", &host_header, &format!("{base}{path}")])
+        curl(
+            namespaces,
+            &ns,
+            &["--cacert", ca_arg, "--resolve", &resolve, "-H", &host_header, &format!("{base}{path}")],
+        )
     };
 
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -568,11 +613,21 @@ fn nginx_serves_health_verifies_the_app_and_reports_status() {
     ca.issue(&app_secrets, &app_host.common_name, &dns, &app_host.ip_addresses);
     let accept = format!("{}:{}", app.address, app.port);
     let server = |namespaces: &mut Namespaces, secrets: &Path| {
-        namespaces.spawn(&ns, "openssl", &[
-            "s_server", "-quiet", "-www", "-accept", &accept,
-            "-cert", secrets.join("host.crt").to_str().unwrap(),
-            "-key", secrets.join("host.key").to_str().unwrap(),
-        ]);
+        namespaces.spawn(
+            &ns,
+            "openssl",
+            &[
+                "s_server",
+                "-quiet",
+                "-www",
+                "-accept",
+                &accept,
+                "-cert",
+                secrets.join("host.crt").to_str().unwrap(),
+                "-key",
+                secrets.join("host.key").to_str().unwrap(),
+            ],
+        );
         let deadline = Instant::now() + Duration::from_secs(5);
         while !must(namespaces.exec(&ns, "ss").args(["-Hltn", &format!("sport = :{}", app.port)])).contains(&accept) {
             assert!(Instant::now() < deadline, "openssl s_server did not listen on {accept}");
@@ -607,11 +662,14 @@ fn nginx_serves_health_verifies_the_app_and_reports_status() {
     // nginx must refuse it, which proves the upstream name is really verified.
     let per_host = root.path().join("app-per-host");
     let certificate = topology.certificates.iter().find(|c| c.host == app.host).expect("every host has a certificate");
-    let own_names: Vec<String> = certificate.dns_names.iter().filter(|n| **n != nginx::app_tls_name(&topology)).cloned().collect();
+    let own_names: Vec<String> =
+        certificate.dns_names.iter().filter(|n| **n != nginx::app_tls_name(&topology)).cloned().collect();
     ca.issue(&per_host, &certificate.common_name, &own_names, &certificate.ip_addresses);
     server(&mut namespaces, &per_host);
     let error_log_path = nginx::log_dir(&layout).join("error.log");
-    let mismatch = || std::fs::read_to_string(&error_log_path).unwrap_or_default().contains("upstream SSL certificate does not match");
+    let mismatch = || {
+        std::fs::read_to_string(&error_log_path).unwrap_or_default().contains("upstream SSL certificate does not match")
+    };
     let seen = poll(&namespaces, &|_, _| mismatch());
     assert!(mismatch(), "nginx refuses a certificate without the tier name: {seen:?}");
     assert!(seen.iter().all(|(status, _)| *status == 502), "never served through an unverified app: {seen:?}");
@@ -621,7 +679,8 @@ fn nginx_serves_health_verifies_the_app_and_reports_status() {
     let (status, text) = curl(&namespaces, &ns, &[&status_url]);
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("Active connections:"), "{text}");
-    let (status, _) = curl(&namespaces, &ns, &[&format!("http://{}:{}{}", web1.address, web.status_port, nginx::STATUS_PATH)]);
+    let (status, _) =
+        curl(&namespaces, &ns, &[&format!("http://{}:{}{}", web1.address, web.status_port, nginx::STATUS_PATH)]);
     assert_eq!(status, 0, "the status port is not on the private address");
     // No plaintext port beside TLS.
     let (status, _) = curl(&namespaces, &ns, &[&format!("http://{}:80/", web1.address)]);
@@ -629,7 +688,10 @@ fn nginx_serves_health_verifies_the_app_and_reports_status() {
 
     // The access log carries the upstream timing.
     let access_log = must(Command::new("cat").arg(nginx::log_dir(&layout).join("access.log")));
-    let served = access_log.lines().find(|line| line.contains("\" 200 ") && line.contains("/dynamic")).expect("the app's answer is logged");
+    let served = access_log
+        .lines()
+        .find(|line| line.contains("\" 200 ") && line.contains("/dynamic"))
+        .expect("the app's answer is logged");
     assert!(served.contains(&accept) && served.contains("ustatus=") && served.contains("urt="), "{served}");
 }
 
@@ -663,10 +725,88 @@ fn renders_are_deterministic_and_free_of_build_paths() {
                 let second = (nginx::render(&topology, host, &layout), nftables::render(&topology, host, &layout));
                 assert_eq!(first, second);
                 for text in [&first.0, &first.1] {
-                    assert!(!text.contains("/home/") && !text.contains("/tmp/") && !text.contains(env!("CARGO_MANIFEST_DIR")));
+                    assert!(
+                        !text.contains("/home/")
+                            && !text.contains("/tmp/")
+                            && !text.contains(env!("CARGO_MANIFEST_DIR"))
+                    );
                     assert!(!text.contains("PRIVATE KEY"));
                 }
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// TLS policy, measured by a real scanner (testssl.sh): nginx and the app offer exactly
+// Mozilla intermediate 5.7 (data/mozilla/server-side-tls-5.7.json).
+
+#[path = "common/testssl.rs"]
+mod testssl;
+
+/// Polls until something listens on `address:port` inside `ns`.
+fn wait_listening(namespaces: &Namespaces, ns: &str, address: Ipv4Addr, port: u16) {
+    let accept = format!("{address}:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !must(namespaces.exec(ns, "ss").args(["-Hltn", &format!("sport = :{port}")])).contains(&accept) {
+        assert!(Instant::now() < deadline, "nothing listens on {accept}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn nginx_and_the_app_offer_exactly_mozilla_intermediate() {
+    require("nginx");
+    require("openssl");
+    let topology = topology("default");
+    let web1 = topology.host("web1").unwrap();
+    let web = topology.web.as_ref().unwrap();
+    let root = temp_root();
+    let ca = TestCa::new(&root.path().join("ca"));
+    let layout = Layout::lab_at(root.path(), "web1");
+    ca.issue_for(&layout.secrets, &topology, "web1");
+    std::fs::create_dir_all(layout.web_root.as_ref().unwrap()).unwrap();
+    let config = nginx::render(&topology, web1, &layout);
+    let prefix = root.path().join("web1");
+    nginx_check_lab(&config, &layout, &prefix, web1.address).unwrap_or_else(|e| panic!("{e}"));
+
+    let mut namespaces = Namespaces::new();
+    let ns = namespaces.add("nxs-tls");
+    // Every address on the namespace's own loopback interface: the scan never leaves it.
+    let app = &web.app_upstream[0];
+    for address in [web1.address, app.address] {
+        must(Command::new("ip").args(["-n", &ns, "addr", "add", &format!("{address}/32"), "dev", "lo"]));
+    }
+    let conf = layout.config("nginx.conf");
+    namespaces.spawn(&ns, "nginx", &["-c", conf.to_str().unwrap(), "-p", prefix.to_str().unwrap(), "-e", "stderr"]);
+
+    // The demo app as the lab runs it, with its host's certificate; no database is needed for TLS.
+    let app_secrets = root.path().join("app");
+    ca.issue_for(&app_secrets, &topology, &app.host);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("app/nixstack_demo_app.py");
+    let listen = format!("{}:{}", app.address, app.port);
+    namespaces.spawn(
+        &ns,
+        "/usr/bin/python3",
+        &[
+            script.to_str().unwrap(),
+            "--listen",
+            &listen,
+            "--name",
+            &app.host,
+            "--tls-cert",
+            app_secrets.join("host.crt").to_str().unwrap(),
+            "--tls-key",
+            app_secrets.join("host.key").to_str().unwrap(),
+            "--db-hosts",
+            "127.0.0.1:9",
+        ],
+    );
+    wait_listening(&namespaces, &ns, web1.address, web.port);
+    wait_listening(&namespaces, &ns, app.address, app.port);
+
+    let work = root.path().join("scans");
+    std::fs::create_dir_all(&work).unwrap();
+    testssl::assert_mozilla_intermediate(&ns, &format!("{}:{}", web1.address, web.port), None, &work);
+    testssl::assert_mozilla_intermediate(&ns, &listen, None, &work);
 }

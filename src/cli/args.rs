@@ -97,6 +97,11 @@ pub enum Command {
         #[arg(long)]
         token_file: PathBuf,
     },
+    /// The Galera cluster: each node's state, and recovery after every node stopped.
+    Db {
+        #[command(subcommand)]
+        command: crate::db::DbCommand,
+    },
     /// Run the stack on this machine in network namespaces with the real daemons.
     Lab {
         #[command(subcommand)]
@@ -128,6 +133,20 @@ pub enum LabCommand {
     /// Run the scenario against the running lab.
     Test {
         spec: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The database tier's fault suite: concurrent writers through every Galera node, faults
+    /// injected and recovered, every acknowledged write checked on every node.
+    Chaos {
+        spec: Option<PathBuf>,
+        /// Faults to run, in order: steady, kill-one, freeze-one, partition-one,
+        /// kill-rolling, kill-all (default: all of them).
+        #[arg(long, value_delimiter = ',')]
+        faults: Vec<String>,
+        /// How long the steady run writes, in seconds.
+        #[arg(long, default_value_t = 10)]
+        steady_secs: u64,
         #[arg(long)]
         json: bool,
     },

@@ -7,7 +7,7 @@ mod report;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 pub use args::{Cli, Command, LabCommand, SecretsCommand};
 
@@ -22,6 +22,8 @@ pub use crate::topology::{compile, load};
 pub fn run(cli: Cli) -> i32 {
     match dispatch(cli) {
         Ok(code) => code,
+        // The reader went away (`nixstack check | head -1`): what it read was all it wanted.
+        Err(error) if error.downcast_ref::<StdoutClosed>().is_some() => exit::OK,
         Err(error) => {
             if let Some(spec_errors) = error.downcast_ref::<SpecErrors>() {
                 eprint!("{spec_errors}");
@@ -41,36 +43,57 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Check { spec } => {
             let (source, topology) = load(spec.as_deref())?;
             let findings = audit::audit(&topology);
-            print!("{}", report::summary(&source, &topology));
-            print!("{}", report::findings(&findings));
+            emit(&report::summary(&source, &topology))?;
+            emit(&report::findings(&findings))?;
             Ok(exit_for(&findings))
         }
         Command::Audit { spec, json } => {
             let (_, topology) = load(spec.as_deref())?;
             let findings = audit::audit(&topology);
             if json {
-                println!("{}", serde_json::to_string_pretty(&findings)?);
+                emit(&(serde_json::to_string_pretty(&findings)? + "\n"))?;
             } else {
-                print!("{}", report::findings(&findings));
+                emit(&report::findings(&findings))?;
             }
             Ok(exit_for(&findings))
         }
         Command::Topology { spec, json: _ } => {
             let (_, topology) = load(spec.as_deref())?;
-            println!("{}", serde_json::to_string_pretty(&topology)?);
+            emit(&(serde_json::to_string_pretty(&topology)? + "\n"))?;
             Ok(exit::OK)
         }
         Command::Schema => {
-            print!("{}", schema());
+            emit(&schema())?;
             Ok(exit::OK)
         }
         Command::Build { spec, out, check, force } => crate::output::build_command(spec.as_deref(), &out, check, force),
-        Command::Secrets { command: SecretsCommand::Init { spec, dir } } => crate::secrets::init_command(spec.as_deref(), &dir),
-        Command::Plan { spec, from, on, goal, parallel, json } => plan(spec.as_deref(), from.as_deref(), &on, goal, parallel, json),
+        Command::Secrets { command: SecretsCommand::Init { spec, dir } } => {
+            crate::secrets::init_command(spec.as_deref(), &dir)
+        }
+        Command::Plan { spec, from, on, goal, parallel, json } => {
+            plan(spec.as_deref(), from.as_deref(), &on, goal, parallel, json)
+        }
+        Command::Deploy(args) if args.lab => deploy_to_lab(&args),
         Command::Deploy(args) => crate::deploy::command(args),
         Command::Install(args) => crate::deploy::install::command(args),
         Command::SumologicStandin { listen, token_file } => crate::sumologic::standin_command(&listen, &token_file),
+        Command::Db { command } => crate::db::command(command),
         Command::Lab { command } => lab(command),
+    }
+}
+
+/// Standard output was closed before everything was written to it.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output is closed")]
+struct StdoutClosed;
+
+/// Writes `text` to standard output. A closed pipe ends the command quietly with
+/// [`StdoutClosed`] (`print!` would panic), as a command line tool should.
+fn emit(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        other => Ok(other?),
     }
 }
 
@@ -92,7 +115,10 @@ fn init(path: &Path) -> Result<i32> {
     let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            anyhow::bail!("{} already exists; nixstack init never overwrites a spec (remove it first or pass another path)", path.display())
+            anyhow::bail!(
+                "{} already exists; nixstack init never overwrites a spec (remove it first or pass another path)",
+                path.display()
+            )
         }
         Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
     };
@@ -102,7 +128,14 @@ fn init(path: &Path) -> Result<i32> {
 }
 
 /// `nixstack plan`: what a deploy of `spec` over the deployed spec would change.
-fn plan(spec: Option<&Path>, from: Option<&Path>, on: &[String], goal: crate::deploy::Goal, parallel: usize, json: bool) -> Result<i32> {
+fn plan(
+    spec: Option<&Path>,
+    from: Option<&Path>,
+    on: &[String],
+    goal: crate::deploy::Goal,
+    parallel: usize,
+    json: bool,
+) -> Result<i32> {
     let (_, topology) = load(spec)?;
     let deployed = Path::new(crate::deploy::DEPLOYED_SPEC);
     let from = from.or_else(|| deployed.exists().then_some(deployed));
@@ -110,7 +143,8 @@ fn plan(spec: Option<&Path>, from: Option<&Path>, on: &[String], goal: crate::de
         Some(path) => {
             let source = SpecSource {
                 name: path.display().to_string(),
-                text: std::fs::read_to_string(path).with_context(|| format!("cannot read the deployed spec {}", path.display()))?,
+                text: std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the deployed spec {}", path.display()))?,
             };
             Some(compile(&source)?)
         }
@@ -121,11 +155,26 @@ fn plan(spec: Option<&Path>, from: Option<&Path>, on: &[String], goal: crate::de
     };
     let plan = crate::deploy::make_plan(old.as_ref(), &topology, on, goal, parallel)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+        emit(&(serde_json::to_string_pretty(&plan)? + "\n"))?;
     } else {
-        print!("{}", plan.describe());
+        emit(&plan.describe())?;
     }
     Ok(if plan.blockers.is_empty() { exit::OK } else { exit::FINDINGS })
+}
+
+/// `nixstack deploy --lab`: the lab says what it runs and where its key and secrets are;
+/// deploy does the rest. This glue lives here so that deploy never imports the lab.
+fn deploy_to_lab(args: &crate::deploy::DeployArgs) -> Result<i32> {
+    let Some(state) = crate::lab::state::State::load()? else { bail!("no lab is up: run `nixstack lab up` first") };
+    let admin = crate::lab::admin_dir();
+    let target = crate::deploy::LabTarget {
+        running: SpecSource { name: state.spec_name, text: state.spec_text },
+        identity: crate::lab::sshd::admin_key(&admin),
+        known_hosts: admin.join("known_hosts"),
+        secrets: crate::lab::secrets_dir(),
+        netns: crate::stack::address_plan::ADMIN.to_string(),
+    };
+    crate::deploy::lab_command(args, &target)
 }
 
 /// `nixstack lab ...`: every subcommand needs root.
@@ -135,6 +184,16 @@ fn lab(command: LabCommand) -> Result<i32> {
     match command {
         LabCommand::Up { spec, json } => lab::up(spec.as_deref(), &Reporter::new(json)),
         LabCommand::Test { spec, json } => lab::test(spec.as_deref(), &Reporter::new(json)),
+        LabCommand::Chaos { spec, faults, steady_secs, json } => {
+            let faults = if faults.is_empty() {
+                lab::chaos::Fault::ALL.to_vec()
+            } else {
+                faults.iter().map(|f| lab::chaos::Fault::parse(f)).collect::<Result<_>>()?
+            };
+            let timing =
+                lab::chaos::Timing { steady: std::time::Duration::from_secs(steady_secs), ..Default::default() };
+            lab::chaos(spec.as_deref(), &faults, timing, &Reporter::new(json))
+        }
         LabCommand::Status { json } => lab::status(json),
         LabCommand::Down { json } => lab::down(&Reporter::new(json)),
         LabCommand::Qps { json, watch } => lab::monitoring::qps_command(json, watch),

@@ -1,6 +1,5 @@
 //! System closures: where each host's system comes from (a NixOS flake's toplevel, or a
-//! lab system built without nixpkgs), building all of them in one `nix build`, and a small
-//! store-path type of our own (crates.io `nix-compat` is an empty placeholder).
+//! lab system built without nixpkgs), and building all of them in one `nix build`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,70 +7,22 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use serde::Serialize;
 use thiserror::Error;
 
-use super::ssh::{self, run_local};
+pub use crate::host::{StorePath, STORE_DIR};
+use crate::process::{self, CommandError};
 use crate::render::{self, Layout};
 use crate::topology::{Host, Topology};
 
-/// Where Nix keeps its store on every host (the lab's per-host stores are chroot stores
-/// whose *logical* store directory is this one, so a path is the same everywhere).
-pub const STORE_DIR: &str = "/nix/store";
-
 /// Nix settings for this machine's offline Nix 2.8 (NOTES.md): no `nixbld` group, no
 /// network, no sandbox. Used for the lab, whose systems need nothing from a cache.
-pub const OFFLINE_NIX_CONFIG: &str = "experimental-features = nix-command flakes\nsubstituters =\nbuild-users-group =\nsandbox = false";
-
-/// A path in the Nix store, `/nix/store/<32 base32 chars>-<name>`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct StorePath(String);
-
-impl StorePath {
-    /// Validates the shape of a store path (not that it exists anywhere).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        let rest = text.strip_prefix(STORE_DIR).and_then(|r| r.strip_prefix('/')).ok_or_else(|| format!("{text:?} is not under {STORE_DIR}"))?;
-        let (hash, name) = rest.split_at_checked(32).ok_or_else(|| format!("{text:?} is too short for a store path"))?;
-        // Nix's base32 alphabet: digits and lowercase letters without e, o, u, t.
-        let base32 = |c: char| c.is_ascii_digit() || (c.is_ascii_lowercase() && !"eout".contains(c));
-        if !hash.chars().all(base32) {
-            return Err(format!("{text:?} has no valid store hash"));
-        }
-        let name = name.strip_prefix('-').ok_or_else(|| format!("{text:?} has no name after its hash"))?;
-        if name.is_empty() || name.contains('/') {
-            return Err(format!("{text:?} is not a top-level store path"));
-        }
-        Ok(StorePath(text.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The name after the hash, e.g. `nixos-system-web1-25.11`.
-    pub fn name(&self) -> &str {
-        &self.0[STORE_DIR.len() + 34..]
-    }
-
-    /// The real file-system path of this store path in a store rooted at `root` (`/` for
-    /// a host's own `/nix`, the chroot root for a lab host's store).
-    pub fn under(&self, root: &Path) -> PathBuf {
-        root.join(self.0.trim_start_matches('/'))
-    }
-}
-
-impl std::fmt::Display for StorePath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub const OFFLINE_NIX_CONFIG: &str =
+    "experimental-features = nix-command flakes\nsubstituters =\nbuild-users-group =\nsandbox = false";
 
 #[derive(Debug, Error)]
 pub enum BuildError {
     #[error(transparent)]
-    Command(#[from] ssh::CommandError),
+    Command(#[from] CommandError),
     #[error("`{command}` printed something that is not what Nix prints: {detail}")]
     Output { command: String, detail: String },
     #[error("`{command}` built no system for host(s) {hosts}")]
@@ -134,7 +85,11 @@ pub fn nix_command(nix_config: Option<&str>) -> Command {
 /// Builds the systems of `hosts` with one evaluation (`nix eval --json` of every selected
 /// host's derivation path, which maps each result back to its host: Nix 2.8 prints
 /// `nix build` results in no particular order) and one `nix build` of all derivations.
-pub fn build(systems: &Systems, hosts: &[String], timeout: Duration) -> Result<BTreeMap<String, StorePath>, BuildError> {
+pub fn build(
+    systems: &Systems,
+    hosts: &[String],
+    timeout: Duration,
+) -> Result<BTreeMap<String, StorePath>, BuildError> {
     if hosts.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -147,23 +102,30 @@ pub fn build(systems: &Systems, hosts: &[String], timeout: Duration) -> Result<B
     apply.push_str(" }");
     let mut eval = systems.nix();
     eval.args(["eval", "--json", &format!("{flake}#{output}"), "--apply", &apply]);
-    let eval_out = run_local(eval, None, timeout)?;
-    let drvs: BTreeMap<String, String> = serde_json::from_str(&eval_out.stdout).map_err(|e| BuildError::Output { command: "nix eval".into(), detail: format!("{e}: {}", eval_out.stdout.trim()) })?;
+    let eval_out = process::run(eval, None, timeout)?;
+    let drvs: BTreeMap<String, String> = serde_json::from_str(&eval_out.stdout).map_err(|e| BuildError::Output {
+        command: "nix eval".into(),
+        detail: format!("{e}: {}", eval_out.stdout.trim()),
+    })?;
 
     let mut build = systems.nix();
     build.args(["build", "--no-link", "--json"]);
     for host in hosts {
-        let drv = drvs.get(host).ok_or_else(|| BuildError::Missing { command: "nix eval".into(), hosts: host.clone() })?;
+        let drv =
+            drvs.get(host).ok_or_else(|| BuildError::Missing { command: "nix eval".into(), hosts: host.clone() })?;
         build.arg(drv);
     }
-    let build_out = run_local(build, None, timeout)?;
+    let build_out = process::run(build, None, timeout)?;
     #[derive(serde::Deserialize)]
     struct Built {
         #[serde(rename = "drvPath")]
         drv_path: String,
         outputs: BTreeMap<String, String>,
     }
-    let built: Vec<Built> = serde_json::from_str(&build_out.stdout).map_err(|e| BuildError::Output { command: "nix build --json".into(), detail: format!("{e}: {}", build_out.stdout.trim()) })?;
+    let built: Vec<Built> = serde_json::from_str(&build_out.stdout).map_err(|e| BuildError::Output {
+        command: "nix build --json".into(),
+        detail: format!("{e}: {}", build_out.stdout.trim()),
+    })?;
     let by_drv: BTreeMap<&str, &Built> = built.iter().map(|b| (b.drv_path.as_str(), b)).collect();
     let mut result = BTreeMap::new();
     let mut missing = Vec::new();
@@ -171,7 +133,8 @@ pub fn build(systems: &Systems, hosts: &[String], timeout: Duration) -> Result<B
         let out = by_drv.get(drvs[host].as_str()).and_then(|b| b.outputs.get("out"));
         match out {
             Some(out) => {
-                let path = StorePath::parse(out).map_err(|detail| BuildError::Output { command: "nix build --json".into(), detail })?;
+                let path = StorePath::parse(out)
+                    .map_err(|detail| BuildError::Output { command: "nix build --json".into(), detail })?;
                 result.insert(host.clone(), path);
             }
             None => missing.push(host.clone()),
@@ -264,7 +227,10 @@ impl LabSystems {
             for (name, text) in files {
                 out.insert(format!("hosts/{host}/configs/{name}"), text.clone());
             }
-            out.insert(format!("hosts/{host}/switch-to-configuration"), lab_switch_script(host, &self.layouts[host], files));
+            out.insert(
+                format!("hosts/{host}/switch-to-configuration"),
+                lab_switch_script(host, &self.layouts[host], files),
+            );
         }
         out
     }
@@ -297,21 +263,14 @@ printf '%s\n' "$host" > "$out/nixstack-host"
 /// The lab configs of `host` as `lab up` writes them (sshd's excepted: its renderer is
 /// private to the lab, and the deploy never changes how it logs in).
 pub fn lab_configs(topology: &Topology, host: &Host, layout: &Layout) -> BTreeMap<String, String> {
-    use crate::lab::daemons::{self, Daemon};
+    use crate::stack::Service;
     let mut files = BTreeMap::new();
-    for daemon in daemons::for_host(host) {
-        let text = match daemon {
-            Daemon::Nftables => render::nftables::render(topology, host, layout),
-            Daemon::Sshd => continue,
-            Daemon::Mariadb => render::galera::lab_ini(topology, host, layout),
-            Daemon::App => daemons::DEMO_APP.to_string(),
-            Daemon::Nginx => render::nginx::render(topology, host, layout),
-            Daemon::Haproxy => render::haproxy::render(topology, host, layout),
-            Daemon::Keepalived => render::keepalived::render(topology, host, layout),
-            // The monitoring agent's config is not part of a lab deploy (yet).
-            Daemon::Collectd => continue,
-        };
-        files.insert(daemon.config_file().to_string(), text);
+    for service in crate::stack::for_host(host) {
+        // sshd and the monitoring agent are not part of a lab deploy (yet).
+        if matches!(service, Service::Sshd | Service::Collectd) {
+            continue;
+        }
+        files.insert(service.config_file().to_string(), render::services::config(topology, host, layout, service));
     }
     files
 }
@@ -330,7 +289,7 @@ pub fn lab_store_root(layout: &Layout) -> PathBuf {
 fn lab_switch_script(host: &str, layout: &Layout, files: &BTreeMap<String, String>) -> String {
     let etc = layout.etc.display();
     let current = layout.run.join("current-system");
-    let nginx_pid = layout.pid_file("nginx");
+    let nginx_pid = crate::stack::launch::nginx_pid_file(layout);
     let mut s = String::new();
     let _ = writeln!(s, "#!/bin/sh\n# switch-to-configuration of {host} in the nixstack lab (generated).");
     s.push_str("set -eu\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\n");
@@ -381,17 +340,6 @@ fn lab_switch_script(host: &str, layout: &Layout, files: &BTreeMap<String, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn store_paths_parse_and_reject() {
-        let path = StorePath::parse("/nix/store/9cmka2dja2wqlbayf8irpxv657i3g52w-sys-a\n").unwrap();
-        assert_eq!(path.name(), "sys-a");
-        assert_eq!(path.under(Path::new("/var/lib/x/nix")), Path::new("/var/lib/x/nix/nix/store/9cmka2dja2wqlbayf8irpxv657i3g52w-sys-a"));
-        assert_eq!(path.under(Path::new("/")), Path::new("/nix/store/9cmka2dja2wqlbayf8irpxv657i3g52w-sys-a"));
-        for bad in ["/nix/store/short-x", "/tmp/9cmka2dja2wqlbayf8irpxv657i3g52w-x", "/nix/store/9cmka2dja2wqlbayf8irpxv657i3g52e-x", "/nix/store/9cmka2dja2wqlbayf8irpxv657i3g52w", "/nix/store/9cmka2dja2wqlbayf8irpxv657i3g52w-a/bin"] {
-            assert!(StorePath::parse(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn lab_flake_lists_every_host_and_is_deterministic() {

@@ -60,11 +60,11 @@ pub struct DeployArgs {
 /// The spec deployed last (what `nixstack plan` compares against).
 pub const DEPLOYED_SPEC: &str = ".nixstack/deployed.toml";
 
-/// `nixstack deploy`: 0 deployed (or nothing to do), 1 a host failed or was rolled back
+/// `nixstack deploy` to NixOS machines: 0 deployed (or nothing to do), 1 a host failed or was rolled back
 /// (or the plan is blocked), 2 could not start.
 pub fn command(args: DeployArgs) -> Result<i32> {
     if args.lab {
-        return lab_command(&args);
+        bail!("`deploy --lab` needs the running lab: the CLI finds it and calls `lab_command`");
     }
     let (source, topology) = crate::topology::load(args.spec.as_deref())?;
     let deployed = Path::new(DEPLOYED_SPEC);
@@ -86,7 +86,10 @@ pub fn command(args: DeployArgs) -> Result<i32> {
     let systems = Systems::Nixos { flake: args.flake.clone(), nix_config: None };
     let secrets = args.secrets.exists().then_some(args.secrets.as_path());
     if secrets.is_none() && !args.dry_run {
-        bail!("no secrets directory {}: run `nixstack secrets init` first (deploy uploads the secrets before activation)", args.secrets.display());
+        bail!(
+            "no secrets directory {}: run `nixstack secrets init` first (deploy uploads the secrets before activation)",
+            args.secrets.display()
+        );
     }
     let code = deploy(&args, old.as_ref(), &topology, &systems, &hosts, secrets)?;
     let everything = args.on.is_empty() && code == exit::OK && !args.dry_run && args.goal.should_switch_profile();
@@ -97,26 +100,44 @@ pub fn command(args: DeployArgs) -> Result<i32> {
     Ok(code)
 }
 
-/// `--lab`: the lab's spec and hosts, its admin key and namespace.
-fn lab_command(args: &DeployArgs) -> Result<i32> {
-    let Some(state) = crate::lab::state::State::load()? else { bail!("no lab is up: run `nixstack lab up` first") };
-    let running = crate::topology::compile(&SpecSource { name: state.spec_name.clone(), text: state.spec_text.clone() })?;
+/// A running lab as a deploy target: what the lab knows of itself, found by the caller
+/// (the CLI asks the lab), so that deploy never reaches into the lab.
+#[derive(Debug, Clone)]
+pub struct LabTarget {
+    /// The spec the lab runs.
+    pub running: SpecSource,
+    /// The lab's admin SSH key and the known-hosts file beside it.
+    pub identity: PathBuf,
+    pub known_hosts: PathBuf,
+    /// The lab's stack secrets (what `nixstack lab up` generated).
+    pub secrets: PathBuf,
+    /// The namespace `ssh` and `nix copy` run in (the lab's admin namespace).
+    pub netns: String,
+}
+
+/// `nixstack deploy --lab`: the lab's spec (or a new one with the same network) deployed
+/// to the lab's hosts over SSH from its admin namespace, each into its own Nix store.
+pub fn lab_command(args: &DeployArgs, lab: &LabTarget) -> Result<i32> {
+    let running = crate::topology::compile(&lab.running)?;
     let topology = match &args.spec {
         Some(path) => crate::topology::load(Some(path))?.1,
         None => running.clone(),
     };
     same_network(&running, &topology)?;
     let root = Path::new(LAB_ROOT);
-    let admin = crate::lab::admin_dir();
-    let hosts = lab_hosts(&topology, root, &admin.join("id_ed25519"), &admin.join("known_hosts"), crate::lab::network::ADMIN);
+    let hosts = lab_hosts(&topology, root, &lab.identity, &lab.known_hosts, &lab.netns);
     let flake_dir = root.join("deploy-flake");
-    let systems = LabSystems::new(&topology, root).write(&flake_dir).with_context(|| format!("cannot write the lab systems' flake in {}", flake_dir.display()))?;
-    deploy(args, Some(&running), &topology, &systems, &hosts, Some(&crate::lab::secrets_dir()))
+    let systems = LabSystems::new(&topology, root)
+        .write(&flake_dir)
+        .with_context(|| format!("cannot write the lab systems' flake in {}", flake_dir.display()))?;
+    deploy(args, Some(&running), &topology, &systems, &hosts, Some(&lab.secrets))
 }
 
 /// The lab's network is the one it was started with: a deploy changes configs, not wiring.
 fn same_network(running: &Topology, new: &Topology) -> Result<()> {
-    let wiring = |t: &Topology| t.hosts.iter().map(|h| (h.name.clone(), h.address, h.public_address, h.roles.clone())).collect::<Vec<_>>();
+    let wiring = |t: &Topology| {
+        t.hosts.iter().map(|h| (h.name.clone(), h.address, h.public_address, h.roles.clone())).collect::<Vec<_>>()
+    };
     if wiring(running) != wiring(new) {
         bail!("the lab runs a spec with other hosts, addresses or roles; a deploy changes configs, not the lab's network: run `nixstack lab down` and `nixstack lab up` with the new spec");
     }
@@ -124,16 +145,34 @@ fn same_network(running: &Topology, new: &Topology) -> Result<()> {
 }
 
 /// Every host of a lab under `root`, reached from `netns` with `identity`.
-pub fn lab_hosts(topology: &Topology, root: &Path, identity: &Path, known_hosts: &Path, netns: &str) -> BTreeMap<String, Box<dyn Host>> {
-    topology.hosts.iter().map(|h| (h.name.clone(), Box::new(SshHost::lab(h, root, identity, known_hosts, netns)) as Box<dyn Host>)).collect()
+pub fn lab_hosts(
+    topology: &Topology,
+    root: &Path,
+    identity: &Path,
+    known_hosts: &Path,
+    netns: &str,
+) -> BTreeMap<String, Box<dyn Host>> {
+    topology
+        .hosts
+        .iter()
+        .map(|h| (h.name.clone(), Box::new(SshHost::lab(h, root, identity, known_hosts, netns)) as Box<dyn Host>))
+        .collect()
 }
 
 /// The plan of deploying `topology` over `old` (`None`: every host counts as new).
-pub fn make_plan(old: Option<&Topology>, topology: &Topology, on: &[String], goal: Goal, parallel: usize) -> Result<plan::Plan> {
+pub fn make_plan(
+    old: Option<&Topology>,
+    topology: &Topology,
+    on: &[String],
+    goal: Goal,
+    parallel: usize,
+) -> Result<plan::Plan> {
     let selected = plan::select(topology, on).map_err(anyhow::Error::msg)?;
     let new_files = render::tree::artifacts(topology);
     Ok(match old {
-        Some(old) => plan::plan(Some((old, &render::tree::artifacts(old))), topology, &new_files, &selected, goal, parallel),
+        Some(old) => {
+            plan::plan(Some((old, &render::tree::artifacts(old))), topology, &new_files, &selected, goal, parallel)
+        }
         None => {
             let empty = Topology { hosts: Vec::new(), ..topology.clone() };
             plan::plan(Some((&empty, &render::Artifacts::new())), topology, &new_files, &selected, goal, parallel)
@@ -141,7 +180,14 @@ pub fn make_plan(old: Option<&Topology>, topology: &Topology, on: &[String], goa
     })
 }
 
-fn deploy(args: &DeployArgs, old: Option<&Topology>, topology: &Topology, systems: &Systems, hosts: &BTreeMap<String, Box<dyn Host>>, secrets: Option<&Path>) -> Result<i32> {
+fn deploy(
+    args: &DeployArgs,
+    old: Option<&Topology>,
+    topology: &Topology,
+    systems: &Systems,
+    hosts: &BTreeMap<String, Box<dyn Host>>,
+    secrets: Option<&Path>,
+) -> Result<i32> {
     let plan = make_plan(old, topology, &args.on, args.goal, args.parallel)?;
     if args.json {
         let mut value = serde_json::to_value(&plan)?;

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::closure::{self, StorePath, Systems};
 use super::host::Host;
-use super::ssh::run_local;
+use crate::process;
 
 /// A changed store path is opened and compared file by file only up to this size (its
 /// NAR size, old and new): configs and units, not rebuilt packages.
@@ -31,12 +31,18 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(120);
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum HostDiff {
     /// The host already runs the new system.
-    Unchanged { system: StorePath },
+    Unchanged {
+        system: StorePath,
+    },
     /// The host runs no system yet (never deployed): everything is new.
-    NewHost { new: StorePath },
+    NewHost {
+        new: StorePath,
+    },
     Changed(Box<ClosureDiff>),
     /// The diff could not be made (host unreachable, fetch failed, ...).
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 /// What changes from `old` to `new`.
@@ -74,7 +80,12 @@ pub struct ChangedPath {
 /// `nix build`, reads each host's current system, fetches it when the local store lacks
 /// it, and compares. A host whose diff fails is reported as [`HostDiff::Failed`]; only a
 /// failed build fails the whole.
-pub fn diff_hosts(systems: &Systems, hosts: &BTreeMap<String, Box<dyn Host>>, hosts_in_order: &[String], build_timeout: Duration) -> Result<Vec<(String, HostDiff)>, closure::BuildError> {
+pub fn diff_hosts(
+    systems: &Systems,
+    hosts: &BTreeMap<String, Box<dyn Host>>,
+    hosts_in_order: &[String],
+    build_timeout: Duration,
+) -> Result<Vec<(String, HostDiff)>, closure::BuildError> {
     let built = closure::build(systems, hosts_in_order, build_timeout)?;
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> = hosts_in_order
@@ -88,7 +99,10 @@ pub fn diff_hosts(systems: &Systems, hosts: &BTreeMap<String, Box<dyn Host>>, ho
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| HostDiff::Failed { error: "the diff panicked".into() })).collect::<Vec<_>>()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| HostDiff::Failed { error: "the diff panicked".into() }))
+            .collect::<Vec<_>>()
     });
     Ok(hosts_in_order.iter().cloned().zip(results).collect())
 }
@@ -107,7 +121,9 @@ pub fn diff_host(systems: &Systems, host: &dyn Host, new: &StorePath) -> HostDif
         Ok(true) => false,
         Ok(false) => match host.fetch_closure(&old) {
             Ok(()) => true,
-            Err(e) => return HostDiff::Failed { error: format!("cannot fetch its current system {old} to compare: {e}") },
+            Err(e) => {
+                return HostDiff::Failed { error: format!("cannot fetch its current system {old} to compare: {e}") }
+            }
         },
         Err(e) => return HostDiff::Failed { error: format!("{}: {e}", host.name()) },
     };
@@ -124,13 +140,16 @@ pub fn diff_host(systems: &Systems, host: &dyn Host, new: &StorePath) -> HostDif
 fn is_valid(systems: &Systems, path: &StorePath) -> Result<bool, String> {
     let mut command = systems.nix();
     command.args(["path-info", "--json", path.as_str()]);
-    match run_local(command, None, QUERY_TIMEOUT) {
+    match process::run(command, None, QUERY_TIMEOUT) {
         Ok(out) => {
-            let infos: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).map_err(|e| format!("`nix path-info --json` printed something else ({e}): {}", out.stdout.trim()))?;
+            let infos: Vec<serde_json::Value> = serde_json::from_str(&out.stdout)
+                .map_err(|e| format!("`nix path-info --json` printed something else ({e}): {}", out.stdout.trim()))?;
             // Nix 2.8 lists an invalid path as `{"path": ..., "valid": false}` with exit 0.
-            Ok(infos.iter().any(|i| i["path"] == path.as_str() && i.get("valid") != Some(&serde_json::Value::Bool(false))))
+            Ok(infos
+                .iter()
+                .any(|i| i["path"] == path.as_str() && i.get("valid") != Some(&serde_json::Value::Bool(false))))
         }
-        Err(super::ssh::CommandError::Failed { headline, .. }) if headline.contains("is not valid") => Ok(false),
+        Err(process::CommandError::Failed { headline, .. }) if headline.contains("is not valid") => Ok(false),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -139,7 +158,7 @@ fn is_valid(systems: &Systems, path: &StorePath) -> Result<bool, String> {
 pub fn compare(systems: &Systems, old: &StorePath, new: &StorePath) -> Result<ClosureDiff, String> {
     let mut command = systems.nix();
     command.args(["store", "diff-closures", old.as_str(), new.as_str()]);
-    let out = run_local(command, None, QUERY_TIMEOUT).map_err(|e| e.to_string())?;
+    let out = process::run(command, None, QUERY_TIMEOUT).map_err(|e| e.to_string())?;
     let diff_closures = out.stdout.lines().map(strip_ansi).filter(|l| !l.trim().is_empty()).collect();
 
     let old_paths = closure_sizes(systems, old)?;
@@ -190,14 +209,15 @@ pub fn compare(systems: &Systems, old: &StorePath, new: &StorePath) -> Result<Cl
 fn closure_sizes(systems: &Systems, path: &StorePath) -> Result<BTreeMap<StorePath, u64>, String> {
     let mut command = systems.nix();
     command.args(["path-info", "--recursive", "--json", path.as_str()]);
-    let out = run_local(command, None, QUERY_TIMEOUT).map_err(|e| e.to_string())?;
+    let out = process::run(command, None, QUERY_TIMEOUT).map_err(|e| e.to_string())?;
     #[derive(serde::Deserialize)]
     struct Info {
         path: String,
         #[serde(rename = "narSize", default)]
         nar_size: u64,
     }
-    let infos: Vec<Info> = serde_json::from_str(&out.stdout).map_err(|e| format!("`nix path-info --recursive --json` printed something else ({e})"))?;
+    let infos: Vec<Info> = serde_json::from_str(&out.stdout)
+        .map_err(|e| format!("`nix path-info --recursive --json` printed something else ({e})"))?;
     infos.into_iter().map(|i| StorePath::parse(&i.path).map(|p| (p, i.nar_size))).collect()
 }
 
@@ -236,7 +256,9 @@ fn tree(root: &Path) -> BTreeMap<String, Node> {
             }
             Node::Dir
         } else {
-            std::fs::read(path).map(|bytes| Node::File { executable: meta.permissions().mode() & 0o111 != 0, bytes }).unwrap_or(Node::Unreadable)
+            std::fs::read(path)
+                .map(|bytes| Node::File { executable: meta.permissions().mode() & 0o111 != 0, bytes })
+                .unwrap_or(Node::Unreadable)
         };
         out.insert(rel, node);
     }
@@ -279,7 +301,13 @@ pub fn describe(diffs: &[(String, HostDiff)]) -> String {
                 let _ = writeln!(out, "  {host}: no diff: {}", error.lines().collect::<Vec<_>>().join("\n      "));
             }
             HostDiff::Changed(diff) => {
-                let _ = writeln!(out, "  {host}: {} → {}{}", diff.old, diff.new, if diff.fetched { " (old closure fetched from the host)" } else { "" });
+                let _ = writeln!(
+                    out,
+                    "  {host}: {} → {}{}",
+                    diff.old,
+                    diff.new,
+                    if diff.fetched { " (old closure fetched from the host)" } else { "" }
+                );
                 if diff.diff_closures.is_empty() {
                     let _ = writeln!(out, "    nix store diff-closures: no package, version or size change");
                 } else {
@@ -291,7 +319,11 @@ pub fn describe(diffs: &[(String, HostDiff)]) -> String {
                 for path in &diff.changed {
                     let files = match &path.files {
                         Some(files) if files.is_empty() => String::new(),
-                        Some(files) => format!(": {}{}", files.join(", "), if path.more_files > 0 { format!(" and {} more", path.more_files) } else { String::new() }),
+                        Some(files) => format!(
+                            ": {}{}",
+                            files.join(", "),
+                            if path.more_files > 0 { format!(" and {} more", path.more_files) } else { String::new() }
+                        ),
                         None => " (too large to compare file by file)".into(),
                     };
                     let _ = writeln!(out, "    changed {}{files}\n      {} → {}", path.name, path.old, path.new);
@@ -327,7 +359,10 @@ mod tests {
 
     #[test]
     fn ansi_colours_are_dropped() {
-        assert_eq!(strip_ansi("\u{1b}[1mzlib\u{1b}[0m: 1.2 → 1.3, \u{1b}[31;1m+1.0 KiB\u{1b}[0m"), "zlib: 1.2 → 1.3, +1.0 KiB");
+        assert_eq!(
+            strip_ansi("\u{1b}[1mzlib\u{1b}[0m: 1.2 → 1.3, \u{1b}[31;1m+1.0 KiB\u{1b}[0m"),
+            "zlib: 1.2 → 1.3, +1.0 KiB"
+        );
     }
 
     #[test]
@@ -350,15 +385,24 @@ mod tests {
         let p = |s: &str| StorePath::parse(&format!("/nix/store/{}-{s}", "a".repeat(32))).unwrap();
         let q = |s: &str| StorePath::parse(&format!("/nix/store/{}-{s}", "b".repeat(32))).unwrap();
         let diffs = vec![
-            ("web1".to_string(), HostDiff::Changed(Box::new(ClosureDiff {
-                old: p("sys"),
-                new: q("sys"),
-                fetched: true,
-                diff_closures: vec![],
-                changed: vec![ChangedPath { name: "configs".into(), old: p("configs"), new: q("configs"), files: Some(vec!["nginx.conf".into()]), more_files: 0 }],
-                added: vec![],
-                removed: vec![],
-            }))),
+            (
+                "web1".to_string(),
+                HostDiff::Changed(Box::new(ClosureDiff {
+                    old: p("sys"),
+                    new: q("sys"),
+                    fetched: true,
+                    diff_closures: vec![],
+                    changed: vec![ChangedPath {
+                        name: "configs".into(),
+                        old: p("configs"),
+                        new: q("configs"),
+                        files: Some(vec!["nginx.conf".into()]),
+                        more_files: 0,
+                    }],
+                    added: vec![],
+                    removed: vec![],
+                })),
+            ),
             ("web2".to_string(), HostDiff::Unchanged { system: p("sys") }),
             ("web3".to_string(), HostDiff::NewHost { new: q("sys") }),
         ];

@@ -33,7 +33,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { build_timeout: Duration::from_secs(3600), copy_parallel: 4, gate: GatePolicy::default(), drain_timeout: Duration::from_secs(60) }
+        Options {
+            build_timeout: Duration::from_secs(3600),
+            copy_parallel: 4,
+            gate: GatePolicy::default(),
+            drain_timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -104,7 +109,11 @@ fn run(rollout: &Rollout, progress: &Progress, outcome: &mut Outcome) -> Result<
     let plan = rollout.plan;
     let goal = plan.goal;
     let selected: Vec<String> = plan.batches.iter().flat_map(|b| b.hosts.iter().cloned()).collect();
-    progress.emit(Event::Start { hosts: selected.clone(), batches: plan.batches.iter().map(|b| b.hosts.clone()).collect(), goal: goal.as_str().into() });
+    progress.emit(Event::Start {
+        hosts: selected.clone(),
+        batches: plan.batches.iter().map(|b| b.hosts.clone()).collect(),
+        goal: goal.as_str().into(),
+    });
     if !plan.blockers.is_empty() && goal.requires_activation() {
         outcome.failed = selected;
         return Err(format!("the plan is blocked: {}", plan.blockers.join("; ")));
@@ -115,12 +124,16 @@ fn run(rollout: &Rollout, progress: &Progress, outcome: &mut Outcome) -> Result<
 
     // 1. Build every selected system in one nix build.
     let build_started = Instant::now();
-    progress.note(None, format!("building {} system(s): {} ...", selected.len(), rollout.systems.installable("<host>")));
+    progress
+        .note(None, format!("building {} system(s): {} ...", selected.len(), rollout.systems.installable("<host>")));
     let built = closure::build(rollout.systems, &selected, rollout.options.build_timeout).map_err(|e| {
         outcome.failed = selected.clone();
         format!("build failed: {e}")
     })?;
-    progress.emit(Event::Built { systems: built.iter().map(|(h, p)| (h.clone(), p.to_string())).collect(), ms: ms(build_started) });
+    progress.emit(Event::Built {
+        systems: built.iter().map(|(h, p)| (h.clone(), p.to_string())).collect(),
+        ms: ms(build_started),
+    });
     outcome.systems = built.clone();
 
     // 2. What runs now; hosts already running their system are done.
@@ -134,7 +147,11 @@ fn run(rollout: &Rollout, progress: &Progress, outcome: &mut Outcome) -> Result<
                 outcome.unchanged.push(name);
             }
             Ok(current) => {
-                progress.emit(Event::Outdated { host: name.clone(), current: current.as_ref().map(ToString::to_string), new: built[&name].to_string() });
+                progress.emit(Event::Outdated {
+                    host: name.clone(),
+                    current: current.as_ref().map(ToString::to_string),
+                    new: built[&name].to_string(),
+                });
                 previous.insert(name, current);
             }
             Err(e) => {
@@ -177,13 +194,20 @@ fn run(rollout: &Rollout, progress: &Progress, outcome: &mut Outcome) -> Result<
     }
     if let Some(dir) = rollout.secrets_dir {
         let results = parallel(&outdated, |name| {
-            let files: Vec<SecretFile> = crate::secrets::host_secrets(rollout.topology, name, dir).into_iter().map(|(source, name)| SecretFile { name, source }).collect();
+            let files: Vec<SecretFile> = crate::secrets::host_secrets(rollout.topology, name, dir)
+                .into_iter()
+                .map(|(source, name)| SecretFile { name, source })
+                .collect();
             rollout.hosts[name].upload_secrets(&files)
         });
         let mut failed = Vec::new();
         for (name, result) in outdated.iter().zip(results) {
             match result {
-                Ok(report) => progress.emit(Event::SecretsUploaded { host: name.clone(), unchanged: report.unchanged.len(), updated: report.updated }),
+                Ok(report) => progress.emit(Event::SecretsUploaded {
+                    host: name.clone(),
+                    unchanged: report.unchanged.len(),
+                    updated: report.updated,
+                }),
                 Err(e) => {
                     progress.emit(Event::Failed { host: Some(name.clone()), error: e.to_string() });
                     failed.push(name.clone());
@@ -204,7 +228,18 @@ fn run(rollout: &Rollout, progress: &Progress, outcome: &mut Outcome) -> Result<
         }
         let ok = run_batch(rollout, progress, outcome, batch.tier, &members, &built, &previous, goal);
         if !ok {
-            let rest: Vec<String> = plan.batches.iter().flat_map(|b| &b.hosts).filter(|h| previous.contains_key(*h) && !outcome.activated.contains(h) && !outcome.rolled_back.contains(h) && !outcome.failed.contains(h)).cloned().collect();
+            let rest: Vec<String> = plan
+                .batches
+                .iter()
+                .flat_map(|b| &b.hosts)
+                .filter(|h| {
+                    previous.contains_key(*h)
+                        && !outcome.activated.contains(h)
+                        && !outcome.rolled_back.contains(h)
+                        && !outcome.failed.contains(h)
+                })
+                .cloned()
+                .collect();
             if !rest.is_empty() {
                 progress.note(None, format!("rollout stopped; not deployed: {}", rest.join(", ")));
             }
@@ -216,17 +251,34 @@ fn run(rollout: &Rollout, progress: &Progress, outcome: &mut Outcome) -> Result<
 
 /// One batch; false when the rollout must stop.
 #[allow(clippy::too_many_arguments)]
-fn run_batch(rollout: &Rollout, progress: &Progress, outcome: &mut Outcome, tier: Role, members: &[String], built: &BTreeMap<String, StorePath>, previous: &BTreeMap<String, Option<StorePath>>, goal: Goal) -> bool {
+fn run_batch(
+    rollout: &Rollout,
+    progress: &Progress,
+    outcome: &mut Outcome,
+    tier: Role,
+    members: &[String],
+    built: &BTreeMap<String, StorePath>,
+    previous: &BTreeMap<String, Option<StorePath>>,
+    goal: Goal,
+) -> bool {
     let topology = rollout.topology;
     let activates = goal.requires_activation();
-    let lbs: Vec<&dyn Host> = topology.lb.iter().flat_map(|lb| &lb.hosts).filter_map(|name| rollout.hosts.get(name).map(|h| h.as_ref())).collect();
+    let lbs: Vec<&dyn Host> = topology
+        .lb
+        .iter()
+        .flat_map(|lb| &lb.hosts)
+        .filter_map(|name| rollout.hosts.get(name).map(|h| h.as_ref()))
+        .collect();
     let is_backend = |name: &str| topology.lb.as_ref().is_some_and(|lb| lb.backends.iter().any(|b| b.host == name));
 
     // Galera: never take a node down unless the cluster is whole, Primary and Synced now.
     if activates && tier == Role::Db {
         for name in members {
             let host = rollout.hosts[name].as_ref();
-            let checks: Vec<_> = health::checks(topology, topology.host(name).expect("planned host"), host.layout()).into_iter().filter(|c| matches!(c, health::Check::Galera { .. })).collect();
+            let checks: Vec<_> = health::checks(topology, topology.host(name).expect("planned host"), host.layout())
+                .into_iter()
+                .filter(|c| matches!(c, health::Check::Galera { .. }))
+                .collect();
             if let Err(why) = health::probe(host, &checks) {
                 progress.emit(Event::Failed { host: Some(name.clone()), error: format!("not switching: the cluster must be whole before a node restarts, or it may lose quorum ({why})") });
                 outcome.failed.push(name.clone());
@@ -236,13 +288,18 @@ fn run_batch(rollout: &Rollout, progress: &Progress, outcome: &mut Outcome, tier
     }
 
     // Drain web backends in every load balancer; wait for their sessions to end.
-    let drained: Vec<String> = if activates { members.iter().filter(|m| is_backend(m)).cloned().collect() } else { Vec::new() };
-    let pairs: Vec<(&String, &dyn Host)> = drained.iter().flat_map(|name| lbs.iter().map(move |lb| (name, *lb))).collect();
+    let drained: Vec<String> =
+        if activates { members.iter().filter(|m| is_backend(m)).cloned().collect() } else { Vec::new() };
+    let pairs: Vec<(&String, &dyn Host)> =
+        drained.iter().flat_map(|name| lbs.iter().map(move |lb| (name, *lb))).collect();
     let results = parallel(&pairs, |(name, lb)| {
         let started = Instant::now();
         health::set_state(*lb, WEB_BACKEND, name, "drain")
             .map_err(|e| e.to_string())
-            .and_then(|()| health::wait_stat(*lb, WEB_BACKEND, name, rollout.options.drain_timeout, |s| s.scur == 0).map_err(|(e, _)| e.to_string()))
+            .and_then(|()| {
+                health::wait_stat(*lb, WEB_BACKEND, name, rollout.options.drain_timeout, |s| s.scur == 0)
+                    .map_err(|(e, _)| e.to_string())
+            })
             .map(|_| ms(started))
     });
     let mut drain_failed = false;
@@ -250,7 +307,10 @@ fn run_batch(rollout: &Rollout, progress: &Progress, outcome: &mut Outcome, tier
         match result {
             Ok(ms) => progress.emit(Event::Drained { host: (*name).clone(), lb: lb.name().into(), ms }),
             Err(error) => {
-                progress.emit(Event::Failed { host: Some((*name).clone()), error: format!("draining in {} failed: {error}", lb.name()) });
+                progress.emit(Event::Failed {
+                    host: Some((*name).clone()),
+                    error: format!("draining in {} failed: {error}", lb.name()),
+                });
                 if !outcome.failed.contains(name) {
                     outcome.failed.push((*name).clone());
                 }
@@ -271,10 +331,16 @@ fn run_batch(rollout: &Rollout, progress: &Progress, outcome: &mut Outcome, tier
         let switched = host.switch(path, goal);
         let gated = match switched {
             Ok(_) => {
-                progress.emit(Event::Activated { host: name.clone(), goal: goal.as_str().into(), path: path.to_string(), ms: ms(started) });
+                progress.emit(Event::Activated {
+                    host: name.clone(),
+                    goal: goal.as_str().into(),
+                    path: path.to_string(),
+                    ms: ms(started),
+                });
                 if activates {
                     let started = Instant::now();
-                    gate(rollout, host, &lbs).map(|details| progress.emit(Event::Healthy { host: name.clone(), details, ms: ms(started) }))
+                    gate(rollout, host, &lbs)
+                        .map(|details| progress.emit(Event::Healthy { host: name.clone(), details, ms: ms(started) }))
                 } else {
                     Ok(())
                 }
@@ -287,7 +353,8 @@ fn run_batch(rollout: &Rollout, progress: &Progress, outcome: &mut Outcome, tier
                 progress.emit(Event::GateFailed { host: name.clone(), reason: reason.clone() });
                 match host.rollback(previous[name].as_ref(), goal) {
                     Ok(to) => {
-                        let recheck = if activates { gate(rollout, host, &lbs) } else { Ok(vec!["not activated (goal)".into()]) };
+                        let recheck =
+                            if activates { gate(rollout, host, &lbs) } else { Ok(vec!["not activated (goal)".into()]) };
                         let (healthy, detail) = match recheck {
                             Ok(details) => (true, details.join("; ")),
                             Err(why) => (false, why),
@@ -296,7 +363,8 @@ fn run_batch(rollout: &Rollout, progress: &Progress, outcome: &mut Outcome, tier
                         HostResult::RolledBack { healthy }
                     }
                     Err(e) => {
-                        progress.emit(Event::Failed { host: Some(name.clone()), error: format!("rollback failed: {e}") });
+                        progress
+                            .emit(Event::Failed { host: Some(name.clone()), error: format!("rollback failed: {e}") });
                         HostResult::Failed
                     }
                 }
@@ -362,7 +430,12 @@ fn gate(rollout: &Rollout, host: &dyn Host, lbs: &[&dyn Host]) -> Result<Vec<Str
                 break;
             }
             if Instant::now() >= deadline {
-                return Err(format!("VRRP: {} load balancer(s) hold the virtual IP {} ({}), not exactly one", holders.len(), lb.vip, holders.join(", ")));
+                return Err(format!(
+                    "VRRP: {} load balancer(s) hold the virtual IP {} ({}), not exactly one",
+                    holders.len(),
+                    lb.vip,
+                    holders.join(", ")
+                ));
             }
             std::thread::sleep(rollout.options.gate.interval);
         }
@@ -373,18 +446,23 @@ fn gate(rollout: &Rollout, host: &dyn Host, lbs: &[&dyn Host]) -> Result<Vec<Str
 /// Puts `names` back in every load balancer's pool and waits until each is UP there;
 /// returns the hosts that are not back everywhere.
 fn undrain(rollout: &Rollout, progress: &Progress, lbs: &[&dyn Host], names: &[String]) -> Vec<String> {
-    let pairs: Vec<(&String, &dyn Host)> = names.iter().flat_map(|name| lbs.iter().map(move |lb| (name, *lb))).collect();
+    let pairs: Vec<(&String, &dyn Host)> =
+        names.iter().flat_map(|name| lbs.iter().map(move |lb| (name, *lb))).collect();
     let results = parallel(&pairs, |(name, lb)| {
-        health::set_state(*lb, WEB_BACKEND, name, "ready")
-            .map_err(|e| e.to_string())
-            .and_then(|()| health::wait_stat(*lb, WEB_BACKEND, name, rollout.options.drain_timeout, |s| s.status.starts_with("UP")).map_err(|(e, _)| e.to_string()))
+        health::set_state(*lb, WEB_BACKEND, name, "ready").map_err(|e| e.to_string()).and_then(|()| {
+            health::wait_stat(*lb, WEB_BACKEND, name, rollout.options.drain_timeout, |s| s.status.starts_with("UP"))
+                .map_err(|(e, _)| e.to_string())
+        })
     });
     let mut failed = Vec::new();
     for ((name, lb), result) in pairs.iter().zip(results) {
         match result {
             Ok(_) => progress.emit(Event::Undrained { host: (*name).clone(), lb: lb.name().into() }),
             Err(error) => {
-                progress.emit(Event::Failed { host: Some((*name).clone()), error: format!("putting it back in {} failed: {error}", lb.name()) });
+                progress.emit(Event::Failed {
+                    host: Some((*name).clone()),
+                    error: format!("putting it back in {} failed: {error}", lb.name()),
+                });
                 if !failed.contains(*name) {
                     failed.push((*name).clone());
                 }

@@ -13,13 +13,14 @@ use std::io::{BufRead, BufReader, Write as _};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
 
 use crate::exit;
 use crate::output::{self, WriteMode};
+use crate::process::{self, CommandError};
 use crate::render::{disko, NIXOS_SECRETS};
 use crate::spec::Role;
 use crate::topology::{Host, Topology};
@@ -77,10 +78,7 @@ pub enum InstallError {
     )]
     NoDisk { host: String },
     #[error("--target `{target}` {reason}; expected an SSH destination such as root@192.0.2.10")]
-    BadTarget {
-        target: String,
-        reason: &'static str,
-    },
+    BadTarget { target: String, reason: &'static str },
     #[error(
         "the flake in {dir} is not what the spec generates ({n} file{s} differ: {paths}); \
          run `{rebuild}` first, so that the machine gets the configuration the spec describes",
@@ -88,11 +86,7 @@ pub enum InstallError {
         s = if drift.len() == 1 { "" } else { "s" },
         paths = drift.join(", ")
     )]
-    StaleFlake {
-        dir: String,
-        drift: Vec<String>,
-        rebuild: String,
-    },
+    StaleFlake { dir: String, drift: Vec<String>, rebuild: String },
     #[error("{0}")]
     Output(#[from] output::OutputError),
     #[error(
@@ -100,12 +94,7 @@ pub enum InstallError {
          them from {NIXOS_SECRETS} from the first boot on)",
         missing = missing.join(", ")
     )]
-    SecretsMissing {
-        host: String,
-        dir: String,
-        missing: Vec<String>,
-        init: String,
-    },
+    SecretsMissing { host: String, dir: String, missing: Vec<String>, init: String },
     #[error(
         "{dir} is a git repository and Nix evaluates a git flake from tracked files only: {} \
          {} not tracked, so nixos-anywhere would not see {}; run `git -C {dir} add {}` first",
@@ -131,12 +120,7 @@ pub enum InstallError {
     )]
     Offline { origin: String },
     #[error("{command} exited with {status}: {headline}{tail}")]
-    Failed {
-        command: String,
-        status: String,
-        headline: String,
-        tail: String,
-    },
+    Failed { command: String, status: String, headline: String, tail: String },
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
         action: &'static str,
@@ -149,12 +133,7 @@ pub enum InstallError {
 /// The first few paths of a list, and how many more.
 fn abbreviate(paths: &[String]) -> String {
     const SHOWN: usize = 5;
-    let mut text = paths
-        .iter()
-        .take(SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mut text = paths.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
     if paths.len() > SHOWN {
         text.push_str(&format!(" and {} more", paths.len() - SHOWN));
     }
@@ -163,20 +142,14 @@ fn abbreviate(paths: &[String]) -> String {
 
 /// The distinct first components of relative paths (`hosts/lb1/disko.nix` → `hosts`).
 fn top_level(paths: &[String]) -> String {
-    let tops: std::collections::BTreeSet<&str> = paths
-        .iter()
-        .map(|path| path.split('/').next().unwrap_or(path))
-        .collect();
+    let tops: std::collections::BTreeSet<&str> =
+        paths.iter().map(|path| path.split('/').next().unwrap_or(path)).collect();
     tops.into_iter().collect::<Vec<_>>().join(" ")
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> InstallError {
     let path = path.to_path_buf();
-    move |source| InstallError::Io {
-        action,
-        path,
-        source,
-    }
+    move |source| InstallError::Io { action, path, source }
 }
 
 /// What an install of one host takes, checked against the spec and the secrets directory.
@@ -199,27 +172,11 @@ pub struct InstallPlan {
 
 /// Checks the host, its disk, the target and the presence of the host's secrets;
 /// `init_command` is the `nixstack secrets init` to suggest.
-pub fn plan(
-    topology: &Topology,
-    args: &InstallArgs,
-    init_command: &str,
-) -> Result<InstallPlan, InstallError> {
-    let (host, target, secrets_dir) = (
-        args.host.as_str(),
-        args.target.as_str(),
-        args.secrets.as_path(),
-    );
+pub fn plan(topology: &Topology, args: &InstallArgs, init_command: &str) -> Result<InstallPlan, InstallError> {
+    let (host, target, secrets_dir) = (args.host.as_str(), args.target.as_str(), args.secrets.as_path());
     let Some(found) = topology.hosts.iter().find(|h| h.name == host) else {
-        let known = topology
-            .hosts
-            .iter()
-            .map(|h| h.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(InstallError::UnknownHost {
-            host: host.into(),
-            known,
-        });
+        let known = topology.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ");
+        return Err(InstallError::UnknownHost { host: host.into(), known });
     };
     let Some(disk) = found.disk.clone() else {
         return Err(InstallError::NoDisk { host: host.into() });
@@ -229,12 +186,7 @@ pub fn plan(
     let missing: Vec<String> = secrets
         .iter()
         .filter(|(path, _)| !path.is_file())
-        .map(|(path, _)| {
-            path.strip_prefix(secrets_dir)
-                .unwrap_or(path)
-                .display()
-                .to_string()
-        })
+        .map(|(path, _)| path.strip_prefix(secrets_dir).unwrap_or(path).display().to_string())
         .collect();
     if !missing.is_empty() {
         return Err(InstallError::SecretsMissing {
@@ -247,9 +199,7 @@ pub fn plan(
     let mut notes = galera_notes(topology, found);
     if let Some(monitoring) = topology.monitoring.as_ref().filter(|_| found.monitored) {
         let endpoint = secrets_dir.join(&monitoring.endpoint_secret);
-        if std::fs::read_to_string(&endpoint)
-            .is_ok_and(|text| crate::secrets::is_placeholder(&text))
-        {
+        if std::fs::read_to_string(&endpoint).is_ok_and(|text| crate::secrets::is_placeholder(&text)) {
             notes.push(format!(
                 "{} still holds the placeholder URL: {host} ships no metrics or logs until the real \
                  Sumo Logic HTTP source URL is there and `nixstack deploy --on {host}` uploads it.",
@@ -270,12 +220,7 @@ pub fn plan(
 
 /// An SSH destination ssh and nixos-anywhere take as one argument, never as an option.
 fn check_target(target: &str) -> Result<(), InstallError> {
-    let bad = |reason| {
-        Err(InstallError::BadTarget {
-            target: target.into(),
-            reason,
-        })
-    };
+    let bad = |reason| Err(InstallError::BadTarget { target: target.into(), reason });
     if target.is_empty() {
         return bad("is empty");
     }
@@ -295,11 +240,8 @@ fn check_target(target: &str) -> Result<(), InstallError> {
 /// flake registry name.
 pub fn flake_ref(dir: &Path, host: &str) -> String {
     let text = dir.display().to_string();
-    let path_like = dir.is_absolute()
-        || text == "."
-        || text == ".."
-        || text.starts_with("./")
-        || text.starts_with("../");
+    let path_like =
+        dir.is_absolute() || text == "." || text == ".." || text.starts_with("./") || text.starts_with("../");
     if path_like {
         format!("{text}#{host}")
     } else {
@@ -314,13 +256,7 @@ fn galera_notes(topology: &Topology, host: &Host) -> Vec<String> {
         return Vec::new();
     };
     if db.bootstrap == host.name {
-        let others = db
-            .hosts
-            .iter()
-            .filter(|h| **h != host.name)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ");
+        let others = db.hosts.iter().filter(|h| **h != host.name).cloned().collect::<Vec<_>>().join(", ");
         vec![format!(
             "{name} is the Galera bootstrap node (db.bootstrap). If no other node of the cluster runs yet \
              (a brand-new cluster), its first start must form the cluster: before installing, put \
@@ -343,11 +279,7 @@ fn galera_notes(topology: &Topology, host: &Host) -> Vec<String> {
 
 /// Refuses a flake directory that is not exactly what the spec generates (`nixstack build
 /// --check` would report drift).
-pub fn check_fresh(
-    dir: &Path,
-    topology: &Topology,
-    rebuild: &str,
-) -> Result<(), InstallError> {
+pub fn check_fresh(dir: &Path, topology: &Topology, rebuild: &str) -> Result<(), InstallError> {
     let artifacts = output::artifacts(topology);
     let report = output::write(dir, &artifacts, WriteMode::Check, false)?;
     if report.is_fresh() {
@@ -355,11 +287,7 @@ pub fn check_fresh(
     }
     Err(InstallError::StaleFlake {
         dir: dir.display().to_string(),
-        drift: report
-            .drift
-            .iter()
-            .map(|drift| drift.path().to_string())
-            .collect(),
+        drift: report.drift.iter().map(|drift| drift.path().to_string()).collect(),
         rebuild: rebuild.into(),
     })
 }
@@ -368,11 +296,7 @@ pub fn check_fresh(
 /// evaluates but git does not track (Nix would not see them) or tracked secrets; outside git,
 /// a secrets directory inside the flake directory (Nix copies the whole directory into the
 /// store).
-pub fn check_flake_source(
-    dir: &Path,
-    secrets_dir: &Path,
-    topology: &Topology,
-) -> Result<(), InstallError> {
+pub fn check_flake_source(dir: &Path, secrets_dir: &Path, topology: &Topology) -> Result<(), InstallError> {
     let secrets_inside = inside(secrets_dir, dir);
     let Some(tracked) = git_tracked(dir) else {
         return match secrets_inside {
@@ -393,10 +317,7 @@ pub fn check_flake_source(
     };
     if let Some(relative) = secrets_inside {
         let prefix = format!("{}/", relative.display());
-        let leaked: Vec<&String> = tracked
-            .iter()
-            .filter(|path| path.starts_with(&prefix))
-            .collect();
+        let leaked: Vec<&String> = tracked.iter().filter(|path| path.starts_with(&prefix)).collect();
         if !leaked.is_empty() {
             return Err(InstallError::SecretsInFlake {
                 what: format!(
@@ -421,10 +342,7 @@ pub fn check_flake_source(
     if untracked.is_empty() {
         Ok(())
     } else {
-        Err(InstallError::Untracked {
-            dir: dir.display().to_string(),
-            untracked,
-        })
+        Err(InstallError::Untracked { dir: dir.display().to_string(), untracked })
     }
 }
 
@@ -439,25 +357,10 @@ fn inside(child: &Path, parent: &Path) -> Option<PathBuf> {
 /// The files git tracks under `dir` (relative to it), or `None` when `dir` is not in a git
 /// work tree (or git is not installed).
 fn git_tracked(dir: &Path) -> Option<std::collections::BTreeSet<String>> {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["ls-files", "-z", "--cached"])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    Some(
-        output
-            .stdout
-            .split(|b| *b == 0)
-            .filter(|name| !name.is_empty())
-            .map(|name| String::from_utf8_lossy(name).into_owned())
-            .collect(),
-    )
+    let mut command = Command::new("git");
+    command.arg("-C").arg(dir).args(["ls-files", "-z", "--cached"]);
+    let output = process::run(command, None, process::SHORT).ok()?;
+    Some(output.stdout.split('\0').filter(|name| !name.is_empty()).map(str::to_string).collect())
 }
 
 /// The host's secrets laid out as nixos-anywhere's `--extra-files` copies them onto the new
@@ -484,31 +387,17 @@ impl Staging {
 
     /// Every directory and file of the staged tree with its mode, read back from disk, sorted.
     pub fn entries(&self) -> Result<Vec<StagedEntry>, InstallError> {
-        fn walk(
-            root: &Path,
-            dir: &Path,
-            entries: &mut Vec<StagedEntry>,
-        ) -> Result<(), InstallError> {
+        fn walk(root: &Path, dir: &Path, entries: &mut Vec<StagedEntry>) -> Result<(), InstallError> {
             for entry in std::fs::read_dir(dir).map_err(io("read", dir))? {
                 let path = entry.map_err(io("read", dir))?.path();
                 let metadata = std::fs::symlink_metadata(&path).map_err(io("inspect", &path))?;
-                let relative = path
-                    .strip_prefix(root)
-                    .unwrap_or(&path)
-                    .display()
-                    .to_string();
+                let relative = path.strip_prefix(root).unwrap_or(&path).display().to_string();
                 let mode = metadata.permissions().mode() & 0o7777;
                 if metadata.is_dir() {
-                    entries.push(StagedEntry {
-                        path: format!("{relative}/"),
-                        mode,
-                    });
+                    entries.push(StagedEntry { path: format!("{relative}/"), mode });
                     walk(root, &path, entries)?;
                 } else {
-                    entries.push(StagedEntry {
-                        path: relative,
-                        mode,
-                    });
+                    entries.push(StagedEntry { path: relative, mode });
                 }
             }
             Ok(())
@@ -538,11 +427,7 @@ pub fn stage_secrets(secrets: &[(PathBuf, String)]) -> Result<Staging, InstallEr
     for component in Path::new(relative).components() {
         path.push(component);
         std::fs::create_dir(&path).map_err(io("create", &path))?;
-        let mode = if path == target {
-            SECRETS_DIR_MODE
-        } else {
-            0o755
-        };
+        let mode = if path == target { SECRETS_DIR_MODE } else { 0o755 };
         set_mode(&path, mode)?;
     }
     for (source, name) in secrets {
@@ -572,8 +457,7 @@ pub fn stage_secrets(secrets: &[(PathBuf, String)]) -> Result<Staging, InstallEr
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), InstallError> {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(io("set the mode of", path))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io("set the mode of", path))
 }
 
 /// The nixos-anywhere command line for `plan`, with `extra_files` as `--extra-files`.
@@ -604,10 +488,7 @@ pub fn command_line(plan: &InstallPlan, extra_files: &str) -> Vec<String> {
 pub fn shell_line(argv: &[String]) -> String {
     argv.iter()
         .map(|arg| {
-            let plain = !arg.is_empty()
-                && arg
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@#%+,".contains(c));
+            let plain = !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@#%+,".contains(c));
             if plain {
                 arg.clone()
             } else {
@@ -623,86 +504,37 @@ pub fn shell_line(argv: &[String]) -> String {
 /// commands; nothing here touches the network.
 pub fn nix_preflight() -> Result<(), InstallError> {
     let mut last_error = String::new();
-    for subcommand in [
-        &["show-config", "--json"][..],
-        &["config", "show", "--json"][..],
-    ] {
+    for subcommand in [&["show-config", "--json"][..], &["config", "show", "--json"][..]] {
         let mut command = Command::new("nix");
-        command
-            .args(["--extra-experimental-features", "nix-command flakes"])
-            .args(subcommand)
-            .stdin(Stdio::null());
-        let output = match output_within(command, NIX_CONFIG_TIMEOUT) {
+        command.args(["--extra-experimental-features", "nix-command flakes"]).args(subcommand);
+        let output = match process::run(command, None, NIX_CONFIG_TIMEOUT) {
             Ok(output) => output,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Err(InstallError::NixMissing {
-                    detail: "not found on PATH".into(),
-                });
+            Err(CommandError::Spawn { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(InstallError::NixMissing { detail: "not found on PATH".into() });
             }
-            Err(error) => {
-                return Err(InstallError::NixMissing {
-                    detail: error.to_string(),
-                })
+            // An older Nix lacks one of the two subcommands: try the other.
+            Err(CommandError::Failed { stderr_tail, .. }) => {
+                last_error = tail(&stderr_tail, 1);
+                continue;
             }
+            Err(error) => return Err(InstallError::NixMissing { detail: error.headline() }),
         };
-        if !output.status.success() {
-            last_error = tail(&String::from_utf8_lossy(&output.stderr), 1);
-            continue;
-        }
-        let config: serde_json::Value =
-            serde_json::from_slice(&output.stdout).map_err(|e| InstallError::NixMissing {
-                detail: format!("`nix {}` printed no JSON: {e}", subcommand.join(" ")),
-            })?;
-        let substituters = config["substituters"]["value"]
-            .as_array()
-            .map(Vec::len)
-            .unwrap_or(0);
+        let config: serde_json::Value = serde_json::from_str(&output.stdout).map_err(|e| InstallError::NixMissing {
+            detail: format!("`nix {}` printed no JSON: {e}", subcommand.join(" ")),
+        })?;
+        let substituters = config["substituters"]["value"].as_array().map(Vec::len).unwrap_or(0);
         if substituters == 0 {
-            let origin = if std::env::var_os("NIX_CONFIG").is_some() {
-                ", set by NIX_CONFIG"
-            } else {
-                ""
-            };
-            return Err(InstallError::Offline {
-                origin: origin.into(),
-            });
+            let origin = if std::env::var_os("NIX_CONFIG").is_some() { ", set by NIX_CONFIG" } else { "" };
+            return Err(InstallError::Offline { origin: origin.into() });
         }
         return Ok(());
     }
-    Err(InstallError::NixMissing {
-        detail: format!("it cannot show its configuration: {last_error}"),
-    })
-}
-
-/// Runs `command` to completion, killing it after `timeout`.
-fn output_within(mut command: Command, timeout: Duration) -> std::io::Result<std::process::Output> {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let started = Instant::now();
-    loop {
-        if child.try_wait()?.is_some() {
-            return child.wait_with_output();
-        }
-        if started.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer within {}s", timeout.as_secs()),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    Err(InstallError::NixMissing { detail: format!("it cannot show its configuration: {last_error}") })
 }
 
 /// The last `n` non-empty lines of `text`.
 fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .collect();
+    let lines: Vec<&str> = text.lines().filter(|line| !line.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
@@ -713,9 +545,7 @@ fn run_nixos_anywhere(plan: &InstallPlan, argv: &[String]) -> Result<(), Install
         .args(&argv[1..])
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|error| InstallError::NixMissing {
-            detail: error.to_string(),
-        })?;
+        .map_err(|error| InstallError::NixMissing { detail: error.to_string() })?;
     let stderr = child.stderr.take().expect("stderr is piped");
     let mut kept: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     for line in BufReader::new(stderr).lines() {
@@ -726,11 +556,8 @@ fn run_nixos_anywhere(plan: &InstallPlan, argv: &[String]) -> Result<(), Install
         }
         kept.push_back(line);
     }
-    let status = child.wait().map_err(|source| InstallError::Io {
-        action: "wait for",
-        path: PathBuf::from("nix"),
-        source,
-    })?;
+    let status =
+        child.wait().map_err(|source| InstallError::Io { action: "wait for", path: PathBuf::from("nix"), source })?;
     if status.success() {
         return Ok(());
     }
@@ -747,11 +574,7 @@ fn run_nixos_anywhere(plan: &InstallPlan, argv: &[String]) -> Result<(), Install
         command: format!("nix run {}", plan.nixos_anywhere),
         status: status.to_string(),
         headline,
-        tail: if text.is_empty() {
-            String::new()
-        } else {
-            format!("\nlast lines of its stderr:\n{text}")
-        },
+        tail: if text.is_empty() { String::new() } else { format!("\nlast lines of its stderr:\n{text}") },
     })
 }
 
@@ -768,10 +591,7 @@ pub fn describe(
     secrets_dir: &Path,
     extra_files: Option<&Path>,
 ) -> Result<String, InstallError> {
-    let mut text = format!(
-        "nixstack: install {} on {} with nixos-anywhere\n",
-        plan.host, plan.target
-    );
+    let mut text = format!("nixstack: install {} on {} with nixos-anywhere\n", plan.host, plan.target);
     text.push_str(&format!("  flake    {} (fresh)\n", plan.flake_ref));
     text.push_str(&format!(
         "  disk     {} is erased and partitioned as hosts/{}/{}:\n",
@@ -805,15 +625,8 @@ pub fn describe(
 /// `nixstack install`: 0 installed (or, with `--dry-run`, ready to), 2 refused or failed.
 pub fn command(args: InstallArgs) -> Result<i32> {
     let (_, topology) = crate::topology::load(args.spec.as_deref())?;
-    let spec_arg = args
-        .spec
-        .as_ref()
-        .map(|path| format!(" {}", path.display()))
-        .unwrap_or_default();
-    let init = format!(
-        "nixstack secrets init{spec_arg} --dir {}",
-        args.secrets.display()
-    );
+    let spec_arg = args.spec.as_ref().map(|path| format!(" {}", path.display())).unwrap_or_default();
+    let init = format!("nixstack secrets init{spec_arg} --dir {}", args.secrets.display());
     let rebuild = if args.flake == Path::new(".") {
         format!("nixstack build{spec_arg}")
     } else {
@@ -827,10 +640,7 @@ pub fn command(args: InstallArgs) -> Result<i32> {
     if args.dry_run {
         // The staging directory is removed when this returns: the printed command names it
         // by a variable, as the operator would when running it by hand.
-        print!(
-            "{}",
-            describe(&plan, &topology, &staging, &args.secrets, None)?
-        );
+        print!("{}", describe(&plan, &topology, &staging, &args.secrets, None)?);
         println!(
             "dry run: nothing was run. $STAGING stands for a directory of mode 0700 holding the tree above \
              (install creates and removes it)."
@@ -839,21 +649,9 @@ pub fn command(args: InstallArgs) -> Result<i32> {
     }
 
     nix_preflight()?;
-    print!(
-        "{}",
-        describe(
-            &plan,
-            &topology,
-            &staging,
-            &args.secrets,
-            Some(staging.root())
-        )?
-    );
+    print!("{}", describe(&plan, &topology, &staging, &args.secrets, Some(staging.root()))?);
     std::io::stdout().flush().ok();
-    run_nixos_anywhere(
-        &plan,
-        &command_line(&plan, &staging.root().display().to_string()),
-    )?;
+    run_nixos_anywhere(&plan, &command_line(&plan, &staging.root().display().to_string()))?;
     drop(staging);
     println!(
         "nixstack: {} installed and rebooting; from now on `nixstack deploy --on {}` updates it",
@@ -886,13 +684,8 @@ mod tests {
 
     #[test]
     fn shell_lines_quote_what_the_shell_would_split() {
-        let argv: Vec<String> = ["nix", "nix-command flakes", ".#lb1", "$STAGING", "it's"]
-            .map(String::from)
-            .to_vec();
-        assert_eq!(
-            shell_line(&argv),
-            r#"nix 'nix-command flakes' .#lb1 '$STAGING' 'it'\''s'"#
-        );
+        let argv: Vec<String> = ["nix", "nix-command flakes", ".#lb1", "$STAGING", "it's"].map(String::from).to_vec();
+        assert_eq!(shell_line(&argv), r#"nix 'nix-command flakes' .#lb1 '$STAGING' 'it'\''s'"#);
     }
 
     #[test]

@@ -4,7 +4,6 @@ pub mod closure;
 mod command;
 pub mod diff;
 pub mod execute;
-mod goal;
 pub mod health;
 pub mod host;
 pub mod install;
@@ -12,6 +11,6 @@ pub mod plan;
 pub mod progress;
 pub mod ssh;
 
-pub use command::{command, lab_hosts, make_plan, DeployArgs, DEPLOYED_SPEC};
-pub use goal::Goal;
+pub use crate::host::Goal;
+pub use command::{command, lab_command, lab_hosts, make_plan, DeployArgs, LabTarget, DEPLOYED_SPEC};
 pub use plan::{Batch, Change, Plan};

@@ -46,7 +46,10 @@ pub fn select<'t>(topology: &'t Topology, on: &[String]) -> Result<Vec<&'t Host>
     let mut selected = BTreeSet::new();
     for item in on.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
         if let Some(role) = item.strip_prefix('@') {
-            let role = Role::ALL.into_iter().find(|r| r.as_str() == role).ok_or_else(|| format!("`@{role}` is not a role (lb, web, app, db)"))?;
+            let role = Role::ALL
+                .into_iter()
+                .find(|r| r.as_str() == role)
+                .ok_or_else(|| format!("`@{role}` is not a role (lb, web, app, db)"))?;
             selected.extend(topology.hosts_with(role).map(|h| h.name.clone()));
         } else if topology.host(item).is_some() {
             selected.insert(item.to_string());
@@ -91,7 +94,9 @@ pub fn batches(topology: &Topology, selected: &[&Host], parallel: usize) -> (Vec
             }
         }
         if tier_size == 1 {
-            blockers.push(format!("the {tier} tier has one host: deploying it interrupts service (no rolling deploy possible)"));
+            blockers.push(format!(
+                "the {tier} tier has one host: deploying it interrupts service (no rolling deploy possible)"
+            ));
         }
         for chunk in members.chunks(batch_size) {
             batches.push(Batch { tier, hosts: chunk.iter().map(|h| h.name.clone()).collect() });
@@ -124,23 +129,48 @@ pub fn changes(old: &Topology, new: &Topology, old_files: &Artifacts, new_files:
             add(&host.name, format!("role {role} removed"));
         }
         if host.has(Role::Lb) {
-            let was: BTreeSet<String> = old.lb.iter().flat_map(|l| &l.backends).map(|b| format!("{} {}:{}", b.host, b.address, b.port)).collect();
-            let is: BTreeSet<String> = new.lb.iter().flat_map(|l| &l.backends).map(|b| format!("{} {}:{}", b.host, b.address, b.port)).collect();
+            let was: BTreeSet<String> = old
+                .lb
+                .iter()
+                .flat_map(|l| &l.backends)
+                .map(|b| format!("{} {}:{}", b.host, b.address, b.port))
+                .collect();
+            let is: BTreeSet<String> = new
+                .lb
+                .iter()
+                .flat_map(|l| &l.backends)
+                .map(|b| format!("{} {}:{}", b.host, b.address, b.port))
+                .collect();
             diff_sets(&was, &is, "backend", &mut |w| add(&host.name, w));
         }
         if host.has(Role::Web) {
-            let was: BTreeSet<String> = old.web.iter().flat_map(|w| &w.app_upstream).map(|b| format!("{} {}:{}", b.host, b.address, b.port)).collect();
-            let is: BTreeSet<String> = new.web.iter().flat_map(|w| &w.app_upstream).map(|b| format!("{} {}:{}", b.host, b.address, b.port)).collect();
+            let was: BTreeSet<String> = old
+                .web
+                .iter()
+                .flat_map(|w| &w.app_upstream)
+                .map(|b| format!("{} {}:{}", b.host, b.address, b.port))
+                .collect();
+            let is: BTreeSet<String> = new
+                .web
+                .iter()
+                .flat_map(|w| &w.app_upstream)
+                .map(|b| format!("{} {}:{}", b.host, b.address, b.port))
+                .collect();
             diff_sets(&was, &is, "app upstream", &mut |w| add(&host.name, w));
         }
         if host.has(Role::Db) {
-            let was: BTreeSet<String> = old.db.iter().flat_map(|d| &d.peers).map(|b| format!("{} {}", b.host, b.address)).collect();
-            let is: BTreeSet<String> = new.db.iter().flat_map(|d| &d.peers).map(|b| format!("{} {}", b.host, b.address)).collect();
+            let was: BTreeSet<String> =
+                old.db.iter().flat_map(|d| &d.peers).map(|b| format!("{} {}", b.host, b.address)).collect();
+            let is: BTreeSet<String> =
+                new.db.iter().flat_map(|d| &d.peers).map(|b| format!("{} {}", b.host, b.address)).collect();
             diff_sets(&was, &is, "Galera peer", &mut |w| add(&host.name, w));
         }
         let ports = |t: &Topology| -> BTreeSet<String> {
             t.firewall.get(&host.name).map_or_else(BTreeSet::new, |f| {
-                f.inbound.iter().flat_map(|a| a.peers.iter().map(move |p| format!("{}/{} from {}", a.proto.as_str(), a.port, p))).collect()
+                f.inbound
+                    .iter()
+                    .flat_map(|a| a.peers.iter().map(move |p| format!("{}/{} from {}", a.proto.as_str(), a.port, p)))
+                    .collect()
             })
         };
         diff_sets_verbs(&ports(old), &ports(new), "port opened", "port closed", &mut |w| add(&host.name, w));
@@ -168,7 +198,13 @@ fn diff_sets(was: &BTreeSet<String>, is: &BTreeSet<String>, noun: &str, add: &mu
     diff_sets_verbs(was, is, &format!("{noun} added"), &format!("{noun} removed"), add)
 }
 
-fn diff_sets_verbs(was: &BTreeSet<String>, is: &BTreeSet<String>, added: &str, removed: &str, add: &mut dyn FnMut(String)) {
+fn diff_sets_verbs(
+    was: &BTreeSet<String>,
+    is: &BTreeSet<String>,
+    added: &str,
+    removed: &str,
+    add: &mut dyn FnMut(String),
+) {
     for item in is.difference(was) {
         add(format!("{added}: {item}"));
     }
@@ -178,7 +214,14 @@ fn diff_sets_verbs(was: &BTreeSet<String>, is: &BTreeSet<String>, added: &str, r
 }
 
 /// Builds the plan for the selected hosts.
-pub fn plan(old: Option<(&Topology, &Artifacts)>, new: &Topology, new_files: &Artifacts, selected: &[&Host], goal: Goal, parallel: usize) -> Plan {
+pub fn plan(
+    old: Option<(&Topology, &Artifacts)>,
+    new: &Topology,
+    new_files: &Artifacts,
+    selected: &[&Host],
+    goal: Goal,
+    parallel: usize,
+) -> Plan {
     let (batches, mut blockers) = batches(new, selected, parallel);
     let empty = Artifacts::new();
     let (old_topology, old_files) = old.unwrap_or((new, &empty));
@@ -206,7 +249,10 @@ impl Plan {
             by_host.entry(&change.host).or_default().push(&change.what);
         }
         if by_host.is_empty() {
-            let _ = writeln!(out, "spec-level changes: none (closures are still built and compared; unchanged hosts are skipped)");
+            let _ = writeln!(
+                out,
+                "spec-level changes: none (closures are still built and compared; unchanged hosts are skipped)"
+            );
         } else {
             let _ = writeln!(out, "spec-level changes:");
             for (host, whats) in by_host {
@@ -278,7 +324,8 @@ mod tests {
     #[test]
     fn adding_a_web_host_reads_as_backend_added_and_port_opened() {
         let old = default();
-        let text = crate::spec::DEFAULT_SPEC.replace("[hosts.app1]", "[hosts.web4]\naddress = \"10.10.0.24\"\nroles = [\"web\"]\n\n[hosts.app1]");
+        let text = crate::spec::DEFAULT_SPEC
+            .replace("[hosts.app1]", "[hosts.web4]\naddress = \"10.10.0.24\"\nroles = [\"web\"]\n\n[hosts.app1]");
         let new = topology(&text);
         let changes = changes(&old, &new, &Artifacts::new(), &Artifacts::new());
         let says = |host: &str, what: &str| changes.iter().any(|c| c.host == host && c.what.contains(what));

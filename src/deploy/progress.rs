@@ -14,29 +14,88 @@ use serde::Serialize;
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// The rollout starts: these hosts, in these batches.
-    Start { hosts: Vec<String>, batches: Vec<Vec<String>>, goal: String },
+    Start {
+        hosts: Vec<String>,
+        batches: Vec<Vec<String>>,
+        goal: String,
+    },
     /// All selected systems were built (one `nix build`).
-    Built { systems: Vec<(String, String)>, ms: u64 },
+    Built {
+        systems: Vec<(String, String)>,
+        ms: u64,
+    },
     /// The host already runs this system: nothing to copy or activate.
-    Unchanged { host: String, path: String },
+    Unchanged {
+        host: String,
+        path: String,
+    },
     /// The host runs another system (or none yet).
-    Outdated { host: String, current: Option<String>, new: String },
-    Copied { host: String, path: String, ms: u64 },
-    SecretsUploaded { host: String, updated: Vec<String>, unchanged: usize },
+    Outdated {
+        host: String,
+        current: Option<String>,
+        new: String,
+    },
+    Copied {
+        host: String,
+        path: String,
+        ms: u64,
+    },
+    SecretsUploaded {
+        host: String,
+        updated: Vec<String>,
+        unchanged: usize,
+    },
     /// The host was put in drain mode in a load balancer and its sessions ended.
-    Drained { host: String, lb: String, ms: u64 },
-    Activated { host: String, goal: String, path: String, ms: u64 },
-    Healthy { host: String, details: Vec<String>, ms: u64 },
+    Drained {
+        host: String,
+        lb: String,
+        ms: u64,
+    },
+    Activated {
+        host: String,
+        goal: String,
+        path: String,
+        ms: u64,
+    },
+    Healthy {
+        host: String,
+        details: Vec<String>,
+        ms: u64,
+    },
     /// The host is back in a load balancer's pool and up there.
-    Undrained { host: String, lb: String },
-    GateFailed { host: String, reason: String },
-    RolledBack { host: String, to: String, healthy: bool, detail: String },
+    Undrained {
+        host: String,
+        lb: String,
+    },
+    GateFailed {
+        host: String,
+        reason: String,
+    },
+    RolledBack {
+        host: String,
+        to: String,
+        healthy: bool,
+        detail: String,
+    },
     /// A step failed; the rollout stops.
-    Failed { host: Option<String>, error: String },
+    Failed {
+        host: Option<String>,
+        error: String,
+    },
     /// Anything else worth a line.
-    Note { host: Option<String>, message: String },
+    Note {
+        host: Option<String>,
+        message: String,
+    },
     /// The end: `ok` is false after any failure or rollback.
-    Done { ok: bool, activated: Vec<String>, unchanged: Vec<String>, rolled_back: Vec<String>, failed: Vec<String>, ms: u64 },
+    Done {
+        ok: bool,
+        activated: Vec<String>,
+        unchanged: Vec<String>,
+        rolled_back: Vec<String>,
+        failed: Vec<String>,
+        ms: u64,
+    },
 }
 
 impl Event {
@@ -66,19 +125,32 @@ impl Event {
                 batches.len(),
                 batches.iter().map(|b| b.join("+")).collect::<Vec<_>>().join(" → ")
             ),
-            Event::Built { systems, ms } => format!("built {} system(s) in one nix build ({:.1}s)", systems.len(), *ms as f64 / 1000.0),
+            Event::Built { systems, ms } => {
+                format!("built {} system(s) in one nix build ({:.1}s)", systems.len(), *ms as f64 / 1000.0)
+            }
             Event::Unchanged { path, .. } => format!("already runs {path}: skipped"),
-            Event::Outdated { current, new, .. } => format!("runs {} → {new}", current.as_deref().unwrap_or("no deployed system")),
+            Event::Outdated { current, new, .. } => {
+                format!("runs {} → {new}", current.as_deref().unwrap_or("no deployed system"))
+            }
             Event::Copied { ms, .. } => format!("closure copied ({:.1}s)", *ms as f64 / 1000.0),
-            Event::SecretsUploaded { updated, unchanged, .. } if updated.is_empty() => format!("secrets: {unchanged} unchanged"),
-            Event::SecretsUploaded { updated, unchanged, .. } => format!("secrets: updated {}; {unchanged} unchanged", updated.join(", ")),
+            Event::SecretsUploaded { updated, unchanged, .. } if updated.is_empty() => {
+                format!("secrets: {unchanged} unchanged")
+            }
+            Event::SecretsUploaded { updated, unchanged, .. } => {
+                format!("secrets: updated {}; {unchanged} unchanged", updated.join(", "))
+            }
             Event::Drained { lb, ms, .. } => format!("drained in {lb} ({:.1}s)", *ms as f64 / 1000.0),
             Event::Activated { goal, ms, .. } => format!("{goal} done ({:.1}s)", *ms as f64 / 1000.0),
-            Event::Healthy { details, ms, .. } => format!("healthy: {} ({:.1}s)", details.join("; "), *ms as f64 / 1000.0),
+            Event::Healthy { details, ms, .. } => {
+                format!("healthy: {} ({:.1}s)", details.join("; "), *ms as f64 / 1000.0)
+            }
             Event::Undrained { lb, .. } => format!("back in {lb}'s pool"),
             Event::GateFailed { reason, .. } => format!("HEALTH GATE FAILED: {reason}"),
             Event::RolledBack { to, healthy, detail, .. } => {
-                format!("ROLLED BACK to {to}; {}", if *healthy { format!("healthy again ({detail})") } else { format!("STILL UNHEALTHY: {detail}") })
+                format!(
+                    "ROLLED BACK to {to}; {}",
+                    if *healthy { format!("healthy again ({detail})") } else { format!("STILL UNHEALTHY: {detail}") }
+                )
             }
             Event::Failed { error, .. } => format!("FAILED: {error}"),
             Event::Note { message, .. } => message.clone(),
@@ -159,8 +231,13 @@ impl Printer {
                 let line = match format {
                     Format::Json => serde_json::to_string(&event).expect("events serialize"),
                     Format::Human { bar } => {
-                        let who = event.host().map(|h| format!("{h:>8}  ")).unwrap_or_else(|| format!("{:>8}  ", "deploy"));
-                        let bar = if bar && total > 0 { format!("{} ", progress_bar(done.min(total), total)) } else { String::new() };
+                        let who =
+                            event.host().map(|h| format!("{h:>8}  ")).unwrap_or_else(|| format!("{:>8}  ", "deploy"));
+                        let bar = if bar && total > 0 {
+                            format!("{} ", progress_bar(done.min(total), total))
+                        } else {
+                            String::new()
+                        };
                         format!("{bar}{who}{}", event.describe())
                     }
                 };
@@ -208,7 +285,9 @@ mod tests {
         std::thread::scope(|scope| {
             for i in 0..8 {
                 let progress = progress.clone();
-                scope.spawn(move || progress.emit(Event::Copied { host: format!("web{i}"), path: "/nix/store/x".into(), ms: i }));
+                scope.spawn(move || {
+                    progress.emit(Event::Copied { host: format!("web{i}"), path: "/nix/store/x".into(), ms: i })
+                });
             }
         });
         let events = progress.events();
@@ -226,7 +305,11 @@ mod tests {
     fn human_lines_name_the_host_and_show_a_bar_on_terminals() {
         let buffer = Shared(Arc::new(Mutex::new(Vec::new())));
         let (progress, printer) = Printer::start(Format::Human { bar: true }, Box::new(buffer.clone()));
-        progress.emit(Event::Start { hosts: vec!["web1".into(), "web2".into()], batches: vec![vec!["web1".into()], vec!["web2".into()]], goal: "switch".into() });
+        progress.emit(Event::Start {
+            hosts: vec!["web1".into(), "web2".into()],
+            batches: vec![vec!["web1".into()], vec!["web2".into()]],
+            goal: "switch".into(),
+        });
         progress.emit(Event::Unchanged { host: "web1".into(), path: "/nix/store/x".into() });
         printer.finish(progress);
         let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();

@@ -6,17 +6,22 @@
 //! `status` shows each host's daemons and health; `down` removes exactly what `up` created,
 //! read from the [state file](state), also after a crash.
 
-mod cmd;
+mod accounts;
+pub mod backup;
+pub mod chaos;
+pub mod cmd;
+mod context;
 pub mod daemons;
 mod event;
+pub mod galera;
+pub mod host;
 pub mod monitoring;
 pub mod netns;
 pub mod network;
 pub mod probe;
 pub mod process;
 pub mod run;
-pub mod scenario;
-mod sshd;
+pub mod sshd;
 pub mod state;
 
 use std::path::{Path, PathBuf};
@@ -55,11 +60,17 @@ pub fn secrets_dir() -> PathBuf {
 /// default search). A running lab with another spec is an error: one lab at a time.
 fn lab_spec(spec: Option<&Path>, state: Option<&State>) -> Result<SpecSource> {
     match (state, spec) {
-        (Some(state), None) if !state.spec_text.is_empty() => Ok(SpecSource { name: state.spec_name.clone(), text: state.spec_text.clone() }),
+        (Some(state), None) if !state.spec_text.is_empty() => {
+            Ok(SpecSource { name: state.spec_name.clone(), text: state.spec_text.clone() })
+        }
         (Some(state), Some(path)) if !state.spec_text.is_empty() => {
             let source = crate::spec::read(Some(path))?;
             if source.text != state.spec_text {
-                bail!("the lab is up with spec {}; run `nixstack lab down` before starting {}", state.spec_name, source.name);
+                bail!(
+                    "the lab is up with spec {}; run `nixstack lab down` before starting {}",
+                    state.spec_name,
+                    source.name
+                );
             }
             Ok(source)
         }
@@ -92,14 +103,16 @@ pub fn up(spec: Option<&Path>, reporter: &Reporter) -> Result<i32> {
     state.spec_text = source.text.clone();
     state.save()?;
 
-    let plan = network::plan(&topology)?;
+    let plan = crate::stack::address_plan::plan(&topology)?;
     let result = network::apply(&plan, &mut state, reporter).and_then(|()| {
         let state = Mutex::new(state);
         daemons::up(&topology, &plan, &state, reporter)
     });
     if let Err(error) = result {
         reporter.done("up", false);
-        return Err(error.context("lab up stopped; `nixstack lab status` shows what runs, `nixstack lab down` removes everything it created"));
+        return Err(error.context(
+            "lab up stopped; `nixstack lab status` shows what runs, `nixstack lab down` removes everything it created",
+        ));
     }
     reporter.done("up", true);
     Ok(0)
@@ -110,11 +123,25 @@ pub fn test(spec: Option<&Path>, reporter: &Reporter) -> Result<i32> {
     let Some(existing) = State::load()? else { bail!("no lab is up: run `nixstack lab up` first") };
     let source = lab_spec(spec, Some(&existing))?;
     let topology = compile(&source)?;
-    let plan = network::plan(&topology)?;
-    let scenario = scenario::Scenario::for_topology(&topology);
+    let plan = crate::stack::address_plan::plan(&topology)?;
+    let scenario = crate::stack::scenario::Scenario::for_topology(&topology);
     let state = Mutex::new(existing);
     let ok = run::run(&scenario, &topology, &plan, &state, reporter)?;
     reporter.done("test", ok);
+    Ok(if ok { 0 } else { 1 })
+}
+
+/// `lab chaos`: the db tier's fault suite against the running lab ([`chaos`]). Exit 1 when
+/// any fault lost, duplicated or diverged a write, or the tier did not recover.
+pub fn chaos(spec: Option<&Path>, faults: &[chaos::Fault], timing: chaos::Timing, reporter: &Reporter) -> Result<i32> {
+    let Some(existing) = State::load()? else { bail!("no lab is up: run `nixstack lab up` first") };
+    let source = lab_spec(spec, Some(&existing))?;
+    let topology = compile(&source)?;
+    let plan = crate::stack::address_plan::plan(&topology)?;
+    let state = Mutex::new(existing);
+    let reports = chaos::run(&topology, &plan, &state, reporter, faults, timing)?;
+    let ok = reports.len() == faults.len() && reports.iter().all(|r| r.passed);
+    reporter.done("chaos", ok);
     Ok(if ok { 0 } else { 1 })
 }
 
@@ -129,11 +156,14 @@ pub fn status(json: bool) -> Result<i32> {
         return Ok(0);
     };
     let topology = compile(&SpecSource { name: state.spec_name.clone(), text: state.spec_text.clone() })?;
-    let plan = network::plan(&topology)?;
+    let plan = crate::stack::address_plan::plan(&topology)?;
     let mut report = daemons::status(&topology, &plan, &state);
     report.extend(monitoring::status(&topology, &state));
     if json {
-        println!("{}", serde_json::to_string(&serde_json::json!({ "up": true, "spec": state.spec_name, "hosts": report }))?);
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({ "up": true, "spec": state.spec_name, "hosts": report }))?
+        );
     } else {
         println!("lab up with spec {}", state.spec_name);
         for host in &report {
@@ -185,6 +215,16 @@ pub fn down(reporter: &Reporter) -> Result<i32> {
                 Err(e) => {
                     ok = false;
                     reporter.warning(format!("cannot delete namespace {name}: {e:#}"));
+                }
+            },
+            Resource::Account { account, name } => match accounts::remove(*account, name) {
+                Ok(true) => {
+                    reporter.emit(Event::Removed { kind: format!("{account:?}").to_lowercase(), name: name.clone() })
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    ok = false;
+                    reporter.warning(format!("cannot remove {account:?} {name}: {e:#}"));
                 }
             },
             Resource::Dir { path } if path.exists() => match std::fs::remove_dir_all(path) {

@@ -34,13 +34,13 @@ use serde::Serialize;
 use super::cmd::Cmd;
 use super::daemons::{self, DaemonStatus, HostStatus, Lab};
 use super::event::Event;
-use super::network::{self, host_netns, Bridge, PRIVATE_IF, SWITCH};
-use super::probe::{self, Connect, Request};
+use super::probe::{self, Request};
 use super::process::{self, Identity, Launch};
 use super::run::{StepLog, Verdict};
-use super::scenario::{CollectorSource, LocalEndpoint, MonitoredHost, Probe, Source, Step};
 use super::state::{Resource, State};
 use crate::render::{monitoring as render_monitoring, Layout};
+use crate::stack::address_plan::{self, host_netns, standin_address, Bridge, PRIVATE_IF, SWITCH};
+use crate::stack::scenario::{CollectorSource, Connect, LocalEndpoint, MonitoredHost, Probe, Source, Step};
 use crate::sumologic::rate::{self, Point};
 use crate::sumologic::{Payload, Record};
 use crate::topology::{Host, Topology};
@@ -64,36 +64,6 @@ const BASELINE_POINTS: usize = 4;
 /// The stand-in's namespace.
 pub fn sumo_netns() -> String {
     host_netns(SUMO_HOST)
-}
-
-/// Candidate addresses of the stand-in, tried in order: documentation and benchmarking
-/// ranges (RFC 5737, RFC 2544) nobody routes.
-const CANDIDATES: [Ipv4Addr; 3] = [Ipv4Addr::new(192, 0, 2, 10), Ipv4Addr::new(198, 18, 0, 10), Ipv4Addr::new(100, 64, 0, 10)];
-
-/// The stand-in's address: inside `monitoring.endpoint_cidr` (the hosts' egress rule lets
-/// HTTPS to it out), outside the private, public and admin networks.
-pub fn standin_address(topology: &Topology) -> Result<Ipv4Addr> {
-    let Some(monitoring) = &topology.monitoring else { bail!("the spec has no [monitoring] section") };
-    let cidr = monitoring.endpoint_cidr;
-    let mut networks = vec![topology.networks.private, topology.networks.public];
-    networks.extend(topology.networks.admin.iter().copied());
-    let free = |address: &Ipv4Addr| cidr.contains(address) && !networks.iter().any(|net| net.contains(address)) && Some(*address) != topology.networks.gateway;
-    if let Some(address) = CANDIDATES.iter().find(|a| free(a)) {
-        return Ok(*address);
-    }
-    // A narrow endpoint_cidr (Sumo Logic's published ranges): its highest free address.
-    let last = if cidr.prefix_len() >= 31 { cidr.broadcast() } else { Ipv4Addr::from(u32::from(cidr.broadcast()) - 1) };
-    let mut address = last;
-    for _ in 0..4096 {
-        if free(&address) {
-            return Ok(address);
-        }
-        if address == cidr.network() {
-            break;
-        }
-        address = Ipv4Addr::from(u32::from(address) - 1);
-    }
-    bail!("no address for the monitoring stand-in in monitoring.endpoint_cidr {cidr} outside the stack's networks")
 }
 
 /// The endpoint URL the hosts get (the lab's value of the `monitoring.endpoint_secret`).
@@ -144,11 +114,19 @@ pub fn up(lab: &Lab) -> Result<()> {
     let token_file = endpoint_secret_path(topology);
     let standin = Launch {
         program: std::env::current_exe().context("cannot find the nixstack binary")?.display().to_string(),
-        args: vec!["sumologic-standin".into(), "--listen".into(), format!("127.0.0.1:{STANDIN_PORT}"), "--token-file".into(), token_file.display().to_string()],
+        args: vec![
+            "sumologic-standin".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{STANDIN_PORT}"),
+            "--token-file".into(),
+            token_file.display().to_string(),
+        ],
         env: Vec::new(),
         netns: sumo_netns(),
         hostname: "sumologic".into(),
         log: layout.log_file("standin.log"),
+        credentials: None,
+        umask: 0o022,
     };
     ensure_process(lab, "standin", &standin, || {
         let response = api_get("/healthz")?;
@@ -161,12 +139,18 @@ pub fn up(lab: &Lab) -> Result<()> {
         netns: sumo_netns(),
         hostname: "sumologic".into(),
         log: layout.log_file("stunnel.log"),
+        credentials: None,
+        umask: 0o022,
     };
     let ca = super::secrets_dir().join("ca.crt");
     ensure_process(lab, "stunnel", &stunnel, || {
         // Through TLS, verified against the stack's CA for the endpoint's address.
-        let response = Request::get(format!("https://{address}/healthz")).cacert(&ca).timeout(Duration::from_secs(2)).send(&sumo_netns())?;
-        Ok((response.status == 200).then(|| format!("HTTPS on {address}:{ENDPOINT_PORT}, certificate of the internal CA")))
+        let response = Request::get(format!("https://{address}/healthz"))
+            .cacert(&ca)
+            .timeout(Duration::from_secs(2))
+            .send(&sumo_netns())?;
+        Ok((response.status == 200)
+            .then(|| format!("HTTPS on {address}:{ENDPOINT_PORT}, certificate of the internal CA")))
     })?;
     Ok(())
 }
@@ -188,7 +172,8 @@ fn network_up(lab: &Lab, address: Ipv4Addr) -> Result<()> {
         }
     }
     let switch_port = "p-sumo";
-    let link_exists = |ns: &str, ifname: &str| Cmd::new("ip").args(["-n", ns, "link", "show", "dev", ifname]).run().is_ok();
+    let link_exists =
+        |ns: &str, ifname: &str| Cmd::new("ip").args(["-n", ns, "link", "show", "dev", ifname]).run().is_ok();
     ip(&netns, &["link", "set", "lo", "up"])?;
     let (inside, outside) = (link_exists(&netns, PRIVATE_IF), link_exists(SWITCH, switch_port));
     if !(inside && outside) {
@@ -206,7 +191,10 @@ fn network_up(lab: &Lab, address: Ipv4Addr) -> Result<()> {
     ip(&netns, &["link", "set", PRIVATE_IF, "up"])?;
     ip(&netns, &["route", "replace", &lab.topology.networks.private.to_string(), "dev", PRIVATE_IF, "scope", "link"])?;
     for host in &lab.topology.hosts {
-        ip(&host_netns(&host.name), &["route", "replace", &format!("{address}/32"), "dev", PRIVATE_IF, "scope", "link"])?;
+        ip(
+            &host_netns(&host.name),
+            &["route", "replace", &format!("{address}/32"), "dev", PRIVATE_IF, "scope", "link"],
+        )?;
     }
     Ok(())
 }
@@ -234,10 +222,14 @@ fn endpoint_secret(lab: &Lab, address: Ipv4Addr) -> Result<()> {
     }
     let token: String = OsRng.sample_iter(&Alphanumeric).take(40).map(char::from).collect();
     let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, format!("{}\n", endpoint_url(address, &token))).with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::write(&temporary, format!("{}\n", endpoint_url(address, &token)))
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
     std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))?;
     std::fs::rename(&temporary, &path)?;
-    lab.reporter.emit(Event::Applied { host: SUMO_HOST.into(), what: format!("{} points at the stand-in (https://{address}/receiver/v1/http/…)", path.display()) });
+    lab.reporter.emit(Event::Applied {
+        host: SUMO_HOST.into(),
+        what: format!("{} points at the stand-in (https://{address}/receiver/v1/http/…)", path.display()),
+    });
     Ok(())
 }
 
@@ -248,15 +240,25 @@ fn certificate(topology: &Topology, layout: &Layout, address: Ipv4Addr) -> Resul
     if let Ok(text) = std::fs::read_to_string(&pem) {
         let ca = std::fs::read_to_string(super::secrets_dir().join("ca.crt")).unwrap_or_default();
         // Still for this address and from this CA (the lab secrets are kept across ups).
-        if crate::secrets::pem_body(&text, "CERTIFICATE").is_some() && text.contains(&format!("# {address} ")) && text.contains(&format!("{}\n", fingerprint(&ca))) {
+        if crate::secrets::pem_body(&text, "CERTIFICATE").is_some()
+            && text.contains(&format!("# {address} "))
+            && text.contains(&format!("{}\n", fingerprint(&ca)))
+        {
             return Ok(());
         }
     }
     let dir = super::secrets_dir();
-    let read = |name: &str| std::fs::read_to_string(dir.join(name)).with_context(|| format!("cannot read {}", dir.join(name).display()));
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name)).with_context(|| format!("cannot read {}", dir.join(name).display()))
+    };
     let ca = crate::secrets::load_ca(&topology.stack.name, &read("ca.crt")?, &read("ca.key")?)?;
     let issued = crate::secrets::issue(&ca, "sumologic stand-in", &[], &[address])?;
-    let text = format!("# {address} stand-in certificate, CA {}\n{}{}", fingerprint(&read("ca.crt")?), issued.cert_pem, issued.key_pem);
+    let text = format!(
+        "# {address} stand-in certificate, CA {}\n{}{}",
+        fingerprint(&read("ca.crt")?),
+        issued.cert_pem,
+        issued.key_pem
+    );
     let temporary = pem.with_extension("tmp");
     std::fs::write(&temporary, text)?;
     std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))?;
@@ -289,7 +291,12 @@ fn stunnel_config(layout: &Layout, address: Ipv4Addr) -> String {
 
 /// Starts `launch` as the stand-in's `daemon` unless its recorded process runs; waits until
 /// `ready` says so.
-fn ensure_process(lab: &Lab, daemon: &str, launch: &Launch, mut ready: impl FnMut() -> Result<Option<String>>) -> Result<()> {
+fn ensure_process(
+    lab: &Lab,
+    daemon: &str,
+    launch: &Launch,
+    mut ready: impl FnMut() -> Result<Option<String>>,
+) -> Result<()> {
     let netns = sumo_netns();
     let running = running(&lab.state.lock().expect("state lock"), daemon);
     let (identity, started) = match running {
@@ -300,7 +307,12 @@ fn ensure_process(lab: &Lab, daemon: &str, launch: &Launch, mut ready: impl FnMu
         None => {
             lab.state.lock().expect("state lock").record_process_intent(SUMO_HOST, daemon, &netns)?;
             let identity = process::spawn(launch)?;
-            lab.state.lock().expect("state lock").record_process_started(SUMO_HOST, daemon, identity.pid, identity.start_time)?;
+            lab.state.lock().expect("state lock").record_process_started(
+                SUMO_HOST,
+                daemon,
+                identity.pid,
+                identity.start_time,
+            )?;
             lab.reporter.emit(Event::Started { host: SUMO_HOST.into(), daemon: daemon.into(), pid: identity.pid });
             (identity, Some(Instant::now()))
         }
@@ -310,7 +322,10 @@ fn ensure_process(lab: &Lab, daemon: &str, launch: &Launch, mut ready: impl FnMu
     loop {
         if !process::is_running(identity, &netns) {
             let log = std::fs::read_to_string(&launch.log).map(|t| super::cmd::tail(&t, 15)).unwrap_or_default();
-            bail!("{daemon} of the monitoring stand-in exited: {last}\n--- last lines of {} ---\n{log}", launch.log.display());
+            bail!(
+                "{daemon} of the monitoring stand-in exited: {last}\n--- last lines of {} ---\n{log}",
+                launch.log.display()
+            );
         }
         match ready() {
             Ok(Some(detail)) => {
@@ -353,14 +368,26 @@ pub fn status(topology: &Topology, state: &State) -> Option<HostStatus> {
                 Err(e) => (false, format!("{e:#}").lines().next().unwrap_or_default().to_string()),
             },
         };
-        DaemonStatus { daemon: daemon.into(), pid: identity.map(|(pid, _)| pid), running: alive.is_some(), healthy, detail }
+        DaemonStatus {
+            daemon: daemon.into(),
+            pid: identity.map(|(pid, _)| pid),
+            running: alive.is_some(),
+            healthy,
+            detail,
+        }
     };
     let standin = check("standin", &|| {
         let sources: Vec<(Option<String>, Option<String>)> = serde_json::from_str(&api_get("/api/sources")?)?;
-        Ok(format!("{} source host(s) seen", sources.iter().filter_map(|(h, _)| h.as_ref()).collect::<BTreeSet<_>>().len()))
+        Ok(format!(
+            "{} source host(s) seen",
+            sources.iter().filter_map(|(h, _)| h.as_ref()).collect::<BTreeSet<_>>().len()
+        ))
     });
     let stunnel = check("stunnel", &|| {
-        let response = Request::get(format!("https://{address}/healthz")).cacert(&ca).timeout(Duration::from_secs(2)).send(&sumo_netns())?;
+        let response = Request::get(format!("https://{address}/healthz"))
+            .cacert(&ca)
+            .timeout(Duration::from_secs(2))
+            .send(&sumo_netns())?;
         if response.status != 200 {
             bail!("https://{address}/healthz answered {}", response.status);
         }
@@ -377,7 +404,8 @@ pub fn api_get(path: &str) -> Result<String> {
     let path = path.to_string();
     super::netns::run_in(&sumo_netns(), move || -> Result<String> {
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, STANDIN_PORT));
-        let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2)).context("the monitoring stand-in does not answer")?;
+        let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))
+            .context("the monitoring stand-in does not answer")?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         write!(stream, "GET {path} HTTP/1.1\r\nHost: stand-in\r\nConnection: close\r\n\r\n")?;
         let mut bytes = Vec::new();
@@ -394,7 +422,8 @@ pub fn api_get(path: &str) -> Result<String> {
 
 /// Records the stand-in holds matching `filters` (see `sumologic::Store::query`).
 pub fn records(filters: &[(&str, String)]) -> Result<Vec<Record>> {
-    let query: Vec<String> = filters.iter().map(|(k, v)| format!("{k}={}", v.replace('/', "%2F").replace(' ', "+"))).collect();
+    let query: Vec<String> =
+        filters.iter().map(|(k, v)| format!("{k}={}", v.replace('/', "%2F").replace(' ', "+"))).collect();
     let body = api_get(&format!("/api/records?{}", query.join("&")))?;
     serde_json::from_str(&body).context("cannot read the stand-in's records")
 }
@@ -405,7 +434,7 @@ pub fn records(filters: &[(&str, String)]) -> Result<Vec<Record>> {
 /// Readies collectd's start on `host`: its state directory, Sumo Logic's plugin linked where
 /// the config expects it, and the secrets file filled from the host's secrets (mode 0600),
 /// as the NixOS module's ExecStartPre does.
-pub fn prepare_collectd(topology: &Topology, host: &Host, layout: &Layout) -> Result<()> {
+pub fn prepare_collectd(topology: &Topology, host: &Host, layout: &Layout, uid: u32, gid: u32) -> Result<()> {
     let plugin = Path::new(COLLECTD_PLUGIN_DIR);
     if !plugin.join("sumologic_collectd_metrics/__init__.py").exists() {
         bail!("Sumo Logic's collectd plugin is missing in {COLLECTD_PLUGIN_DIR}: run scripts/setup");
@@ -414,6 +443,10 @@ pub fn prepare_collectd(topology: &Topology, host: &Host, layout: &Layout) -> Re
         bail!("{COLLECTD} is missing: run scripts/setup (collectd-core)");
     }
     std::fs::create_dir_all(layout.state.join("collectd"))?;
+    std::os::unix::fs::chown(layout.state.join("collectd"), Some(uid), Some(gid))?;
+    // The CA is public; collectd (not in the secrets group) verifies the stand-in with a copy.
+    std::fs::copy(layout.ca_cert(), collectd_ca(layout))?;
+    std::fs::set_permissions(collectd_ca(layout), std::fs::Permissions::from_mode(0o644))?;
     let link = render_monitoring::collectd_python_path(layout);
     if std::fs::read_link(&link).ok().as_deref() != Some(plugin) {
         let _ = std::fs::remove_file(&link);
@@ -425,29 +458,35 @@ pub fn prepare_collectd(topology: &Topology, host: &Host, layout: &Layout) -> Re
         values.push((placeholder, value));
     }
     let values: Vec<(&str, &str)> = values.iter().map(|(p, v)| (*p, v.as_str())).collect();
-    let text = render_monitoring::fill_collectd_secrets(&render_monitoring::collectd_secrets_template(topology, host, layout), &values);
+    let text = render_monitoring::fill_collectd_secrets(
+        &render_monitoring::collectd_secrets_template(topology, host, layout),
+        &values,
+    );
     let path = render_monitoring::collectd_secrets_path(layout);
     let dir = path.parent().expect("secrets file in a dir");
     std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    // As modules/monitoring.nix does: the directory 0750 and the file 0600, collectd's own.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))?;
+    std::os::unix::fs::chown(dir, Some(uid), Some(gid))?;
     let temporary = path.with_extension("tmp");
     std::fs::write(&temporary, text)?;
     std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))?;
+    std::os::unix::fs::chown(&temporary, Some(uid), Some(gid))?;
     std::fs::rename(&temporary, &path)?;
     Ok(())
 }
 
-/// collectd in the foreground with the rendered config; the Sumo Logic plugin verifies the
-/// endpoint against the host's copy of the internal CA, and ignores any proxy of ours.
-pub fn collectd_launch(layout: &Layout) -> (&'static str, Vec<String>, Vec<(String, String)>) {
-    let ca = layout.ca_cert().display().to_string();
-    let env = vec![
-        ("REQUESTS_CA_BUNDLE".to_string(), ca.clone()),
-        ("CURL_CA_BUNDLE".into(), ca),
-        ("NO_PROXY".into(), "*".into()),
-        ("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into()),
-    ];
-    (COLLECTD, vec!["-f".into(), "-C".into(), layout.config("collectd.conf").display().to_string()], env)
+/// What the lab adds to collectd's unit environment, a named deviation: the lab's Sumo Logic
+/// stand-in has a certificate of the internal CA (the real endpoint's is public), so the
+/// plugin verifies against the host's copy of that CA, and it never uses a proxy.
+pub fn collectd_environment(layout: &Layout) -> Vec<(String, String)> {
+    let ca = collectd_ca(layout).display().to_string();
+    vec![("REQUESTS_CA_BUNDLE".to_string(), ca.clone()), ("CURL_CA_BUNDLE".into(), ca), ("NO_PROXY".into(), "*".into())]
+}
+
+/// The copy of the internal CA collectd reads (see [`collectd_environment`]).
+fn collectd_ca(layout: &Layout) -> std::path::PathBuf {
+    layout.config("collectd-ca.crt")
 }
 
 /// collectd on `host` is healthy when its host metrics reached the stand-in lately, with the
@@ -455,8 +494,15 @@ pub fn collectd_launch(layout: &Layout) -> (&'static str, Vec<String>, Vec<(Stri
 pub fn collectd_health(topology: &Topology, host: &Host) -> Result<String> {
     let interval = f64::from(render_monitoring::collectd_interval_seconds(&Layout::lab(&host.name)));
     let window = 3.0 * interval + 2.0;
-    let records = records(&[("host", host.name.clone()), ("kind", "metrics".into()), ("metric", "load".into()), ("since", format!("{:.3}", now() - window))])?;
-    let Some(last) = records.last() else { bail!("no metrics from {} at the stand-in in the last {window:.0}s", host.name) };
+    let records = records(&[
+        ("host", host.name.clone()),
+        ("kind", "metrics".into()),
+        ("metric", "load".into()),
+        ("since", format!("{:.3}", now() - window)),
+    ])?;
+    let Some(last) = records.last() else {
+        bail!("no metrics from {} at the stand-in in the last {window:.0}s", host.name)
+    };
     let category = render_monitoring::source_category(topology, host);
     if last.category.as_deref() != Some(category.as_str()) {
         bail!("metrics from {} arrive with category {:?}, not {category}", host.name, last.category);
@@ -498,17 +544,21 @@ fn run_probes(probes: &[Probe], timeout: Duration) -> Result<(usize, Vec<String>
             .map(|(source, probes)| {
                 scope.spawn(move || -> Result<Vec<(&Probe, Connect)>> {
                     let netns = match source {
-                        Source::Internet => network::INTERNET.to_string(),
-                        Source::Admin => network::ADMIN.to_string(),
+                        Source::Internet => address_plan::INTERNET.to_string(),
+                        Source::Admin => address_plan::ADMIN.to_string(),
                         Source::Host(name) => host_netns(name),
                     };
-                    let targets: Vec<(Ipv4Addr, u16)> = probes.iter().map(|p| (p.address.expect("filtered"), p.port)).collect();
+                    let targets: Vec<(Ipv4Addr, u16)> =
+                        probes.iter().map(|p| (p.address.expect("filtered"), p.port)).collect();
                     let got = probe::tcp_connect_many(&netns, &targets, timeout)?;
                     Ok(probes.iter().copied().zip(got).collect())
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().map_err(|_| anyhow::anyhow!("a probe thread panicked"))?).collect::<Result<Vec<_>>>()
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow::anyhow!("a probe thread panicked"))?)
+            .collect::<Result<Vec<_>>>()
     })?;
     let mut failures = Vec::new();
     let mut n = 0;
@@ -543,7 +593,14 @@ fn plugins(records: &[&Record]) -> BTreeSet<String> {
         .collect()
 }
 
-pub(super) fn metrics_arrive(_lab: &Lab, log: &StepLog, endpoint: Ipv4Addr, hosts: &[MonitoredHost], egress: &[Probe], within_ms: u64) -> Result<Verdict> {
+pub(super) fn metrics_arrive(
+    _lab: &Lab,
+    log: &StepLog,
+    endpoint: Ipv4Addr,
+    hosts: &[MonitoredHost],
+    egress: &[Probe],
+    within_ms: u64,
+) -> Result<Verdict> {
     let mut failures = Vec::new();
     let (n, mismatches) = run_probes(egress, Duration::from_millis(500))?;
     if mismatches.is_empty() {
@@ -555,7 +612,12 @@ pub(super) fn metrics_arrive(_lab: &Lab, log: &StepLog, endpoint: Ipv4Addr, host
     if let Some(first) = hosts.first() {
         let netns = host_netns(&first.host);
         let ca = Layout::lab(&first.host).ca_cert();
-        match Request::get(format!("https://{endpoint}/receiver/v1/http/not-the-token")).cacert(&ca).arg("--data-binary").arg("x").send(&netns) {
+        match Request::get(format!("https://{endpoint}/receiver/v1/http/not-the-token"))
+            .cacert(&ca)
+            .arg("--data-binary")
+            .arg("x")
+            .send(&netns)
+        {
             Ok(r) if r.status == 401 => log.line(format!("{} → POST with a wrong token: 401", first.host)),
             Ok(r) => failures.push(format!("POST with a wrong token answered {}", r.status)),
             Err(e) => failures.push(format!("POST with a wrong token from {}: {e:#}", first.host)),
@@ -571,10 +633,17 @@ pub(super) fn metrics_arrive(_lab: &Lab, log: &StepLog, endpoint: Ipv4Addr, host
         let missing: Vec<String> = hosts
             .iter()
             .filter_map(|host| {
-                let of_host: Vec<&Record> = received.iter().filter(|r| r.host.as_deref() == Some(host.host.as_str())).collect();
+                let of_host: Vec<&Record> =
+                    received.iter().filter(|r| r.host.as_deref() == Some(host.host.as_str())).collect();
                 let seen = plugins(&of_host);
                 let lacking: Vec<&String> = host.plugins.iter().filter(|p| !seen.contains(*p)).collect();
-                (!lacking.is_empty()).then(|| format!("{}: no {} metrics", host.host, lacking.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")))
+                (!lacking.is_empty()).then(|| {
+                    format!(
+                        "{}: no {} metrics",
+                        host.host,
+                        lacking.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    )
+                })
             })
             .collect();
         if missing.is_empty() || Instant::now() >= deadline {
@@ -597,7 +666,10 @@ pub(super) fn metrics_arrive(_lab: &Lab, log: &StepLog, endpoint: Ipv4Addr, host
         let shown: Vec<String> = categories.iter().map(|c| c.clone().unwrap_or_else(|| "(none)".into())).collect();
         match expected.get(host.as_str()) {
             Some(want) if categories.len() == 1 && categories.contains(&Some(want.category.clone())) => {
-                log.line(format!("{host:<8} {posts:>3} posts, {samples:>5} samples in {window:.0}s · X-Sumo-Category {}", want.category));
+                log.line(format!(
+                    "{host:<8} {posts:>3} posts, {samples:>5} samples in {window:.0}s · X-Sumo-Category {}",
+                    want.category
+                ));
             }
             Some(want) => failures.push(format!("{host}: categories {shown:?}, expected {}", want.category)),
             None => failures.push(format!("metrics from {host} (categories {shown:?}), which is not a monitored host")),
@@ -607,7 +679,11 @@ pub(super) fn metrics_arrive(_lab: &Lab, log: &StepLog, endpoint: Ipv4Addr, host
     if waited > 0.5 {
         log.line(format!("waited {waited:.1}s for every host's metrics"));
     }
-    Ok(Verdict::from_failures(log, &failures, format!("{} hosts ship over HTTPS through their egress rule, each with its name and category", hosts.len())))
+    Ok(Verdict::from_failures(
+        log,
+        &failures,
+        format!("{} hosts ship over HTTPS through their egress rule, each with its name and category", hosts.len()),
+    ))
 }
 
 /// A defaults file with the monitor account's password (never on a command line).
@@ -634,31 +710,49 @@ pub(super) fn collector_endpoints_local(lab: &Lab, log: &StepLog, endpoints: &[L
     for endpoint in endpoints {
         let netns = host_netns(&endpoint.host);
         let local = match (endpoint.source, &endpoint.url) {
-            (CollectorSource::NginxStubStatus, Some(url)) => Request::get(url).timeout(Duration::from_secs(2)).send(&netns).and_then(|r| {
-                if r.status == 200 && r.body.contains("Active connections") {
-                    Ok(format!("{url}: {}", r.body.lines().next().unwrap_or_default().trim()))
-                } else {
-                    bail!("{url} answered {}", r.status)
-                }
-            }),
-            (CollectorSource::HaproxyStats, Some(url)) => Request::get(format!("{url};csv")).timeout(Duration::from_secs(2)).send(&netns).and_then(|r| {
-                if r.status == 200 && r.body.starts_with("# pxname") {
-                    Ok(format!("{url}: {} stats rows", r.body.lines().count().saturating_sub(1)))
-                } else {
-                    bail!("{url};csv answered {}", r.status)
-                }
-            }),
+            (CollectorSource::NginxStubStatus, Some(url)) => {
+                Request::get(url).timeout(Duration::from_secs(2)).send(&netns).and_then(|r| {
+                    if r.status == 200 && r.body.contains("Active connections") {
+                        Ok(format!("{url}: {}", r.body.lines().next().unwrap_or_default().trim()))
+                    } else {
+                        bail!("{url} answered {}", r.status)
+                    }
+                })
+            }
+            (CollectorSource::HaproxyStats, Some(url)) => {
+                Request::get(format!("{url};csv")).timeout(Duration::from_secs(2)).send(&netns).and_then(|r| {
+                    if r.status == 200 && r.body.starts_with("# pxname") {
+                        Ok(format!("{url}: {} stats rows", r.body.lines().count().saturating_sub(1)))
+                    } else {
+                        bail!("{url};csv answered {}", r.status)
+                    }
+                })
+            }
             (CollectorSource::MariadbStatus, _) => {
-                let defaults = ClientDefaults::new(endpoint.user.as_deref().unwrap_or(render_monitoring::DB_MONITOR_USER))?;
+                let defaults =
+                    ClientDefaults::new(endpoint.user.as_deref().unwrap_or(render_monitoring::DB_MONITOR_USER))?;
                 let socket = Layout::lab(&endpoint.host).mysql_socket();
                 Cmd::new("mariadb")
-                    .args([defaults.arg(), format!("--socket={}", socket.display()), "--batch".into(), "--skip-column-names".into(), "--connect-timeout=3".into()])
+                    .args([
+                        defaults.arg(),
+                        format!("--socket={}", socket.display()),
+                        "--batch".into(),
+                        "--skip-column-names".into(),
+                        "--connect-timeout=3".into(),
+                    ])
                     .args(["-e", "SHOW GLOBAL STATUS LIKE 'wsrep_cluster_size'"])
                     .netns(&netns)
                     .timeout(Duration::from_secs(10))
                     .stdout()
                     .map_err(anyhow::Error::new)
-                    .map(|out| format!("{} over {}: {}", endpoint.user.as_deref().unwrap_or_default(), socket.display(), out.trim().replace('\t', " ")))
+                    .map(|out| {
+                        format!(
+                            "{} over {}: {}",
+                            endpoint.user.as_deref().unwrap_or_default(),
+                            socket.display(),
+                            out.trim().replace('\t', " ")
+                        )
+                    })
             }
             (_, None) => Err(anyhow::anyhow!("no URL to read")),
         };
@@ -669,13 +763,22 @@ pub(super) fn collector_endpoints_local(lab: &Lab, log: &StepLog, endpoints: &[L
         remote.extend(endpoint.remote.iter().cloned());
         for from in &endpoint.remote_logins {
             match remote_login(lab, endpoint, from) {
-                Ok(refusal) => log.line(format!("{from} → {}:{} as {}: refused ({refusal})", endpoint.host, endpoint.port, endpoint.user.as_deref().unwrap_or_default())),
+                Ok(refusal) => log.line(format!(
+                    "{from} → {}:{} as {}: refused ({refusal})",
+                    endpoint.host,
+                    endpoint.port,
+                    endpoint.user.as_deref().unwrap_or_default()
+                )),
                 Err(e) => failures.push(format!("{from} → {}: {e:#}", endpoint.host)),
             }
         }
     }
     let (n, mismatches) = run_probes(&remote, Duration::from_millis(500))?;
-    let opened: Vec<String> = remote.iter().filter(|p| p.expect == Connect::Open).map(|p| format!("{} → {}:{} ({})", p.from, p.to, p.port, p.reason)).collect();
+    let opened: Vec<String> = remote
+        .iter()
+        .filter(|p| p.expect == Connect::Open)
+        .map(|p| format!("{} → {}:{} ({})", p.from, p.to, p.port, p.reason))
+        .collect();
     if mismatches.is_empty() {
         log.line(format!("{n} connects from the internet, the admin network and the other hosts end as the bind addresses and firewalls say"));
         for line in &opened {
@@ -683,7 +786,15 @@ pub(super) fn collector_endpoints_local(lab: &Lab, log: &StepLog, endpoints: &[L
         }
     }
     failures.extend(mismatches);
-    Ok(Verdict::from_failures(log, &failures, format!("{} collector endpoints answer locally, {} remote connects refused or filtered", endpoints.len(), n - opened.len())))
+    Ok(Verdict::from_failures(
+        log,
+        &failures,
+        format!(
+            "{} collector endpoints answer locally, {} remote connects refused or filtered",
+            endpoints.len(),
+            n - opened.len()
+        ),
+    ))
 }
 
 /// Logs in as the monitor account from `from` over TCP: Ok(the server's refusal) when it is
@@ -693,7 +804,12 @@ fn remote_login(lab: &Lab, endpoint: &LocalEndpoint, from: &str) -> Result<Strin
     let defaults = ClientDefaults::new(user)?;
     let address = lab.host(&endpoint.host).address;
     let mut command = Cmd::new("mariadb")
-        .args([defaults.arg(), format!("--host={address}"), format!("--port={}", endpoint.port), "--connect-timeout=3".into()])
+        .args([
+            defaults.arg(),
+            format!("--host={address}"),
+            format!("--port={}", endpoint.port),
+            "--connect-timeout=3".into(),
+        ])
         .netns(&host_netns(from))
         .timeout(Duration::from_secs(10));
     if lab.topology.internal_tls {
@@ -741,20 +857,30 @@ fn paced_load(domain: &str, vip: Ipv4Addr, path: &str, rate: u32, duration: Dura
     let ca = super::secrets_dir().join("ca.crt");
     let url = format!("https://{domain}{path}");
     let resolve = format!("{domain}:443:{vip}");
-    super::netns::run_in(network::INTERNET, move || {
+    super::netns::run_in(address_plan::INTERNET, move || {
         let (jobs, queue) = mpsc::channel::<()>();
         let queue = Arc::new(Mutex::new(queue));
         let sent = Arc::new(Mutex::new(Vec::with_capacity(count)));
         let workers: Vec<_> = (0..LOAD_WORKERS)
             .map(|_| {
-                let (queue, sent, ca, url, resolve) = (queue.clone(), sent.clone(), ca.clone(), url.clone(), resolve.clone());
+                let (queue, sent, ca, url, resolve) =
+                    (queue.clone(), sent.clone(), ca.clone(), url.clone(), resolve.clone());
                 // Threads started here are in the internet namespace, and so are their curls.
                 std::thread::spawn(move || loop {
                     if queue.lock().expect("queue").recv().is_err() {
                         break;
                     }
                     let output = std::process::Command::new("curl")
-                        .args(["--silent", "--show-error", "--output", "/dev/null", "--max-time", "5", "--write-out", "%{http_code} %header{x-served-by}"])
+                        .args([
+                            "--silent",
+                            "--show-error",
+                            "--output",
+                            "/dev/null",
+                            "--max-time",
+                            "5",
+                            "--write-out",
+                            "%{http_code} %header{x-served-by}",
+                        ])
                         .arg("--cacert")
                         .arg(&ca)
                         .args(["--resolve", &resolve, &url])
@@ -816,30 +942,52 @@ fn series(metric: &str, since: f64) -> Result<BTreeMap<String, Vec<Point>>> {
 }
 
 pub(super) fn web_qps(lab: &Lab, log: &StepLog, step: &Step) -> Result<Verdict> {
-    let Step::WebQps { domain, vip, path, rate: target, duration_ms, web_hosts, lbs, web_metric, lb_metric, interval_ms, tolerance_percent } = step else {
+    let Step::WebQps {
+        domain,
+        vip,
+        path,
+        rate: target,
+        duration_ms,
+        web_hosts,
+        lbs,
+        web_metric,
+        lb_metric,
+        interval_ms,
+        tolerance_percent,
+    } = step
+    else {
         bail!("not a web QPS step")
     };
     let interval = *interval_ms as f64 / 1000.0;
-    let counted: Vec<(&String, &String)> = web_hosts.iter().map(|h| (h, web_metric)).chain(lbs.iter().map(|h| (h, lb_metric))).collect();
+    let counted: Vec<(&String, &String)> =
+        web_hosts.iter().map(|h| (h, web_metric)).chain(lbs.iter().map(|h| (h, lb_metric))).collect();
 
     // 1. The rate before the load, with nothing else running (the earlier steps' requests
     //    must not count): the LBs' health checks and collectd's own stub_status reads.
     //    Data points read after this step began: collectd stamps whole seconds, the reading
     //    happened within the second after its stamp.
     let quiet_from = now() + 1.0;
-    let baseline = probe::wait_for("data points of every counter before the load", Duration::from_secs_f64(5.0 * interval + 10.0), Duration::from_millis(500), || {
-        let web = series(web_metric, quiet_from - 5.0)?;
-        let lb = series(lb_metric, quiet_from - 5.0)?;
-        let rates: Vec<(String, Option<rate::Rate>)> = counted
-            .iter()
-            .map(|(host, metric)| {
-                let all = if *metric == web_metric { &web } else { &lb };
-                let rate = all.get(host.as_str()).and_then(|points| rate::counter_rate(points, quiet_from, f64::INFINITY)).filter(|r| r.points >= BASELINE_POINTS);
-                (host.to_string(), rate)
-            })
-            .collect();
-        Ok(rates.iter().all(|(_, r)| r.is_some()).then_some(rates))
-    })?;
+    let baseline = probe::wait_for(
+        "data points of every counter before the load",
+        Duration::from_secs_f64(5.0 * interval + 10.0),
+        Duration::from_millis(500),
+        || {
+            let web = series(web_metric, quiet_from - 5.0)?;
+            let lb = series(lb_metric, quiet_from - 5.0)?;
+            let rates: Vec<(String, Option<rate::Rate>)> = counted
+                .iter()
+                .map(|(host, metric)| {
+                    let all = if *metric == web_metric { &web } else { &lb };
+                    let rate = all
+                        .get(host.as_str())
+                        .and_then(|points| rate::counter_rate(points, quiet_from, f64::INFINITY))
+                        .filter(|r| r.points >= BASELINE_POINTS);
+                    (host.to_string(), rate)
+                })
+                .collect();
+            Ok(rates.iter().all(|(_, r)| r.is_some()).then_some(rates))
+        },
+    )?;
     let before: BTreeMap<String, rate::Rate> = baseline.into_iter().filter_map(|(h, r)| Some((h, r?))).collect();
 
     // 2. The load, through whichever LB holds the VIP.
@@ -863,15 +1011,20 @@ pub(super) fn web_qps(lab: &Lab, log: &StepLog, step: &Step) -> Result<Verdict> 
     //    collectd stamps whole seconds (the reading happened within the second after):
     //    keep the points whose reading surely saw the load running.
     let (from, to) = (load.from + 0.5, load.to - 1.0);
-    let (web, lb) = probe::wait_for("data points after the load", Duration::from_secs_f64(3.0 * interval + 10.0), Duration::from_millis(500), || {
-        let web = series(web_metric, load.from - 10.0)?;
-        let lb = series(lb_metric, load.from - 10.0)?;
-        let done = counted.iter().all(|(host, metric)| {
-            let all = if *metric == web_metric { &web } else { &lb };
-            all.get(host.as_str()).and_then(|p| rate::last_time(p)).is_some_and(|t| t >= load.to)
-        });
-        Ok(done.then_some((web.clone(), lb.clone())))
-    })?;
+    let (web, lb) = probe::wait_for(
+        "data points after the load",
+        Duration::from_secs_f64(3.0 * interval + 10.0),
+        Duration::from_millis(500),
+        || {
+            let web = series(web_metric, load.from - 10.0)?;
+            let lb = series(lb_metric, load.from - 10.0)?;
+            let done = counted.iter().all(|(host, metric)| {
+                let all = if *metric == web_metric { &web } else { &lb };
+                all.get(host.as_str()).and_then(|p| rate::last_time(p)).is_some_and(|t| t >= load.to)
+            });
+            Ok(done.then_some((web.clone(), lb.clone())))
+        },
+    )?;
     let qps = |host: &str, all: &BTreeMap<String, Vec<Point>>| HostQps {
         host: host.to_string(),
         before: before.get(host).copied(),
@@ -902,25 +1055,44 @@ pub(super) fn web_qps(lab: &Lab, log: &StepLog, step: &Step) -> Result<Verdict> 
     }
     let within = |measured: f64| (measured - generated).abs() <= tolerance * generated;
     let web_sum: f64 = web_qps.iter().filter_map(HostQps::added).sum();
-    log.line(format!("web tier: {web_sum:.2} q/s from the load by the nginx counters, generated {generated:.2}/s ({:+.1}%)", 100.0 * (web_sum - generated) / generated));
+    log.line(format!(
+        "web tier: {web_sum:.2} q/s from the load by the nginx counters, generated {generated:.2}/s ({:+.1}%)",
+        100.0 * (web_sum - generated) / generated
+    ));
     if !within(web_sum) {
         failures.push(format!("the web hosts' QPS sums to {web_sum:.2}/s, generated {generated:.2}/s: off by more than {tolerance_percent}%"));
     }
     if !lb_qps.is_empty() {
         let lb_sum: f64 = lb_qps.iter().filter_map(HostQps::added).sum();
-        log.line(format!("load balancers: {lb_sum:.2} q/s from the load by HAProxy's frontend counter ({:+.1}%)", 100.0 * (lb_sum - generated) / generated));
+        log.line(format!(
+            "load balancers: {lb_sum:.2} q/s from the load by HAProxy's frontend counter ({:+.1}%)",
+            100.0 * (lb_sum - generated) / generated
+        ));
         if !within(lb_sum) {
-            failures.push(format!("the LBs' QPS sums to {lb_sum:.2}/s, generated {generated:.2}/s: off by more than {tolerance_percent}%"));
+            failures.push(format!(
+                "the LBs' QPS sums to {lb_sum:.2}/s, generated {generated:.2}/s: off by more than {tolerance_percent}%"
+            ));
         }
     }
     if (ok as f64) < 0.99 * load.sent.len() as f64 {
-        let error = load.sent.iter().find(|s| s.status != 200).map(|s| format!("status {} {}", s.status, s.error)).unwrap_or_default();
+        let error = load
+            .sent
+            .iter()
+            .find(|s| s.status != 200)
+            .map(|s| format!("status {} {}", s.status, s.error))
+            .unwrap_or_default();
         failures.push(format!("{} of {} requests failed (first: {error})", load.sent.len() - ok, load.sent.len()));
     }
     if generated < 0.9 * f64::from(*target) {
-        failures.push(format!("the client sent {generated:.1}/s, not the {target}/s asked: the lab machine is too busy to judge"));
+        failures.push(format!(
+            "the client sent {generated:.1}/s, not the {target}/s asked: the lab machine is too busy to judge"
+        ));
     }
-    Ok(Verdict::from_failures(log, &failures, format!("web QPS from the counters {web_sum:.1}/s for a load of {generated:.1}/s (±{tolerance_percent}%)")))
+    Ok(Verdict::from_failures(
+        log,
+        &failures,
+        format!("web QPS from the counters {web_sum:.1}/s for a load of {generated:.1}/s (±{tolerance_percent}%)"),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -942,11 +1114,15 @@ struct QpsRow {
 /// the last seconds, from the counters the stand-in received, as Sumo Logic would chart them.
 pub fn qps_command(json: bool, watch: bool) -> Result<i32> {
     let Some(state) = State::load()? else { bail!("no lab is up: run `nixstack lab up` first") };
-    let topology = crate::topology::compile(&crate::spec::SpecSource { name: state.spec_name.clone(), text: state.spec_text.clone() }).map_err(anyhow::Error::new)?;
+    let topology = crate::topology::compile(&crate::spec::SpecSource {
+        name: state.spec_name.clone(),
+        text: state.spec_text.clone(),
+    })
+    .map_err(anyhow::Error::new)?;
     if !enabled(&topology) {
         bail!("the lab's spec has no monitored host: nothing ships request counters");
     }
-    let plan = network::plan(&topology)?;
+    let plan = address_plan::plan(&topology)?;
     let interval = f64::from(render_monitoring::collectd_interval_seconds(&Layout::lab(&topology.hosts[0].name)));
     let window = 5.0 * interval;
     let state = Mutex::new(state);
@@ -955,7 +1131,10 @@ pub fn qps_command(json: bool, watch: bool) -> Result<i32> {
     loop {
         let rows = qps_rows(&lab, window)?;
         if json {
-            println!("{}", serde_json::to_string(&serde_json::json!({ "time": now(), "window_seconds": window, "hosts": rows }))?);
+            println!(
+                "{}",
+                serde_json::to_string(&serde_json::json!({ "time": now(), "window_seconds": window, "hosts": rows }))?
+            );
         } else {
             print!("{}", qps_table(&rows, window));
         }
@@ -972,8 +1151,8 @@ fn qps_rows(lab: &Lab, window: f64) -> Result<Vec<QpsRow>> {
     let mut rows = Vec::new();
     let holder = daemons::vip_holder(lab);
     let tiers = [
-        ("web", crate::spec::Role::Web, super::scenario::WEB_REQUESTS_METRIC),
-        ("lb", crate::spec::Role::Lb, super::scenario::LB_REQUESTS_METRIC),
+        ("web", crate::spec::Role::Web, crate::stack::scenario::WEB_REQUESTS_METRIC),
+        ("lb", crate::spec::Role::Lb, crate::stack::scenario::LB_REQUESTS_METRIC),
     ];
     for (tier, role, metric) in tiers {
         let all = series(metric, t - window - 10.0)?;
@@ -993,7 +1172,11 @@ fn qps_rows(lab: &Lab, window: f64) -> Result<Vec<QpsRow>> {
 
 fn qps_table(rows: &[QpsRow], window: f64) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "QPS over the last {window:.0}s at {} UTC, from the request counters at the Sumo Logic stand-in:", clock(now()));
+    let _ = writeln!(
+        out,
+        "QPS over the last {window:.0}s at {} UTC, from the request counters at the Sumo Logic stand-in:",
+        clock(now())
+    );
     for (tier, title) in [("web", "web hosts (nginx requests)"), ("lb", "load balancers (HAProxy https frontend)")] {
         let tier_rows: Vec<&QpsRow> = rows.iter().filter(|r| r.tier == tier).collect();
         if tier_rows.is_empty() {
@@ -1003,12 +1186,19 @@ fn qps_table(rows: &[QpsRow], window: f64) -> String {
         for row in &tier_rows {
             let qps = row.qps.map_or_else(|| "     -".to_string(), |q| format!("{q:>6.1}"));
             let age = row.age.map_or_else(|| "no data".to_string(), |a| format!("data {a:.0}s old"));
-            let _ = writeln!(out, "    {:<10} {qps} q/s   {age}{}", row.host, if row.holds_vip { "   holds the VIP" } else { "" });
+            let _ = writeln!(
+                out,
+                "    {:<10} {qps} q/s   {age}{}",
+                row.host,
+                if row.holds_vip { "   holds the VIP" } else { "" }
+            );
         }
         let total: f64 = tier_rows.iter().filter_map(|r| r.qps).sum();
         let _ = writeln!(out, "    {:<10} {total:>6.1} q/s", "total");
         if tier == "web" {
-            out.push_str("    (an idle web host counts the LBs' health checks and the collector's stub_status reads)\n");
+            out.push_str(
+                "    (an idle web host counts the LBs' health checks and the collector's stub_status reads)\n",
+            );
         }
     }
     out
@@ -1023,24 +1213,6 @@ fn clock(seconds: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::SpecSource;
-
-    fn topology(text: &str) -> Topology {
-        crate::topology::compile(&SpecSource { name: "t.toml".into(), text: text.into() }).expect("compiles")
-    }
-
-    #[test]
-    fn the_standin_sits_outside_every_network_inside_the_endpoint_cidr() {
-        let default = crate::topology::compile(&SpecSource::embedded_default()).unwrap();
-        assert_eq!(standin_address(&default).unwrap(), Ipv4Addr::new(192, 0, 2, 10));
-        let text = SpecSource::embedded_default().text;
-        // The operator narrowed the egress rule to Sumo Logic's addresses: the stand-in follows.
-        let narrow = topology(&text.replace("endpoint_secret = \"sumologic-endpoint\"", "endpoint_secret = \"sumologic-endpoint\"\nendpoint_cidr = \"52.1.2.0/24\""));
-        assert_eq!(standin_address(&narrow).unwrap(), Ipv4Addr::new(52, 1, 2, 254));
-        // An endpoint range that is the admin network holds no address for it.
-        let inside = topology(&text.replace("endpoint_secret = \"sumologic-endpoint\"", "endpoint_secret = \"sumologic-endpoint\"\nendpoint_cidr = \"198.51.100.0/24\""));
-        assert!(standin_address(&inside).is_err());
-    }
 
     #[test]
     fn the_stunnel_config_terminates_tls_on_the_endpoint_and_forwards_to_loopback() {

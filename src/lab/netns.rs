@@ -68,7 +68,10 @@ pub fn run_in<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> Result<T> {
                 // changes only this thread's network namespace.
                 let rc = unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) };
                 if rc != 0 {
-                    return Err(anyhow::anyhow!("cannot enter network namespace {name}: {}", std::io::Error::last_os_error()));
+                    return Err(anyhow::anyhow!(
+                        "cannot enter network namespace {name}: {}",
+                        std::io::Error::last_os_error()
+                    ));
                 }
                 Ok(f())
             })

@@ -12,28 +12,7 @@ use serde::Serialize;
 
 use super::cmd::Cmd;
 use super::netns;
-
-/// How a TCP connect ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Connect {
-    /// The handshake completed: something listens and the firewalls let it through.
-    Open,
-    /// Reset: the firewalls let it through, nothing listens on that address and port.
-    Refused,
-    /// No answer, or refused locally by the source's own firewall (EPERM), or unreachable.
-    Filtered,
-}
-
-impl Connect {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            Connect::Open => "open",
-            Connect::Refused => "refused",
-            Connect::Filtered => "filtered",
-        }
-    }
-}
+use crate::stack::scenario::Connect;
 
 /// One TCP connect from inside `netns`.
 pub fn tcp_connect(netns: &str, address: Ipv4Addr, port: u16, timeout: Duration) -> Result<Connect> {
@@ -117,7 +96,13 @@ impl Request {
 
     /// curl's arguments (without the program).
     pub fn curl_args(&self) -> Vec<String> {
-        let mut args = vec!["--silent".into(), "--show-error".into(), "--include".into(), "--max-time".into(), format!("{:.1}", self.timeout.as_secs_f64())];
+        let mut args = vec![
+            "--silent".into(),
+            "--show-error".into(),
+            "--include".into(),
+            "--max-time".into(),
+            format!("{:.1}", self.timeout.as_secs_f64()),
+        ];
         args.extend(["--connect-timeout".into(), format!("{:.1}", self.timeout.as_secs_f64().min(2.0))]);
         if let Some(cacert) = &self.cacert {
             args.extend(["--cacert".into(), cacert.display().to_string()]);
@@ -132,7 +117,11 @@ impl Request {
 
     /// Runs the request from inside `netns`.
     pub fn send(&self, netns: &str) -> Result<Response> {
-        let output = Cmd::new("curl").args(self.curl_args()).netns(netns).timeout(self.timeout + Duration::from_secs(2)).run()?;
+        let output = Cmd::new("curl")
+            .args(self.curl_args())
+            .netns(netns)
+            .timeout(self.timeout + Duration::from_secs(2))
+            .run()?;
         Response::parse(&output.stdout)
     }
 }
@@ -221,7 +210,12 @@ pub fn wsrep_status(socket: &Path) -> Result<BTreeMap<String, String>> {
 
 /// Polls `check` every `interval` until it returns `Ok(Some(value))` or `deadline` passes;
 /// the error of the last attempt explains a timeout.
-pub fn wait_for<T>(what: &str, timeout: Duration, interval: Duration, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    interval: Duration,
+    mut check: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
     let deadline = Instant::now() + timeout;
     let mut last = String::from("never answered");
     loop {

@@ -26,6 +26,22 @@ pub struct Launch {
     pub hostname: String,
     /// stdout and stderr are appended here.
     pub log: PathBuf,
+    /// Who it runs as, as its systemd unit's `User=`/`Group=`/`SupplementaryGroups=` say;
+    /// `None`: root.
+    pub credentials: Option<Credentials>,
+    /// The unit's `UMask=`.
+    pub umask: u32,
+}
+
+/// A process's user, primary group, supplementary groups and the capabilities it keeps
+/// (systemd's `AmbientCapabilities=`), resolved to numbers before the fork.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    /// Capability numbers (`CAP_NET_BIND_SERVICE` = 10, ...).
+    pub ambient: Vec<u32>,
 }
 
 /// What identifies a running process.
@@ -43,12 +59,47 @@ pub fn spawn(launch: &Launch) -> Result<Identity> {
         .append(true)
         .open(&launch.log)
         .with_context(|| format!("cannot open log {}", launch.log.display()))?;
-    let namespace = std::fs::File::open(netns::path(&launch.netns)).with_context(|| format!("namespace {} is missing", launch.netns))?;
+    let namespace = std::fs::File::open(netns::path(&launch.netns))
+        .with_context(|| format!("namespace {} is missing", launch.netns))?;
+    let mut command = unit_command(launch, &launch.program, &launch.args, &namespace)?;
+    command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    let child = command
+        .spawn()
+        .with_context(|| format!("cannot start {} in {} (run scripts/setup?)", launch.program, launch.netns))?;
+    let pid = child.id();
+    // The child is not waited for here; `reap` collects it if it dies while we run.
+    drop(child);
+    let start_time =
+        start_time(pid).with_context(|| format!("{} exited at once; see {}", launch.program, launch.log.display()))?;
+    Ok(Identity { pid, start_time })
+}
+
+/// Runs `argv` as one of `launch`'s unit commands (`ExecStartPre=`, `ExecReload=`): in its
+/// namespace, as its user with its capabilities, umask and environment; waits for it and
+/// fails with its output when it fails.
+pub fn run_unit_command(launch: &Launch, argv: &[String]) -> Result<String> {
+    let namespace = std::fs::File::open(netns::path(&launch.netns))
+        .with_context(|| format!("namespace {} is missing", launch.netns))?;
+    let command = unit_command(launch, &argv[0], &argv[1..], &namespace)?;
+    let output = crate::process::run(command, None, UNIT_COMMAND_TIMEOUT)?;
+    Ok(format!("{}{}", output.stdout, output.stderr))
+}
+
+/// How long one of a unit's own commands may take (systemd's default `TimeoutStartSec=`
+/// is 90 s for the whole start; a config check or a key setup takes seconds).
+const UNIT_COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The command `program args` set up as `launch`'s unit runs it: a clean environment holding
+/// only the unit's, its own session and hostname, the host's namespace, the unit's umask,
+/// user, groups and ambient capabilities.
+fn unit_command(launch: &Launch, program: &str, args: &[String], namespace: &std::fs::File) -> Result<Command> {
     let namespace_fd = namespace.as_raw_fd();
     let hostname = CString::new(launch.hostname.clone()).context("hostname with NUL")?;
-    let mut command = Command::new(&launch.program);
-    command.args(&launch.args).envs(launch.env.iter().map(|(k, v)| (k, v)));
-    command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    let mut command = Command::new(program);
+    // As systemd does: the daemon gets the unit's environment and nothing of ours.
+    command.env_clear().args(args).envs(launch.env.iter().map(|(k, v)| (k, v))).current_dir("/");
+    let credentials = launch.credentials.clone();
+    let umask = launch.umask;
     // SAFETY: only async-signal-safe system calls between fork and exec; every value used
     // was prepared before the fork.
     unsafe {
@@ -65,15 +116,71 @@ pub fn spawn(launch: &Launch) -> Result<Identity> {
             if libc::sethostname(hostname.as_ptr(), hostname.as_bytes().len()) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            libc::umask(umask as libc::mode_t);
+            if let Some(credentials) = &credentials {
+                drop_privileges(credentials)?;
+            }
             Ok(())
         });
     }
-    let child = command.spawn().with_context(|| format!("cannot start {} in {} (run scripts/setup?)", launch.program, launch.netns))?;
-    let pid = child.id();
-    // The child is not waited for here; `reap` collects it if it dies while we run.
-    drop(child);
-    let start_time = start_time(pid).with_context(|| format!("{} exited at once; see {}", launch.program, launch.log.display()))?;
-    Ok(Identity { pid, start_time })
+    Ok(command)
+}
+
+/// Becomes `credentials`' user keeping only its ambient capabilities, as systemd does for
+/// `User=` with `AmbientCapabilities=`. Runs between fork and exec: system calls only.
+///
+/// # Safety
+/// Only async-signal-safe calls; `credentials` was built before the fork.
+unsafe fn drop_privileges(credentials: &Credentials) -> std::io::Result<()> {
+    let fail = || Err(std::io::Error::last_os_error());
+    if libc::setgroups(credentials.groups.len(), credentials.groups.as_ptr()) != 0 {
+        return fail();
+    }
+    if libc::setgid(credentials.gid) != 0 {
+        return fail();
+    }
+    // Keep the permitted set across setuid, then narrow it to the ambient capabilities.
+    if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 {
+        return fail();
+    }
+    if libc::setuid(credentials.uid) != 0 {
+        return fail();
+    }
+    let mut mask: u64 = 0;
+    for cap in &credentials.ambient {
+        mask |= 1u64 << cap;
+    }
+    let header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let data = [
+        CapData { effective: mask as u32, permitted: mask as u32, inheritable: mask as u32 },
+        CapData { effective: (mask >> 32) as u32, permitted: (mask >> 32) as u32, inheritable: (mask >> 32) as u32 },
+    ];
+    if libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) != 0 {
+        return fail();
+    }
+    for cap in &credentials.ambient {
+        if libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong, *cap as libc::c_ulong, 0, 0)
+            != 0
+        {
+            return fail();
+        }
+    }
+    Ok(())
+}
+
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
 }
 
 /// Start time of `pid` in clock ticks since boot (`/proc/<pid>/stat` field 22).
@@ -104,7 +211,9 @@ fn reap(pid: u32) {
 pub fn is_running(identity: Identity, netns: &str) -> bool {
     reap(identity.pid);
     let Some(fields) = stat_fields(identity.pid) else { return false };
-    if fields.first().map(String::as_str) == Some("Z") || fields.get(19).and_then(|s| s.parse::<u64>().ok()) != Some(identity.start_time) {
+    if fields.first().map(String::as_str) == Some("Z")
+        || fields.get(19).and_then(|s| s.parse::<u64>().ok()) != Some(identity.start_time)
+    {
         return false;
     }
     let Some(namespace) = netns::inode(netns) else { return false };
@@ -114,7 +223,14 @@ pub fn is_running(identity: Identity, netns: &str) -> bool {
 /// The command line of `pid`, arguments joined by spaces.
 pub fn cmdline(pid: u32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|bytes| bytes.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect::<Vec<_>>().join(" "))
+        .map(|bytes| {
+            bytes
+                .split(|b| *b == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_default()
 }
 
@@ -157,4 +273,30 @@ pub fn stop(identity: Identity, netns: &str, grace: Duration) -> bool {
 /// The identity of `pid` if it exists.
 pub fn identity(pid: u32) -> Option<Identity> {
     start_time(pid).map(|start_time| Identity { pid, start_time })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A unit's user keeps exactly its ambient capabilities after the switch, as under systemd.
+    #[test]
+    fn a_dropped_process_keeps_only_its_ambient_capabilities() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            panic!("this test needs root (it switches users), as CI runs it");
+        }
+        let credentials = Credentials { uid: 65534, gid: 65534, groups: vec![65534], ambient: vec![10] };
+        let mut command = Command::new("/bin/sh");
+        command.env_clear().args(["-c", "id -u; grep -E '^Cap(Eff|Amb)' /proc/self/status"]);
+        // SAFETY: drop_privileges makes system calls only.
+        unsafe {
+            command.pre_exec(move || drop_privileges(&credentials));
+        }
+        let output = command.output().expect("runs");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{text}{}", String::from_utf8_lossy(&output.stderr));
+        assert!(text.starts_with("65534\n"), "{text}");
+        assert!(text.contains("CapAmb:\t0000000000000400"), "CAP_NET_BIND_SERVICE only: {text}");
+    }
 }

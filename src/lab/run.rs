@@ -2,23 +2,23 @@
 //! namespaces (curl, ssh, the mariadb client, TCP connects), one verdict per step.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::net::Ipv4Addr;
-use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use super::cmd::Cmd;
-use super::daemons::{self, Daemon, Lab};
+use super::daemons::{self, Lab};
 use super::event::{Event, Reporter};
-use super::network::{self, host_netns, NetworkPlan};
-use super::probe::{self, Connect, Request, Response, ServedBy};
-use super::scenario::{self, Node, Probe, Scenario, Source, Step};
+use super::host::NamespaceHost;
+use super::probe::{self, Request, Response, ServedBy};
 use super::state::State;
 use crate::render::Layout;
+use crate::stack::address_plan::{self, host_netns, NetworkPlan};
+use crate::stack::scenario::{self, Connect, Node, Probe, Scenario, Source, Step};
+use crate::stack::Service;
 use crate::topology::Topology;
 
 /// The outcome of one step.
@@ -60,13 +60,23 @@ impl StepLog<'_> {
     }
 
     pub(super) fn metric(&self, name: &str, duration: Duration) {
-        self.reporter.emit(Event::Metric { step: self.step.clone(), name: name.into(), seconds: duration.as_secs_f64() });
+        self.reporter.emit(Event::Metric {
+            step: self.step.clone(),
+            name: name.into(),
+            seconds: duration.as_secs_f64(),
+        });
     }
 }
 
 /// Runs every step; returns whether all passed. A failing step does not stop the run:
 /// each failover step restores what it broke before the next one starts.
-pub fn run(scenario: &Scenario, topology: &Topology, plan: &NetworkPlan, state: &Mutex<State>, reporter: &Reporter) -> Result<bool> {
+pub fn run(
+    scenario: &Scenario,
+    topology: &Topology,
+    plan: &NetworkPlan,
+    state: &Mutex<State>,
+    reporter: &Reporter,
+) -> Result<bool> {
     let lab = Lab { topology, plan, state, reporter };
     for note in &scenario.omitted {
         reporter.emit(Event::StepDetail { step: "scenario".into(), line: format!("omitted: {note}") });
@@ -81,7 +91,12 @@ pub fn run(scenario: &Scenario, topology: &Topology, plan: &NetworkPlan, state: 
             Ok(verdict) => verdict,
             Err(e) => Verdict::fail(format!("{e:#}")),
         };
-        reporter.emit(Event::StepFinished { step: name, passed: verdict.passed, summary: verdict.summary, elapsed_ms: started.elapsed().as_millis() as u64 });
+        reporter.emit(Event::StepFinished {
+            step: name,
+            passed: verdict.passed,
+            summary: verdict.summary,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        });
         all_passed &= verdict.passed;
     }
     Ok(all_passed)
@@ -89,16 +104,30 @@ pub fn run(scenario: &Scenario, topology: &Topology, plan: &NetworkPlan, state: 
 
 fn execute(lab: &Lab, log: &StepLog, step: &Step) -> Result<Verdict> {
     match step {
-        Step::HttpsViaVip { domain, vip, requests, web_hosts } => https_via_vip(lab, log, domain, *vip, *requests, web_hosts),
-        Step::BackendTls { lbs, backends, health_path, reachable_ports } => backend_tls(lab, log, lbs, backends, health_path, reachable_ports),
+        Step::HttpsViaVip { domain, vip, requests, web_hosts } => {
+            https_via_vip(lab, log, domain, *vip, *requests, web_hosts)
+        }
+        Step::BackendTls { lbs, backends, health_path, reachable_ports } => {
+            backend_tls(lab, log, lbs, backends, health_path, reachable_ports)
+        }
         Step::AdminSsh { hosts } => admin_ssh(lab, log, hosts),
         Step::MultiMaster { writers, nodes } => multi_master(lab, log, writers, nodes),
         Step::FirewallMatrix { ports, probes } => firewall_matrix(lab, log, ports, probes),
-        Step::WebFailover { domain, vip, victim, eject_within_ms } => web_failover(lab, log, domain, *vip, victim, *eject_within_ms),
-        Step::DbFailover { domain, vip, victim, survivors, writers } => db_failover(lab, log, domain, *vip, victim, survivors, writers),
-        Step::LbFailover { domain, vip, active, standby, within_ms } => lb_failover(lab, log, domain, *vip, active, standby, *within_ms),
-        Step::MetricsArrive { endpoint, hosts, egress, within_ms } => super::monitoring::metrics_arrive(lab, log, *endpoint, hosts, egress, *within_ms),
-        Step::CollectorEndpointsLocal { endpoints } => super::monitoring::collector_endpoints_local(lab, log, endpoints),
+        Step::WebFailover { domain, vip, victim, eject_within_ms } => {
+            web_failover(lab, log, domain, *vip, victim, *eject_within_ms)
+        }
+        Step::DbFailover { domain, vip, victim, survivors, writers } => {
+            db_failover(lab, log, domain, *vip, victim, survivors, writers)
+        }
+        Step::LbFailover { domain, vip, active, standby, within_ms } => {
+            lb_failover(lab, log, domain, *vip, active, standby, *within_ms)
+        }
+        Step::MetricsArrive { endpoint, hosts, egress, within_ms } => {
+            super::monitoring::metrics_arrive(lab, log, *endpoint, hosts, egress, *within_ms)
+        }
+        Step::CollectorEndpointsLocal { endpoints } => {
+            super::monitoring::collector_endpoints_local(lab, log, endpoints)
+        }
         Step::WebQps { .. } => super::monitoring::web_qps(lab, log, step),
     }
 }
@@ -109,8 +138,12 @@ fn stack_ca() -> std::path::PathBuf {
 }
 
 /// `https://<domain><path>` through the virtual IP, from the internet namespace.
-fn https_get(domain: &str, vip: Ipv4Addr, path: &str, timeout: Duration) -> Result<Response> {
-    Request::get(format!("https://{domain}{path}")).cacert(stack_ca()).resolve(domain, 443, vip).timeout(timeout).send(network::INTERNET)
+pub(super) fn https_get(domain: &str, vip: Ipv4Addr, path: &str, timeout: Duration) -> Result<Response> {
+    Request::get(format!("https://{domain}{path}"))
+        .cacert(stack_ca())
+        .resolve(domain, 443, vip)
+        .timeout(timeout)
+        .send(address_plan::INTERNET)
 }
 
 /// Which web node served a response: nginx's `X-Served-By`, else the app's report.
@@ -121,7 +154,14 @@ fn web_of(lab: &Lab, response: &Response, served: Option<&ServedBy>) -> String {
     served.and_then(|s| scenario::host_by_address(lab.topology, &s.web)).unwrap_or("?").to_string()
 }
 
-fn https_via_vip(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, requests: u32, web_hosts: &[String]) -> Result<Verdict> {
+fn https_via_vip(
+    lab: &Lab,
+    log: &StepLog,
+    domain: &str,
+    vip: Ipv4Addr,
+    requests: u32,
+    web_hosts: &[String],
+) -> Result<Verdict> {
     let mut failures = Vec::new();
     let mut webs = BTreeSet::new();
     let mut apps = BTreeSet::new();
@@ -145,9 +185,13 @@ fn https_via_vip(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, requests
             Err(e) => failures.push(format!("{e:#}")),
         }
     }
-    log.line(format!("{}/{requests} answered by the app; certificate verified against the stack CA ({})", requests as usize - failures.len(), stack_ca().display()));
+    log.line(format!(
+        "{}/{requests} answered by the app; certificate verified against the stack CA ({})",
+        requests as usize - failures.len(),
+        stack_ca().display()
+    ));
     log.line(format!("served by web {} · app {} · db {}", join(&webs), join(&apps), join(&dbs)));
-    let redirect = Request::get(format!("http://{domain}/")).resolve(domain, 80, vip).send(network::INTERNET);
+    let redirect = Request::get(format!("http://{domain}/")).resolve(domain, 80, vip).send(address_plan::INTERNET);
     match redirect {
         Ok(r) if (301..=308).contains(&r.status) && r.header("location").is_some_and(|l| l.starts_with("https://")) => {
             log.line(format!("http://{domain}/ → {} {}", r.status, r.header("location").unwrap_or_default()));
@@ -159,10 +203,21 @@ fn https_via_vip(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, requests
     if !unknown.is_empty() {
         failures.push(format!("served by unknown web hosts {unknown:?}"));
     }
-    Ok(Verdict::from_failures(log, &failures, format!("{requests} HTTPS requests via {vip} OK, {} web node(s) seen", webs.len())))
+    Ok(Verdict::from_failures(
+        log,
+        &failures,
+        format!("{requests} HTTPS requests via {vip} OK, {} web node(s) seen", webs.len()),
+    ))
 }
 
-fn backend_tls(lab: &Lab, log: &StepLog, lbs: &[String], backends: &[Node], health_path: &str, reachable_ports: &[(String, u16)]) -> Result<Verdict> {
+fn backend_tls(
+    lab: &Lab,
+    log: &StepLog,
+    lbs: &[String],
+    backends: &[Node],
+    health_path: &str,
+    reachable_ports: &[(String, u16)],
+) -> Result<Verdict> {
     let mut failures = Vec::new();
     for lb in lbs {
         let netns = host_netns(lb);
@@ -180,13 +235,21 @@ fn backend_tls(lab: &Lab, log: &StepLog, lbs: &[String], backends: &[Node], heal
             let url = format!("http://{address}:{port}{health_path}");
             match Request::get(&url).timeout(Duration::from_secs(2)).send(&netns) {
                 Ok(r) if r.status < 400 => failures.push(format!("{lb} → {url}: plaintext HTTP answered {}", r.status)),
-                Ok(r) => log.line(format!("{lb} → {host}:{port} plaintext: refused by the server ({} {})", r.status, first_line(&r.body))),
+                Ok(r) => log.line(format!(
+                    "{lb} → {host}:{port} plaintext: refused by the server ({} {})",
+                    r.status,
+                    first_line(&r.body)
+                )),
                 Err(_) => log.line(format!("{lb} → {host}:{port} plaintext: no HTTP answer")),
             }
         }
     }
     if failures.is_empty() {
-        log.line(format!("{} LB(s) × {} web backend(s): TLS verified for the backend's name against the internal CA", lbs.len(), backends.len()));
+        log.line(format!(
+            "{} LB(s) × {} web backend(s): TLS verified for the backend's name against the internal CA",
+            lbs.len(),
+            backends.len()
+        ));
     }
     Ok(Verdict::from_failures(log, &failures, "every backend TLS-verified, no plaintext port answers"))
 }
@@ -200,9 +263,26 @@ fn admin_ssh(_lab: &Lab, log: &StepLog, hosts: &[Node]) -> Result<Verdict> {
                 let key = key.clone();
                 scope.spawn(move || {
                     let result = Cmd::new("ssh")
-                        .args(["-i", &key.display().to_string(), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
-                        .args(["-o", "ConnectTimeout=3", "-o", "LogLevel=ERROR", &format!("root@{}", node.address), "uname", "-n"])
-                        .netns(network::ADMIN)
+                        .args([
+                            "-i",
+                            &key.display().to_string(),
+                            "-o",
+                            "BatchMode=yes",
+                            "-o",
+                            "StrictHostKeyChecking=no",
+                            "-o",
+                            "UserKnownHostsFile=/dev/null",
+                        ])
+                        .args([
+                            "-o",
+                            "ConnectTimeout=3",
+                            "-o",
+                            "LogLevel=ERROR",
+                            &format!("root@{}", node.address),
+                            "uname",
+                            "-n",
+                        ])
+                        .netns(address_plan::ADMIN)
                         .timeout(Duration::from_secs(10))
                         .stdout()
                         .map(|out| out.trim().lines().last().unwrap_or_default().to_string())
@@ -246,14 +326,22 @@ fn token(label: &str) -> String {
 
 fn write_row(node: &str, token: &str, timeout: Duration) -> Result<()> {
     let socket = Layout::lab(node).mysql_socket();
-    probe::sql(&socket, &format!("INSERT INTO {SCENARIO_DB}.writes (node, token) VALUES ('{node}', '{token}');"), timeout)?;
+    probe::sql(
+        &socket,
+        &format!("INSERT INTO {SCENARIO_DB}.writes (node, token) VALUES ('{node}', '{token}');"),
+        timeout,
+    )?;
     Ok(())
 }
 
 /// How many rows with `token` `node` sees, with a causal read (waits for replication).
 fn count_rows(node: &str, token: &str) -> Result<u64> {
     let socket = Layout::lab(node).mysql_socket();
-    let out = probe::sql(&socket, &format!("SET SESSION wsrep_sync_wait = 1; SELECT COUNT(*) FROM {SCENARIO_DB}.writes WHERE token = '{token}';"), Duration::from_secs(15))?;
+    let out = probe::sql(
+        &socket,
+        &format!("SET SESSION wsrep_sync_wait = 1; SELECT COUNT(*) FROM {SCENARIO_DB}.writes WHERE token = '{token}';"),
+        Duration::from_secs(15),
+    )?;
     out.trim().parse().with_context(|| format!("unexpected answer {out:?}"))
 }
 
@@ -277,7 +365,11 @@ fn multi_master(_lab: &Lab, log: &StepLog, writers: &[String], nodes: &[String])
         }
         log.line(format!("written through {writer}, read back on {}", seen.join(", ")));
     }
-    Ok(Verdict::from_failures(log, &failures, format!("{} writer(s) × {} node(s) consistent", writers.len(), nodes.len())))
+    Ok(Verdict::from_failures(
+        log,
+        &failures,
+        format!("{} writer(s) × {} node(s) consistent", writers.len(), nodes.len()),
+    ))
 }
 
 /// A matrix cell: (source, destination host, port).
@@ -295,14 +387,19 @@ fn firewall_matrix(lab: &Lab, log: &StepLog, ports: &[u16], probes: &[Probe]) ->
             .map(|(source, probes)| {
                 scope.spawn(move || -> Result<Vec<(Cell, Connect)>> {
                     let netns = match source {
-                        Source::Internet => network::INTERNET.to_string(),
-                        Source::Admin => network::ADMIN.to_string(),
+                        Source::Internet => address_plan::INTERNET.to_string(),
+                        Source::Admin => address_plan::ADMIN.to_string(),
                         Source::Host(name) => host_netns(name),
                     };
                     let routed: Vec<&&Probe> = probes.iter().filter(|p| p.address.is_some()).collect();
-                    let targets: Vec<(Ipv4Addr, u16)> = routed.iter().map(|p| (p.address.expect("routed"), p.port)).collect();
+                    let targets: Vec<(Ipv4Addr, u16)> =
+                        routed.iter().map(|p| (p.address.expect("routed"), p.port)).collect();
                     let outcomes = probe::tcp_connect_many(&netns, &targets, timeout)?;
-                    Ok(routed.iter().zip(outcomes).map(|(p, o)| ((p.from.to_string(), p.to.clone(), p.port), o)).collect())
+                    Ok(routed
+                        .iter()
+                        .zip(outcomes)
+                        .map(|(p, o)| ((p.from.to_string(), p.to.clone(), p.port), o))
+                        .collect())
                 })
             })
             .collect();
@@ -357,8 +454,10 @@ fn render_matrix(lab: &Lab, ports: &[u16], probes: &[Probe], observed: &BTreeMap
     sources.extend(hosts.iter().map(|h| h.to_string()));
     let width = hosts.iter().map(|h| h.len()).max().unwrap_or(4).max(4) + 1;
     let source_width = sources.iter().map(String::len).max().unwrap_or(8) + 2;
-    let index: BTreeMap<Cell, &Probe> = probes.iter().map(|p| ((p.from.to_string(), p.to.clone(), p.port), p)).collect();
-    let mut lines = vec!["O connects · r reset (allowed, nothing listens) · . filtered · ! differs from the Topology".to_string()];
+    let index: BTreeMap<Cell, &Probe> =
+        probes.iter().map(|p| ((p.from.to_string(), p.to.clone(), p.port), p)).collect();
+    let mut lines =
+        vec!["O connects · r reset (allowed, nothing listens) · . filtered · ! differs from the Topology".to_string()];
     for port in ports {
         let mut header = format!("{:<source_width$}", format!("port {port}"));
         for host in &hosts {
@@ -423,17 +522,27 @@ impl Load {
                         let result = https_get(&domain, vip, "/", Duration::from_secs(3));
                         let finished = Instant::now();
                         let sample = match result {
-                            Ok(r) if r.status == 200 => {
-                                Sample {
-                                    started,
-                                    finished,
-                                    ok: ServedBy::parse(&r.body).is_some(),
-                                    web: r.header("x-served-by").unwrap_or("?").to_string(),
-                                    error: String::new(),
-                                }
-                            }
-                            Ok(r) => Sample { started, finished, ok: false, web: r.header("x-served-by").unwrap_or("?").into(), error: format!("status {}", r.status) },
-                            Err(e) => Sample { started, finished, ok: false, web: String::new(), error: format!("{e:#}").lines().next().unwrap_or_default().to_string() },
+                            Ok(r) if r.status == 200 => Sample {
+                                started,
+                                finished,
+                                ok: ServedBy::parse(&r.body).is_some(),
+                                web: r.header("x-served-by").unwrap_or("?").to_string(),
+                                error: String::new(),
+                            },
+                            Ok(r) => Sample {
+                                started,
+                                finished,
+                                ok: false,
+                                web: r.header("x-served-by").unwrap_or("?").into(),
+                                error: format!("status {}", r.status),
+                            },
+                            Err(e) => Sample {
+                                started,
+                                finished,
+                                ok: false,
+                                web: String::new(),
+                                error: format!("{e:#}").lines().next().unwrap_or_default().to_string(),
+                            },
                         };
                         samples.lock().expect("samples").push(sample);
                     }
@@ -458,24 +567,9 @@ impl Load {
 }
 
 /// The status of `server` in HAProxy's `web` backend on `lb` (`UP`, `DOWN`, `UP 1/2`...),
-/// read from its admin socket.
+/// asked of its admin socket as deploy asks it.
 fn haproxy_server_status(lb: &str, server: &str) -> Result<String> {
-    let socket = Layout::lab(lb).haproxy_socket();
-    let mut stream = UnixStream::connect(&socket).with_context(|| format!("cannot connect to {}", socket.display()))?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    stream.write_all(b"show stat\n")?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().trim_start_matches("# ").split(',').collect();
-    let column = header.iter().position(|c| *c == "status").context("no status column in show stat")?;
-    for line in lines {
-        let fields: Vec<&str> = line.split(',').collect();
-        if fields.first() == Some(&"web") && fields.get(1) == Some(&server) {
-            return Ok(fields.get(column).unwrap_or(&"").to_string());
-        }
-    }
-    bail!("no server {server} in backend web on {lb}")
+    Ok(crate::host::health::server_stat(&NamespaceHost::lab(lb), "web", server)?.status)
 }
 
 fn ejected(status: &str) -> bool {
@@ -486,22 +580,30 @@ fn secs(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
 }
 
-fn web_failover(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, victim: &str, eject_within_ms: u64) -> Result<Verdict> {
+fn web_failover(
+    lab: &Lab,
+    log: &StepLog,
+    domain: &str,
+    vip: Ipv4Addr,
+    victim: &str,
+    eject_within_ms: u64,
+) -> Result<Verdict> {
     let active = daemons::vip_holder(lab).context("no load balancer holds the virtual IP")?;
     log.line(format!("active load balancer {active}; victim {victim}"));
     let load = Load::start(domain, vip, 2);
     std::thread::sleep(Duration::from_millis(1000));
     let killed_at = Instant::now();
-    let pids = daemons::kill(victim, Daemon::Nginx, libc::SIGKILL);
+    let pids = daemons::kill(victim, Service::Nginx, libc::SIGKILL);
     log.line(format!("killed nginx on {victim} (SIGKILL, pids {pids:?})"));
-    let eject = probe::wait_for("HAProxy to eject the web node", Duration::from_secs(10), Duration::from_millis(20), || {
-        Ok(ejected(&haproxy_server_status(&active, victim)?).then(Instant::now))
-    });
+    let eject =
+        probe::wait_for("HAProxy to eject the web node", Duration::from_secs(10), Duration::from_millis(20), || {
+            Ok(ejected(&haproxy_server_status(&active, victim)?).then(Instant::now))
+        });
     let ejected_at = match eject {
         Ok(at) => at,
         Err(e) => {
             let samples = load.finish();
-            restart(lab, victim, Daemon::Nginx)?;
+            restart(lab, victim, Service::Nginx)?;
             summarize(log, &samples, killed_at, killed_at);
             return Ok(Verdict::fail(format!("{e:#}")));
         }
@@ -512,14 +614,20 @@ fn web_failover(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, victim: &
     // Load continues with the node out, then the node comes back.
     std::thread::sleep(Duration::from_millis(1500));
     let restarted_at = Instant::now();
-    restart(lab, victim, Daemon::Nginx)?;
-    let rejoin = probe::wait_for("HAProxy to take the web node back", Duration::from_secs(15), Duration::from_millis(50), || {
-        Ok((haproxy_server_status(&active, victim)? == "UP").then(Instant::now))
-    });
+    restart(lab, victim, Service::Nginx)?;
+    let rejoin = probe::wait_for(
+        "HAProxy to take the web node back",
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || Ok((haproxy_server_status(&active, victim)? == "UP").then(Instant::now)),
+    );
     let served_again = rejoin.as_ref().ok().and_then(|_| {
-        probe::wait_for("a request served by the restarted node", Duration::from_secs(10), Duration::from_millis(100), || {
-            Ok(load.snapshot().iter().any(|s| s.ok && s.started > restarted_at && s.web == victim).then_some(()))
-        })
+        probe::wait_for(
+            "a request served by the restarted node",
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+            || Ok(load.snapshot().iter().any(|s| s.ok && s.started > restarted_at && s.web == victim).then_some(())),
+        )
         .ok()
     });
     let samples = load.finish();
@@ -530,7 +638,11 @@ fn web_failover(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, victim: &
         failures.push(format!("ejection took {} (budget {eject_within_ms} ms)", secs(eject_time)));
     }
     if !failed_after.is_empty() {
-        failures.push(format!("{} client request(s) failed after the ejection: {}", failed_after.len(), failed_after[0].error));
+        failures.push(format!(
+            "{} client request(s) failed after the ejection: {}",
+            failed_after.len(),
+            failed_after[0].error
+        ));
     }
     match &rejoin {
         Ok(at) => {
@@ -542,7 +654,11 @@ fn web_failover(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, victim: &
     if served_again.is_none() {
         failures.push(format!("no request was served by {victim} after it rejoined"));
     }
-    Ok(Verdict::from_failures(log, &failures, format!("ejected in {}, 0 failed requests after, rejoined", secs(eject_time))))
+    Ok(Verdict::from_failures(
+        log,
+        &failures,
+        format!("ejected in {}, 0 failed requests after, rejoined", secs(eject_time)),
+    ))
 }
 
 fn summarize(log: &StepLog, samples: &[Sample], killed_at: Instant, ejected_at: Instant) {
@@ -566,19 +682,27 @@ fn summarize(log: &StepLog, samples: &[Sample], killed_at: Instant, ejected_at: 
 }
 
 /// Restarts a daemon the scenario stopped (recorded in the state file like `up` does).
-fn restart(lab: &Lab, host: &str, daemon: Daemon) -> Result<Duration> {
+fn restart(lab: &Lab, host: &str, daemon: Service) -> Result<Duration> {
     let started = Instant::now();
     daemons::wait_gone(host, daemon, Duration::from_secs(15))?;
     daemons::start(lab, lab.host(host), daemon)?;
     Ok(started.elapsed())
 }
 
-fn db_failover(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, victim: &str, survivors: &[String], writers: &[String]) -> Result<Verdict> {
+fn db_failover(
+    lab: &Lab,
+    log: &StepLog,
+    domain: &str,
+    vip: Ipv4Addr,
+    victim: &str,
+    survivors: &[String],
+    writers: &[String],
+) -> Result<Verdict> {
     let mut failures = Vec::new();
     ensure_scenario_table(&Layout::lab(&survivors[0]).mysql_socket())?;
     let killed_at = Instant::now();
-    let pids = daemons::kill(victim, Daemon::Mariadb, libc::SIGKILL);
-    daemons::wait_gone(victim, Daemon::Mariadb, Duration::from_secs(10))?;
+    let pids = daemons::kill(victim, Service::Mariadb, libc::SIGKILL);
+    daemons::wait_gone(victim, Service::Mariadb, Duration::from_secs(10))?;
     log.line(format!("killed mariadbd on {victim} (SIGKILL, pids {pids:?})"));
     // Writes through every surviving writer node.
     let mut tokens = Vec::new();
@@ -590,7 +714,11 @@ fn db_failover(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, victim: &s
                 if tokens.is_empty() {
                     log.metric("db_first_write", killed_at.elapsed());
                 }
-                log.line(format!("write through {writer} committed {} after the kill (took {})", secs(killed_at.elapsed()), secs(started.elapsed())));
+                log.line(format!(
+                    "write through {writer} committed {} after the kill (took {})",
+                    secs(killed_at.elapsed()),
+                    secs(started.elapsed())
+                ));
                 tokens.push(token);
             }
             Err(e) => failures.push(format!("write through {writer}: {e:#}")),
@@ -615,7 +743,7 @@ fn db_failover(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, victim: &s
     }
     log.line(format!("{app_ok}/6 app requests through the VIP wrote via {}", join(&app_dbs)));
     let restarted_at = Instant::now();
-    match daemons::start(lab, lab.host(victim), Daemon::Mariadb) {
+    match daemons::start(lab, lab.host(victim), Service::Mariadb) {
         Ok(_) => {
             log.metric("db_rejoin", restarted_at.elapsed());
             log.line(format!("{victim} restarted, rejoined and Synced in {}", secs(restarted_at.elapsed())));
@@ -635,56 +763,90 @@ fn db_failover(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, victim: &s
     Ok(Verdict::from_failures(log, &failures, format!("writes continued without {victim}; it rejoined Synced")))
 }
 
-fn lb_failover(lab: &Lab, log: &StepLog, domain: &str, vip: Ipv4Addr, primary: &str, standby: &[String], within_ms: u64) -> Result<Verdict> {
+fn lb_failover(
+    lab: &Lab,
+    log: &StepLog,
+    domain: &str,
+    vip: Ipv4Addr,
+    primary: &str,
+    standby: &[String],
+    within_ms: u64,
+) -> Result<Verdict> {
     let active = daemons::vip_holder(lab).unwrap_or_else(|| primary.to_string());
     log.line(format!("{active} holds {vip}"));
     let mut failures = Vec::new();
     https_get(domain, vip, "/", Duration::from_secs(5)).context("HTTPS through the VIP before the failover")?;
     // A clean stop, as a host shutdown does: keepalived gives the VIP up, HAProxy exits.
     let stopped_at = Instant::now();
-    daemons::kill(&active, Daemon::Keepalived, libc::SIGTERM);
-    daemons::kill(&active, Daemon::Haproxy, libc::SIGTERM);
+    daemons::kill(&active, Service::Keepalived, libc::SIGTERM);
+    daemons::kill(&active, Service::Haproxy, libc::SIGTERM);
     log.line(format!("stopped keepalived and haproxy on {active}"));
-    let answered = probe::wait_for("HTTPS through the VIP after the failover", Duration::from_secs(15), Duration::from_millis(10), || {
-        let response = https_get(domain, vip, "/", Duration::from_millis(500))?;
-        Ok((response.status == 200 && ServedBy::parse(&response.body).is_some()).then(Instant::now))
-    });
+    let answered = probe::wait_for(
+        "HTTPS through the VIP after the failover",
+        Duration::from_secs(15),
+        Duration::from_millis(10),
+        || {
+            let response = https_get(domain, vip, "/", Duration::from_millis(500))?;
+            Ok((response.status == 200 && ServedBy::parse(&response.body).is_some()).then(Instant::now))
+        },
+    );
     let holder = daemons::vip_holder(lab);
     match &answered {
         Ok(at) => {
             let took = *at - stopped_at;
             log.metric("lb_failover", took);
-            log.line(format!("HTTPS answered again after {} (VIP now on {})", secs(took), holder.as_deref().unwrap_or("nobody")));
+            log.line(format!(
+                "HTTPS answered again after {} (VIP now on {})",
+                secs(took),
+                holder.as_deref().unwrap_or("nobody")
+            ));
             if took > Duration::from_millis(within_ms) {
                 failures.push(format!("HTTPS came back after {} (budget {within_ms} ms)", secs(took)));
             }
         }
         Err(e) => failures.push(format!("{e:#}")),
     }
-    if !holder.as_ref().is_some_and(|h| standby.contains(h) || (h != &active && lab.topology.lb.as_ref().is_some_and(|lb| lb.hosts.contains(h)))) {
+    if !holder.as_ref().is_some_and(|h| {
+        standby.contains(h) || (h != &active && lab.topology.lb.as_ref().is_some_and(|lb| lb.hosts.contains(h)))
+    }) {
         failures.push(format!("the VIP is on {holder:?}, not on a standby LB"));
     }
     // Bring the stopped LB back; with the higher priority it takes the VIP back.
     let restarted_at = Instant::now();
-    let restore = daemons::wait_gone(&active, Daemon::Keepalived, Duration::from_secs(10))
-        .and_then(|_| daemons::wait_gone(&active, Daemon::Haproxy, Duration::from_secs(10)))
-        .and_then(|_| daemons::start(lab, lab.host(&active), Daemon::Haproxy))
-        .and_then(|_| daemons::start(lab, lab.host(&active), Daemon::Keepalived));
+    let restore = daemons::wait_gone(&active, Service::Keepalived, Duration::from_secs(10))
+        .and_then(|_| daemons::wait_gone(&active, Service::Haproxy, Duration::from_secs(10)))
+        .and_then(|_| daemons::start(lab, lab.host(&active), Service::Haproxy))
+        .and_then(|_| daemons::start(lab, lab.host(&active), Service::Keepalived));
     match restore {
         Ok(_) => {
-            let settled = probe::wait_for("HTTPS after the LB came back", Duration::from_secs(15), Duration::from_millis(100), || {
-                let response = https_get(domain, vip, "/", Duration::from_secs(1))?;
-                Ok((response.status == 200).then_some(()))
-            });
+            let settled = probe::wait_for(
+                "HTTPS after the LB came back",
+                Duration::from_secs(15),
+                Duration::from_millis(100),
+                || {
+                    let response = https_get(domain, vip, "/", Duration::from_secs(1))?;
+                    Ok((response.status == 200).then_some(()))
+                },
+            );
             match settled {
                 Ok(()) => {
                     // With its higher priority the primary preempts; leave the lab as `up` left it.
-                    let back = probe::wait_for("the VIP back on the primary", Duration::from_secs(10), Duration::from_millis(100), || {
-                        Ok((daemons::vip_holder(lab).as_deref() == Some(primary)).then_some(()))
-                    });
+                    let back = probe::wait_for(
+                        "the VIP back on the primary",
+                        Duration::from_secs(10),
+                        Duration::from_millis(100),
+                        || Ok((daemons::vip_holder(lab).as_deref() == Some(primary)).then_some(())),
+                    );
                     match back {
-                        Ok(()) => log.line(format!("{active} back after {}; the VIP is on {primary} again", secs(restarted_at.elapsed()))),
-                        Err(_) => log.line(format!("{active} back after {}; the VIP stays on {}", secs(restarted_at.elapsed()), daemons::vip_holder(lab).as_deref().unwrap_or("nobody"))),
+                        Ok(()) => log.line(format!(
+                            "{active} back after {}; the VIP is on {primary} again",
+                            secs(restarted_at.elapsed())
+                        )),
+                        Err(_) => log.line(format!(
+                            "{active} back after {}; the VIP stays on {}",
+                            secs(restarted_at.elapsed()),
+                            daemons::vip_holder(lab).as_deref().unwrap_or("nobody")
+                        )),
                     }
                 }
                 Err(e) => failures.push(format!("after restoring {active}: {e:#}")),

@@ -21,6 +21,9 @@ pub enum Resource {
     Dir { path: PathBuf },
     /// A network namespace (`/run/netns/<name>`).
     Netns { name: String },
+    /// A system user or group the NixOS units run as that this machine lacked (`nginx`,
+    /// `collectd`, the app's stand-in for its dynamic user, the secrets group).
+    Account { account: AccountKind, name: String },
     /// A daemon. `pid` and `start_time` are filled right after the spawn; an entry without
     /// them means `up` stopped between recording and spawning (down then finds the process,
     /// if any, by its namespace).
@@ -33,6 +36,16 @@ pub enum Resource {
         /// it identifies the process, so a recycled pid is never killed.
         start_time: Option<u64>,
     },
+}
+
+/// A user or a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    User,
+    Group,
+    /// `user:group`: the user made a member of the group (NixOS `extraGroups`).
+    Membership,
 }
 
 /// The whole state file.
@@ -52,7 +65,8 @@ impl State {
         let path = state_path();
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let state = serde_json::from_str(&text).with_context(|| format!("corrupt lab state file {}", path.display()))?;
+                let state = serde_json::from_str(&text)
+                    .with_context(|| format!("corrupt lab state file {}", path.display()))?;
                 Ok(Some(state))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -83,7 +97,13 @@ impl State {
     /// Records that `daemon` of `host` is about to be (re)started: replaces a previous
     /// entry of the same daemon, so re-running `up` never duplicates entries.
     pub fn record_process_intent(&mut self, host: &str, daemon: &str, netns: &str) -> Result<()> {
-        let entry = Resource::Process { host: host.into(), daemon: daemon.into(), netns: netns.into(), pid: None, start_time: None };
+        let entry = Resource::Process {
+            host: host.into(),
+            daemon: daemon.into(),
+            netns: netns.into(),
+            pid: None,
+            start_time: None,
+        };
         match self.process_index(host, daemon) {
             Some(index) => self.created[index] = entry,
             None => self.created.push(entry),
@@ -111,7 +131,9 @@ impl State {
     }
 
     fn process_index(&self, host: &str, daemon: &str) -> Option<usize> {
-        self.created.iter().position(|r| matches!(r, Resource::Process { host: h, daemon: d, .. } if h == host && d == daemon))
+        self.created
+            .iter()
+            .position(|r| matches!(r, Resource::Process { host: h, daemon: d, .. } if h == host && d == daemon))
     }
 
     /// Every recorded namespace.
@@ -133,9 +155,21 @@ mod tests {
     #[test]
     fn process_intent_replaces_the_previous_entry_instead_of_duplicating() {
         let mut state = State::default();
-        state.created.push(Resource::Process { host: "web1".into(), daemon: "nginx".into(), netns: "nxs-web1".into(), pid: Some(7), start_time: Some(9) });
+        state.created.push(Resource::Process {
+            host: "web1".into(),
+            daemon: "nginx".into(),
+            netns: "nxs-web1".into(),
+            pid: Some(7),
+            start_time: Some(9),
+        });
         let index = state.process_index("web1", "nginx").unwrap();
-        state.created[index] = Resource::Process { host: "web1".into(), daemon: "nginx".into(), netns: "nxs-web1".into(), pid: None, start_time: None };
+        state.created[index] = Resource::Process {
+            host: "web1".into(),
+            daemon: "nginx".into(),
+            netns: "nxs-web1".into(),
+            pid: None,
+            start_time: None,
+        };
         assert_eq!(state.created.len(), 1);
         assert_eq!(state.process("web1", "nginx"), None);
     }
@@ -148,7 +182,13 @@ mod tests {
             created: vec![
                 Resource::Dir { path: "/var/lib/nixstack-lab".into() },
                 Resource::Netns { name: "nxs-sw".into() },
-                Resource::Process { host: "db1".into(), daemon: "mariadbd".into(), netns: "nxs-db1".into(), pid: Some(1), start_time: Some(2) },
+                Resource::Process {
+                    host: "db1".into(),
+                    daemon: "mariadbd".into(),
+                    netns: "nxs-db1".into(),
+                    pid: Some(1),
+                    start_time: Some(2),
+                },
             ],
         };
         let text = serde_json::to_string(&state).unwrap();

@@ -25,28 +25,21 @@ pub fn nix_instantiate_parse<P: AsRef<str>, T: AsRef<str>>(files: &[(P, T)]) -> 
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         ),
-        Err(error) => bail!(
-            "cannot run `{NIX_INSTANTIATE}` ({error}); run scripts/setup to install Nix (Debian package nix-bin)"
-        ),
+        Err(error) => {
+            bail!("cannot run `{NIX_INSTANTIATE}` ({error}); run scripts/setup to install Nix (Debian package nix-bin)")
+        }
     }
-    let dir = tempfile::Builder::new()
-        .prefix("nixstack-parse-")
-        .tempdir()
-        .context("creating a temporary directory")?;
+    let dir = tempfile::Builder::new().prefix("nixstack-parse-").tempdir().context("creating a temporary directory")?;
     let mut failures = Vec::new();
     for (path, text) in files {
         let (path, text) = (path.as_ref(), text.as_ref());
         let relative = Path::new(path);
-        if !relative
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-        {
+        if !relative.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir)) {
             bail!("{path}: expected a relative path inside the flake (no `/` prefix, no `..`)");
         }
         let file = dir.path().join(relative);
         if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
         std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
         let output = Command::new(NIX_INSTANTIATE)
@@ -73,11 +66,7 @@ pub fn nix_instantiate_parse<P: AsRef<str>, T: AsRef<str>>(files: &[(P, T)]) -> 
     if failures.is_empty() {
         Ok(())
     } else {
-        bail!(
-            "Nix rejects {} file(s):\n{}",
-            failures.len(),
-            failures.join("\n")
-        )
+        bail!("Nix rejects {} file(s):\n{}", failures.len(), failures.join("\n"))
     }
 }
 
@@ -87,10 +76,7 @@ mod tests {
 
     #[test]
     fn nix_accepts_valid_files_and_rejects_syntax_errors_with_their_location() {
-        let good = (
-            "hosts/a/default.nix",
-            "{ lib, ... }: { imports = [ ./local.nix ]; a.b = 1; }",
-        );
+        let good = ("hosts/a/default.nix", "{ lib, ... }: { imports = [ ./local.nix ]; a.b = 1; }");
         nix_instantiate_parse(&[good]).expect("valid Nix parses");
         let bad = ("hosts/b/default.nix", "{\n  a = ;\n}\n");
         let error = nix_instantiate_parse(&[good, bad]).unwrap_err().to_string();

@@ -88,13 +88,7 @@ pub struct NixProblem {
 }
 
 impl NixProblem {
-    pub(crate) fn at(
-        kind: ProblemKind,
-        file: &str,
-        text: &str,
-        offset: usize,
-        message: String,
-    ) -> NixProblem {
+    pub(crate) fn at(kind: ProblemKind, file: &str, text: &str, offset: usize, message: String) -> NixProblem {
         let location = Location::from_offset(text, offset);
         NixProblem {
             kind,
@@ -111,11 +105,7 @@ impl NixProblem {
 
 impl fmt::Display for NixProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
-        )?;
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)?;
         if let Some(expected) = &self.expected {
             write!(f, "; expected {expected}")?;
         }
@@ -144,10 +134,7 @@ impl Location {
         let before = &text[..offset];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        Location {
-            line,
-            column: before[line_start..].chars().count() + 1,
-        }
+        Location { line, column: before[line_start..].chars().count() + 1 }
     }
 }
 
@@ -183,10 +170,7 @@ fn pattern_allows(pattern: &str, path: &str) -> bool {
     let pattern: Vec<&str> = pattern.trim_end_matches(".*").split('.').collect();
     let path: Vec<&str> = path.split('.').collect();
     path.len() >= pattern.len()
-        && pattern
-            .iter()
-            .zip(&path)
-            .all(|(want, have)| want == have || *want == "*" || *want == "<name>")
+        && pattern.iter().zip(&path).all(|(want, have)| want == have || *want == "*" || *want == "<name>")
 }
 
 /// Checks every file as a NixOS module (a host file, one of our modules, a `local.nix`):
@@ -205,13 +189,7 @@ pub fn check_files<P: AsRef<str>, T: AsRef<str>>(db: &OptionDb, files: &[(P, T)]
             }
         };
         let Some(expr) = root.expr() else { continue };
-        let mut checker = walk::Checker {
-            db,
-            file: path,
-            text,
-            problems: Vec::new(),
-            uncovered: BTreeSet::new(),
-        };
+        let mut checker = walk::Checker { db, file: path, text, problems: Vec::new(), uncovered: BTreeSet::new() };
         checker.module(&value::module_body(&expr));
         report.problems.extend(checker.problems);
         report.uncovered.extend(checker.uncovered);
@@ -259,10 +237,7 @@ mod tests {
             }"#,
         );
         assert!(report.problems.is_empty(), "{:#?}", report.problems);
-        assert_eq!(
-            report.uncovered.iter().collect::<Vec<_>>(),
-            ["nixpkgs.hostPlatform"]
-        );
+        assert_eq!(report.uncovered.iter().collect::<Vec<_>>(), ["nixpkgs.hostPlatform"]);
         assert!(report.is_clean(KNOWN_UNCOVERED));
     }
 
@@ -273,21 +248,30 @@ mod tests {
         assert_eq!(problem.kind, ProblemKind::UnknownOption);
         assert_eq!((problem.line, problem.column), (2, 20));
         assert_eq!(problem.path.as_deref(), Some("services.haproxy.enabel"));
-        assert_eq!(
-            problem.hint.as_deref(),
-            Some("did you mean `services.haproxy.enable`?")
-        );
+        assert_eq!(problem.hint.as_deref(), Some("did you mean `services.haproxy.enable`?"));
     }
 
     #[test]
     fn literals_that_do_not_fit_are_caught() {
         let cases = [
             (r#"{ services.haproxy.enable = "yes"; }"#, "boolean"),
-            ("{ services.keepalived.vrrpInstances.v.virtualRouterId = 300; }", "integer between 1 and 255 (both inclusive)"),
+            (
+                "{ services.keepalived.vrrpInstances.v.virtualRouterId = 300; }",
+                "integer between 1 and 255 (both inclusive)",
+            ),
             (r#"{ services.mysql.galeraCluster.sstMethod = "xtrabackup"; }"#, r#"one of "rsync", "mariabackup""#),
-            ("{ networking.firewall.allowedTCPPorts = [ 443 70000 ]; }", "16 bit unsigned integer; between 0 and 65535 (both inclusive)"),
-            ("{ services.nginx.virtualHosts.x.listen = [ { addr = \"0.0.0.0\"; port = -1; } ]; }", "null or 16 bit unsigned integer; between 0 and 65535 (both inclusive)"),
-            ("{ networking.hostName = ./x; }", "string matching the pattern ^$|^[[:alnum:]]([[:alnum:]_-]{0,61}[[:alnum:]])?$"),
+            (
+                "{ networking.firewall.allowedTCPPorts = [ 443 70000 ]; }",
+                "16 bit unsigned integer; between 0 and 65535 (both inclusive)",
+            ),
+            (
+                "{ services.nginx.virtualHosts.x.listen = [ { addr = \"0.0.0.0\"; port = -1; } ]; }",
+                "null or 16 bit unsigned integer; between 0 and 65535 (both inclusive)",
+            ),
+            (
+                "{ networking.hostName = ./x; }",
+                "string matching the pattern ^$|^[[:alnum:]]([[:alnum:]_-]{0,61}[[:alnum:]])?$",
+            ),
         ];
         for (text, expected) in cases {
             let report = check(text);
@@ -314,15 +298,10 @@ mod tests {
 
     #[test]
     fn unknown_keys_inside_submodules_are_caught() {
-        let report = check(
-            "{ services.keepalived.vrrpInstances.v.virtualIps = [ { adr = \"10.0.0.1\"; } ]; }",
-        );
+        let report = check("{ services.keepalived.vrrpInstances.v.virtualIps = [ { adr = \"10.0.0.1\"; } ]; }");
         let problem = only_problem(&report);
         assert_eq!(problem.kind, ProblemKind::UnknownOption);
-        assert_eq!(
-            problem.path.as_deref(),
-            Some("services.keepalived.vrrpInstances.v.virtualIps[0].adr")
-        );
+        assert_eq!(problem.path.as_deref(), Some("services.keepalived.vrrpInstances.v.virtualIps[0].adr"));
         assert_eq!(
             problem.hint.as_deref(),
             Some("did you mean `services.keepalived.vrrpInstances.v.virtualIps[0].addr`?")
@@ -333,32 +312,19 @@ mod tests {
     fn uncovered_paths_are_listed_not_failed() {
         let report = check("{ system.build.foo = 1; services.redis.servers.x.enable = true; }");
         assert!(report.problems.is_empty(), "{:#?}", report.problems);
-        assert_eq!(
-            report.uncovered_outside(KNOWN_UNCOVERED),
-            ["services.redis.servers.x.enable"]
-        );
-        assert_eq!(
-            report.uncovered_outside(&["services.redis.*", "system.build"]),
-            Vec::<&str>::new()
-        );
+        assert_eq!(report.uncovered_outside(KNOWN_UNCOVERED), ["services.redis.servers.x.enable"]);
+        assert_eq!(report.uncovered_outside(&["services.redis.*", "system.build"]), Vec::<&str>::new());
     }
 
     #[test]
     fn config_beside_other_top_level_attributes_is_rejected() {
-        let report =
-            check("{ config.networking.hostName = \"a\"; services.haproxy.enable = true; }");
+        let report = check("{ config.networking.hostName = \"a\"; services.haproxy.enable = true; }");
         assert_eq!(only_problem(&report).kind, ProblemKind::NotAModule);
     }
 
     #[test]
     fn locations_count_lines_and_characters() {
-        assert_eq!(
-            Location::from_offset("ab\ncd", 4),
-            Location { line: 2, column: 2 }
-        );
-        assert_eq!(
-            Location::from_offset("é\nx", 3),
-            Location { line: 2, column: 1 }
-        );
+        assert_eq!(Location::from_offset("ab\ncd", 4), Location { line: 2, column: 2 });
+        assert_eq!(Location::from_offset("é\nx", 3), Location { line: 2, column: 1 });
     }
 }

@@ -49,19 +49,13 @@ pub(crate) const ANY_ELEMENT: &str = "*";
 /// Our own option namespace: always covered, declared by `modules/*.nix`.
 pub const NIXSTACK_NAMESPACE: &str = "nixstack";
 
-pub(crate) static EMPTY_NODE: Node = Node {
-    children: BTreeMap::new(),
-    option: None,
-};
+pub(crate) static EMPTY_NODE: Node = Node { children: BTreeMap::new(), option: None };
 
 impl Node {
     /// The child for an attribute name: an exact match first, then `<name>`.
     pub(crate) fn child(&self, key: &Key) -> Option<&Node> {
         match key {
-            Key::Name(name) => self
-                .children
-                .get(name)
-                .or_else(|| self.children.get(ANY_NAME)),
+            Key::Name(name) => self.children.get(name).or_else(|| self.children.get(ANY_NAME)),
             Key::Dynamic => self.children.get(ANY_NAME),
         }
     }
@@ -72,72 +66,37 @@ impl Node {
 
     /// Named children, for hints (wildcards left out).
     pub(crate) fn named_children(&self) -> impl Iterator<Item = &str> {
-        self.children
-            .keys()
-            .map(String::as_str)
-            .filter(|k| *k != ANY_NAME && *k != ANY_ELEMENT)
+        self.children.keys().map(String::as_str).filter(|k| *k != ANY_NAME && *k != ANY_ELEMENT)
     }
 }
 
 impl OptionDb {
     /// The NixOS options from `data/nixos-options.json` (embedded at compile time).
     pub fn nixos() -> OptionDb {
-        OptionDb::from_json(NIXOS_OPTIONS_JSON)
-            .expect("data/nixos-options.json is valid option data")
+        OptionDb::from_json(NIXOS_OPTIONS_JSON).expect("data/nixos-options.json is valid option data")
     }
 
     /// Reads option data in the format of `data/nixos-options.json`:
     /// `{"prefixes": [...], "options": [{"loc": [...], "type": "...", ...}]}`.
     pub fn from_json(json: &str) -> anyhow::Result<OptionDb> {
-        let data: serde_json::Value =
-            serde_json::from_str(json).context("option data is not JSON")?;
-        let mut db = OptionDb {
-            options: Vec::new(),
-            root: Node::default(),
-            covered: Vec::new(),
-        };
-        for prefix in data["prefixes"]
-            .as_array()
-            .context("option data has no `prefixes` list")?
-        {
+        let data: serde_json::Value = serde_json::from_str(json).context("option data is not JSON")?;
+        let mut db = OptionDb { options: Vec::new(), root: Node::default(), covered: Vec::new() };
+        for prefix in data["prefixes"].as_array().context("option data has no `prefixes` list")? {
             let prefix = prefix.as_str().context("a prefix is not a string")?;
-            db.covered.push(
-                prefix
-                    .trim_end_matches('.')
-                    .split('.')
-                    .map(str::to_string)
-                    .collect(),
-            );
+            db.covered.push(prefix.trim_end_matches('.').split('.').map(str::to_string).collect());
         }
         db.covered.push(vec![NIXSTACK_NAMESPACE.to_string()]);
-        for option in data["options"]
-            .as_array()
-            .context("option data has no `options` list")?
-        {
+        for option in data["options"].as_array().context("option data has no `options` list")? {
             let loc: Vec<String> = option["loc"]
                 .as_array()
                 .context("an option has no `loc`")?
                 .iter()
-                .map(|c| {
-                    c.as_str()
-                        .map(str::to_string)
-                        .context("a `loc` component is not a string")
-                })
+                .map(|c| c.as_str().map(str::to_string).context("a `loc` component is not a string"))
                 .collect::<anyhow::Result<_>>()?;
-            let type_description = option["type"]
-                .as_str()
-                .unwrap_or("unspecified value")
-                .to_string();
+            let type_description = option["type"].as_str().unwrap_or("unspecified value").to_string();
             let ty = NixType::from_description(&type_description);
-            db.insert(OptionDecl {
-                loc,
-                ty,
-                type_description,
-                declared_in: None,
-            })
-            .map_err(|existing| {
-                anyhow::anyhow!("option {} is listed twice", join_path(&existing.loc))
-            })?;
+            db.insert(OptionDecl { loc, ty, type_description, declared_in: None })
+                .map_err(|existing| anyhow::anyhow!("option {} is listed twice", join_path(&existing.loc)))?;
         }
         db.add_missing_settings_options();
         Ok(db)
@@ -165,15 +124,9 @@ impl OptionDb {
         find(&self.root, &mut Vec::new(), &mut found);
         for loc in found {
             let ty = NixType::Freeform(Box::new(NixType::Anything));
-            let type_description =
-                "open submodule of attribute set of (settings value)".to_string();
+            let type_description = "open submodule of attribute set of (settings value)".to_string();
             // The path has no option yet (checked by `find`), so this cannot collide.
-            let _ = self.insert(OptionDecl {
-                loc,
-                ty,
-                type_description,
-                declared_in: None,
-            });
+            let _ = self.insert(OptionDecl { loc, ty, type_description, declared_in: None });
         }
     }
 
@@ -181,10 +134,7 @@ impl OptionDb {
     /// `options.nixstack.<role>.<name> = lib.mkOption { type = ...; }`, `mkEnableOption`,
     /// `mkPackageOption`, nested sets, and submodules). Problems are syntax errors,
     /// options declared twice, and declarations outside `nixstack.*`.
-    pub fn with_modules<P: AsRef<str>, T: AsRef<str>>(
-        &mut self,
-        files: &[(P, T)],
-    ) -> Result<(), Vec<NixProblem>> {
+    pub fn with_modules<P: AsRef<str>, T: AsRef<str>>(&mut self, files: &[(P, T)]) -> Result<(), Vec<NixProblem>> {
         let mut problems = Vec::new();
         for (path, text) in files {
             let (path, text) = (path.as_ref(), text.as_ref());
@@ -200,12 +150,7 @@ impl OptionDb {
             let ValKind::Attrs(bindings) = &body.kind else {
                 continue;
             };
-            let mut collector = Collector {
-                db: self,
-                file: path,
-                text,
-                problems: &mut problems,
-            };
+            let mut collector = Collector { db: self, file: path, text, problems: &mut problems };
             for binding in bindings {
                 if binding.key == Key::Name("options".to_string()) {
                     collector.declarations(&binding.value, &mut Vec::new());
@@ -249,9 +194,7 @@ impl OptionDb {
     /// Whether the data covers this path's option family, so a missing option is an error
     /// rather than unknown.
     pub(crate) fn covers(&self, path: &[String]) -> bool {
-        self.covered
-            .iter()
-            .any(|prefix| path.len() >= prefix.len() && path[..prefix.len()] == prefix[..])
+        self.covered.iter().any(|prefix| path.len() >= prefix.len() && path[..prefix.len()] == prefix[..])
     }
 
     /// The number of options known, NixOS and ours.
@@ -271,8 +214,7 @@ impl OptionDb {
         for component in path.split('.') {
             node = node.children.get(component)?;
         }
-        node.option
-            .map(|i| self.options[i].type_description.as_str())
+        node.option.map(|i| self.options[i].type_description.as_str())
     }
 }
 
@@ -286,13 +228,7 @@ struct Collector<'a> {
 
 impl Collector<'_> {
     fn problem(&mut self, offset: usize, path: &[String], message: String) {
-        let mut problem = NixProblem::at(
-            ProblemKind::Declaration,
-            self.file,
-            self.text,
-            offset,
-            message,
-        );
+        let mut problem = NixProblem::at(ProblemKind::Declaration, self.file, self.text, offset, message);
         problem.path = Some(join_path(path));
         self.problems.push(problem);
     }
@@ -371,45 +307,28 @@ impl Collector<'_> {
     fn type_of(&mut self, val: &Val, path: &mut Vec<String>) -> NixType {
         match &val.kind {
             ValKind::Ref(name) => named_type(strip_types_prefix(name)),
-            ValKind::Call { callee, args } => {
-                self.type_constructor(strip_types_prefix(callee), args, path)
-            }
+            ValKind::Call { callee, args } => self.type_constructor(strip_types_prefix(callee), args, path),
             _ => NixType::Anything,
         }
     }
 
-    fn type_constructor(
-        &mut self,
-        function: &str,
-        args: &[Val],
-        path: &mut Vec<String>,
-    ) -> NixType {
+    fn type_constructor(&mut self, function: &str, args: &[Val], path: &mut Vec<String>) -> NixType {
         match (function, args) {
-            ("listOf", [elem]) => NixType::ListOf {
-                elem: Box::new(self.type_below(ANY_ELEMENT, elem, path)),
-                non_empty: false,
-            },
-            ("nonEmptyListOf", [elem]) => NixType::ListOf {
-                elem: Box::new(self.type_below(ANY_ELEMENT, elem, path)),
-                non_empty: true,
-            },
-            ("attrsOf" | "lazyAttrsOf", [elem]) => {
-                NixType::AttrsOf(Box::new(self.type_below(ANY_NAME, elem, path)))
+            ("listOf", [elem]) => {
+                NixType::ListOf { elem: Box::new(self.type_below(ANY_ELEMENT, elem, path)), non_empty: false }
             }
+            ("nonEmptyListOf", [elem]) => {
+                NixType::ListOf { elem: Box::new(self.type_below(ANY_ELEMENT, elem, path)), non_empty: true }
+            }
+            ("attrsOf" | "lazyAttrsOf", [elem]) => NixType::AttrsOf(Box::new(self.type_below(ANY_NAME, elem, path))),
             ("nullOr", [inner]) => NixType::null_or(self.type_of(inner, path)),
             ("uniq" | "unique", [.., inner]) => self.type_of(inner, path),
-            ("either", [a, b]) => {
-                NixType::Either(vec![self.type_of(a, path), self.type_of(b, path)])
-            }
+            ("either", [a, b]) => NixType::Either(vec![self.type_of(a, path), self.type_of(b, path)]),
             ("oneOf", [list]) => match &list.kind {
-                ValKind::List(items) => {
-                    NixType::Either(items.iter().map(|i| self.type_of(i, path)).collect())
-                }
+                ValKind::List(items) => NixType::Either(items.iter().map(|i| self.type_of(i, path)).collect()),
                 _ => NixType::Anything,
             },
-            ("coercedTo", [from, _, to]) => {
-                NixType::Either(vec![self.type_of(from, path), self.type_of(to, path)])
-            }
+            ("coercedTo", [from, _, to]) => NixType::Either(vec![self.type_of(from, path), self.type_of(to, path)]),
             ("enum", [list]) => match &list.kind {
                 ValKind::List(items) => {
                     let members: Option<Vec<EnumMember>> = items
@@ -425,14 +344,8 @@ impl Collector<'_> {
                 _ => NixType::Anything,
             },
             ("ints.between", [min, max]) => match (&min.kind, &max.kind) {
-                (ValKind::Int(min), ValKind::Int(max)) => NixType::Int {
-                    min: Some(*min),
-                    max: Some(*max),
-                },
-                _ => NixType::Int {
-                    min: None,
-                    max: None,
-                },
+                (ValKind::Int(min), ValKind::Int(max)) => NixType::Int { min: Some(*min), max: Some(*max) },
+                _ => NixType::Int { min: None, max: None },
             },
             ("strMatching", [pattern]) => NixType::Str(StrType {
                 pattern: match &pattern.kind {
@@ -483,9 +396,7 @@ impl Collector<'_> {
         match &module.kind {
             ValKind::Lambda(body) => self.submodule_options(body, path),
             ValKind::Attrs(bindings) => {
-                let options = bindings
-                    .iter()
-                    .filter(|b| b.key == Key::Name("options".to_string()));
+                let options = bindings.iter().filter(|b| b.key == Key::Name("options".to_string()));
                 for binding in options {
                     self.declarations(&binding.value, path);
                 }
@@ -506,24 +417,12 @@ fn strip_types_prefix(name: &str) -> &str {
 /// The types `lib.types` names without arguments.
 fn named_type(name: &str) -> NixType {
     let string = |s: StrType| NixType::Str(s);
-    let int = |min: i64, max: i64| NixType::Int {
-        min: Some(min),
-        max: Some(max),
-    };
+    let int = |min: i64, max: i64| NixType::Int { min: Some(min), max: Some(max) };
     match name {
         "bool" => NixType::Bool,
-        "int" | "ints.signed" => NixType::Int {
-            min: None,
-            max: None,
-        },
-        "ints.unsigned" => NixType::Int {
-            min: Some(0),
-            max: None,
-        },
-        "ints.positive" => NixType::Int {
-            min: Some(1),
-            max: None,
-        },
+        "int" | "ints.signed" => NixType::Int { min: None, max: None },
+        "ints.unsigned" => NixType::Int { min: Some(0), max: None },
+        "ints.positive" => NixType::Int { min: Some(1), max: None },
         "port" | "ints.u16" => NixType::port(),
         "ints.u8" => int(0, 255),
         "ints.u32" => int(0, 4_294_967_295),
@@ -532,26 +431,11 @@ fn named_type(name: &str) -> NixType {
         "ints.s32" => int(-2_147_483_648, 2_147_483_647),
         "float" | "number" | "numbers.nonnegative" => NixType::Float,
         "str" | "string" => NixType::string(),
-        "lines" => string(StrType {
-            concatenated_with: Some("\n".into()),
-            ..StrType::default()
-        }),
-        "commas" => string(StrType {
-            concatenated_with: Some(",".into()),
-            ..StrType::default()
-        }),
-        "envVar" => string(StrType {
-            concatenated_with: Some(":".into()),
-            ..StrType::default()
-        }),
-        "singleLineStr" => string(StrType {
-            single_line: true,
-            ..StrType::default()
-        }),
-        "nonEmptyStr" => string(StrType {
-            non_empty: true,
-            ..StrType::default()
-        }),
+        "lines" => string(StrType { concatenated_with: Some("\n".into()), ..StrType::default() }),
+        "commas" => string(StrType { concatenated_with: Some(",".into()), ..StrType::default() }),
+        "envVar" => string(StrType { concatenated_with: Some(":".into()), ..StrType::default() }),
+        "singleLineStr" => string(StrType { single_line: true, ..StrType::default() }),
+        "nonEmptyStr" => string(StrType { non_empty: true, ..StrType::default() }),
         "path" | "pathInStore" | "externalPath" => NixType::Path,
         "package" => NixType::Package,
         "attrs" => NixType::Attrs,
@@ -577,14 +461,8 @@ mod tests {
         assert!(!db.covers(&["services".into(), "redis".into()]));
         assert!(db.covers(&["nixstack".into(), "anything".into()]));
         // Listed only by its declared keys in the data; an RFC 42 freeform option.
-        assert_eq!(
-            db.type_of("nix.settings"),
-            Some("open submodule of attribute set of (settings value)")
-        );
-        assert_eq!(
-            db.type_of("nix.settings.max-jobs"),
-            Some("signed integer or value \"auto\" (singular enum)")
-        );
+        assert_eq!(db.type_of("nix.settings"), Some("open submodule of attribute set of (settings value)"));
+        assert_eq!(db.type_of("nix.settings.max-jobs"), Some("signed integer or value \"auto\" (singular enum)"));
     }
 
     #[test]
@@ -621,18 +499,12 @@ mod tests {
             db.type_of("nixstack.lb.port"),
             Some("16 bit unsigned integer; between 0 and 65535 (both inclusive)")
         );
-        assert_eq!(
-            db.type_of("nixstack.lb.mode"),
-            Some(r#"one of "http", "tcp""#)
-        );
+        assert_eq!(db.type_of("nixstack.lb.mode"), Some(r#"one of "http", "tcp""#));
         assert_eq!(
             db.type_of("nixstack.lb.weights"),
             Some("attribute set of (integer between 1 and 256 (both inclusive))")
         );
-        assert_eq!(
-            db.type_of("nixstack.lb.backends"),
-            Some("list of (submodule)")
-        );
+        assert_eq!(db.type_of("nixstack.lb.backends"), Some("list of (submodule)"));
         assert_eq!(
             db.type_of("nixstack.lb.backends.*.port"),
             Some("null or 16 bit unsigned integer; between 0 and 65535 (both inclusive)")
@@ -642,22 +514,13 @@ mod tests {
 
     #[test]
     fn declaring_an_option_twice_or_outside_our_namespace_is_a_problem() {
-        let first = (
-            "modules/a.nix",
-            "{ lib, ... }: { options.nixstack.a.enable = lib.mkEnableOption \"a\"; }",
-        );
+        let first = ("modules/a.nix", "{ lib, ... }: { options.nixstack.a.enable = lib.mkEnableOption \"a\"; }");
         let second = ("modules/b.nix", "{ lib, ... }: {\n  options.nixstack.a.enable = lib.mkEnableOption \"a\";\n  options.services.foo = lib.mkOption { };\n}");
         let mut db = OptionDb::nixos();
         let problems = db.with_modules(&[first, second]).unwrap_err();
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(
-            problems[0].message.contains("declared twice")
-                && problems[0].message.contains("modules/a.nix")
-        );
-        assert_eq!(
-            (problems[0].file.as_str(), problems[0].line),
-            ("modules/b.nix", 2)
-        );
+        assert!(problems[0].message.contains("declared twice") && problems[0].message.contains("modules/a.nix"));
+        assert_eq!((problems[0].file.as_str(), problems[0].line), ("modules/b.nix", 2));
         assert!(problems[1].message.contains("outside"));
     }
 }

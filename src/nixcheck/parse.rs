@@ -17,13 +17,7 @@ pub fn parse_nix(path: &str, text: &str) -> Result<rnix::Root, NixProblem> {
     let parse = rnix::Root::parse(text);
     if let Some(error) = parse.errors().first() {
         let (offset, message) = describe_parse_error(error, text.len());
-        return Err(NixProblem::at(
-            ProblemKind::Syntax,
-            path,
-            text,
-            offset,
-            message,
-        ));
+        return Err(NixProblem::at(ProblemKind::Syntax, path, text, offset, message));
     }
     let root = parse.tree();
     for node in syntax_of(&root).descendants() {
@@ -39,17 +33,9 @@ pub fn parse_nix(path: &str, text: &str) -> Result<rnix::Root, NixProblem> {
         // The first in the file, as Nix reports it.
         if let Some(duplicate) = duplicates.into_iter().min_by_key(|d| d.offset) {
             let first = super::Location::from_offset(text, duplicate.first_offset);
-            let message = format!(
-                "attribute `{}` is already defined at {}:{}",
-                duplicate.name, first.line, first.column
-            );
-            return Err(NixProblem::at(
-                ProblemKind::Syntax,
-                path,
-                text,
-                duplicate.offset,
-                message,
-            ));
+            let message =
+                format!("attribute `{}` is already defined at {}:{}", duplicate.name, first.line, first.column);
+            return Err(NixProblem::at(ProblemKind::Syntax, path, text, duplicate.offset, message));
         }
     }
     Ok(root)
@@ -59,31 +45,23 @@ pub fn parse_nix(path: &str, text: &str) -> Result<rnix::Root, NixProblem> {
 fn describe_parse_error(error: &ParseError, len: usize) -> (usize, String) {
     match error {
         ParseError::Unexpected(range) => (usize::from(range.start()), "syntax error".to_string()),
-        ParseError::UnexpectedExtra(range) => (
-            usize::from(range.start()),
-            "unexpected text after the end of the expression".to_string(),
-        ),
+        ParseError::UnexpectedExtra(range) => {
+            (usize::from(range.start()), "unexpected text after the end of the expression".to_string())
+        }
         ParseError::UnexpectedWanted(got, range, wanted) => (
             usize::from(range.start()),
-            format!(
-                "syntax error, unexpected {}, expected {}",
-                token_name(*got),
-                token_list(wanted)
-            ),
+            format!("syntax error, unexpected {}, expected {}", token_name(*got), token_list(wanted)),
         ),
-        ParseError::UnexpectedDoubleBind(range) => (
-            usize::from(range.start()),
-            "a pattern is bound twice (`@`)".to_string(),
-        ),
+        ParseError::UnexpectedDoubleBind(range) => {
+            (usize::from(range.start()), "a pattern is bound twice (`@`)".to_string())
+        }
         ParseError::UnexpectedEOF => (len, "unexpected end of file".to_string()),
-        ParseError::UnexpectedEOFWanted(wanted) => (
-            len,
-            format!("unexpected end of file, expected {}", token_list(wanted)),
-        ),
-        ParseError::DuplicatedArgs(range, name) => (
-            usize::from(range.start()),
-            format!("function argument `{name}` is duplicated"),
-        ),
+        ParseError::UnexpectedEOFWanted(wanted) => {
+            (len, format!("unexpected end of file, expected {}", token_list(wanted)))
+        }
+        ParseError::DuplicatedArgs(range, name) => {
+            (usize::from(range.start()), format!("function argument `{name}` is duplicated"))
+        }
         ParseError::RecursionLimitExceeded => (0, "expression nested too deeply".to_string()),
         other => (0, other.to_string()),
     }
@@ -115,9 +93,7 @@ fn token_name(kind: SyntaxKind) -> String {
         SyntaxKind::TOKEN_STRING_END => "end of string",
         _ => {
             let name = format!("{kind:?}");
-            let name = name
-                .trim_start_matches("TOKEN_")
-                .trim_start_matches("NODE_");
+            let name = name.trim_start_matches("TOKEN_").trim_start_matches("NODE_");
             return name.to_lowercase().replace('_', " ");
         }
     };
@@ -153,19 +129,11 @@ fn definitions(set: &impl HasEntry) -> Vec<Definition> {
                     Some(ast::Expr::AttrSet(inner)) => Some(definitions(&inner)),
                     _ => None,
                 };
-                found.push(Definition {
-                    path: attrs.iter().map(attr_key).collect(),
-                    offset: offset_of(first),
-                    set,
-                });
+                found.push(Definition { path: attrs.iter().map(attr_key).collect(), offset: offset_of(first), set });
             }
             ast::Entry::Inherit(inherit) => {
                 for attr in inherit.attrs() {
-                    found.push(Definition {
-                        path: vec![attr_key(&attr)],
-                        offset: offset_of(&attr),
-                        set: None,
-                    });
+                    found.push(Definition { path: vec![attr_key(&attr)], offset: offset_of(&attr), set: None });
                 }
             }
         }
@@ -189,11 +157,7 @@ fn check_unique(definitions: Vec<Definition>, prefix: &[String], duplicates: &mu
         group.sort_by_key(|d| d.offset);
         let is_leaf = |d: &Definition| d.path.len() == 1 && d.set.is_none();
         if group.len() > 1 && group.iter().any(is_leaf) {
-            duplicates.push(Duplicate {
-                name: path.join("."),
-                offset: group[1].offset,
-                first_offset: group[0].offset,
-            });
+            duplicates.push(Duplicate { name: path.join("."), offset: group[1].offset, first_offset: group[0].offset });
             continue;
         }
         let mut inner = Vec::new();
@@ -229,23 +193,13 @@ mod tests {
 
     #[test]
     fn duplicate_attributes_are_rejected_like_nix_does() {
-        for text in [
-            "{ a = 1; a = 2; }",
-            "{ a.b = 1; a.b = 2; }",
-            "{ inherit x; x.y = 1; }",
-            "let a = 1; a = 2; in a",
-        ] {
-            assert!(
-                parse_nix("x.nix", text).is_err(),
-                "{text} should be rejected"
-            );
+        for text in ["{ a = 1; a = 2; }", "{ a.b = 1; a.b = 2; }", "{ inherit x; x.y = 1; }", "let a = 1; a = 2; in a"]
+        {
+            assert!(parse_nix("x.nix", text).is_err(), "{text} should be rejected");
         }
         let error = parse_nix("x.nix", "{\n  a.b = 1;\n  a.b.c = 2;\n}").unwrap_err();
         assert_eq!((error.line, error.column), (3, 3), "{error}");
-        assert!(
-            error.message.contains("`a.b`") && error.message.contains("2:3"),
-            "{error}"
-        );
+        assert!(error.message.contains("`a.b`") && error.message.contains("2:3"), "{error}");
     }
 
     #[test]
@@ -256,10 +210,7 @@ mod tests {
             "{ a = { b.c = 1; }; a.b.d = 2; }",
             "{ ${\"a\"} = 1; b = 2; }",
         ] {
-            assert!(
-                parse_nix("x.nix", text).is_ok(),
-                "{text} should be accepted"
-            );
+            assert!(parse_nix("x.nix", text).is_ok(), "{text} should be accepted");
         }
     }
 }

@@ -67,10 +67,7 @@ pub(crate) enum EnumMember {
 impl NixType {
     /// The 16 bit port type, as `types.port` is printed.
     pub(crate) fn port() -> NixType {
-        NixType::Int {
-            min: Some(0),
-            max: Some(65535),
-        }
+        NixType::Int { min: Some(0), max: Some(65535) }
     }
 
     pub(crate) fn string() -> NixType {
@@ -93,22 +90,12 @@ impl NixType {
             // coercedTo: "FROM or TO convertible to it"; both are accepted.
             let alternatives = split_top_level_or(base);
             if alternatives.len() > 1 {
-                return NixType::Either(
-                    alternatives
-                        .iter()
-                        .map(|a| NixType::from_description(a))
-                        .collect(),
-                );
+                return NixType::Either(alternatives.iter().map(|a| NixType::from_description(a)).collect());
             }
         }
         let alternatives = split_top_level_or(text);
         if alternatives.len() > 1 {
-            return NixType::Either(
-                alternatives
-                    .iter()
-                    .map(|a| NixType::from_description(a))
-                    .collect(),
-            );
+            return NixType::Either(alternatives.iter().map(|a| NixType::from_description(a)).collect());
         }
         single_type_from_description(text)
     }
@@ -134,20 +121,11 @@ fn single_type_from_description(text: &str) -> NixType {
     if text == "attribute set" {
         return NixType::Attrs;
     }
-    if let Some(rest) = text
-        .strip_prefix("non-empty (list of ")
-        .and_then(|r| r.strip_suffix(')'))
-    {
-        return NixType::ListOf {
-            elem: Box::new(NixType::from_description(rest)),
-            non_empty: true,
-        };
+    if let Some(rest) = text.strip_prefix("non-empty (list of ").and_then(|r| r.strip_suffix(')')) {
+        return NixType::ListOf { elem: Box::new(NixType::from_description(rest)), non_empty: true };
     }
     if let Some(rest) = text.strip_prefix("list of ") {
-        return NixType::ListOf {
-            elem: Box::new(NixType::from_description(rest)),
-            non_empty: false,
-        };
+        return NixType::ListOf { elem: Box::new(NixType::from_description(rest)), non_empty: false };
     }
     for prefix in ["attribute set of ", "lazy attribute set of "] {
         if let Some(rest) = text.strip_prefix(prefix) {
@@ -164,10 +142,7 @@ fn single_type_from_description(text: &str) -> NixType {
     if let Some(rest) = text.strip_prefix("one of ") {
         return NixType::Enum(parse_enum_members(rest));
     }
-    if let Some(rest) = text
-        .strip_prefix("value ")
-        .and_then(|r| r.strip_suffix(" (singular enum)"))
-    {
+    if let Some(rest) = text.strip_prefix("value ").and_then(|r| r.strip_suffix(" (singular enum)")) {
         return NixType::Enum(parse_enum_members(rest));
     }
     if text.starts_with("function that evaluates to") {
@@ -185,24 +160,18 @@ fn single_type_from_description(text: &str) -> NixType {
             ..StrType::default()
         });
     }
-    if text.starts_with("absolute path")
-        || text == "path"
-        || text.starts_with("path in the Nix store")
-    {
+    if text.starts_with("absolute path") || text == "path" || text.starts_with("path in the Nix store") {
         return NixType::Path;
     }
-    let is_string = text.starts_with("string")
-        || text.starts_with("non-empty string")
-        || text.contains("single-line string");
+    let is_string =
+        text.starts_with("string") || text.starts_with("non-empty string") || text.contains("single-line string");
     if is_string {
         return NixType::Str(StrType {
             concatenated_with: None,
             single_line: text.contains("single-line"),
             no_newlines_or_colons: text.contains("not containing newlines or colons"),
             non_empty: text.contains("non-empty"),
-            pattern: text
-                .split_once("matching the pattern ")
-                .map(|(_, pattern)| pattern.to_string()),
+            pattern: text.split_once("matching the pattern ").map(|(_, pattern)| pattern.to_string()),
         });
     }
     // YAML/JSON/TOML/INI values, "anything", "unspecified value", "systemd option",
@@ -217,28 +186,16 @@ fn int_from_description(text: &str) -> NixType {
         let and = words.next();
         let max = words.next().and_then(|w| w.parse::<i64>().ok());
         if let (Some(min), Some("and"), Some(max)) = (min, and, max) {
-            return NixType::Int {
-                min: Some(min),
-                max: Some(max),
-            };
+            return NixType::Int { min: Some(min), max: Some(max) };
         }
     }
     if text.starts_with("positive integer") {
-        return NixType::Int {
-            min: Some(1),
-            max: None,
-        };
+        return NixType::Int { min: Some(1), max: None };
     }
     if text.starts_with("unsigned integer") {
-        return NixType::Int {
-            min: Some(0),
-            max: None,
-        };
+        return NixType::Int { min: Some(0), max: None };
     }
-    NixType::Int {
-        min: None,
-        max: None,
-    }
+    NixType::Int { min: None, max: None }
 }
 
 /// `"a", "b", 3` → members.
@@ -266,11 +223,7 @@ fn parse_enum_members(text: &str) -> Vec<EnumMember> {
             }
             rest = &rest[end..];
         }
-        rest = rest
-            .trim_start()
-            .strip_prefix(',')
-            .unwrap_or(rest)
-            .trim_start();
+        rest = rest.trim_start().strip_prefix(',').unwrap_or(rest).trim_start();
     }
     members
 }
@@ -370,10 +323,7 @@ impl fmt::Display for NixType {
             match ty {
                 NixType::Bool | NixType::Package | NixType::Path | NixType::Null => ty.to_string(),
                 NixType::Str(s) if *s == StrType::default() => ty.to_string(),
-                NixType::Int {
-                    min: None,
-                    max: None,
-                } => ty.to_string(),
+                NixType::Int { min: None, max: None } => ty.to_string(),
                 _ => format!("({ty})"),
             }
         }
@@ -381,9 +331,7 @@ impl fmt::Display for NixType {
             NixType::Bool => f.write_str("boolean"),
             NixType::Int { min, max } => match (min, max) {
                 (None, None) => f.write_str("signed integer"),
-                (Some(0), Some(65535)) => {
-                    f.write_str("16 bit unsigned integer; between 0 and 65535 (both inclusive)")
-                }
+                (Some(0), Some(65535)) => f.write_str("16 bit unsigned integer; between 0 and 65535 (both inclusive)"),
                 (Some(1), None) => f.write_str("positive integer, meaning >0"),
                 (Some(0), None) => f.write_str("unsigned integer, meaning >=0"),
                 (Some(a), Some(b)) => write!(f, "integer between {a} and {b} (both inclusive)"),
@@ -452,49 +400,22 @@ mod tests {
 
     #[test]
     fn ranged_integers_keep_their_bounds() {
-        assert_eq!(
-            parse("16 bit unsigned integer; between 0 and 65535 (both inclusive)"),
-            NixType::port()
-        );
-        assert_eq!(
-            parse("integer between 1 and 255 (both inclusive)"),
-            NixType::Int {
-                min: Some(1),
-                max: Some(255)
-            }
-        );
-        assert_eq!(
-            parse("positive integer, meaning >0"),
-            NixType::Int {
-                min: Some(1),
-                max: None
-            }
-        );
-        assert_eq!(
-            parse("signed integer"),
-            NixType::Int {
-                min: None,
-                max: None
-            }
-        );
+        assert_eq!(parse("16 bit unsigned integer; between 0 and 65535 (both inclusive)"), NixType::port());
+        assert_eq!(parse("integer between 1 and 255 (both inclusive)"), NixType::Int { min: Some(1), max: Some(255) });
+        assert_eq!(parse("positive integer, meaning >0"), NixType::Int { min: Some(1), max: None });
+        assert_eq!(parse("signed integer"), NixType::Int { min: None, max: None });
     }
 
     #[test]
     fn enums_list_their_members() {
         assert_eq!(
             parse(r#"one of "MASTER", "BACKUP""#),
-            NixType::Enum(vec![
-                EnumMember::Str("MASTER".into()),
-                EnumMember::Str("BACKUP".into())
-            ])
+            NixType::Enum(vec![EnumMember::Str("MASTER".into()), EnumMember::Str("BACKUP".into())])
         );
         assert_eq!(
             parse(r#"signed integer or value "auto" (singular enum)"#),
             NixType::Either(vec![
-                NixType::Int {
-                    min: None,
-                    max: None
-                },
+                NixType::Int { min: None, max: None },
                 NixType::Enum(vec![EnumMember::Str("auto".into())])
             ])
         );
@@ -504,10 +425,7 @@ mod tests {
     fn or_inside_a_phrase_or_parentheses_is_not_a_union() {
         assert!(matches!(
             parse("string, not containing newlines or colons"),
-            NixType::Str(StrType {
-                no_newlines_or_colons: true,
-                ..
-            })
+            NixType::Str(StrType { no_newlines_or_colons: true, .. })
         ));
         assert_eq!(
             parse("list of (string or package)"),
@@ -524,10 +442,7 @@ mod tests {
             parse("(attribute set of boolean) or (list of string) convertible to it"),
             NixType::Either(vec![
                 NixType::AttrsOf(Box::new(NixType::Bool)),
-                NixType::ListOf {
-                    elem: Box::new(NixType::string()),
-                    non_empty: false
-                }
+                NixType::ListOf { elem: Box::new(NixType::string()), non_empty: false }
             ])
         );
     }
@@ -535,39 +450,27 @@ mod tests {
     #[test]
     fn free_form_values_are_not_judged() {
         assert_eq!(parse("YAML 1.1 value"), NixType::Anything);
-        assert_eq!(
-            parse("attribute set of (systemd option)"),
-            NixType::AttrsOf(Box::new(NixType::Anything))
-        );
+        assert_eq!(parse("attribute set of (systemd option)"), NixType::AttrsOf(Box::new(NixType::Anything)));
     }
 
     #[test]
     fn strings_concatenated_keep_the_separator() {
-        let NixType::Str(s) = parse(r#"strings concatenated with "\n""#) else {
-            panic!()
-        };
+        let NixType::Str(s) = parse(r#"strings concatenated with "\n""#) else { panic!() };
         assert_eq!(s.concatenated_with.as_deref(), Some("\n"));
-        assert_eq!(
-            NixType::Str(s).to_string(),
-            r#"strings concatenated with "\n""#
-        );
+        assert_eq!(NixType::Str(s).to_string(), r#"strings concatenated with "\n""#);
     }
 
     #[test]
     fn every_type_in_the_option_data_is_read() {
         // Guards against new descriptions silently becoming `Anything` where they should
         // be checked: the only descriptions read as `Anything` are the free-form ones.
-        let data: serde_json::Value =
-            serde_json::from_str(include_str!("../../data/nixos-options.json")).unwrap();
+        let data: serde_json::Value = serde_json::from_str(include_str!("../../data/nixos-options.json")).unwrap();
         for option in data["options"].as_array().unwrap() {
             let description = option["type"].as_str().unwrap();
             let ty = parse(description);
             if ty == NixType::Anything {
                 let free_form = ["YAML", "unspecified", "systemd option", "module"];
-                assert!(
-                    free_form.iter().any(|word| description.contains(word)),
-                    "{description:?} was not understood"
-                );
+                assert!(free_form.iter().any(|word| description.contains(word)), "{description:?} was not understood");
             }
         }
     }

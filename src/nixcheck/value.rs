@@ -65,13 +65,8 @@ pub(crate) enum Key {
 /// identifier, quoted otherwise (`boot.kernel.sysctl."net.core.rmem_max"`).
 pub(crate) fn quote_component(name: &str) -> String {
     let is_ident = !name.is_empty()
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '<' || c == '*')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '\'' | '<' | '>' | '*'));
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '<' || c == '*')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '\'' | '<' | '>' | '*'));
     if is_ident {
         name.to_string()
     } else {
@@ -132,15 +127,11 @@ pub(crate) fn lower(expr: &ast::Expr) -> Val {
         ast::Expr::Paren(paren) => return paren.expr().map_or(opaque(offset), |e| lower(&e)),
         ast::Expr::AttrSet(set) => ValKind::Attrs(lower_entries(set)),
         ast::Expr::List(list) => ValKind::List(list.items().map(|item| lower(&item)).collect()),
-        ast::Expr::Str(string) => ValKind::Str {
-            literal: literal_string(string),
-        },
+        ast::Expr::Str(string) => ValKind::Str { literal: literal_string(string) },
         ast::Expr::Literal(literal) => match literal.kind() {
             ast::LiteralKind::Integer(int) => int.value().map_or(ValKind::Opaque, ValKind::Int),
             ast::LiteralKind::Float(_) => ValKind::Float,
-            ast::LiteralKind::Uri(uri) => ValKind::Str {
-                literal: Some(uri.syntax().text().to_string()),
-            },
+            ast::LiteralKind::Uri(uri) => ValKind::Str { literal: Some(uri.syntax().text().to_string()) },
         },
         ast::Expr::Ident(ident) => match ident_text(ident).as_str() {
             "true" => ValKind::Bool(true),
@@ -156,19 +147,15 @@ pub(crate) fn lower(expr: &ast::Expr) -> Val {
             ValKind::Path(syntax_of(expr).text().to_string())
         }
         ast::Expr::PathSearch(_) => ValKind::Opaque,
-        ast::Expr::Lambda(lambda) => ValKind::Lambda(Box::new(
-            lambda.body().map_or(opaque(offset), |body| lower(&body)),
-        )),
+        ast::Expr::Lambda(lambda) => {
+            ValKind::Lambda(Box::new(lambda.body().map_or(opaque(offset), |body| lower(&body))))
+        }
         ast::Expr::LetIn(let_in) => return let_in.body().map_or(opaque(offset), |b| lower(&b)),
         ast::Expr::With(with) => return with.body().map_or(opaque(offset), |b| lower(&b)),
         ast::Expr::Assert(assert) => return assert.body().map_or(opaque(offset), |b| lower(&b)),
-        ast::Expr::IfElse(if_else) => ValKind::Each(
-            [if_else.body(), if_else.else_body()]
-                .iter()
-                .flatten()
-                .map(lower)
-                .collect(),
-        ),
+        ast::Expr::IfElse(if_else) => {
+            ValKind::Each([if_else.body(), if_else.else_body()].iter().flatten().map(lower).collect())
+        }
         ast::Expr::BinOp(op) => match op.operator() {
             Some(ast::BinOpKind::Update | ast::BinOpKind::Concat) => {
                 ValKind::Each([op.lhs(), op.rhs()].iter().flatten().map(lower).collect())
@@ -193,10 +180,7 @@ pub(crate) fn lower(expr: &ast::Expr) -> Val {
 }
 
 fn opaque(offset: usize) -> Val {
-    Val {
-        kind: ValKind::Opaque,
-        offset,
-    }
+    Val { kind: ValKind::Opaque, offset }
 }
 
 /// `f a b` → callee `f` with arguments, looking through module-system wrappers.
@@ -216,11 +200,7 @@ fn lower_call(expr: &ast::Expr) -> Val {
     let function = callee.rsplit('.').next().unwrap_or_default();
     let from_lib = callee == function || callee.starts_with("lib.");
     if from_lib && PASS_THROUGH.contains(&function) {
-        let wanted = if function == "mkOverride" || function == "mkOrder" {
-            2
-        } else {
-            1
-        };
+        let wanted = if function == "mkOverride" || function == "mkOrder" { 2 } else { 1 };
         if args.len() == wanted {
             return lower(args.last().expect("one argument"));
         }
@@ -230,23 +210,14 @@ fn lower_call(expr: &ast::Expr) -> Val {
     }
     if from_lib && function == "mkMerge" && args.len() == 1 {
         if let ast::Expr::List(list) = strip_parens(&args[0]) {
-            return Val {
-                kind: ValKind::Each(list.items().map(|i| lower(&i)).collect()),
-                offset,
-            };
+            return Val { kind: ValKind::Each(list.items().map(|i| lower(&i)).collect()), offset };
         }
         return opaque(offset);
     }
     if callee.is_empty() {
         return opaque(offset);
     }
-    Val {
-        kind: ValKind::Call {
-            callee,
-            args: args.iter().map(lower).collect(),
-        },
-        offset,
-    }
+    Val { kind: ValKind::Call { callee, args: args.iter().map(lower).collect() }, offset }
 }
 
 fn strip_parens(expr: &ast::Expr) -> ast::Expr {
@@ -320,28 +291,15 @@ fn lower_entries(set: &impl HasEntry) -> Vec<Binding> {
                 let mut val = lower(&value);
                 for attr in attrs.iter().skip(1).rev() {
                     let offset = offset_of(attr);
-                    val = Val {
-                        kind: ValKind::Attrs(vec![Binding {
-                            key: attr_key(attr),
-                            offset,
-                            value: val,
-                        }]),
-                        offset,
-                    };
+                    val =
+                        Val { kind: ValKind::Attrs(vec![Binding { key: attr_key(attr), offset, value: val }]), offset };
                 }
                 if let Some(first) = attrs.first() {
-                    bindings.push(Binding {
-                        key: attr_key(first),
-                        offset: offset_of(first),
-                        value: val,
-                    });
+                    bindings.push(Binding { key: attr_key(first), offset: offset_of(first), value: val });
                 }
             }
             ast::Entry::Inherit(inherit) => {
-                let from = inherit
-                    .from()
-                    .and_then(|from| from.expr())
-                    .and_then(|e| dotted_name(&e));
+                let from = inherit.from().and_then(|from| from.expr()).and_then(|e| dotted_name(&e));
                 for attr in inherit.attrs() {
                     let key = attr_key(&attr);
                     let name = match (&from, &key) {
@@ -350,14 +308,7 @@ fn lower_entries(set: &impl HasEntry) -> Vec<Binding> {
                         _ => String::new(),
                     };
                     let offset = offset_of(&attr);
-                    bindings.push(Binding {
-                        key,
-                        offset,
-                        value: Val {
-                            kind: ValKind::Ref(name),
-                            offset,
-                        },
-                    });
+                    bindings.push(Binding { key, offset, value: Val { kind: ValKind::Ref(name), offset } });
                 }
             }
         }
@@ -368,18 +319,10 @@ fn lower_entries(set: &impl HasEntry) -> Vec<Binding> {
 /// The body of a module file: its function arguments, `let` and `with` are peeled off.
 pub(crate) fn module_body(expr: &ast::Expr) -> Val {
     match expr {
-        ast::Expr::Lambda(lambda) => lambda
-            .body()
-            .map_or(opaque(offset_of(expr)), |b| module_body(&b)),
-        ast::Expr::LetIn(let_in) => let_in
-            .body()
-            .map_or(opaque(offset_of(expr)), |b| module_body(&b)),
-        ast::Expr::With(with) => with
-            .body()
-            .map_or(opaque(offset_of(expr)), |b| module_body(&b)),
-        ast::Expr::Paren(paren) => paren
-            .expr()
-            .map_or(opaque(offset_of(expr)), |b| module_body(&b)),
+        ast::Expr::Lambda(lambda) => lambda.body().map_or(opaque(offset_of(expr)), |b| module_body(&b)),
+        ast::Expr::LetIn(let_in) => let_in.body().map_or(opaque(offset_of(expr)), |b| module_body(&b)),
+        ast::Expr::With(with) => with.body().map_or(opaque(offset_of(expr)), |b| module_body(&b)),
+        ast::Expr::Paren(paren) => paren.expr().map_or(opaque(offset_of(expr)), |b| module_body(&b)),
         _ => lower(expr),
     }
 }
@@ -399,9 +342,7 @@ pub(crate) fn describe(val: &Val) -> String {
         ValKind::Null => "null".to_string(),
         ValKind::Path(p) => format!("the path {p}"),
         ValKind::Lambda(_) => "a function".to_string(),
-        ValKind::Each(_) | ValKind::Ref(_) | ValKind::Call { .. } | ValKind::Opaque => {
-            "a value".to_string()
-        }
+        ValKind::Each(_) | ValKind::Ref(_) | ValKind::Call { .. } | ValKind::Opaque => "a value".to_string(),
     }
 }
 
@@ -417,39 +358,21 @@ mod tests {
     #[test]
     fn dotted_paths_become_nested_sets() {
         let val = lower_text(r#"{ a.b."c.d" = 1; }"#);
-        let ValKind::Attrs(outer) = val.kind else {
-            panic!()
-        };
+        let ValKind::Attrs(outer) = val.kind else { panic!() };
         assert_eq!(outer[0].key, Key::Name("a".into()));
-        let ValKind::Attrs(inner) = &outer[0].value.kind else {
-            panic!()
-        };
+        let ValKind::Attrs(inner) = &outer[0].value.kind else { panic!() };
         assert_eq!(inner[0].key, Key::Name("b".into()));
-        let ValKind::Attrs(innermost) = &inner[0].value.kind else {
-            panic!()
-        };
+        let ValKind::Attrs(innermost) = &inner[0].value.kind else { panic!() };
         assert_eq!(innermost[0].key, Key::Name("c.d".into()));
         assert!(matches!(innermost[0].value.kind, ValKind::Int(1)));
     }
 
     #[test]
     fn module_system_wrappers_are_looked_through() {
-        assert!(matches!(
-            lower_text("lib.mkDefault 3").kind,
-            ValKind::Int(3)
-        ));
-        assert!(matches!(
-            lower_text("lib.mkOverride 50 true").kind,
-            ValKind::Bool(true)
-        ));
-        assert!(matches!(
-            lower_text("mkIf cfg.enable { }").kind,
-            ValKind::Attrs(_)
-        ));
-        let ValKind::Each(items) = lower_text("lib.mkMerge [ { } (lib.mkForce \"x\") ]").kind
-        else {
-            panic!()
-        };
+        assert!(matches!(lower_text("lib.mkDefault 3").kind, ValKind::Int(3)));
+        assert!(matches!(lower_text("lib.mkOverride 50 true").kind, ValKind::Bool(true)));
+        assert!(matches!(lower_text("mkIf cfg.enable { }").kind, ValKind::Attrs(_)));
+        let ValKind::Each(items) = lower_text("lib.mkMerge [ { } (lib.mkForce \"x\") ]").kind else { panic!() };
         assert!(matches!(items[1].kind, ValKind::Str { literal: Some(ref s) } if s == "x"));
         assert!(matches!(lower_text("-5").kind, ValKind::Int(-5)));
     }
@@ -462,9 +385,6 @@ mod tests {
         assert!(
             matches!(lower_text("builtins.readFile ./x").kind, ValKind::Call { ref callee, .. } if callee == "builtins.readFile")
         );
-        assert!(matches!(
-            lower_text("\"a${b}\"").kind,
-            ValKind::Str { literal: None }
-        ));
+        assert!(matches!(lower_text("\"a${b}\"").kind, ValKind::Str { literal: None }));
     }
 }

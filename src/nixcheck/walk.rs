@@ -9,14 +9,7 @@ use super::value::{describe, join_path, Binding, Key, Val, ValKind};
 use super::{NixProblem, ProblemKind};
 
 /// Top-level attributes of a module that are not config.
-const MODULE_STRUCTURE: &[&str] = &[
-    "imports",
-    "meta",
-    "disabledModules",
-    "_file",
-    "key",
-    "_class",
-];
+const MODULE_STRUCTURE: &[&str] = &["imports", "meta", "disabledModules", "_file", "key", "_class"];
 
 pub(crate) struct Checker<'a> {
     pub(crate) db: &'a OptionDb,
@@ -49,11 +42,7 @@ impl<'a> Checker<'a> {
             ProblemKind::TypeMismatch,
             val.offset,
             path,
-            format!(
-                "`{}` is set to {}, which is not a value of its type",
-                join_path(path),
-                describe(val)
-            ),
+            format!("`{}` is set to {}, which is not a value of its type", join_path(path), describe(val)),
             Some(expected.to_string()),
             hint,
         );
@@ -67,17 +56,14 @@ impl<'a> Checker<'a> {
                 ProblemKind::NotAModule,
                 body.offset,
                 &[],
-                "not a NixOS module: expected an attribute set, optionally behind `{ config, lib, ... }:`"
-                    .to_string(),
+                "not a NixOS module: expected an attribute set, optionally behind `{ config, lib, ... }:`".to_string(),
                 None,
                 None,
             );
             return;
         };
         let is_name = |b: &Binding, name: &str| b.key == Key::Name(name.to_string());
-        let structured = bindings
-            .iter()
-            .any(|b| is_name(b, "config") || is_name(b, "options"));
+        let structured = bindings.iter().any(|b| is_name(b, "config") || is_name(b, "options"));
         let root = self.db.root();
         for binding in bindings {
             let Key::Name(name) = &binding.key else {
@@ -95,9 +81,7 @@ impl<'a> Checker<'a> {
                     ProblemKind::NotAModule,
                     binding.offset,
                     std::slice::from_ref(name),
-                    format!(
-                        "`{name}` is set beside `config`/`options`; NixOS rejects such a module"
-                    ),
+                    format!("`{name}` is set beside `config`/`options`; NixOS rejects such a module"),
                     None,
                     Some(format!("move it under `config`: `config.{name} = ...;`")),
                 );
@@ -129,8 +113,7 @@ impl<'a> Checker<'a> {
                         describe(val)
                     ),
                     Some("an attribute set of options".to_string()),
-                    (!children.is_empty())
-                        .then(|| format!("options here: {}", children.join(", "))),
+                    (!children.is_empty()).then(|| format!("options here: {}", children.join(", "))),
                 );
             }
         }
@@ -171,11 +154,7 @@ impl<'a> Checker<'a> {
                 None
             } else {
                 let children: Vec<&str> = node.named_children().take(12).collect();
-                Some(format!(
-                    "one of the options in `{}`: {}",
-                    join_path(path),
-                    children.join(", ")
-                ))
+                Some(format!("one of the options in `{}`: {}", join_path(path), children.join(", ")))
             };
             self.problem(
                 ProblemKind::UnknownOption,
@@ -192,27 +171,17 @@ impl<'a> Checker<'a> {
 
     /// A value set on an option of type `ty`; `node` is the option's node (for
     /// sub-options of submodules); `expected` is how the type is printed.
-    fn value(
-        &mut self,
-        ty: &NixType,
-        expected: &str,
-        node: &'a Node,
-        path: &mut Vec<String>,
-        val: &Val,
-    ) {
+    fn value(&mut self, ty: &NixType, expected: &str, node: &'a Node, path: &mut Vec<String>, val: &Val) {
         match &val.kind {
             ValKind::Each(items) => {
-                items
-                    .iter()
-                    .for_each(|item| self.value(ty, expected, node, path, item));
+                items.iter().for_each(|item| self.value(ty, expected, node, path, item));
                 return;
             }
             // Only evaluation can tell what these are.
             ValKind::Ref(_) | ValKind::Call { .. } | ValKind::Opaque => return,
             _ => {}
         }
-        let mismatch =
-            |checker: &mut Self, hint: Option<String>| checker.type_mismatch(expected, path, val, hint);
+        let mismatch = |checker: &mut Self, hint: Option<String>| checker.type_mismatch(expected, path, val, hint);
         match ty {
             NixType::Anything => {}
             NixType::Either(alternatives) => self.either(alternatives, expected, node, path, val),
@@ -240,9 +209,7 @@ impl<'a> Checker<'a> {
             NixType::Submodule => match &val.kind {
                 // Without known sub-options (the data lists none), the keys cannot be judged.
                 ValKind::Attrs(_) if node.children.is_empty() => {}
-                ValKind::Attrs(bindings) => {
-                    bindings.iter().for_each(|b| self.binding(node, path, b))
-                }
+                ValKind::Attrs(bindings) => bindings.iter().for_each(|b| self.binding(node, path, b)),
                 _ => mismatch(self, None),
             },
             NixType::Freeform(elem) => match &val.kind {
@@ -253,13 +220,7 @@ impl<'a> Checker<'a> {
                             Key::Name(ref name) if node.children.contains_key(name) => {
                                 self.binding(node, path, binding)
                             }
-                            _ => self.attrs_of(
-                                elem,
-                                &elem_expected,
-                                &EMPTY_NODE,
-                                path,
-                                std::slice::from_ref(binding),
-                            ),
+                            _ => self.attrs_of(elem, &elem_expected, &EMPTY_NODE, path, std::slice::from_ref(binding)),
                         }
                     }
                 }
@@ -296,14 +257,7 @@ impl<'a> Checker<'a> {
     /// A value of a union type fits if any alternative takes it. When none does and the
     /// value is a set that one alternative reads as sub-options, that alternative's
     /// problems are the useful ones (an unknown key is clearer than "not a union").
-    fn either(
-        &mut self,
-        alternatives: &[NixType],
-        expected: &str,
-        node: &'a Node,
-        path: &mut Vec<String>,
-        val: &Val,
-    ) {
+    fn either(&mut self, alternatives: &[NixType], expected: &str, node: &'a Node, path: &mut Vec<String>, val: &Val) {
         let saved = std::mem::take(&mut self.problems);
         let mut attempts = Vec::new();
         for alternative in alternatives {
@@ -321,18 +275,14 @@ impl<'a> Checker<'a> {
             structured
                 && matches!(
                     (alternative, &val.kind),
-                    (
-                        NixType::Submodule | NixType::Freeform(_) | NixType::AttrsOf(_),
-                        ValKind::Attrs(_)
-                    ) | (NixType::ListOf { .. }, ValKind::List(_))
+                    (NixType::Submodule | NixType::Freeform(_) | NixType::AttrsOf(_), ValKind::Attrs(_))
+                        | (NixType::ListOf { .. }, ValKind::List(_))
                 )
         });
         match specific {
             Some((_, problems)) => self.problems.extend(problems.iter().cloned()),
             None => {
-                let hint = alternatives
-                    .iter()
-                    .find_map(|a| scalar_fits(a, val).err().flatten());
+                let hint = alternatives.iter().find_map(|a| scalar_fits(a, val).err().flatten());
                 self.type_mismatch(expected, path, val, hint);
             }
         }
@@ -436,28 +386,18 @@ fn string_fits(string: &StrType, text: &str) -> Result<(), Option<String>> {
         return Err(Some("the string must be a single line".to_string()));
     }
     if string.no_newlines_or_colons && (text.contains('\n') || text.contains(':')) {
-        return Err(Some(
-            "the string must not contain newlines or colons".to_string(),
-        ));
+        return Err(Some("the string must not contain newlines or colons".to_string()));
     }
     Ok(())
 }
 
 /// The most similar name, if one is close enough to be a likely misspelling.
-pub(crate) fn nearest<'n>(
-    candidates: impl Iterator<Item = &'n str>,
-    name: &str,
-) -> Option<&'n str> {
+pub(crate) fn nearest<'n>(candidates: impl Iterator<Item = &'n str>, name: &str) -> Option<&'n str> {
     let lower = name.to_lowercase();
     // Case is compared loosely: `hostname` for `hostName` is the likeliest slip of all.
     let threshold = (name.chars().count() / 3).max(2);
     candidates
-        .map(|candidate| {
-            (
-                strsim::damerau_levenshtein(&lower, &candidate.to_lowercase()),
-                candidate,
-            )
-        })
+        .map(|candidate| (strsim::damerau_levenshtein(&lower, &candidate.to_lowercase()), candidate))
         .filter(|(distance, _)| *distance <= threshold)
         .min()
         .map(|(_, candidate)| candidate)
@@ -476,9 +416,7 @@ fn leaves(path: &mut Vec<String>, val: &Val, out: &mut BTreeSet<String>) {
                 path.pop();
             }
         }
-        ValKind::Each(items) if !items.is_empty() => {
-            items.iter().for_each(|item| leaves(path, item, out))
-        }
+        ValKind::Each(items) if !items.is_empty() => items.iter().for_each(|item| leaves(path, item, out)),
         _ => {
             out.insert(join_path(path));
         }

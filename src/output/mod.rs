@@ -218,7 +218,11 @@ pub fn build_command(spec: Option<&Path>, out: &Path, check: bool, force: bool) 
         }
         let spec_arg = spec.map(|path| format!(" {}", path.display())).unwrap_or_default();
         let out_arg = if out == Path::new(".") { String::new() } else { format!(" -o {}", out.display()) };
-        println!("{} file{} drifted; run: nixstack build{spec_arg}{out_arg}", report.drift.len(), if report.drift.len() == 1 { "" } else { "s" });
+        println!(
+            "{} file{} drifted; run: nixstack build{spec_arg}{out_arg}",
+            report.drift.len(),
+            if report.drift.len() == 1 { "" } else { "s" }
+        );
         if !report.edits.is_empty() {
             println!("(files edited by hand make that build refuse: move the change to hosts/<host>/local.nix first, or add --force)");
         }

@@ -129,21 +129,25 @@ fn ownership(path: &str, bytes: &[u8], old: &Manifest, pending: &Manifest) -> Re
 fn apply(out: &Path, artifacts: &Artifacts, plan: &Plan, manifest_text: &str) -> Result<(), OutputError> {
     let state = out.join(STATE_DIR);
     remove_stale_staging(&state)?;
-    let staging = tempfile::Builder::new()
-        .prefix("tmp-")
-        .tempdir_in(&state)
-        .map_err(|source| OutputError::Io { action: "create a staging directory in", path: state.clone(), source })?;
+    let staging = tempfile::Builder::new().prefix("tmp-").tempdir_in(&state).map_err(|source| OutputError::Io {
+        action: "create a staging directory in",
+        path: state.clone(),
+        source,
+    })?;
 
     // 1. Every new file's bytes, durable, in the staging tree (same file system as `out`).
+    //    One file-system sync after writing them all, not an fsync per file: thousands of
+    //    fsyncs (a large stack has several files per host) cost seconds of journal commits.
     let changed: Vec<&String> = plan.create.iter().chain(&plan.update).collect();
     let mut staged = Vec::with_capacity(changed.len());
     for (index, path) in changed.iter().enumerate() {
         let temp = staging.path().join(index.to_string());
-        write_durably(&temp, artifacts[*path].as_bytes())?;
+        write_file(&temp, artifacts[*path].as_bytes())?;
         staged.push((temp, out.join(path)));
     }
     let manifest_temp = staging.path().join("manifest.json");
-    write_durably(&manifest_temp, manifest_text.as_bytes())?;
+    write_file(&manifest_temp, manifest_text.as_bytes())?;
+    sync_file_system(staging.path())?;
 
     // 2. The intent: the new manifest as `pending`, so a write interrupted during the
     //    renames is recognised (not taken for hand edits) by the next one.
@@ -156,7 +160,11 @@ fn apply(out: &Path, artifacts: &Artifacts, plan: &Plan, manifest_text: &str) ->
     let mut touched_dirs = BTreeSet::new();
     for (temp, target) in &staged {
         let parent = target.parent().expect("artifact paths have a parent").to_path_buf();
-        fs::create_dir_all(&parent).map_err(|source| OutputError::Io { action: "create", path: parent.clone(), source })?;
+        fs::create_dir_all(&parent).map_err(|source| OutputError::Io {
+            action: "create",
+            path: parent.clone(),
+            source,
+        })?;
         rename(temp, target)?;
         touched_dirs.insert(parent);
     }
@@ -164,7 +172,11 @@ fn apply(out: &Path, artifacts: &Artifacts, plan: &Plan, manifest_text: &str) ->
     // 4. Files no longer generated, and the directories that held only them.
     for path in &plan.remove {
         let target = out.join(path);
-        fs::remove_file(&target).map_err(|source| OutputError::Io { action: "remove", path: target.clone(), source })?;
+        fs::remove_file(&target).map_err(|source| OutputError::Io {
+            action: "remove",
+            path: target.clone(),
+            source,
+        })?;
         let mut dir = target.parent().map(Path::to_path_buf);
         while let Some(current) = dir {
             if current == out || fs::remove_dir(&current).is_err() {
@@ -174,9 +186,11 @@ fn apply(out: &Path, artifacts: &Artifacts, plan: &Plan, manifest_text: &str) ->
             dir = current.parent().map(Path::to_path_buf);
         }
     }
-    // A directory noted early may have been removed by a later removal (its parent is noted then).
-    for dir in touched_dirs.iter().filter(|dir| dir.exists()) {
-        sync_dir(dir)?;
+    // The renames and removals, durable before the manifest says they are done: one sync of
+    // the file system rather than one per directory (a directory noted early may have been
+    // removed by a later removal; its parent is noted then).
+    if touched_dirs.iter().any(|dir| dir.exists()) {
+        sync_file_system(out)?;
     }
 
     // 5. The manifest last, then the intent is done.
@@ -221,7 +235,8 @@ fn lock(out: &Path) -> Result<File, OutputError> {
 
 /// Staging trees left by a write that died; safe to remove because we hold the lock.
 fn remove_stale_staging(state: &Path) -> Result<(), OutputError> {
-    let entries = fs::read_dir(state).map_err(|source| OutputError::Io { action: "list", path: state.to_path_buf(), source })?;
+    let entries =
+        fs::read_dir(state).map_err(|source| OutputError::Io { action: "list", path: state.to_path_buf(), source })?;
     for entry in entries.flatten() {
         if entry.file_name().to_string_lossy().starts_with("tmp-") {
             let _ = fs::remove_dir_all(entry.path());
@@ -245,13 +260,33 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
     file.sync_all().map_err(io_error)
 }
 
+/// Writes `bytes` to `path`, leaving durability to [`sync_file_system`].
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
+    let io_error = |source| OutputError::Io { action: "write", path: path.to_path_buf(), source };
+    let mut file = File::create(path).map_err(io_error)?;
+    file.write_all(bytes).map_err(io_error)
+}
+
+/// Makes every write and rename on the file system holding `dir` durable (`syncfs(2)`).
+fn sync_file_system(dir: &Path) -> Result<(), OutputError> {
+    use std::os::fd::AsRawFd;
+    let io_error = |source| OutputError::Io { action: "sync", path: dir.to_path_buf(), source };
+    let handle = File::open(dir).map_err(io_error)?;
+    // SAFETY: `handle` is an open descriptor for the whole call; syncfs reads nothing else.
+    if unsafe { libc::syncfs(handle.as_raw_fd()) } != 0 {
+        return Err(io_error(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 fn rename(from: &Path, to: &Path) -> Result<(), OutputError> {
     fs::rename(from, to).map_err(|source| OutputError::Io { action: "move into place", path: to.to_path_buf(), source })
 }
 
 fn sync_dir(dir: &Path) -> Result<(), OutputError> {
-    File::open(dir)
-        .and_then(|handle| handle.sync_all())
-        .map_err(|source| OutputError::Io { action: "sync", path: dir.to_path_buf(), source })
+    File::open(dir).and_then(|handle| handle.sync_all()).map_err(|source| OutputError::Io {
+        action: "sync",
+        path: dir.to_path_buf(),
+        source,
+    })
 }
-

@@ -11,7 +11,8 @@
 //! encryption. A host that needs more sets its own `disko.devices` (with `lib.mkForce`) in
 //! `local.nix`.
 
-use crate::render::nixos::{boot_loader, Nix};
+use crate::render::nixos::expr::Nix;
+use crate::spec::ImageVariant;
 use crate::topology::{Host, Topology};
 
 /// The file name beside the host's `default.nix`.
@@ -77,15 +78,7 @@ pub fn partitions(topology: &Topology) -> Vec<Partition> {
     match boot_loader(topology.stack.image) {
         // GRUB on a GPT disk of a BIOS machine embeds its core image in a BIOS boot
         // partition; disko sees the EF02 type and sets `boot.loader.grub.devices` to the disk.
-        "grub" => vec![
-            Partition {
-                name: "boot",
-                gpt_type: "EF02",
-                size: "1M",
-                filesystem: None,
-            },
-            root,
-        ],
+        "grub" => vec![Partition { name: "boot", gpt_type: "EF02", size: "1M", filesystem: None }, root],
         _ => vec![
             Partition {
                 name: "ESP",
@@ -110,16 +103,11 @@ pub fn describe(topology: &Topology) -> Vec<String> {
     partitions(topology)
         .iter()
         .map(|partition| {
-            let size = if partition.size == "100%" {
-                "rest"
-            } else {
-                partition.size
-            };
+            let size = if partition.size == "100%" { "rest" } else { partition.size };
             match &partition.filesystem {
-                Some(fs) => format!(
-                    "{} {size} {} on {} (label {})",
-                    partition.name, fs.format, fs.mountpoint, fs.label
-                ),
+                Some(fs) => {
+                    format!("{} {size} {} on {} (label {})", partition.name, fs.format, fs.mountpoint, fs.label)
+                }
                 None => format!("{} {size} BIOS boot (GRUB)", partition.name),
             }
         })
@@ -133,10 +121,7 @@ pub fn disko(topology: &Topology, host: &Host) -> Option<String> {
     let partitions = partitions(topology)
         .into_iter()
         .map(|partition| {
-            let mut values = vec![
-                ("type", Nix::str(partition.gpt_type)),
-                ("size", Nix::str(partition.size)),
-            ];
+            let mut values = vec![("type", Nix::str(partition.gpt_type)), ("size", Nix::str(partition.size))];
             if let Some(fs) = &partition.filesystem {
                 values.push((
                     "content",
@@ -155,64 +140,66 @@ pub fn disko(topology: &Topology, host: &Host) -> Option<String> {
     let main = attrs([
         ("type", Nix::str("disk")),
         ("device", Nix::str(disk)),
-        (
-            "content",
-            attrs([
-                ("type", Nix::str("gpt")),
-                ("partitions", Nix::Attrs(partitions)),
-            ]),
-        ),
+        ("content", attrs([("type", Nix::str("gpt")), ("partitions", Nix::Attrs(partitions))])),
     ]);
-    let body = Nix::Attrs(vec![(
-        ["disko", "devices", "disk", DISK_NAME]
-            .map(str::to_string)
-            .to_vec(),
-        main,
-    )]);
+    // The disk images lay out a disk of their own (disk-image.nix: file systems by the labels
+    // `nixos` and `ESP`): disko's file systems, plain definitions with other devices, would
+    // conflict with theirs, so the image variants turn disko's NixOS config off, as disko
+    // advises for images (`disko.enableConfig`: "should be false on an installer image").
+    let images = Nix::Attrs(
+        DISK_IMAGE_VARIANTS
+            .iter()
+            .map(|variant| (vec![variant.to_string(), "disko".into(), "enableConfig".into()], Nix::Bool(false)))
+            .collect(),
+    );
+    let body = Nix::Attrs(vec![
+        (["disko", "devices", "disk", DISK_NAME].map(str::to_string).to_vec(), main),
+        (vec!["image".into(), "modules".into()], images),
+    ]);
     Some(format!(
         "# Disk layout of {host_name} for `nixstack install {host_name}` (nixos-anywhere runs disko with it):\n\
          # the whole disk is repartitioned and formatted, everything on it is lost.\n\
          # Labels match the defaults of modules/base.nix. For another layout set\n\
-         # `disko.devices = lib.mkForce {{ ... }};` in ./local.nix.\n\
+         # `disko.devices = lib.mkForce {{ ... }};` in ./local.nix. The disk images\n\
+         # (`system.build.images`) bring their own layout: disko's is off there.\n\
          {body}\n",
         host_name = host.name,
         body = body.render(),
     ))
 }
 
+/// The `system.build.images` variants built by nixos/modules/virtualisation/disk-image.nix,
+/// which defines `fileSystems."/"` and `"/boot"` itself.
+pub const DISK_IMAGE_VARIANTS: [&str; 4] = ["qemu", "qemu-efi", "raw", "raw-efi"];
+
 fn attrs<'a>(bindings: impl IntoIterator<Item = (&'a str, Nix)>) -> Nix {
-    Nix::Attrs(
-        bindings
-            .into_iter()
-            .map(|(key, value)| (vec![key.to_string()], value))
-            .collect(),
-    )
+    Nix::Attrs(bindings.into_iter().map(|(key, value)| (vec![key.to_string()], value)).collect())
+}
+
+/// The boot loader the modules configure: BIOS images boot with GRUB, everything else with
+/// systemd-boot on an EFI system partition.
+pub fn boot_loader(image: ImageVariant) -> &'static str {
+    match image {
+        ImageVariant::Raw | ImageVariant::Qemu => "grub",
+        ImageVariant::RawEfi | ImageVariant::QemuEfi | ImageVariant::Iso => "systemd-boot",
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::compile;
     use crate::spec::SpecSource;
+    use crate::topology::compile;
 
     fn topology(text: &str) -> Topology {
-        compile(&SpecSource {
-            name: "test.toml".into(),
-            text: text.into(),
-        })
-        .unwrap()
+        compile(&SpecSource { name: "test.toml".into(), text: text.into() }).unwrap()
     }
 
     #[test]
     fn only_hosts_with_a_disk_get_a_layout() {
         let topology = compile(&SpecSource::embedded_default()).unwrap();
         for host in &topology.hosts {
-            assert_eq!(
-                disko(&topology, host).is_some(),
-                host.disk.is_some(),
-                "{}",
-                host.name
-            );
+            assert_eq!(disko(&topology, host).is_some(), host.disk.is_some(), "{}", host.name);
         }
     }
 
@@ -233,11 +220,7 @@ mod tests {
     #[test]
     fn a_bios_image_gets_a_bios_boot_partition_and_no_esp() {
         let text = crate::spec::DEFAULT_SPEC.replace("image = \"raw-efi\"", "image = \"raw\"");
-        assert_ne!(
-            text,
-            crate::spec::DEFAULT_SPEC,
-            "the default spec's image line changed"
-        );
+        assert_ne!(text, crate::spec::DEFAULT_SPEC, "the default spec's image line changed");
         let topology = topology(&text);
         let names: Vec<&str> = partitions(&topology).iter().map(|p| p.name).collect();
         assert_eq!(names, ["boot", "root"]);
@@ -246,18 +229,12 @@ mod tests {
 
     #[test]
     fn a_disk_path_cannot_break_out_of_its_string() {
-        let text = crate::spec::DEFAULT_SPEC.replacen(
-            "disk = \"/dev/sda\"",
-            "disk = \"/dev/sda\\\"; evil = \\\"${x}\"",
-            1,
-        );
+        let text =
+            crate::spec::DEFAULT_SPEC.replacen("disk = \"/dev/sda\"", "disk = \"/dev/sda\\\"; evil = \\\"${x}\"", 1);
         let topology = topology(&text);
         let lb1 = topology.hosts.iter().find(|h| h.name == "lb1").unwrap();
         let rendered = disko(&topology, lb1).unwrap();
-        assert!(
-            rendered.contains(r#"device = "/dev/sda\"; evil = \"\${x}";"#),
-            "{rendered}"
-        );
+        assert!(rendered.contains(r#"device = "/dev/sda\"; evil = \"\${x}";"#), "{rendered}");
         assert!(rnix::Root::parse(&rendered).errors().is_empty());
     }
 }

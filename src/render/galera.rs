@@ -20,7 +20,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::render::Layout;
+use crate::render::{tls, Layout};
 use crate::spec::{Role, SstMethod};
 use crate::topology::{Host, Topology};
 
@@ -138,13 +138,30 @@ pub fn settings(topology: &Topology, host: &Host, layout: &Layout) -> Sections {
     // commit survive a cluster-wide power loss.
     mysqld.insert("innodb_flush_log_at_trx_commit".into(), Value::Int(1));
     mysqld.insert("sync_binlog".into(), Value::Int(1));
+    // Clients are matched by address, never by a reverse DNS lookup of it: the hosts have no
+    // DNS for the private network, and a slow or failing resolver would stall every new
+    // connection. Every account nixstack creates names `localhost` (the socket) or an
+    // address/netmask (db.nix refuses anything else while this is on).
+    mysqld.insert("skip_name_resolve".into(), Value::Bool(true));
 
     let galera = sections.entry("galera".into()).or_default();
     // Causal reads: a read waits until the node has applied every write the cluster had
     // committed when the read began, so reading from another node sees one's own writes.
     galera.insert("wsrep_sync_wait".into(), Value::Int(1));
+    // No SST credentials. nixpkgs' galeraCluster sets `wsrep_sst_auth = lib.mkDefault
+    // "check_repl:check_pass"`, the account its own test creates by hand; we create no such
+    // account, and neither SST method needs one: wsrep_sst_rsync (our default, wrapped in
+    // stunnel through [sst] below) never reads the credentials, and wsrep_sst_mariabackup
+    // without a user connects over the socket as the server's OS user (`mysql`), whom NixOS
+    // creates `IDENTIFIED WITH unix_socket` with every privilege (MariaDB 10.11's
+    // wsrep_sst_common/wsrep_sst_mariabackup). An empty value overrides the mkDefault, so
+    // neither NixOS nor the lab's my.cnf carries the well-known pair.
+    galera.insert("wsrep_sst_auth".into(), Value::str(""));
 
     let mut provider_options = vec![format!("gcache.size={GCACHE_SIZE}")];
+    if let Some(db) = &topology.db {
+        provider_options.extend(failure_detection(db.suspect_timeout_ms));
+    }
     if topology.internal_tls {
         let (ca, cert, key) = (layout.ca_cert(), layout.host_cert(), layout.host_key());
         // Client connections: TLS with the internal CA, and no plaintext TCP at all
@@ -154,12 +171,19 @@ pub fn settings(topology: &Topology, host: &Host, layout: &Layout) -> Sections {
         mysqld.insert("ssl_cert".into(), Value::path(&cert));
         mysqld.insert("ssl_key".into(), Value::path(&key));
         mysqld.insert("require_secure_transport".into(), Value::str("ON"));
-        // Galera replication (gcomm, IST): Galera 26.4 `socket.ssl*` provider options.
+        // Mozilla intermediate (render::tls): versions and TLS 1.2 ciphers. MariaDB 10.11 has no
+        // option for the TLS 1.3 suites (OpenSSL's default three are Mozilla's) nor for the key
+        // exchange groups: OpenSSL's defaults apply there (tests/db_configs.rs scans Galera).
+        mysqld.insert("tls_version".into(), Value::str(tls::versions(",")));
+        mysqld.insert("ssl_cipher".into(), Value::str(tls::openssl_ciphers()));
+        // Galera replication (gcomm, IST): Galera 26.4 `socket.ssl*` provider options. Galera has
+        // no protocol-version, TLS 1.3-suite or group option either.
         provider_options.extend([
             "socket.ssl=yes".to_string(),
             format!("socket.ssl_ca={}", ca.display()),
             format!("socket.ssl_cert={}", cert.display()),
             format!("socket.ssl_key={}", key.display()),
+            format!("socket.ssl_cipher={}", tls::openssl_ciphers()),
         ]);
         // State snapshot transfer: MariaDB 10.11's wsrep_sst_rsync/mariabackup read `tca`,
         // `tcert`, `tkey` from [sst] (check_server_ssl_config in wsrep_sst_common) and wrap
@@ -174,6 +198,28 @@ pub fn settings(topology: &Topology, host: &Host, layout: &Layout) -> Sections {
     let galera = sections.entry("galera".into()).or_default();
     galera.insert("wsrep_provider_options".into(), Value::str(provider_options.join(";")));
     sections
+}
+
+/// Galera's failure detection (evs.*) scaled from `suspect_timeout_ms`, keeping the ratios of
+/// Galera's defaults (keepalive 1 s, inactive check 0.5 s, suspect 5 s, inactive 15 s, install
+/// 7.5 s): a node silent for the suspect timeout is evicted once the others agree, and commits
+/// stall cluster-wide until then (measured by `nixstack lab chaos`; docs/galera.md, "Failure
+/// detection"). The join retransmission (default 1 s) follows the keepalive so that the new
+/// view installs within the same bound.
+pub fn failure_detection(suspect_timeout_ms: u64) -> Vec<String> {
+    let period = |ms: u64| {
+        let seconds = format!("{}.{:03}", ms / 1000, ms % 1000);
+        format!("PT{}S", seconds.trim_end_matches('0').trim_end_matches('.'))
+    };
+    let s = suspect_timeout_ms;
+    vec![
+        format!("evs.keepalive_period={}", period(s / 5)),
+        format!("evs.join_retrans_period={}", period(s / 5)),
+        format!("evs.inactive_check_period={}", period(s / 10)),
+        format!("evs.suspect_timeout={}", period(s)),
+        format!("evs.inactive_timeout={}", period(3 * s)),
+        format!("evs.install_timeout={}", period(3 * s / 2)),
+    ]
 }
 
 /// How the NixOS module defines a key.
@@ -238,10 +284,7 @@ pub fn lab_only_settings(layout: &Layout) -> Sections {
     mysqld.insert("socket".into(), Value::path(&socket));
     mysqld.insert("pid-file".into(), Value::path(&layout.pid_file("mariadbd")));
     mysqld.insert("log-error".into(), Value::path(&layout.log_file("mariadbd.err")));
-    sections
-        .entry("client".into())
-        .or_default()
-        .insert("socket".into(), Value::path(&socket));
+    sections.entry("client".into()).or_default().insert("socket".into(), Value::path(&socket));
     sections
 }
 
@@ -313,6 +356,26 @@ pub fn render_ini(sections: &Sections) -> String {
     blocks.join("\n")
 }
 
+/// The size of the Galera write-set cache (`gcache.size` in `wsrep_provider_options`) that
+/// `sections` give a node, in MiB: Galera preallocates it as `galera.cache` in the datadir.
+/// Galera reads sizes with an optional K/M/G/T suffix (powers of 1024); none means bytes.
+pub fn gcache_size_mib(sections: &Sections) -> Option<u64> {
+    let Some(Value::Str(options)) = sections.get("galera")?.get("wsrep_provider_options") else {
+        return None;
+    };
+    let size = options.split(';').find_map(|option| option.trim().strip_prefix("gcache.size="))?.trim();
+    let (digits, unit) = size.split_at(size.find(|c: char| !c.is_ascii_digit()).unwrap_or(size.len()));
+    let bytes_per_unit: u64 = match unit.to_ascii_uppercase().as_str() {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return None,
+    };
+    Some((digits.parse::<u64>().ok()? * bytes_per_unit).div_ceil(1 << 20))
+}
+
 /// Reads back an INI file written by [`render_ini`] (comments and blank lines skipped).
 /// Values come back as strings: compare with `Value::to_string()`.
 pub fn parse_ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
@@ -326,10 +389,7 @@ pub fn parse_ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
             current = name.to_string();
             sections.entry(current.clone()).or_default();
         } else if let Some((key, value)) = line.split_once('=') {
-            sections
-                .entry(current.clone())
-                .or_default()
-                .insert(key.trim().to_string(), value.trim().to_string());
+            sections.entry(current.clone()).or_default().insert(key.trim().to_string(), value.trim().to_string());
         } else {
             sections.entry(current.clone()).or_default().insert(line.to_string(), String::new());
         }
@@ -342,8 +402,8 @@ pub fn parse_ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
 /// `user=mysql`). Valid for Debian's mariadbd 10.11 with galera-4.
 pub fn lab_ini(topology: &Topology, host: &Host, layout: &Layout) -> String {
     let module = galera_module_settings(&galera_cluster(topology, host), DEBIAN_GALERA_PROVIDER);
-    let merged = merge(&settings(topology, host, layout), &module, &lab_only_settings(layout))
-        .unwrap_or_else(|conflicts| {
+    let merged =
+        merge(&settings(topology, host, layout), &module, &lab_only_settings(layout)).unwrap_or_else(|conflicts| {
             // A bug in this file, not in the spec: `settings` disagrees with the module.
             panic!("galera settings fight the NixOS galeraCluster module: {conflicts:#?}")
         });
@@ -357,22 +417,34 @@ pub fn lab_ini(topology: &Topology, host: &Host, layout: &Layout) -> String {
 
 fn db_tier<'t>(topology: &'t Topology, host: &Host) -> &'t crate::topology::DbTier {
     assert!(host.has(Role::Db), "galera settings asked for {}, which has no db role", host.name);
-    topology
-        .db
-        .as_ref()
-        .expect("a host with the db role implies a db tier in the topology")
+    topology.db.as_ref().expect("a host with the db role implies a db tier in the topology")
 }
 
 /// The MariaDB client port of `host` (the `mariadb` service of the topology).
 fn mariadb_port(host: &Host) -> u16 {
-    host.services
-        .iter()
-        .find(|service| service.name == "mariadb")
-        .map_or(3306, |service| service.port)
+    host.services.iter().find(|service| service.name == "mariadb").map_or(3306, |service| service.port)
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn failure_detection_keeps_galeras_ratios_in_iso_8601() {
+        // Galera's own defaults are what 5000 ms gives.
+        assert_eq!(
+            failure_detection(5000),
+            [
+                "evs.keepalive_period=PT1S",
+                "evs.join_retrans_period=PT1S",
+                "evs.inactive_check_period=PT0.5S",
+                "evs.suspect_timeout=PT5S",
+                "evs.inactive_timeout=PT15S",
+                "evs.install_timeout=PT7.5S"
+            ]
+        );
+        assert_eq!(failure_detection(1000)[2], "evs.inactive_check_period=PT0.1S");
+        assert_eq!(failure_detection(1250)[0], "evs.keepalive_period=PT0.25S");
+    }
+
     use super::*;
     use crate::spec::SpecSource;
 
@@ -407,6 +479,25 @@ mod tests {
         ours.get_mut("galera").unwrap().remove("binlog_format");
         let merged = merge(&ours, &module, &Sections::new()).unwrap();
         assert_eq!(merged["mysqld"]["bind_address"], Value::str("10.0.0.1"));
+    }
+
+    #[test]
+    fn the_gcache_size_is_read_back_from_the_provider_options() {
+        let topology = default_topology();
+        let db1 = topology.hosts.iter().find(|h| h.name == "db1").unwrap();
+        let rendered = settings(&topology, db1, &Layout::nixos());
+        let options = rendered["galera"]["wsrep_provider_options"].to_string();
+        assert!(options.starts_with("gcache.size=512M;"), "{options}");
+        assert_eq!(gcache_size_mib(&rendered), Some(512));
+        let with = |options: &str| {
+            let mut sections = Sections::new();
+            sections.entry("galera".into()).or_default().insert("wsrep_provider_options".into(), Value::str(options));
+            gcache_size_mib(&sections)
+        };
+        assert_eq!(with("socket.ssl=yes; gcache.size=2g"), Some(2048));
+        assert_eq!(with("gcache.size=1048577"), Some(2));
+        assert_eq!(with("gcache.size=12X"), None);
+        assert_eq!(with("socket.ssl=yes"), None);
     }
 
     #[test]

@@ -3,29 +3,26 @@
 //! internal CA, active health checks, and a stats/Prometheus endpoint on the private address.
 //!
 //! Only directives valid in both HAProxy 2.6 (Debian, the lab) and 3.x (NixOS) are used:
-//! e.g. no `ssl-default-bind-curves` (2.8+).
+//! e.g. no `ssl-default-bind-curves` (2.8+): the groups are the `curves` option of each TLS
+//! `bind` line (1.8+) instead. Every value comes from [`crate::render::tls`] (Mozilla's file).
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
-use crate::render::Layout;
+use crate::render::{tls, Layout};
 use crate::spec::TlsMode;
 use crate::topology::{Host, LbTier, Topology};
 
-/// Mozilla Server Side TLS guidelines 5.7, "intermediate": TLS 1.2 ciphers.
-pub const MOZILLA_INTERMEDIATE_CIPHERS: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
-ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:\
-ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
+/// Mozilla intermediate as HAProxy options (what ssl-config.mozilla.org emits for HAProxy):
+/// the client's cipher order (`server_preferred_order: false`), the lowest version, no tickets.
+pub fn mozilla_bind_options() -> String {
+    format!("prefer-client-ciphers ssl-min-ver {} no-tls-tickets", tls::min_version())
+}
 
-/// Mozilla intermediate: TLS 1.3 cipher suites.
-pub const MOZILLA_INTERMEDIATE_CIPHERSUITES: &str =
-    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
-
-/// Mozilla intermediate as HAProxy options (what ssl-config.mozilla.org emits for HAProxy).
-pub const MOZILLA_INTERMEDIATE_BIND_OPTIONS: &str = "prefer-client-ciphers ssl-min-ver TLSv1.2 no-tls-tickets";
-
-/// `Strict-Transport-Security` value: two years, as Mozilla recommends.
-pub const HSTS: &str = "max-age=63072000";
+/// `Strict-Transport-Security` value: Mozilla's `hsts_min_age` (two years).
+pub fn hsts() -> String {
+    format!("max-age={}", tls::intermediate().hsts_min_age)
+}
 
 /// Where NixOS's lego listens for HTTP-01 challenges (`security.acme.certs.<domain>.listenHTTP`);
 /// HAProxy owns port 80 and forwards `/.well-known/acme-challenge/` there.
@@ -78,17 +75,19 @@ fn global(out: &mut String, layout: &Layout) {
     out.push_str("    log stdout format raw local0 info\n");
     let _ = writeln!(out, "    stats socket {} mode 600 level admin", layout.haproxy_socket().display());
     out.push_str("    stats timeout 30s\n");
-    if layout.is_lab() {
-        let _ = writeln!(out, "    pidfile {}", layout.pid_file("haproxy").display());
-    }
-    out.push_str("    # Mozilla intermediate (Server Side TLS 5.7): TLS 1.2+, forward secrecy, AEAD only.\n");
-    let _ = writeln!(out, "    ssl-default-bind-ciphers {MOZILLA_INTERMEDIATE_CIPHERS}");
-    let _ = writeln!(out, "    ssl-default-bind-ciphersuites {MOZILLA_INTERMEDIATE_CIPHERSUITES}");
-    let _ = writeln!(out, "    ssl-default-bind-options {MOZILLA_INTERMEDIATE_BIND_OPTIONS}");
-    let _ = writeln!(out, "    ssl-default-server-ciphers {MOZILLA_INTERMEDIATE_CIPHERS}");
-    let _ = writeln!(out, "    ssl-default-server-ciphersuites {MOZILLA_INTERMEDIATE_CIPHERSUITES}");
-    out.push_str("    ssl-default-server-options ssl-min-ver TLSv1.2 no-tls-tickets\n");
-    out.push_str("    tune.ssl.default-dh-param 2048\n");
+    let (ciphers, suites) = (tls::openssl_ciphers(), tls::ciphersuites());
+    let _ = writeln!(
+        out,
+        "    # Mozilla intermediate (Server Side TLS {}): TLS 1.2+, forward secrecy, AEAD only; the groups\n    # are each TLS bind's `curves`.",
+        tls::version()
+    );
+    let _ = writeln!(out, "    ssl-default-bind-ciphers {ciphers}");
+    let _ = writeln!(out, "    ssl-default-bind-ciphersuites {suites}");
+    let _ = writeln!(out, "    ssl-default-bind-options {}", mozilla_bind_options());
+    let _ = writeln!(out, "    ssl-default-server-ciphers {ciphers}");
+    let _ = writeln!(out, "    ssl-default-server-ciphersuites {suites}");
+    let _ = writeln!(out, "    ssl-default-server-options ssl-min-ver {} no-tls-tickets", tls::min_version());
+    let _ = writeln!(out, "    tune.ssl.default-dh-param {}", tls::intermediate().dh_param_size);
 }
 
 fn defaults(out: &mut String) {
@@ -135,14 +134,14 @@ fn http_frontend(out: &mut String, lb: &LbTier, public: Ipv4Addr) {
 
 fn https_frontend(out: &mut String, topology: &Topology, lb: &LbTier, public: Ipv4Addr, layout: &Layout) {
     let pem = layout.public_pem(&topology.stack.domain, lb.tls == TlsMode::Acme);
-    let options = format!(" ssl crt {} alpn h2,http/1.1", pem.display());
+    let options = format!(" ssl crt {} alpn h2,http/1.1 curves {}", pem.display(), tls::groups());
     out.push_str("\nfrontend https\n");
     binds(out, lb, public, crate::topology::ports::HTTPS, &options);
     // The backends trust X-Forwarded-*: drop whatever the client sent (`option forwardfor`
     // then adds the real client address).
     out.push_str("    http-request del-header X-Forwarded-For\n");
     out.push_str("    http-request set-header X-Forwarded-Proto https\n");
-    let _ = writeln!(out, "    http-response set-header Strict-Transport-Security \"{HSTS}\"");
+    let _ = writeln!(out, "    http-response set-header Strict-Transport-Security \"{}\"", hsts());
     out.push_str("    default_backend web\n");
 }
 
@@ -175,7 +174,8 @@ fn web_backend(out: &mut String, topology: &Topology, lb: &LbTier, layout: &Layo
         if topology.internal_tls {
             // The web host's certificate names the host (see Topology::certificates);
             // health checks go over the same verified TLS.
-            let _ = write!(out, " ssl verify required ca-file {} verifyhost {}", layout.ca_cert().display(), backend.host);
+            let _ =
+                write!(out, " ssl verify required ca-file {} verifyhost {}", layout.ca_cert().display(), backend.host);
         }
         out.push('\n');
     }
@@ -202,10 +202,13 @@ mod tests {
         let topology = example("default.toml");
         let cfg = rendered(&topology, "lb1", &Layout::nixos());
         for web in ["web1", "web2", "web3"] {
-            let line = cfg.lines().find(|l| l.trim_start().starts_with(&format!("server {web} "))).expect("server line");
+            let line =
+                cfg.lines().find(|l| l.trim_start().starts_with(&format!("server {web} "))).expect("server line");
             assert!(line.contains(":443 check inter 1s fastinter 500ms fall 2 rise 2"), "{line}");
             assert!(
-                line.contains(&format!("ssl verify required ca-file /var/lib/nixstack/secrets/ca.crt verifyhost {web}")),
+                line.contains(&format!(
+                    "ssl verify required ca-file /var/lib/nixstack/secrets/ca.crt verifyhost {web}"
+                )),
                 "{line}"
             );
         }
@@ -245,14 +248,15 @@ mod tests {
         let topology = example("default.toml");
         let cfg = rendered(&topology, "lb1", &Layout::lab("lb1"));
         assert!(cfg.contains("ssl-default-bind-options prefer-client-ciphers ssl-min-ver TLSv1.2 no-tls-tickets"));
-        assert!(cfg.contains(&format!("ssl-default-bind-ciphers {MOZILLA_INTERMEDIATE_CIPHERS}\n")));
+        assert!(cfg.contains(&format!("ssl-default-bind-ciphers {}\n", tls::openssl_ciphers())));
+        assert!(cfg.contains(" curves X25519:prime256v1:secp384r1"));
         assert!(cfg.contains("Strict-Transport-Security \"max-age=63072000\""));
         assert!(cfg.contains("http-check send meth GET uri /health ver HTTP/1.1 hdr Host shop.example.com"));
         assert!(cfg.contains("http-check expect status 200"));
         assert!(cfg.contains("balance roundrobin"));
         assert!(cfg.contains("retries 3") && cfg.contains("option redispatch") && cfg.contains("http-reuse safe"));
         assert!(cfg.contains("stats socket /var/lib/nixstack-lab/lb1/run/haproxy/admin.sock mode 600 level admin"));
-        assert!(cfg.contains("pidfile /var/lib/nixstack-lab/lb1/run/haproxy.pid"));
+        assert!(!cfg.contains("pidfile"), "the lab starts haproxy with the unit's -p, as NixOS does");
     }
 
     #[test]

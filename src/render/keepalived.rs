@@ -11,15 +11,21 @@ use crate::topology::{Host, Topology};
 pub const TRACK_SCRIPT: &str = "chk_haproxy";
 pub const INSTANCE: &str = "vip";
 
-/// The `curl` the track script runs. keepalived wants an absolute path (and, with
-/// `enable_script_security`, one no unprivileged user can write): Debian's in the lab, the
-/// system profile's on NixOS (the lb module puts `pkgs.curl` in `environment.systemPackages`).
+/// The `curl` the track script runs. keepalived wants an absolute path to an executable no
+/// unprivileged user can write (`enable_script_security`), and `keepalived --config-test`
+/// refuses a script it cannot find: Debian's in the lab; on NixOS the placeholder `@curl@`,
+/// which modules/lb.nix replaces with `${pkgs.curl}/bin/curl` (`pkgs.replaceVars`), so the
+/// store path is in the config's closure: present when the flake's check runs in the build
+/// sandbox, where `/run/current-system` does not exist.
 pub fn curl(layout: &Layout) -> &'static str {
     match layout.kind {
-        LayoutKind::Nixos => "/run/current-system/sw/bin/curl",
+        LayoutKind::Nixos => CURL_PLACEHOLDER,
         LayoutKind::Lab => "/usr/bin/curl",
     }
 }
+
+/// The placeholder of [`curl`] on NixOS (`replaceVars` syntax: `@name@`).
+pub const CURL_PLACEHOLDER: &str = "@curl@";
 
 /// Renders `keepalived.conf` for `host`.
 ///
@@ -59,6 +65,9 @@ pub fn render(topology: &Topology, host: &Host, layout: &Layout) -> String {
         "
 global_defs {{
     router_id {name}
+    # The cards come and go without keepalived (udev renames them, networkd configures them;
+    # the build sandbox has only lo): a missing card is a fault state, not a config error.
+    dynamic_interfaces
     # Scripts run as root, and keepalived refuses scripts that others could modify.
     enable_script_security
     script_user root
@@ -136,16 +145,23 @@ mod tests {
         assert!(lb2.contains("state BACKUP\n") && lb2.contains("priority 100\n"), "{lb2}");
         assert!(lb2.contains("unicast_peer {\n        203.0.113.11\n    }"), "{lb2}");
         assert!(lb2.contains("interface pub0\n"));
+        assert!(lb1.contains("    dynamic_interfaces\n"), "{lb1}");
     }
 
     #[test]
     fn track_script_asks_this_hosts_own_haproxy() {
         let topology = example("default.toml");
         let lb2 = rendered(&topology, "lb2", &Layout::lab("lb2"));
-        assert!(lb2.contains("script \"/usr/bin/curl -fsS -o /dev/null --max-time 1 http://10.10.0.12:8404/stats\""), "{lb2}");
+        assert!(
+            lb2.contains("script \"/usr/bin/curl -fsS -o /dev/null --max-time 1 http://10.10.0.12:8404/stats\""),
+            "{lb2}"
+        );
         assert!(lb2.contains("track_script {\n        chk_haproxy\n    }"));
         assert!(!lb2.contains("pidof") && !lb2.contains("killall"));
         assert!(!lb2.contains("authentication"), "VRRPv2 PASS auth is clear text");
+        let lb1 = rendered(&topology, "lb1", &Layout::nixos());
+        assert!(lb1.contains("script \"@curl@ -fsS"), "{lb1}");
+        assert!(!lb1.contains("/run/current-system"), "{lb1}");
     }
 
     #[test]

@@ -4,9 +4,6 @@
 //! Native configs (one file each) take `(topology, host, layout)` and return text; the
 //! same function renders the NixOS file and the lab file, only the [`Layout`] differs.
 
-mod layout;
-
-pub mod app;
 pub mod disko;
 pub mod flake;
 pub mod galera;
@@ -16,12 +13,15 @@ pub mod monitoring;
 pub mod nftables;
 pub mod nginx;
 pub mod nixos;
+pub mod services;
+pub mod sshd;
+pub mod tls;
 pub mod tree;
 pub mod vmtest;
 
 use std::collections::BTreeMap;
 
-pub use layout::{Layout, LayoutKind, LAB_ROOT, NIXOS_SECRETS};
+pub use crate::stack::{Layout, LayoutKind, LAB_ROOT, NIXOS_SECRETS};
 
 /// A rendered artifact tree: relative path → contents, sorted, deterministic.
 pub type Artifacts = BTreeMap<String, String>;

@@ -4,13 +4,15 @@
 //! `stub_status` on web hosts (its request counter gives per-host web QPS), HAProxy stats on
 //! load balancers (the LB's request counter), MariaDB/Galera status on db hosts, and logs.
 //!
-//! Secrets never enter the rendered files:
-//! - otelcol reads them from environment variables (`${env:…}`), which the service gets from
-//!   the secret files at start ([`otelcol_environment`] says which file feeds which
-//!   variable). Not `${file:…}`: NixOS runs `otelcol validate` on the config at build time
-//!   (`validateConfigFile`), in a sandbox without the secret files, and the unit runs with
-//!   `DynamicUser`, which cannot read root's secret files; an unset variable validates (as an
-//!   empty string) and systemd reads environment files as root.
+//! Secrets never enter the rendered files, the Nix store or a unit's environment:
+//! - otelcol reads each one from a file with its `${file:…}` config provider: systemd copies
+//!   the secret file into the unit's credentials directory (`LoadCredential=NAME:PATH`, read
+//!   as root, so the `DynamicUser` collector needs no access to root's secrets) and the config
+//!   names `/run/credentials/opentelemetry-collector.service/NAME` ([`otelcol_credentials`]
+//!   says which secret file feeds which credential). The build sandbox has no such file, so
+//!   nixpkgs' `validateConfigFile` (`otelcol validate` in the sandbox) cannot judge this config:
+//!   modules/monitoring.nix turns it off for the collector and tests/build_checks.rs checks
+//!   what that validation checks, with the credentials in place.
 //! - collectd has no way to read one value from a file, and Sumo Logic's plugin rebuilds its
 //!   whole configuration from each `<Module>` block, so the blocks carrying secrets (the Sumo
 //!   Logic module with its URL, the MySQL credentials) live in a second file
@@ -29,60 +31,31 @@ use crate::topology::{Host, Topology};
 /// list is `data/otelcol-contrib-components.json`.
 pub const OTELCOL_CONTRIB_RELEASE: &str = "0.136.0";
 
-/// Where nginx's stub_status answers (on `web.status_port`, loopback only).
-pub const NGINX_STATUS_PATH: &str = "/nginx_status";
-/// Where HAProxy's stats page answers (on `lb.stats_port`, private address only).
-pub const HAPROXY_STATS_PATH: &str = "/stats";
+// What the agents read and how they name a host are shared with the lab and the Scenario.
+pub use crate::stack::monitoring::{
+    haproxy_stats_url, nginx_status_url, source_category, DB_MONITOR_USER, HAPROXY_STATS_PATH, NGINX_STATUS_PATH,
+};
+use crate::stack::monitoring::{roles, COLLECTD_INTERVAL_LAB_SECONDS, COLLECTD_INTERVAL_NIXOS_SECONDS};
+
 /// The HAProxy frontend that takes the site's HTTPS traffic: its request counter is the
 /// LB's QPS. haproxy.cfg must name the frontend so.
 pub const HAPROXY_FRONTEND: &str = "https";
-/// The MariaDB account the agents read status with (socket, `PROCESS, REPLICATION CLIENT`).
-pub const DB_MONITOR_USER: &str = "monitor";
 
-/// Environment variable carrying the Sumo Logic HTTP source URL to otelcol.
-pub const ENV_SUMOLOGIC_ENDPOINT: &str = "SUMOLOGIC_ENDPOINT";
-/// Environment variable carrying the monitor account's MariaDB password to otelcol.
-pub const ENV_DB_MONITOR_PASSWORD: &str = "NIXSTACK_DB_MONITOR_PASSWORD";
+/// The collector's credential holding the Sumo Logic HTTP source URL.
+pub const CREDENTIAL_SUMOLOGIC_ENDPOINT: &str = "sumologic-endpoint";
+/// The collector's credential holding the monitor account's MariaDB password.
+pub const CREDENTIAL_DB_MONITOR_PASSWORD: &str = "db-monitor-password";
+/// The collector's systemd unit, whose credentials directory the config reads.
+pub const OTELCOL_UNIT: &str = "opentelemetry-collector.service";
 
 /// Placeholders in [`collectd_secrets_template`].
 pub const PLACEHOLDER_SUMOLOGIC_URL: &str = "@SUMOLOGIC_URL@";
 pub const PLACEHOLDER_DB_MONITOR_PASSWORD: &str = "@DB_MONITOR_PASSWORD@";
 
-/// Sumo Logic's `_sourceCategory` of a host: `<stack>/<roles>` (roles joined by `-`, e.g.
-/// `shop/web`, `site/web-app-db`).
-pub fn source_category(topology: &Topology, host: &Host) -> String {
-    format!("{}/{}", topology.stack.name, roles(host))
-}
-
-fn roles(host: &Host) -> String {
-    host.roles.iter().map(|r| role_name(*r)).collect::<Vec<_>>().join("-")
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Lb => "lb",
-        Role::Web => "web",
-        Role::App => "app",
-        Role::Db => "db",
-    }
-}
-
 /// nginx's access and error logs: nginx.conf must log there. On NixOS (`/var/log`) these are
 /// nginx's defaults.
 pub fn nginx_logs(layout: &Layout) -> [PathBuf; 2] {
     [layout.log_file("nginx/access.log"), layout.log_file("nginx/error.log")]
-}
-
-/// nginx's stub_status URL on `host` (web role).
-pub fn nginx_status_url(topology: &Topology) -> Option<String> {
-    let web = topology.web.as_ref()?;
-    Some(format!("http://127.0.0.1:{}{NGINX_STATUS_PATH}", web.status_port))
-}
-
-/// HAProxy's stats URL on `host` (lb role): the private address, never public.
-pub fn haproxy_stats_url(topology: &Topology, host: &Host) -> Option<String> {
-    let lb = topology.lb.as_ref()?;
-    Some(format!("http://{}:{}{HAPROXY_STATS_PATH}", host.address, lb.stats_port))
 }
 
 fn secret_name_db_monitor() -> String {
@@ -92,16 +65,48 @@ fn secret_name_db_monitor() -> String {
 // ---------------------------------------------------------------------------------------
 // OpenTelemetry Collector
 
-/// Which secret file feeds which environment variable of the collector on `host`.
-pub fn otelcol_environment(topology: &Topology, host: &Host, layout: &Layout) -> Vec<(&'static str, PathBuf)> {
-    let mut env = Vec::new();
+/// Which secret file feeds which credential (`LoadCredential=NAME:FILE`) of the collector on `host`.
+pub fn otelcol_credentials(topology: &Topology, host: &Host, layout: &Layout) -> Vec<(&'static str, PathBuf)> {
+    let mut credentials = Vec::new();
     if let Some(monitoring) = &topology.monitoring {
-        env.push((ENV_SUMOLOGIC_ENDPOINT, layout.secret(&monitoring.endpoint_secret)));
+        credentials.push((CREDENTIAL_SUMOLOGIC_ENDPOINT, layout.secret(&monitoring.endpoint_secret)));
     }
     if host.has(Role::Db) {
-        env.push((ENV_DB_MONITOR_PASSWORD, layout.secret(&secret_name_db_monitor())));
+        credentials.push((CREDENTIAL_DB_MONITOR_PASSWORD, layout.secret(&secret_name_db_monitor())));
     }
-    env
+    credentials
+}
+
+/// Where systemd puts the collector's credential `name` (`$CREDENTIALS_DIRECTORY/NAME`).
+pub fn otelcol_credential_path(layout: &Layout, name: &str) -> PathBuf {
+    layout.run.join("credentials").join(OTELCOL_UNIT).join(name)
+}
+
+/// The config's reference to credential `name`: otelcol's file provider (`${file:PATH}`).
+fn credential_reference(layout: &Layout, name: &str) -> String {
+    format!("${{file:{}}}", otelcol_credential_path(layout, name).display())
+}
+
+/// The log files the collector on `host` tails (its `filelog` receiver), each with the
+/// nixpkgs unit that writes it (a table of data/nixpkgs-units.toml).
+pub fn otelcol_tailed_logs(host: &Host, layout: &Layout) -> Vec<(PathBuf, &'static str)> {
+    if host.has(Role::Web) {
+        nginx_logs(layout).into_iter().map(|path| (path, "nginx")).collect()
+    } else {
+        Vec::new()
+    }
+}
+
+/// The groups the collector's dynamic user joins besides nixpkgs' own (`systemd-journal`): the
+/// group of each unit whose logs it tails, as that unit's record names it. nginx keeps
+/// `/var/log/nginx` `0750` and writes its logs `0640` (`LogsDirectoryMode`, `UMask=0027`).
+pub fn otelcol_supplementary_groups(host: &Host, layout: &Layout) -> Vec<String> {
+    let mut groups: Vec<String> = otelcol_tailed_logs(host, layout)
+        .into_iter()
+        .map(|(_, unit)| crate::stack::units::all()[unit].group.clone())
+        .collect();
+    groups.dedup();
+    groups
 }
 
 /// The component types a host's collector config uses, by kind.
@@ -246,7 +251,7 @@ fn otelcol_tree(topology: &Topology, host: &Host, layout: &Layout) -> (Yaml, Com
                 ("endpoint", s(layout.mysql_socket().display().to_string())),
                 ("transport", s("unix")),
                 ("username", s(DB_MONITOR_USER)),
-                ("password", s(format!("${{env:{ENV_DB_MONITOR_PASSWORD}}}"))),
+                ("password", s(credential_reference(layout, CREDENTIAL_DB_MONITOR_PASSWORD))),
                 ("collection_interval", s("30s")),
             ]),
         ));
@@ -292,7 +297,7 @@ fn otelcol_tree(topology: &Topology, host: &Host, layout: &Layout) -> (Yaml, Com
         ("batch", empty()),
     ]);
 
-    let endpoint = format!("${{env:{ENV_SUMOLOGIC_ENDPOINT}}}");
+    let endpoint = credential_reference(layout, CREDENTIAL_SUMOLOGIC_ENDPOINT);
     let exporters = map([(
         "sumologic",
         map([
@@ -308,12 +313,21 @@ fn otelcol_tree(topology: &Topology, host: &Host, layout: &Layout) -> (Yaml, Com
         ("health_check", map([("endpoint", s("127.0.0.1:13133"))])),
         (
             "file_storage",
-            map([("directory", s(layout.state.join("opentelemetry-collector").display().to_string()))]),
+            // The unit's StateDirectory; `create_directory` lets validation pass where it is
+            // missing (filestorage's Validate refuses a missing directory otherwise).
+            map([
+                ("directory", s(layout.state.join("opentelemetry-collector").display().to_string())),
+                ("create_directory", Yaml::Bool(true)),
+            ]),
         ),
     ]);
 
     let pipeline = |receivers: &[&str]| {
-        map([("receivers", strs(receivers.iter().copied())), ("processors", strs(processors)), ("exporters", strs(["sumologic"]))])
+        map([
+            ("receivers", strs(receivers.iter().copied())),
+            ("processors", strs(processors)),
+            ("exporters", strs(["sumologic"])),
+        ])
     };
     let service = map([
         ("extensions", strs(["health_check", "file_storage"])),
@@ -340,13 +354,9 @@ pub fn otelcol(topology: &Topology, host: &Host, layout: &Layout) -> String {
     let (tree, _) = otelcol_tree(topology, host, layout);
     let mut out = format!(
         "# OpenTelemetry Collector (contrib {OTELCOL_CONTRIB_RELEASE}) on {}: generated by nixstack, do not edit.\n\
-         # Secrets come from the environment: {}.\n",
+         # Secrets come from the unit's credentials (LoadCredential=): {}.\n",
         host.name,
-        otelcol_environment(topology, host, layout)
-            .iter()
-            .map(|(var, _)| *var)
-            .collect::<Vec<_>>()
-            .join(", ")
+        otelcol_credentials(topology, host, layout).iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
     );
     tree.render(&mut out, 0);
     out
@@ -443,14 +453,12 @@ pub fn collectd_secrets_template(topology: &Topology, host: &Host, layout: &Layo
     out
 }
 
-/// How often collectd reads and ships, in seconds: 10 on NixOS; 2 in the lab, whose
-/// scenario derives QPS from the counters over a load of about 20 s and needs several
-/// data points per host inside it.
+/// How often collectd reads and ships on `layout`, in seconds.
 pub fn collectd_interval_seconds(layout: &Layout) -> u32 {
     if layout.is_lab() {
-        2
+        COLLECTD_INTERVAL_LAB_SECONDS
     } else {
-        10
+        COLLECTD_INTERVAL_NIXOS_SECONDS
     }
 }
 
@@ -459,8 +467,9 @@ pub fn collectd_interval_seconds(layout: &Layout) -> u32 {
 const HAPROXY_REQ_TOT_FIELD: usize = 48;
 
 /// The collectd.conf of `host`. For the lab layout it is a complete file; for NixOS it is
-/// the part after the module's own preamble (`BaseDir`, `Hostname`, `LoadPlugin syslog`),
-/// for `services.collectd.extraConfig`.
+/// `services.collectd.extraConfig`, to which the module appends its own lines (`BaseDir`,
+/// `AutoLoadPlugin false`, `Hostname`, `LoadPlugin syslog`) at `mkOrder 1200`, i.e. after
+/// ours (data/nixpkgs-units.toml, `[collectd]` notes).
 pub fn collectd(topology: &Topology, host: &Host, layout: &Layout) -> String {
     let mut out = format!("# collectd 5.12 on {}: generated by nixstack, do not edit.\n", host.name);
     let q = |p: &Path| collectd_quote(&p.display().to_string());
@@ -487,7 +496,11 @@ pub fn collectd(topology: &Topology, host: &Host, layout: &Layout) -> String {
     if host.has(Role::Web) {
         if let Some(url) = nginx_status_url(topology) {
             // nginx_requests (derive) per host: its rate is the host's web QPS.
-            let _ = write!(out, "LoadPlugin nginx\n<Plugin nginx>\n  URL {}\n  Timeout 2000\n</Plugin>\n", collectd_quote(&url));
+            let _ = write!(
+                out,
+                "LoadPlugin nginx\n<Plugin nginx>\n  URL {}\n  Timeout 2000\n</Plugin>\n",
+                collectd_quote(&url)
+            );
         }
     }
     if host.has(Role::Lb) {

@@ -16,7 +16,7 @@ use crate::spec::{EgressPolicy, Proto};
 use crate::topology::{Allow, Host, HostFirewall, Topology};
 
 /// The table every nixstack rule lives in.
-pub const TABLE: &str = "nixstack";
+pub const TABLE: &str = crate::stack::NFTABLES_TABLE;
 
 /// IP protocol number of VRRP. Numeric, because protocol names resolve through
 /// /etc/protocols, which the NixOS build-time check may not see.
@@ -32,7 +32,11 @@ const COMMENT_MAX: usize = 128;
 /// paths); it is taken so that every native config renders the same way.
 pub fn render(topology: &Topology, host: &Host, _layout: &Layout) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# nftables ruleset of {}, rendered by nixstack from the stack spec; edit the spec, not this file.", host.name);
+    let _ = writeln!(
+        out,
+        "# nftables ruleset of {}, rendered by nixstack from the stack spec; edit the spec, not this file.",
+        host.name
+    );
     out.push_str("# Declaring and then deleting the table makes every load replace it whole, atomically.\n");
     let _ = writeln!(out, "table inet {TABLE}");
     let _ = writeln!(out, "delete table inet {TABLE}");
@@ -48,7 +52,11 @@ pub fn render(topology: &Topology, host: &Host, _layout: &Layout) -> String {
 
     let _ = writeln!(out, "\ntable inet {TABLE} {{");
     for allow in firewall.inbound.iter().filter(|allow| allow.rate_limit.is_some()) {
-        let _ = writeln!(out, "\t# Sources that opened {} connections lately, each with its own rate limit.", purpose(allow));
+        let _ = writeln!(
+            out,
+            "\t# Sources that opened {} connections lately, each with its own rate limit.",
+            purpose(allow)
+        );
         let _ = writeln!(out, "\tset {} {{", meter_name(allow));
         out.push_str("\t\ttype ipv4_addr\n");
         out.push_str("\t\tsize 65535\n");
@@ -76,12 +84,24 @@ fn input_chain(out: &mut String, firewall: &HostFirewall) {
     out.push_str("\t\tiifname \"lo\" accept\n");
     out.push_str("\t\t# ICMP errors keep path MTU discovery and failures visible; echo is rate-limited.\n");
     out.push_str("\t\ticmp type { destination-unreachable, time-exceeded, parameter-problem } accept\n");
-    let _ = writeln!(out, "\t\ticmp type echo-request limit rate {ECHO_PER_SECOND}/second burst {} packets accept", ECHO_PER_SECOND * 2);
-    out.push_str("\t\ticmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } accept\n");
+    let _ = writeln!(
+        out,
+        "\t\ticmp type echo-request limit rate {ECHO_PER_SECOND}/second burst {} packets accept",
+        ECHO_PER_SECOND * 2
+    );
+    out.push_str(
+        "\t\ticmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } accept\n",
+    );
     out.push_str("\t\t# Neighbour discovery only from the link itself (hop limit 255 cannot be forged from afar).\n");
-    out.push_str("\t\ticmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept\n");
+    out.push_str(
+        "\t\ticmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept\n",
+    );
     out.push_str("\t\ticmpv6 type { mld-listener-query, mld2-listener-report } ip6 saddr fe80::/10 accept\n");
-    let _ = writeln!(out, "\t\ticmpv6 type echo-request limit rate {ECHO_PER_SECOND}/second burst {} packets accept", ECHO_PER_SECOND * 2);
+    let _ = writeln!(
+        out,
+        "\t\ticmpv6 type echo-request limit rate {ECHO_PER_SECOND}/second burst {} packets accept",
+        ECHO_PER_SECOND * 2
+    );
     if !firewall.inbound.is_empty() {
         out.push_str("\t\t# The flows of the stack that end on this host.\n");
     }
@@ -165,13 +185,12 @@ fn rule_matches(allow: &Allow, direction: Direction) -> Option<String> {
     Some(parts.join(" "))
 }
 
-/// Peers sorted, without duplicates and without networks inside another listed one:
-/// nft rejects an anonymous set whose intervals overlap.
+/// The fewest networks covering exactly the peers, sorted: nft rejects an anonymous set
+/// whose intervals overlap. `aggregate` sorts and merges in O(P log P).
 fn minimal_peers(peers: &[Ipv4Net]) -> Vec<Ipv4Net> {
-    let mut sorted: Vec<Ipv4Net> = peers.iter().map(|net| net.trunc()).collect();
-    sorted.sort();
-    sorted.dedup();
-    sorted.iter().copied().filter(|net| !sorted.iter().any(|other| other != net && other.contains(net))).collect()
+    let mut networks = Ipv4Net::aggregate(&peers.to_vec());
+    networks.sort();
+    networks
 }
 
 fn net_text(net: Ipv4Net) -> String {
@@ -212,8 +231,8 @@ fn purpose(allow: &Allow) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::compile;
     use crate::spec::SpecSource;
+    use crate::topology::compile;
 
     fn topology(path: &str) -> Topology {
         let text = std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
@@ -229,12 +248,19 @@ mod tests {
         let topology = topology("examples/default.toml");
         let rules = ruleset(&topology, "web1");
         assert!(rules.contains("type filter hook input priority filter; policy drop;"), "{rules}");
-        assert!(rules.contains("ip saddr { 10.10.0.11, 10.10.0.12 } tcp dport 443 accept comment \"lb → web\""), "{rules}");
+        assert!(
+            rules.contains("ip saddr { 10.10.0.11, 10.10.0.12 } tcp dport 443 accept comment \"lb → web\""),
+            "{rules}"
+        );
         assert!(rules.contains(
             "ip saddr { 198.51.100.0/24 } tcp dport 22 ct state new update @meter_tcp_22 { ip saddr limit rate over 10/minute burst 10 packets } drop"
         ));
         assert!(rules.contains("ip saddr { 198.51.100.0/24 } tcp dport 22 accept comment \"ssh\""));
-        assert!(rules.contains("ip daddr { 10.10.0.31, 10.10.0.32, 10.10.0.33 } tcp dport 8080 accept comment \"web → app\""));
+        // The app tier's .31-.33 as the fewest networks: .31 and .32/31.
+        assert!(
+            rules.contains("ip daddr { 10.10.0.31, 10.10.0.32/31 } tcp dport 8080 accept comment \"web → app\""),
+            "{rules}"
+        );
         assert!(rules.contains("type filter hook output priority filter; policy drop;"));
     }
 
@@ -257,8 +283,12 @@ mod tests {
 
     #[test]
     fn overlapping_peers_collapse() {
-        let peers: Vec<Ipv4Net> = ["10.0.0.0/8", "10.1.2.3/32", "192.168.0.1/32", "10.0.0.0/8"].iter().map(|s| s.parse().unwrap()).collect();
-        assert_eq!(minimal_peers(&peers), vec!["10.0.0.0/8".parse::<Ipv4Net>().unwrap(), "192.168.0.1/32".parse().unwrap()]);
+        let peers: Vec<Ipv4Net> =
+            ["10.0.0.0/8", "10.1.2.3/32", "192.168.0.1/32", "10.0.0.0/8"].iter().map(|s| s.parse().unwrap()).collect();
+        assert_eq!(
+            minimal_peers(&peers),
+            vec!["10.0.0.0/8".parse::<Ipv4Net>().unwrap(), "192.168.0.1/32".parse().unwrap()]
+        );
     }
 
     #[test]

@@ -19,8 +19,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::render::haproxy::MOZILLA_INTERMEDIATE_CIPHERS;
-use crate::render::{Layout, LayoutKind};
+use crate::render::{tls, Layout, LayoutKind};
 use crate::topology::{Host, Topology};
 
 /// Name of the upstream block holding every app backend.
@@ -56,12 +55,13 @@ pub fn log_dir(layout: &Layout) -> PathBuf {
     layout.log.join("nginx")
 }
 
-/// The directories nginx needs to exist before `nginx -t` or a start: temp and log.
+/// The directories nginx needs to exist before `nginx -t` or a start: temp and log, and
+/// in the lab the unit's RuntimeDirectory (systemd makes it on NixOS) for the pid file.
 /// (nginx creates the temp subdirectories itself, one level deep.)
 pub fn required_dirs(layout: &Layout) -> Vec<PathBuf> {
     let mut dirs = vec![temp_dir(layout), log_dir(layout)];
     if layout.kind == LayoutKind::Lab {
-        dirs.push(layout.run.clone());
+        dirs.push(layout.translate("/run/nginx"));
     }
     dirs
 }
@@ -69,12 +69,14 @@ pub fn required_dirs(layout: &Layout) -> Vec<PathBuf> {
 /// The complete nginx.conf of `host`.
 pub fn render(topology: &Topology, host: &Host, layout: &Layout) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# nginx.conf of {}, rendered by nixstack from the stack spec; edit the spec, not this file.", host.name);
-    if layout.kind == LayoutKind::Nixos {
-        out.push_str("# Installed as services.nginx.config: NixOS puts pid, error_log stderr and daemon off in front.\n");
-    } else {
-        let _ = writeln!(out, "pid {};", layout.pid_file("nginx").display());
-    }
+    let _ = writeln!(
+        out,
+        "# nginx.conf of {}, rendered by nixstack from the stack spec; edit the spec, not this file.",
+        host.name
+    );
+    // NixOS's module writes pid, error_log stderr and daemon off in front of
+    // services.nginx.config; the lab runs the file as the module installs it.
+    out.push_str("# Installed as services.nginx.config: NixOS puts pid, error_log stderr and daemon off in front.\n");
     out.push_str("worker_processes auto;\n");
     out.push_str("worker_rlimit_nofile 8192;\n");
     out.push_str("# Lets a reload finish in-flight requests but never hang on a stuck client.\n");
@@ -89,9 +91,13 @@ pub fn render(topology: &Topology, host: &Host, layout: &Layout) -> String {
     let web = topology.web.as_ref();
     let upstream = web.filter(|web| web.proxy_app && !web.app_upstream.is_empty());
     if let Some(web) = upstream {
-        out.push_str("\n    # Every app backend; a failed one rests 2s, then gets a request again.\n");
+        if web.full_mesh() {
+            out.push_str("\n    # Every app backend; a failed one rests 2s, then gets a request again.\n");
+        } else {
+            let _ = writeln!(out, "\n    # This host's {} of the {} app backends (the app tier is split among the web hosts); a failed one rests 2s.", crate::topology::APP_UPSTREAM_SUBSET, web.app_upstream.len());
+        }
         let _ = writeln!(out, "    upstream {APP_UPSTREAM} {{");
-        for backend in &web.app_upstream {
+        for backend in web.upstream_of(&host.name) {
             let _ = writeln!(
                 out,
                 "        server {}:{} max_fails=1 fail_timeout=2s;  # {}",
@@ -181,8 +187,12 @@ fn site_server(out: &mut String, topology: &Topology, host: &Host, layout: &Layo
     if tls {
         let _ = writeln!(out, "        ssl_certificate {};", layout.host_cert().display());
         let _ = writeln!(out, "        ssl_certificate_key {};", layout.host_key().display());
-        out.push_str("        ssl_protocols TLSv1.2 TLSv1.3;\n");
-        let _ = writeln!(out, "        ssl_ciphers {MOZILLA_INTERMEDIATE_CIPHERS};");
+        let _ = writeln!(out, "        # Mozilla intermediate (Server Side TLS {}).", tls::version());
+        let _ = writeln!(out, "        ssl_protocols {};", tls::versions(" "));
+        let _ = writeln!(out, "        ssl_ciphers {};", tls::openssl_ciphers());
+        // TLS 1.3 suites are not `ssl_ciphers`'; nginx 1.19.4+ passes them to OpenSSL this way.
+        let _ = writeln!(out, "        ssl_conf_command Ciphersuites {};", tls::ciphersuites());
+        let _ = writeln!(out, "        ssl_ecdh_curve {};", tls::groups());
         out.push_str("        ssl_prefer_server_ciphers off;\n");
         out.push_str("        ssl_session_cache shared:TLS:10m;\n");
         out.push_str("        ssl_session_timeout 1d;\n");
@@ -246,7 +256,7 @@ fn app_location(out: &mut String, topology: &Topology, layout: &Layout) {
         let _ = writeln!(out, "            proxy_ssl_trusted_certificate {};", layout.ca_cert().display());
         let _ = writeln!(out, "            proxy_ssl_name {};", app_tls_name(topology));
         out.push_str("            proxy_ssl_server_name on;\n");
-        out.push_str("            proxy_ssl_protocols TLSv1.2 TLSv1.3;\n");
+        let _ = writeln!(out, "            proxy_ssl_protocols {};", tls::versions(" "));
         out.push_str("            proxy_ssl_session_reuse on;\n");
         out.push_str("            # The host's own certificate, for apps that want to verify their client.\n");
         let _ = writeln!(out, "            proxy_ssl_certificate {};", layout.host_cert().display());
@@ -306,8 +316,8 @@ const MIME_TYPES: &[(&str, &str)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::compile;
     use crate::spec::SpecSource;
+    use crate::topology::compile;
 
     fn topology(path: &str) -> Topology {
         let text = std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
@@ -346,7 +356,10 @@ mod tests {
         assert!(cfg.contains("listen 10.20.0.11:80 default_server;"), "{cfg}");
         assert!(!cfg.contains("ssl"), "{cfg}");
         assert!(cfg.contains("proxy_pass http://app;"));
-        assert!(cfg.contains("pid /var/lib/nixstack-lab/server1/run/nginx.pid;"));
+        assert!(
+            !cfg.contains("\npid "),
+            "the pid line is the nixpkgs module's prelude, added where the config is installed"
+        );
         assert!(cfg.contains("root /var/lib/nixstack-lab/server1/www;"));
     }
 

@@ -6,15 +6,16 @@
 //! against NixOS's types; the rest goes to `nixstack.<role>` options, mostly the paths of the
 //! native configs rendered beside the file.
 
-mod expr;
+pub mod expr;
 
 use std::net::Ipv4Addr;
 
+pub use super::disko::boot_loader;
 pub use expr::{attr_name, quote, Nix};
 
 use crate::render::{galera, haproxy, keepalived, monitoring, nftables, nginx, Layout};
-use crate::spec::{Agent, ImageVariant, Role, TlsMode};
-use crate::topology::{Host, Topology};
+use crate::spec::{Agent, Role, TlsMode};
+use crate::topology::{Host, Side, Topology};
 
 /// A native config rendered beside a host's `default.nix` (and into the lab tree).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -52,9 +53,7 @@ impl NativeConfig {
             NativeConfig::Nftables => nftables::render(topology, host, layout),
             NativeConfig::Otelcol => monitoring::otelcol(topology, host, layout),
             NativeConfig::Collectd => monitoring::collectd(topology, host, layout),
-            NativeConfig::CollectdSecrets => {
-                monitoring::collectd_secrets_template(topology, host, layout)
-            }
+            NativeConfig::CollectdSecrets => monitoring::collectd_secrets_template(topology, host, layout),
         }
     }
 }
@@ -74,9 +73,7 @@ pub fn native_configs(topology: &Topology, host: &Host) -> Vec<NativeConfig> {
     if host.monitored {
         match topology.monitoring.as_ref().map(|m| m.agent) {
             Some(Agent::Otelcol) => configs.push(NativeConfig::Otelcol),
-            Some(Agent::Collectd) => {
-                configs.extend([NativeConfig::Collectd, NativeConfig::CollectdSecrets])
-            }
+            Some(Agent::Collectd) => configs.extend([NativeConfig::Collectd, NativeConfig::CollectdSecrets]),
             None => {}
         }
     }
@@ -84,29 +81,15 @@ pub fn native_configs(topology: &Topology, host: &Host) -> Vec<NativeConfig> {
     configs
 }
 
-/// The boot loader the modules configure: BIOS images boot with GRUB, everything else with
-/// systemd-boot on an EFI system partition.
-pub fn boot_loader(image: ImageVariant) -> &'static str {
-    match image {
-        ImageVariant::Raw | ImageVariant::Qemu => "grub",
-        ImageVariant::RawEfi | ImageVariant::QemuEfi | ImageVariant::Iso => "systemd-boot",
-    }
-}
-
 /// `hosts/<host>/default.nix` of `host` (without the writer's header line).
 pub fn host(topology: &Topology, host: &Host) -> String {
-    let layout = Layout::nixos();
+    let layout = Layout::nixos_for(host);
     let mut bindings: Vec<(Vec<String>, Nix)> = Vec::new();
-    let mut bind = |path: &str, value: Nix| {
-        bindings.push((path.split('.').map(str::to_string).collect(), value))
-    };
+    let mut bind = |path: &str, value: Nix| bindings.push((path.split('.').map(str::to_string).collect(), value));
 
     // A host with a `disk` also imports its disko layout (`disko.nix`, see render::disko).
-    let disk_layout = if host.disk.is_some() {
-        format!(" ./{}", crate::render::disko::FILE_NAME)
-    } else {
-        String::new()
-    };
+    let disk_layout =
+        if host.disk.is_some() { format!(" ./{}", crate::render::disko::FILE_NAME) } else { String::new() };
     bind(
         "imports",
         Nix::Raw(format!(
@@ -114,22 +97,16 @@ pub fn host(topology: &Topology, host: &Host) -> String {
         )),
     );
     bind("networking", networking(topology, host, &layout));
+    if let Some(links) = links(host, &layout) {
+        bind("systemd.network.links", links);
+    }
     bind("nixpkgs.hostPlatform", Nix::str(&topology.stack.system));
-    bind(
-        "system.stateVersion",
-        Nix::str(&topology.stack.state_version),
-    );
+    bind("system.stateVersion", Nix::str(&topology.stack.state_version));
     bind("nixstack.base", base(topology, host));
     let file = |config: NativeConfig| Nix::relative_path(&format!("./{}", config.file_name()));
     let configs = native_configs(topology, host);
     if configs.contains(&NativeConfig::Nftables) {
-        bind(
-            "nixstack.firewall",
-            attrs([
-                ("enable", Nix::Bool(true)),
-                ("ruleset", file(NativeConfig::Nftables)),
-            ]),
-        );
+        bind("nixstack.firewall", attrs([("enable", Nix::Bool(true)), ("ruleset", file(NativeConfig::Nftables))]));
     }
     if let (true, Some(lb)) = (host.has(Role::Lb), &topology.lb) {
         let mut values = vec![
@@ -163,27 +140,16 @@ pub fn host(topology: &Topology, host: &Host) -> String {
         );
     }
     if let (true, Some(app)) = (host.has(Role::App), &topology.app) {
-        let environment = crate::render::app::environment(topology, host, &layout);
+        let environment = crate::stack::app::environment(topology, host, &layout);
         bind(
             "nixstack.app",
             attrs([
                 ("enable", Nix::Bool(true)),
-                (
-                    "package",
-                    Nix::select("pkgs", &app.package.split('.').collect::<Vec<_>>()),
-                ),
+                ("package", Nix::select("pkgs", &app.package.split('.').collect::<Vec<_>>())),
                 ("command", Nix::str(&app.command)),
                 ("port", Nix::Int(i64::from(app.port))),
                 ("healthPath", Nix::str(&app.health_path)),
-                (
-                    "environment",
-                    Nix::Attrs(
-                        environment
-                            .into_iter()
-                            .map(|(k, v)| (vec![k], Nix::Str(v)))
-                            .collect(),
-                    ),
-                ),
+                ("environment", Nix::Attrs(environment.into_iter().map(|(k, v)| (vec![k], Nix::Str(v))).collect())),
             ]),
         );
     }
@@ -213,12 +179,24 @@ pub fn host(topology: &Topology, host: &Host) -> String {
         }
         bind(
             "nixstack.db",
-            attrs([
-                ("enable", Nix::Bool(true)),
-                ("databases", Nix::strs(&db.databases)),
-                ("users", Nix::List(users)),
-            ]),
+            attrs([("enable", Nix::Bool(true)), ("databases", Nix::strs(&db.databases)), ("users", Nix::List(users))]),
         );
+        if let Some(backup) = db.backup.as_ref().filter(|b| b.host == host.name) {
+            let mut options = vec![
+                ("enable", Nix::Bool(true)),
+                ("schedule", Nix::str(&backup.schedule)),
+                ("keep", Nix::Int(i64::from(backup.keep))),
+            ];
+            match &backup.target {
+                crate::topology::BackupDestination::Local { path } => {
+                    options.extend([("target", Nix::str("local")), ("path", Nix::str(path))]);
+                }
+                crate::topology::BackupDestination::Restic { repository, .. } => {
+                    options.extend([("target", Nix::str("restic")), ("repository", Nix::str(repository))]);
+                }
+            }
+            bind("nixstack.db.backup", attrs(options));
+        }
         let cluster = galera::galera_cluster(topology, host);
         bind(
             "services.mysql.galeraCluster",
@@ -230,15 +208,12 @@ pub fn host(topology: &Topology, host: &Host) -> String {
                 ("sstMethod", Nix::str(cluster.sst_method.as_str())),
             ]),
         );
-        bind(
-            "services.mysql.settings",
-            mysql_settings(&galera::settings(topology, host, &layout)),
-        );
+        bind("services.mysql.settings", mysql_settings(&galera::settings(topology, host, &layout)));
     }
     if configs.contains(&NativeConfig::Otelcol) {
-        let environment = monitoring::otelcol_environment(topology, host, &layout)
+        let credentials = monitoring::otelcol_credentials(topology, host, &layout)
             .into_iter()
-            .map(|(variable, file)| (vec![variable.to_string()], Nix::str(file.to_string_lossy())))
+            .map(|(name, file)| (vec![name.to_string()], Nix::str(file.to_string_lossy())))
             .collect();
         bind(
             "nixstack.monitoring",
@@ -246,19 +221,15 @@ pub fn host(topology: &Topology, host: &Host) -> String {
                 ("enable", Nix::Bool(true)),
                 ("agent", Nix::str("otelcol")),
                 ("configFile", file(NativeConfig::Otelcol)),
-                ("secretEnvironment", Nix::Attrs(environment)),
+                ("credentials", Nix::Attrs(credentials)),
+                ("supplementaryGroups", Nix::strs(monitoring::otelcol_supplementary_groups(host, &layout))),
             ]),
         );
     }
     if configs.contains(&NativeConfig::Collectd) {
         let inputs = monitoring::collectd_secret_inputs(topology, host, &layout)
             .into_iter()
-            .map(|(placeholder, file)| {
-                (
-                    vec![placeholder.to_string()],
-                    Nix::str(file.to_string_lossy()),
-                )
-            })
+            .map(|(placeholder, file)| (vec![placeholder.to_string()], Nix::str(file.to_string_lossy())))
             .collect();
         bind(
             "nixstack.monitoring",
@@ -268,23 +239,13 @@ pub fn host(topology: &Topology, host: &Host) -> String {
                 ("configFile", file(NativeConfig::Collectd)),
                 ("secretsTemplate", file(NativeConfig::CollectdSecrets)),
                 ("secretInputs", Nix::Attrs(inputs)),
-                (
-                    "secretsFile",
-                    Nix::str(monitoring::collectd_secrets_path(&layout).to_string_lossy()),
-                ),
-                (
-                    "pythonModulePath",
-                    Nix::str(monitoring::collectd_python_path(&layout).to_string_lossy()),
-                ),
+                ("secretsFile", Nix::str(monitoring::collectd_secrets_path(&layout).to_string_lossy())),
+                ("pythonModulePath", Nix::str(monitoring::collectd_python_path(&layout).to_string_lossy())),
             ]),
         );
     }
 
-    let arguments = if host.has(Role::App) {
-        "{ lib, pkgs, ... }:"
-    } else {
-        "{ lib, ... }:"
-    };
+    let arguments = if host.has(Role::App) { "{ lib, pkgs, ... }:" } else { "{ lib, ... }:" };
     let roles: Vec<&str> = host.roles.iter().map(|role| role.as_str()).collect();
     format!(
         "# {host_name} ({roles}) of the {stack} stack: data only, the modules in ../../modules do the work.\n\
@@ -298,12 +259,7 @@ pub fn host(topology: &Topology, host: &Host) -> String {
 }
 
 fn attrs<'a>(bindings: impl IntoIterator<Item = (&'a str, Nix)>) -> Nix {
-    Nix::Attrs(
-        bindings
-            .into_iter()
-            .map(|(key, value)| (key.split('.').map(str::to_string).collect(), value))
-            .collect(),
-    )
+    Nix::Attrs(bindings.into_iter().map(|(key, value)| (key.split('.').map(str::to_string).collect(), value)).collect())
 }
 
 /// `networking = { ... }`: identity, static addresses, default gateway.
@@ -318,40 +274,49 @@ fn networking(topology: &Topology, host: &Host, layout: &Layout) -> Nix {
             ("prefixLength", Nix::Int(i64::from(prefix_length))),
         ])])
     };
-    let private = (
-        layout.private_interface.as_str(),
-        host.address,
-        topology.networks.private,
-    );
-    let public = host.public_address.map(|a| {
-        (
-            layout.public_interface.as_str(),
-            a,
-            topology.networks.public,
-        )
-    });
+    let private = (layout.private_interface.as_str(), host.address, topology.networks.private);
+    let public = host.public_address.map(|a| (layout.public_interface.as_str(), a, topology.networks.public));
     let mut interfaces: Vec<(Vec<String>, Nix)> = Vec::new();
     for (interface, ip, network) in public.into_iter().chain([private]) {
-        interfaces.push((
-            vec![interface.to_string(), "ipv4".into(), "addresses".into()],
-            address(ip, network.prefix_len()),
-        ));
+        interfaces
+            .push((vec![interface.to_string(), "ipv4".into(), "addresses".into()], address(ip, network.prefix_len())));
     }
     values.push(("interfaces", Nix::Attrs(interfaces)));
-    if let Some(gateway) = topology.networks.gateway {
-        let interface = match public {
-            Some((interface, _, network)) if network.contains(&gateway) => interface,
-            _ => private.0,
+    // The default route goes through a gateway on one of the host's own networks, on that
+    // network's interface (the topology picks it); a host without one gets none.
+    if let Some(route) = host.default_route {
+        let interface = match route.via {
+            Side::Public => &layout.public_interface,
+            Side::Private => &layout.private_interface,
         };
         values.push((
             "defaultGateway",
-            attrs([
-                ("address", Nix::str(gateway.to_string())),
-                ("interface", Nix::str(interface)),
-            ]),
+            attrs([("address", Nix::str(route.gateway.to_string())), ("interface", Nix::str(interface))]),
         ));
     }
+    if !topology.networks.dns.is_empty() {
+        values.push(("nameservers", Nix::strs(topology.networks.dns.iter().map(ToString::to_string))));
+    }
     attrs(values)
+}
+
+/// `systemd.network.links`: the cards the spec names by MAC, named by their permanent
+/// address (`nixos/modules/system/boot/networkd.nix` writes `.link` files that udev applies
+/// with or without networkd, in the initrd too). `10-` sorts them before systemd's
+/// `99-default.link`, the first match wins.
+fn links(host: &Host, layout: &Layout) -> Option<Nix> {
+    let cards = [(&host.mac, &layout.private_interface), (&host.public_mac, &layout.public_interface)];
+    let links: Vec<(Vec<String>, Nix)> = cards
+        .into_iter()
+        .filter_map(|(mac, name)| {
+            let mac = mac.as_ref()?;
+            Some((
+                vec![format!("10-{name}")],
+                attrs([("matchConfig.PermanentMACAddress", Nix::str(mac)), ("linkConfig.Name", Nix::str(name))]),
+            ))
+        })
+        .collect();
+    (!links.is_empty()).then_some(Nix::Attrs(links))
 }
 
 /// The DNS domain of the host's internal name (`db1.shop.internal` → `shop.internal`), from
@@ -406,8 +371,8 @@ fn mysql_settings(sections: &galera::Sections) -> Nix {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::compile;
     use crate::spec::SpecSource;
+    use crate::topology::compile;
 
     fn default_topology() -> Topology {
         compile(&SpecSource::embedded_default()).unwrap()
@@ -423,14 +388,16 @@ mod tests {
     fn a_load_balancer_points_at_its_rendered_configs() {
         let text = host_file("lb1");
         assert!(text.contains("haproxyConfig = ./haproxy.cfg;"), "{text}");
-        assert!(
-            text.contains("keepalivedConfig = ./keepalived.conf;"),
-            "{text}"
-        );
+        assert!(text.contains("keepalivedConfig = ./keepalived.conf;"), "{text}");
         assert!(text.contains("ruleset = ./nftables.nft;"), "{text}");
         assert!(text.contains("configFile = ./otelcol.yaml;"), "{text}");
         assert!(text.contains("hostName = \"lb1\";"), "{text}");
-        assert!(text.contains("eth0.ipv4.addresses = [\n"), "{text}");
+        // Its two cards, named by the MACs the spec gives.
+        assert!(text.contains("priv0.ipv4.addresses = [\n"), "{text}");
+        assert!(text.contains("pub0.ipv4.addresses = [\n"), "{text}");
+        assert!(text.contains("\"10-pub0\" = {\n"), "{text}");
+        assert!(host_file("web1").contains("eth0.ipv4.addresses = [\n"));
+        assert!(!host_file("web1").contains("systemd.network.links"));
     }
 
     #[test]
@@ -447,22 +414,14 @@ mod tests {
         let by_name = |name: &str| topology.hosts.iter().find(|h| h.name == name).unwrap();
         assert_eq!(
             native_configs(&topology, by_name("lb1")),
-            [
-                NativeConfig::Haproxy,
-                NativeConfig::Keepalived,
-                NativeConfig::Nftables,
-                NativeConfig::Otelcol
-            ]
+            [NativeConfig::Haproxy, NativeConfig::Keepalived, NativeConfig::Nftables, NativeConfig::Otelcol]
         );
-        assert_eq!(
-            native_configs(&topology, by_name("db1")),
-            [NativeConfig::Nftables, NativeConfig::Otelcol]
-        );
+        assert_eq!(native_configs(&topology, by_name("db1")), [NativeConfig::Nftables, NativeConfig::Otelcol]);
     }
 
     #[test]
     fn bios_images_boot_with_grub() {
-        assert_eq!(boot_loader(ImageVariant::Raw), "grub");
-        assert_eq!(boot_loader(ImageVariant::RawEfi), "systemd-boot");
+        assert_eq!(boot_loader(crate::spec::ImageVariant::Raw), "grub");
+        assert_eq!(boot_loader(crate::spec::ImageVariant::RawEfi), "systemd-boot");
     }
 }

@@ -12,20 +12,12 @@ use crate::topology::Topology;
 pub const MODULES: &[(&str, &str)] = &[
     ("modules/app.nix", include_str!("../../modules/app.nix")),
     ("modules/base.nix", include_str!("../../modules/base.nix")),
+    ("modules/db-backup.sh", include_str!("../../modules/db-backup.sh")),
     ("modules/db.nix", include_str!("../../modules/db.nix")),
-    (
-        "modules/default.nix",
-        include_str!("../../modules/default.nix"),
-    ),
-    (
-        "modules/firewall.nix",
-        include_str!("../../modules/firewall.nix"),
-    ),
+    ("modules/default.nix", include_str!("../../modules/default.nix")),
+    ("modules/firewall.nix", include_str!("../../modules/firewall.nix")),
     ("modules/lb.nix", include_str!("../../modules/lb.nix")),
-    (
-        "modules/monitoring.nix",
-        include_str!("../../modules/monitoring.nix"),
-    ),
+    ("modules/monitoring.nix", include_str!("../../modules/monitoring.nix")),
     ("modules/web.nix", include_str!("../../modules/web.nix")),
 ];
 
@@ -48,33 +40,21 @@ pub fn artifacts(topology: &Topology) -> Artifacts {
     for (path, text) in MODULES.iter().chain(APP) {
         files.insert(path.to_string(), text.to_string());
     }
-    let nixos = Layout::nixos();
     for host in &topology.hosts {
         let name = &host.name;
-        files.insert(
-            format!("hosts/{name}/default.nix"),
-            nixos::host(topology, host),
-        );
+        let nixos = Layout::nixos_for(host);
+        files.insert(format!("hosts/{name}/default.nix"), nixos::host(topology, host));
         if let Some(layout) = disko::disko(topology, host) {
             files.insert(format!("hosts/{name}/{}", disko::FILE_NAME), layout);
         }
         let lab = Layout::lab(name);
         for config in nixos::native_configs(topology, host) {
             let file = config.file_name();
-            files.insert(
-                format!("hosts/{name}/{file}"),
-                config.render(topology, host, &nixos),
-            );
-            files.insert(
-                format!("lab/{name}/{file}"),
-                config.render(topology, host, &lab),
-            );
+            files.insert(format!("hosts/{name}/{file}"), config.render(topology, host, &nixos));
+            files.insert(format!("lab/{name}/{file}"), config.render(topology, host, &lab));
         }
         if host.has(Role::Db) {
-            files.insert(
-                format!("lab/{name}/{LAB_MY_CNF}"),
-                galera::lab_ini(topology, host, &lab),
-            );
+            files.insert(format!("lab/{name}/{LAB_MY_CNF}"), galera::lab_ini(topology, host, &lab));
         }
     }
     files
@@ -83,19 +63,18 @@ pub fn artifacts(topology: &Topology) -> Artifacts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::compile;
     use crate::spec::SpecSource;
+    use crate::topology::compile;
 
     #[test]
     fn every_module_on_disk_is_shipped() {
-        let on_disk: Vec<String> =
-            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/modules"))
-                .unwrap()
-                .map(|entry| format!("modules/{}", entry.unwrap().file_name().to_string_lossy()))
-                .filter(|path| path.ends_with(".nix"))
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
+        let on_disk: Vec<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/modules"))
+            .unwrap()
+            .map(|entry| format!("modules/{}", entry.unwrap().file_name().to_string_lossy()))
+            .filter(|path| path.ends_with(".nix") || path.ends_with(".sh"))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let shipped: Vec<&str> = MODULES.iter().map(|(path, _)| *path).collect();
         assert_eq!(on_disk, shipped);
     }
@@ -105,7 +84,11 @@ mod tests {
         let topology = compile(&SpecSource::embedded_default()).unwrap();
         let files = artifacts(&topology);
         assert!(files["flake.nix"].contains("callPackage ./app"), "the flake builds the demo app from ./app");
-        assert!(files.contains_key("app/default.nix") && files.contains_key("app/nixstack_demo_app.py"), "{:?}", files.keys().collect::<Vec<_>>());
+        assert!(
+            files.contains_key("app/default.nix") && files.contains_key("app/nixstack_demo_app.py"),
+            "{:?}",
+            files.keys().collect::<Vec<_>>()
+        );
     }
 
     #[test]

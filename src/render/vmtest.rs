@@ -1,34 +1,47 @@
 //! The NixOS VM test of a stack, `checks.<system>.vm-test` of the generated flake: the lab's one
-//! [`Scenario`] rendered as the `testScript` of `pkgs.testers.runNixOSTest` (Python for the
-//! NixOS test driver, `checks/vm-test.py`), and the nodes it runs on (`checks/vm-test.nix`): a
-//! VM per host that imports the host's own configuration plus VM plumbing, a `client` VM for the
-//! internet and an `admin` VM for the operators' network. Pure: Topology → text.
+//! [`Scenario`] run by `pkgs.testers.runNixOSTest`. Three files: the test module
+//! (`checks/vm-test.nix`: a VM per host that imports the host's own configuration plus VM
+//! plumbing, a `client` VM for the internet and an `admin` VM for the operators' network), the
+//! test script (`checks/vm-test.py`, Python for the NixOS test driver, the same for every stack),
+//! and the data it runs (`checks/scenario.json`: the Scenario's steps and what the script needs
+//! of the stack). Pure: Topology → text.
 //!
-//! The Nix and the fixed Python live in `vmtest.nix.in` and `vmtest.py.in`; this fills in the
-//! stack's data and renders each step of the Scenario as a call of the helper that checks what
-//! the lab's step checks (`src/lab/run.rs`).
+//! The Nix lives in `vmtest/*.nix{,.in}`, filled here with the stack's values; the script is
+//! `vmtest/driver.py`, copied verbatim, which declares the data's shape and runs each step as
+//! the lab's step checks it (`src/lab/run.rs`). No Python is printed here: the data is the
+//! Scenario serialized.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
+use serde::Serialize;
+use serde_json::Value;
 
-use crate::lab::daemons::{self, Daemon};
-use crate::lab::network;
-use crate::lab::scenario::{Node, Probe, Scenario, Step};
 use crate::render::flake::ExtraCheck;
-use crate::render::nixos::{self, quote, NativeConfig, Nix};
+use crate::render::nixos::{self, attr_name, quote, NativeConfig, Nix};
 use crate::render::Layout;
 use crate::spec::{Role, TlsMode};
+use crate::stack::address_plan;
+use crate::stack::scenario::{Scenario, Step};
+use crate::stack::{self, Service};
 use crate::topology::{Host, Topology};
 
 /// Attribute name under `checks.<system>`.
 pub const CHECK_NAME: &str = "vm-test";
 /// The test's Nix file in the artifact tree.
 pub const NIX_FILE: &str = "checks/vm-test.nix";
-/// The test script in the artifact tree, read by [`NIX_FILE`].
+/// The test script in the artifact tree, read by [`NIX_FILE`]: [`DRIVER`], verbatim.
 pub const SCRIPT_FILE: &str = "checks/vm-test.py";
+/// The scenario's data in the artifact tree, which [`NIX_FILE`] hands the script.
+pub const DATA_FILE: &str = "checks/scenario.json";
 /// Where the test keeps its own files inside the VMs (a tmpfs: gone with the VM).
 pub const TEST_DIR: &str = "/run/nixstack-vm-test";
+
+/// The test script, the same for every stack.
+pub const DRIVER: &str = include_str!("vmtest/driver.py");
+/// The globals [`NIX_FILE`] sets in front of [`DRIVER`] in the `testScript`.
+pub const NIX_GLOBALS: [&str; 2] = ["OPENSSL", "SCENARIO_JSON"];
 
 /// The VLANs of the test driver: the spec's private network and its public one.
 const PRIVATE_VLAN: i64 = 1;
@@ -45,8 +58,12 @@ const HAPROXY_BACKEND: &str = "web";
 /// The scenario's own database, apart from the app's (as in the lab).
 const SCENARIO_DB: &str = "nixstack_lab";
 
-const TEMPLATE: &str = include_str!("vmtest.nix.in");
-const HELPERS: &str = include_str!("vmtest.py.in");
+const TEST_TEMPLATE: &str = include_str!("vmtest/test.nix.in");
+const NODE_TEMPLATE: &str = include_str!("vmtest/node.nix.in");
+const DEFAULTS_MODULE: &str = include_str!("vmtest/defaults.nix");
+const CLIENT_TEMPLATE: &str = include_str!("vmtest/client.nix.in");
+const ADMIN_TEMPLATE: &str = include_str!("vmtest/admin.nix.in");
+const UNAVAILABLE_TEMPLATE: &str = include_str!("vmtest/unavailable.nix.in");
 
 /// The flake check that runs the test: `checks.<system>.vm-test`.
 pub fn extra_check() -> ExtraCheck {
@@ -56,19 +73,22 @@ pub fn extra_check() -> ExtraCheck {
     }
 }
 
-/// Both files of the test, keyed by their path in the artifact tree.
+/// The files of the test, keyed by their path in the artifact tree: the Nix file, the script
+/// and its data; only the Nix file (which says why) when the stack has no VM test.
 pub fn files(topology: &Topology) -> Vec<(String, String)> {
-    vec![(NIX_FILE.to_string(), nix(topology)), (SCRIPT_FILE.to_string(), script(topology))]
-}
-
-/// The line that starts step `number` (1-based) of the Scenario in the script.
-pub fn step_marker(number: usize, step: &Step) -> String {
-    format!("# scenario step {number}: {}", step.name())
+    match data(topology) {
+        Ok(data) => vec![
+            (NIX_FILE.to_string(), nix(topology)),
+            (SCRIPT_FILE.to_string(), DRIVER.to_string()),
+            (DATA_FILE.to_string(), data),
+        ],
+        Err(_) => vec![(NIX_FILE.to_string(), nix(topology))],
+    }
 }
 
 /// A unit the test waits for on a host. `held` units read secrets: the VM keeps them from
 /// starting at boot, and the script starts them once the secrets are in place.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unit {
     pub name: String,
     pub held: bool,
@@ -88,26 +108,26 @@ impl Unit {
 /// The units of `host`, in the order the lab starts its daemons, then the monitoring agent.
 pub fn units(topology: &Topology, host: &Host) -> Vec<Unit> {
     let mut units = Vec::new();
-    for daemon in daemons::for_host(host) {
+    for daemon in stack::for_host(host) {
         match daemon {
             // modules/firewall.nix is on only where the host file enables it.
-            Daemon::Nftables if host.firewall => units.push(Unit::new("nftables.service", false)),
-            Daemon::Nftables => {}
-            Daemon::Sshd => units.push(Unit::new("sshd.service", false)),
-            Daemon::Mariadb => {
+            Service::Nftables if host.firewall => units.push(Unit::new("nftables.service", false)),
+            Service::Nftables => {}
+            Service::Sshd => units.push(Unit::new("sshd.service", false)),
+            Service::Mariadb => {
                 units.push(Unit::new("mysql.service", true));
                 if has_db_users(topology, host) {
                     units.push(Unit::new("nixstack-db-users.service", true));
                 }
             }
-            Daemon::App => units.push(Unit::new("nixstack-app.service", true)),
-            Daemon::Nginx => units.push(Unit::new("nginx.service", true)),
-            Daemon::Haproxy => units.push(Unit::new("haproxy.service", true)),
+            Service::App => units.push(Unit::new("nixstack-app.service", true)),
+            Service::Nginx => units.push(Unit::new("nginx.service", true)),
+            Service::Haproxy => units.push(Unit::new("haproxy.service", true)),
             // NixOS starts keepalived from a boot-delay timer, held back in the node.
-            Daemon::Keepalived => units.push(Unit::new("keepalived.service", true)),
+            Service::Keepalived => units.push(Unit::new("keepalived.service", true)),
             // The lab runs collectd whatever the spec's agent; a NixOS host runs the agent
             // its host file configures (modules/monitoring.nix).
-            Daemon::Collectd => {
+            Service::Collectd => {
                 for config in nixos::native_configs(topology, host) {
                     match config {
                         NativeConfig::Otelcol => units.push(Unit::new("opentelemetry-collector.service", true)),
@@ -131,10 +151,9 @@ fn has_db_users(topology: &Topology, host: &Host) -> bool {
 }
 
 /// The VM test's view of a stack: node names and the addresses of the extra nodes, which the
-/// lab's network plan places (the Scenario's firewall matrix expects connects from there).
+/// lab's address plan places (the Scenario's firewall matrix expects connects from there).
 struct Vm<'t> {
     topology: &'t Topology,
-    scenario: Scenario,
     client: String,
     admin: String,
     internet_address: Ipv4Addr,
@@ -144,26 +163,16 @@ struct Vm<'t> {
 
 impl<'t> Vm<'t> {
     fn new(topology: &'t Topology) -> Result<Vm<'t>, String> {
-        let plan = network::plan(topology).map_err(|e| format!("{e:#}"))?;
+        let plan = address_plan::plan(topology).map_err(|e| format!("{e:#}"))?;
         let admin_network = *topology.networks.admin.first().ok_or("the VM test needs an admin network")?;
         Ok(Vm {
             topology,
-            scenario: Scenario::for_topology(topology),
             client: free_node_name(topology, "client"),
             admin: free_node_name(topology, "admin"),
             internet_address: plan.internet_address(),
             admin_address: plan.admin_address(),
             admin_network,
         })
-    }
-
-    /// The machine that probes for a Scenario source (`internet`, `admin` or a host).
-    fn source_machine(&self, source: &str) -> String {
-        match source {
-            "internet" => self.client.clone(),
-            "admin" => self.admin.clone(),
-            host => host.to_string(),
-        }
     }
 
     fn nodes(&self) -> Vec<String> {
@@ -191,35 +200,39 @@ pub fn nix(topology: &Topology) -> String {
     let vm = match Vm::new(topology) {
         Ok(vm) => vm,
         Err(why) => {
-            return format!(
-                "# The NixOS VM test of the {} stack cannot be rendered: {why}.\n{{ self, disko }}:\nthrow {}\n",
-                topology.stack.name,
-                quote(&format!("nixstack: no VM test for stack {}: {why}", topology.stack.name))
+            return fill(
+                UNAVAILABLE_TEMPLATE,
+                &[
+                    ("stack", one_line(&topology.stack.name)),
+                    ("why", one_line(&why)),
+                    ("message", quote(&format!("nixstack: no VM test for stack {}: {why}", topology.stack.name))),
+                ],
             )
         }
     };
     let mut nodes = String::from("{\n");
     for (name, node) in nodes_of(&vm) {
-        let name = nixos::attr_name(&name);
+        let name = attr_name(&name);
         match node {
-            NodeText::Module(module) => nodes.push_str(&format!("    {name} =\n{};\n", indent(&module, 3))),
-            NodeText::Call(call) => nodes.push_str(&format!("    {name} = {};\n", indent(&call, 2).trim_start())),
+            NodeText::Module(module) => nodes.push_str(&format!("  {name} =\n{};\n", indent(&module, 2))),
+            NodeText::Call(call) => nodes.push_str(&format!("  {name} = {};\n", indent(&call, 1).trim_start())),
         }
     }
-    nodes.push_str("  }");
-    let script_name = SCRIPT_FILE.rsplit('/').next().expect("a file name");
+    nodes.push('}');
+    let file_name = |path: &'static str| path.rsplit('/').next().expect("a file name").to_string();
     fill(
-        TEMPLATE,
+        TEST_TEMPLATE,
         &[
-            ("stack", topology.stack.name.clone()),
+            ("stack", one_line(&topology.stack.name)),
             ("check", CHECK_NAME.to_string()),
-            ("script", script_name.to_string()),
+            ("script", file_name(SCRIPT_FILE)),
+            ("data", file_name(DATA_FILE)),
             ("client", vm.client.clone()),
             ("admin", vm.admin.clone()),
             ("name", quote(&format!("nixstack-{}", topology.stack.name))),
-            ("defaults", indent(&defaults_module(), 2)),
+            ("defaults", defaults_module()),
             ("node_function_name", HOST_NODE_FUNCTION.to_string()),
-            ("node_function", indent(&host_node_function(&vm), 2)),
+            ("node_function", host_node_function(&vm)),
             ("nodes", nodes),
         ],
     )
@@ -233,10 +246,8 @@ pub const DEFAULTS: &str = "defaults";
 /// ([`HOST_NODE_FUNCTION`], a module behind its arguments), then the client's and the admin's.
 pub fn node_modules(topology: &Topology) -> Vec<(String, String)> {
     let Ok(vm) = Vm::new(topology) else { return Vec::new() };
-    let mut modules = vec![
-        (DEFAULTS.to_string(), defaults_module()),
-        (HOST_NODE_FUNCTION.to_string(), host_node_function(&vm)),
-    ];
+    let mut modules =
+        vec![(DEFAULTS.to_string(), defaults_module()), (HOST_NODE_FUNCTION.to_string(), host_node_function(&vm))];
     modules.extend(nodes_of(&vm).into_iter().filter_map(|(name, node)| match node {
         NodeText::Module(module) => Some((name, module)),
         NodeText::Call(_) => None,
@@ -269,54 +280,9 @@ fn nodes_of(vm: &Vm) -> Vec<(String, NodeText)> {
         .collect()
 }
 
-/// One binding of a module: why, where, what.
-struct Setting {
-    comment: &'static str,
-    path: String,
-    value: Nix,
-}
-
-fn setting(comment: &'static str, path: impl Into<String>, value: Nix) -> Setting {
-    Setting { comment, path: path.into(), value }
-}
-
-/// `arguments\n{ ... }` with a comment line above each binding that has one.
-fn module(arguments: &str, settings: &[Setting]) -> String {
-    let mut text = format!("{arguments}\n{{\n");
-    for (i, setting) in settings.iter().enumerate() {
-        if !setting.comment.is_empty() {
-            if i > 0 {
-                text.push('\n');
-            }
-            for line in setting.comment.lines() {
-                text.push_str(&format!("  # {line}\n"));
-            }
-        }
-        let value = indent(&setting.value.render(), 1);
-        text.push_str(&format!("  {} = {};\n", setting.path, value.trim_start()));
-    }
-    text.push('}');
-    text
-}
-
+/// The module every node imports (`vmtest/defaults.nix`), without its final newline.
 fn defaults_module() -> String {
-    module(
-        "{ lib, pkgs, ... }:",
-        &[
-            setting(
-                "No SLiRP card: the test driver talks to the VMs over a virtio console, and without\n\
-                 it the first VLAN card is eth0, as the rendered configs expect (Layout::nixos).",
-                "virtualisation.qemu.networkingOptions",
-                Nix::Raw("lib.mkForce [ ]".into()),
-            ),
-            setting("", "virtualisation.memorySize", Nix::Int(1024)),
-            setting(
-                "The scenario's clients: curl, socat for HAProxy's admin socket, the MariaDB client.",
-                "environment.systemPackages",
-                Nix::List(vec![Nix::Raw("pkgs.curl".into()), Nix::Raw("pkgs.mariadb".into()), Nix::Raw("pkgs.socat".into())]),
-            ),
-        ],
-    )
+    DEFAULTS_MODULE.trim_end().to_string()
 }
 
 /// `[ { address; prefixLength; } ]`.
@@ -342,70 +308,38 @@ fn routes(networks: &[Ipv4Net]) -> Nix {
     )
 }
 
-fn vlans(cards: &[(&str, i64)]) -> Nix {
-    Nix::Attrs(cards.iter().map(|(card, vlan)| (vec![card.to_string(), "vlan".into()], Nix::Int(*vlan))).collect())
-}
-
 /// The name of the function in the file's `let` that makes a host's node.
 pub const HOST_NODE_FUNCTION: &str = "vmNode";
 
-/// `vmNode`: the function of a host's VM settings that makes its node module. The settings
-/// every host shares, and their comments, are written once here; each host's node is a call
-/// ([`host_node_call`]) with what differs.
+/// `vmNode` (`vmtest/node.nix.in`): the function of a host's VM settings that makes its node
+/// module. The settings every host shares, and their comments, are written once there; each
+/// host's node is a call ([`host_node_call`]) with what differs.
 fn host_node_function(vm: &Vm) -> String {
     let layout = Layout::nixos();
-    let held_back = |attribute: &str| Nix::Raw(format!("lib.genAttrs {attribute} (_: {{ wantedBy = lib.mkForce [ ]; }})"));
-    let settings = [
-        setting(
-            "The host's own configuration, with the modules `nixosConfigurations` give it.",
-            "imports",
-            Nix::List(vec![Nix::Raw("../hosts + \"/${host}\"".into()), Nix::Raw("disko.nixosModules.disko".into())]),
-        ),
-        setting("", "nixpkgs.overlays", Nix::List(vec![Nix::Raw("self.overlays.default".into())])),
-        setting(
-            "Cards named as the rendered configs name them, on the spec's networks; the addresses\n\
-             are the host file's (the test framework assigns none to named cards).",
-            "virtualisation.interfaces",
-            Nix::Raw(format!(
-                "{}\n// lib.optionalAttrs publicCard {{ {}.vlan = {PUBLIC_VLAN}; }}",
-                vlans(&[(layout.private_interface.as_str(), PRIVATE_VLAN)]).render(),
-                layout.public_interface
-            )),
-        ),
-        setting(
-            "The admin network reaches the hosts on the private VLAN, as in the lab.",
-            format!("networking.interfaces.{}.ipv4.routes", layout.private_interface),
-            routes(&vm.topology.networks.admin),
-        ),
-        setting(
-            "The throwaway operator key the script installs (the spec's keys stay as they are).",
-            "services.openssh.authorizedKeysFiles",
-            Nix::strs([format!("{TEST_DIR}/authorized_keys")]),
-        ),
-        setting(
-            "No Let's Encrypt in a VM: the script puts a certificate from the throwaway CA where\n\
-             lego would put it.",
-            "nixstack.lb.acme",
-            Nix::Raw("lib.mkIf disableAcme (lib.mkForce null)".into()),
-        ),
-        setting(
-            "Daemons that read secrets start when the script has put the secrets in place, in the\n\
-             lab's order, instead of at boot.",
-            "systemd.services",
-            held_back("heldServices"),
-        ),
-        setting("", "systemd.timers", held_back("heldTimers")),
-    ];
-    let arguments = "{\n  host,\n  publicCard ? false,\n  heldServices,\n  heldTimers ? [ ],\n  disableAcme ? false,\n}:\n\
-                     { lib, ... }:";
-    module(arguments, &settings)
+    fill(
+        NODE_TEMPLATE,
+        &[
+            ("private_interface", quote(&layout.private_interface)),
+            ("private_vlan", PRIVATE_VLAN.to_string()),
+            ("public_vlan", PUBLIC_VLAN.to_string()),
+            ("admin_routes", routes(&vm.topology.networks.admin).render()),
+            ("authorized_keys", Nix::strs([authorized_keys()]).render()),
+        ],
+    )
+    .trim_end()
+    .to_string()
 }
 
 /// A host's node: a call of [`host_node_function`] with the host's VM settings.
 fn host_node_call(vm: &Vm, host: &Host) -> String {
     let mut arguments = vec![(vec!["host".to_string()], Nix::str(host.name.clone()))];
+    // The cards as the host file names them (by MAC: `Layout::nixos_for`).
+    let layout = Layout::nixos_for(host);
+    if layout.private_interface != Layout::nixos().private_interface {
+        arguments.push((vec!["privateCard".into()], Nix::str(&layout.private_interface)));
+    }
     if host.public_address.is_some() {
-        arguments.push((vec!["publicCard".into()], Nix::Bool(true)));
+        arguments.push((vec!["publicCard".into()], Nix::str(&layout.public_interface)));
     }
     let held: Vec<Unit> = units(vm.topology, host).into_iter().filter(|unit| unit.held).collect();
     let mut stems: Vec<&str> = held.iter().map(Unit::stem).collect();
@@ -418,46 +352,61 @@ fn host_node_call(vm: &Vm, host: &Host) -> String {
     if host.has(Role::Lb) && vm.topology.lb.as_ref().is_some_and(|lb| lb.tls == TlsMode::Acme) {
         arguments.push((vec!["disableAcme".into()], Nix::Bool(true)));
     }
+    if let Some(size) = disk_size_mib(vm.topology, host) {
+        arguments.push((vec!["diskSize".into()], Nix::Int(size as i64)));
+    }
     format!("{HOST_NODE_FUNCTION} {}", Nix::Attrs(arguments).render())
 }
 
-fn client_module(vm: &Vm) -> String {
-    let public = vm.topology.networks.public;
-    module(
-        "{ ... }:",
-        &[
-            setting(
-                "The internet: one card on the public VLAN, at the address the lab gives it.",
-                "virtualisation.interfaces",
-                vlans(&[("eth0", PUBLIC_VLAN)]),
-            ),
-            setting("", "networking.interfaces.eth0.ipv4.addresses", addresses(vm.internet_address, public)),
-            setting("", "networking.firewall.enable", Nix::Bool(false)),
-        ],
-    )
+/// NixOS's `virtualisation.diskSize` default (MiB): what a test VM's system needs itself.
+pub const NIXOS_DEFAULT_DISK_MIB: u64 = 1024;
+
+/// Room for a Galera node's datadir besides its write-set cache (MiB): a freshly bootstrapped
+/// MariaDB 10.11 datadir is ~126 MiB (the 96 MiB redo log, the 12 MiB system tablespace, the
+/// system tables), to which the scenario's data, a snapshot transfer and the binary logs add.
+pub const DATADIR_MIB: u64 = 512;
+
+/// Galera's default `gcache.page_size` (MiB): the overflow page it adds when a write set does
+/// not fit the ring buffer.
+const GCACHE_PAGE_MIB: u64 = 128;
+
+/// The VM disk of a db host, in MiB: NixOS's default for the system, plus the rendered
+/// `gcache.size` (preallocated in the datadir) and one overflow page, plus [`DATADIR_MIB`].
+/// `None` (NixOS's default) for the other hosts.
+pub fn disk_size_mib(topology: &Topology, host: &Host) -> Option<u64> {
+    if !host.has(Role::Db) || topology.db.is_none() {
+        return None;
+    }
+    let gcache =
+        crate::render::galera::gcache_size_mib(&crate::render::galera::settings(topology, host, &Layout::nixos()))?;
+    Some(NIXOS_DEFAULT_DISK_MIB + gcache + GCACHE_PAGE_MIB + DATADIR_MIB)
 }
 
-fn admin_module(vm: &Vm) -> String {
-    module(
-        "{ pkgs, ... }:",
+/// The internet's node (`vmtest/client.nix.in`).
+fn client_module(vm: &Vm) -> String {
+    fill(
+        CLIENT_TEMPLATE,
         &[
-            setting(
-                "The operators' network, routed on-link to the private VLAN as in the lab.",
-                "virtualisation.interfaces",
-                vlans(&[("eth0", PRIVATE_VLAN)]),
-            ),
-            setting(
-                "",
-                "networking.interfaces.eth0.ipv4",
-                Nix::Attrs(vec![
-                    (vec!["addresses".into()], addresses(vm.admin_address, vm.admin_network)),
-                    (vec!["routes".into()], routes(&[vm.topology.networks.private])),
-                ]),
-            ),
-            setting("", "networking.firewall.enable", Nix::Bool(false)),
-            setting("", "environment.systemPackages", Nix::List(vec![Nix::Raw("pkgs.openssh".into())])),
+            ("public_vlan", PUBLIC_VLAN.to_string()),
+            ("addresses", addresses(vm.internet_address, vm.topology.networks.public).render()),
         ],
     )
+    .trim_end()
+    .to_string()
+}
+
+/// The operators' node (`vmtest/admin.nix.in`).
+fn admin_module(vm: &Vm) -> String {
+    fill(
+        ADMIN_TEMPLATE,
+        &[
+            ("private_vlan", PRIVATE_VLAN.to_string()),
+            ("addresses", addresses(vm.admin_address, vm.admin_network).render()),
+            ("routes", routes(&[vm.topology.networks.private]).render()),
+        ],
+    )
+    .trim_end()
+    .to_string()
 }
 
 /// Prefixes every non-empty line of `text` with `level` indentation steps.
@@ -469,422 +418,380 @@ fn indent(text: &str, level: usize) -> String {
         .join("\n")
 }
 
-/// Replaces every `@name@` slot of `template`; a slot left unfilled is a bug.
+/// Replaces every `@name@` slot of `template` with its value; the lines after the first of a
+/// value get the indentation of the line the slot is on. Values are not searched for slots. A
+/// slot without a value, or a value without a slot, is a bug.
 fn fill(template: &str, slots: &[(&str, String)]) -> String {
-    let mut text = template.to_string();
-    for (name, value) in slots {
-        let slot = format!("@{name}@");
-        assert!(text.contains(&slot), "vmtest template has no slot {slot}");
-        text = text.replace(&slot, value);
-    }
-    text
-}
-
-// ---------------------------------------------------------------------------------------------
-// The Python script
-
-/// `checks/vm-test.py`: [`definitions`], then the bring-up, the Scenario's steps and the verdict.
-/// The Nix file prepends `OPENSSL = "<store path>"`.
-pub fn script(topology: &Topology) -> String {
-    let vm = match Vm::new(topology) {
-        Ok(vm) => vm,
-        Err(why) => return format!("{}raise RuntimeError({})\n", header(topology), py(&format!("no VM test: {why}"))),
-    };
-    let mut text = definitions_of(&vm);
-    text.push_str("\n\n# --- the run: bring-up in the Topology's start order, then the Scenario -------------------------\n\n");
-    text.push_str("bring_up()\n");
-    for note in &vm.scenario.omitted {
-        text.push_str(&format!("# omitted by the Scenario: {}\nreport({})\n", one_line(note), py(&format!("omitted by the Scenario: {note}"))));
-    }
-    for (index, step) in vm.scenario.steps.iter().enumerate() {
-        let number = index + 1;
-        text.push('\n');
-        text.push_str(&step_marker(number, step));
-        text.push('\n');
-        match step_call(number, step) {
-            StepCall::Run { data, call } => {
-                text.push_str(&data);
-                text.push_str(&format!("run_step({number}, {}, lambda: {call})\n", py(step.name())));
-            }
-            StepCall::Skip { why } => {
-                text.push_str(&format!("# skipped: {why}\nskip_step({number}, {}, {})\n", py(step.name()), py(why)));
-            }
+    let mut out = String::with_capacity(template.len());
+    let mut used = vec![false; slots.len()];
+    let mut rest = template;
+    while let Some(at) = rest.find('@') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let name_len = after.find(|c: char| !(c.is_ascii_lowercase() || c == '_')).unwrap_or(after.len());
+        if name_len == 0 || !after[name_len..].starts_with('@') {
+            out.push('@');
+            rest = after;
+            continue;
         }
-    }
-    text.push_str("\nfinish()\n");
-    text
-}
-
-/// The script without its actions: the helpers and the stack's data. Executing it starts no
-/// VM; [`script`] appends the run.
-pub fn definitions(topology: &Topology) -> String {
-    match Vm::new(topology) {
-        Ok(vm) => definitions_of(&vm),
-        Err(_) => header(topology),
-    }
-}
-
-fn header(topology: &Topology) -> String {
-    format!(
-        "# The NixOS VM test script of the {} stack, rendered by nixstack from the same Scenario that\n\
-         # `nixstack lab test` runs (see vm-test.nix beside it). For the NixOS test driver: the\n\
-         # machines are the driver's globals, named after the nodes. nixstack's own test suite checks\n\
-         # that it is valid Python carrying every step, and runs its secret generation with openssl;\n\
-         # it cannot run the VMs (no nixpkgs, no KVM-capable NixOS host there).\n\n",
-        one_line(&topology.stack.name)
-    )
-}
-
-fn definitions_of(vm: &Vm) -> String {
-    let mut text = header(vm.topology);
-    text.push_str(HELPERS);
-    text.push_str("\n\n# --- the stack (from its Topology) -----------------------------------------------------------\n\n");
-    text.push_str(&data(vm));
-    text
-}
-
-/// How a step runs in the VM test.
-enum StepCall {
-    /// `data` (constants the call uses), then `run_step(n, name, lambda: <call>)`.
-    Run { data: String, call: String },
-    /// A step the VM test cannot run, and why: rendered as a comment and a reported skip.
-    Skip { why: &'static str },
-}
-
-fn run(call: String) -> StepCall {
-    StepCall::Run { data: String::new(), call }
-}
-
-/// Every step of the Scenario, as the helper call that checks what the lab's step checks.
-/// A new kind of step must be handled here (run, or skipped with a reason) before this compiles.
-fn step_call(number: usize, step: &Step) -> StepCall {
-    match step {
-        Step::HttpsViaVip { domain, vip, requests, web_hosts } => run(format!(
-            "https_via_vip(domain={}, vip={}, requests={requests}, web_hosts={})",
-            py(domain),
-            py(&vip.to_string()),
-            py_strs(web_hosts)
-        )),
-        Step::BackendTls { lbs, backends, health_path, reachable_ports } => run(format!(
-            "backend_tls(lbs={}, backends={}, health_path={}, reachable_ports={})",
-            py_strs(lbs),
-            py_nodes(backends),
-            py(health_path),
-            py_list(reachable_ports.iter().map(|(host, port)| format!("({}, {port})", py(host))))
-        )),
-        Step::AdminSsh { hosts } => run(format!("admin_ssh(hosts={})", py_nodes(hosts))),
-        Step::MultiMaster { writers, nodes } => {
-            run(format!("multi_master(writers={}, nodes={})", py_strs(writers), py_strs(nodes)))
-        }
-        Step::FirewallMatrix { ports, probes } => {
-            let constant = format!("FIREWALL_PROBES_{number}");
-            let mut data = format!(
-                "# (source, destination, address, port, expected, open as good as refused, why); a source\n\
-                 # without a route to a destination is not probed.\n{constant}: list[Probe] = [\n"
-            );
-            for probe in probes.iter().filter(|probe| probe.address.is_some()) {
-                data.push_str(&format!("    {},\n", py_probe(probe)));
-            }
-            data.push_str("]\n");
-            StepCall::Run {
-                data,
-                call: format!(
-                    "firewall_matrix(ports={}, probes={constant})",
-                    py_list(ports.iter().map(u16::to_string))
-                ),
-            }
-        }
-        Step::WebFailover { domain, vip, victim, eject_within_ms } => run(format!(
-            "web_failover(domain={}, vip={}, victim={}, eject_within_ms={eject_within_ms})",
-            py(domain),
-            py(&vip.to_string()),
-            py(victim)
-        )),
-        Step::DbFailover { domain, vip, victim, survivors, writers } => run(format!(
-            "db_failover(domain={}, vip={}, victim={}, survivors={}, writers={})",
-            py(domain),
-            py(&vip.to_string()),
-            py(victim),
-            py_strs(survivors),
-            py_strs(writers)
-        )),
-        Step::MetricsArrive { .. } => StepCall::Skip { why: NO_SUMOLOGIC_STANDIN },
-        Step::CollectorEndpointsLocal { endpoints } => {
-            let constant = format!("COLLECTOR_ENDPOINTS_{number}");
-            let mut data = format!("{constant}: list[Endpoint] = [\n");
-            for endpoint in endpoints {
-                let optional = |value: &Option<String>| value.as_deref().map(py).unwrap_or_else(|| "None".into());
-                let password_file = endpoint.user.as_deref().map(crate::secrets::db_password_file);
-                let remote = endpoint.remote.iter().filter(|probe| probe.address.is_some()).map(py_probe);
-                data.push_str(&format!(
-                    "    {{\n        \"host\": {},\n        \"source\": {},\n        \"url\": {},\n        \"port\": {},\n        \"remote\": {},\n        \"remote_logins\": {},\n        \"user\": {},\n        \"password_file\": {},\n    }},\n",
-                    py(&endpoint.host),
-                    py(&serde_json::to_value(endpoint.source).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()),
-                    optional(&endpoint.url),
-                    endpoint.port,
-                    // Under `"remote": ` in a dict whose keys sit 8 columns in (`indent` counts
-                    // two-space Nix levels).
-                    indent(&py_list(remote), 4).trim_start(),
-                    py_strs(&endpoint.remote_logins),
-                    optional(&endpoint.user),
-                    optional(&password_file),
-                ));
-            }
-            data.push_str("]\n");
-            StepCall::Run { data, call: format!("collector_endpoints_local(endpoints={constant})") }
-        }
-        Step::WebQps { .. } => StepCall::Skip { why: NO_SUMOLOGIC_STANDIN },
-        Step::LbFailover { domain, vip, active, standby, within_ms } => run(format!(
-            "lb_failover(domain={}, vip={}, primary={}, standby={}, within_ms={within_ms})",
-            py(domain),
-            py(&vip.to_string()),
-            py(active),
-            py_strs(standby)
-        )),
-    }
-}
-
-/// Why the steps that read what reached the monitoring service do not run in the VM test.
-const NO_SUMOLOGIC_STANDIN: &str = "it reads what reached the monitoring endpoint, which the lab provides with a Sumo Logic stand-in; the VM test has no stand-in node and keeps the endpoint secret a placeholder";
-
-fn py_probe(probe: &Probe) -> String {
-    format!(
-        "({}, {}, {}, {}, {}, {}, {})",
-        py(&probe.from.to_string()),
-        py(&probe.to),
-        py(&probe.address.map(|a| a.to_string()).unwrap_or_default()),
-        probe.port,
-        py(probe.expect.symbol()),
-        if probe.also_open { "True" } else { "False" },
-        py(&probe.reason)
-    )
-}
-
-fn py_nodes(nodes: &[Node]) -> String {
-    py_list(nodes.iter().map(|node| format!("({}, {}, {})", py(&node.host), py(&node.address.to_string()), node.port)))
-}
-
-/// The stack's data the helpers read, as Python constants.
-fn data(vm: &Vm) -> String {
-    let topology = vm.topology;
-    let layout = Layout::nixos();
-    let hosts: Vec<String> = topology.hosts.iter().map(|h| h.name.clone()).collect();
-    let lbs: Vec<String> = topology.lb.as_ref().map(|lb| lb.hosts.clone()).unwrap_or_default();
-    let mut out = String::new();
-    let mut constant = |name: &str, annotation: &str, value: String| {
-        if annotation.is_empty() {
-            out.push_str(&format!("{name} = {value}\n"));
-        } else {
-            out.push_str(&format!("{name}: {annotation} = {value}\n"));
-        }
-    };
-    constant("STACK", "", py(&topology.stack.name));
-    constant("CA_NAME", "", py(&crate::secrets::ca_name(&topology.stack.name)));
-    constant("CLIENT", "", py(&vm.client));
-    constant("ADMIN", "", py(&vm.admin));
-    constant("HOSTS", "list[str]", py_strs(&hosts));
-    constant("LBS", "list[str]", py_strs(&lbs));
-    constant("VIP", "", py(&topology.lb.as_ref().map(|lb| lb.vip.to_string()).unwrap_or_default()));
-    constant(
-        "MACHINES",
-        "dict[str, Any]",
-        py_dict(vm.nodes().iter().map(|node| (py(node), python_name(node)))),
-    );
-    constant(
-        "SOURCE_MACHINES",
-        "dict[str, str]",
-        py_dict(["internet", "admin"].iter().map(|source| (py(source), py(&vm.source_machine(source))))),
-    );
-    constant(
-        "HOST_ADDRESSES",
-        "dict[str, str]",
-        py_dict(topology.hosts.iter().map(|h| (py(&h.name), py(&h.address.to_string())))),
-    );
-    let mut by_address: Vec<(String, String)> = topology
-        .hosts
-        .iter()
-        .flat_map(|h| std::iter::once(h.address).chain(h.public_address).map(move |a| (py(&a.to_string()), py(&h.name))))
-        .collect();
-    by_address.sort();
-    constant("ADDRESS_TO_HOST", "dict[str, str]", py_dict(by_address.into_iter()));
-    constant("TEST_DIR", "", py(TEST_DIR));
-    constant("CLIENT_CA", "", py(&format!("{TEST_DIR}/ca.crt")));
-    constant("ADMIN_KEY", "", py(&format!("{TEST_DIR}/admin_ed25519")));
-    constant("AUTHORIZED_KEYS", "", py(&format!("{TEST_DIR}/authorized_keys")));
-    constant("SECRETS_DIR", "", py(&layout.secrets.to_string_lossy()));
-    constant("SECRETS_GROUP", "", py(SECRETS_GROUP));
-    constant("HOST_CA", "", py(&layout.ca_cert().to_string_lossy()));
-    constant("MYSQL_SOCKET", "", py(&layout.mysql_socket().to_string_lossy()));
-    constant("HAPROXY_SOCKET", "", py(&layout.haproxy_socket().to_string_lossy()));
-    constant("HAPROXY_BACKEND", "", py(HAPROXY_BACKEND));
-    constant("PUBLIC_INTERFACE", "", py(&layout.public_interface));
-    constant("SCENARIO_DB", "", py(SCENARIO_DB));
-
-    // The secrets, laid out as `nixstack secrets init` lays out `secrets/`.
-    constant(
-        "CERTIFICATES",
-        "list[tuple[str, str, list[str], list[str]]]",
-        py_list(topology.certificates.iter().map(|c| {
-            format!(
-                "({}, {}, {}, {})",
-                py(&format!("hosts/{}", c.host)),
-                py(&c.common_name),
-                py_strs(&c.dns_names),
-                py_strs(&c.ip_addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>())
-            )
-        })),
-    );
-    let public = topology.lb.as_ref().map(|lb| {
-        let domain = &topology.stack.domain;
-        format!(
-            "({}, {}, {}, {})",
-            py(&crate::secrets::public_certificate_file(topology)),
-            py(domain),
-            py_strs(std::slice::from_ref(domain)),
-            py_strs(&[lb.vip.to_string()])
-        )
-    });
-    constant("PUBLIC_CERTIFICATE", "tuple[str, str, list[str], list[str]] | None", public.unwrap_or_else(|| "None".into()));
-    let host_secrets: Vec<(String, Vec<(String, String)>)> = topology
-        .hosts
-        .iter()
-        .map(|host| {
-            let files = crate::secrets::host_secrets(topology, &host.name, std::path::Path::new(""))
-                .into_iter()
-                .map(|(source, name)| (source.to_string_lossy().into_owned(), name))
-                .collect();
-            (host.name.clone(), files)
-        })
-        .collect();
-    let mut passwords: Vec<String> = host_secrets
-        .iter()
-        .flat_map(|(_, files)| files.iter().map(|(source, _)| source.clone()))
-        .filter(|source| source.ends_with(".password"))
-        .collect();
-    passwords.sort();
-    passwords.dedup();
-    constant("PASSWORDS", "list[str]", py_strs(&passwords));
-    constant(
-        "PLAIN_SECRETS",
-        "list[tuple[str, str]]",
-        py_list(topology.monitoring.iter().map(|m| {
-            // Nothing ships metrics out of a VM test: the endpoint stays the placeholder.
-            format!("({}, {})", py(&m.endpoint_secret), py(crate::secrets::SUMOLOGIC_PLACEHOLDER))
-        })),
-    );
-    constant(
-        "HOST_SECRETS",
-        "dict[str, list[tuple[str, str]]]",
-        py_dict(host_secrets.iter().map(|(host, files)| {
-            (py(host), py_list(files.iter().map(|(source, name)| format!("({}, {})", py(source), py(name)))))
-        })),
-    );
-    // HAProxy serves lego's `full.pem` on NixOS with ACME: the public bundle goes there.
-    let extra: Vec<(String, String)> = match &topology.lb {
-        Some(lb) if lb.tls == TlsMode::Acme => lb
-            .hosts
+        let name = &after[..name_len];
+        let index = slots
             .iter()
-            .map(|host| {
-                let target = layout.public_pem(&topology.stack.domain, true);
-                (
-                    py(host),
-                    py_list(std::iter::once(format!(
-                        "({}, {}, {})",
-                        py(&crate::secrets::public_certificate_file(topology)),
-                        py(&target.to_string_lossy()),
-                        py(HAPROXY_GROUP)
-                    ))),
-                )
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    constant("EXTRA_COPIES", "dict[str, list[tuple[str, str, str]]]", py_dict(extra.into_iter()));
-
-    // The bring-up.
-    constant(
-        "START_ORDER",
-        "list[list[str]]",
-        py_list(topology.start_order.iter().map(|stage| py_strs(stage))),
-    );
-    constant(
-        "UNITS",
-        "dict[str, list[tuple[str, bool]]]",
-        py_dict(topology.hosts.iter().map(|host| {
-            let units = units(topology, host)
-                .into_iter()
-                .map(|unit| format!("({}, {})", py(&unit.name), if unit.held { "True" } else { "False" }));
-            (py(&host.name), py_list(units))
-        })),
-    );
-    constant(
-        "BOOTSTRAP",
-        "str | None",
-        topology.db.as_ref().map(|db| py(&db.bootstrap)).unwrap_or_else(|| "None".into()),
-    );
-    out
-}
-
-/// A Python string literal (JSON's escapes are Python's).
-fn py(text: &str) -> String {
-    serde_json::to_string(text).expect("a string serializes")
-}
-
-fn py_strs<S: AsRef<str>>(items: &[S]) -> String {
-    py_list(items.iter().map(|item| py(item.as_ref())))
-}
-
-/// `[a, b]` on one line when short, else one item per line.
-fn py_list(items: impl Iterator<Item = String>) -> String {
-    let items: Vec<String> = items.collect();
-    let one_line = format!("[{}]", items.join(", "));
-    if one_line.len() <= 80 {
-        return one_line;
-    }
-    format!("[\n{}]", items.iter().map(|item| format!("    {},\n", item.replace('\n', "\n    "))).collect::<String>())
-}
-
-fn py_dict(items: impl Iterator<Item = (String, String)>) -> String {
-    let items: Vec<String> = items.map(|(key, value)| format!("{key}: {value}")).collect();
-    let one_line = format!("{{{}}}", items.join(", "));
-    if one_line.len() <= 80 {
-        return one_line;
-    }
-    format!("{{\n{}}}", items.iter().map(|item| format!("    {},\n", item.replace('\n', "\n    "))).collect::<String>())
-}
-
-/// The driver's global for a node: its name with every character Python cannot have in a name
-/// replaced by `_` (the test driver's `pythonize_name`).
-fn python_name(node: &str) -> String {
-    node.chars()
-        .enumerate()
-        .map(|(i, c)| {
-            let allowed = c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit());
-            if allowed {
-                c
+            .position(|(slot, _)| *slot == name)
+            .unwrap_or_else(|| panic!("vmtest template slot @{name}@ has no value"));
+        used[index] = true;
+        let line_start = out.rfind('\n').map_or(0, |i| i + 1);
+        let pad: String = out[line_start..].chars().take_while(|c| *c == ' ').collect();
+        let value = slots[index].1.lines().enumerate().map(|(i, line)| {
+            if i == 0 || line.is_empty() {
+                line.to_string()
             } else {
-                '_'
+                format!("{pad}{line}")
             }
-        })
-        .collect()
+        });
+        out.push_str(&value.collect::<Vec<_>>().join("\n"));
+        rest = &after[name_len + 1..];
+    }
+    out.push_str(rest);
+    for ((name, _), used) in slots.iter().zip(used) {
+        assert!(used, "vmtest template has no slot @{name}@");
+    }
+    out
 }
 
 fn one_line(text: &str) -> String {
     text.replace(['\n', '\r'], " ")
 }
 
+fn authorized_keys() -> String {
+    format!("{TEST_DIR}/authorized_keys")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scenario's data
+
+/// `checks/scenario.json`, what the script runs: the Scenario's steps, each the Scenario's own
+/// serialization, and the stack's facts the script needs. Every key here is one the script
+/// declares and reads (its `Scenario` TypedDict); tests/vmtest.rs holds both sides to that.
+#[derive(Debug, Serialize)]
+struct Data<'s> {
+    stack: &'s str,
+    /// The name of the stack's CA (`nixstack secrets init` names it so).
+    ca_name: String,
+    /// Every node of the test; the driver's globals are named after them.
+    nodes: Vec<String>,
+    client: String,
+    admin: String,
+    hosts: Vec<String>,
+    lbs: Vec<String>,
+    vip: Option<Ipv4Addr>,
+    host_addresses: BTreeMap<String, Ipv4Addr>,
+    /// Private and public addresses → host (the app reports its web peer by address).
+    address_to_host: BTreeMap<String, String>,
+    paths: Paths,
+    secrets_group: &'static str,
+    haproxy_backend: &'static str,
+    scenario_db: &'static str,
+    secrets: Secrets,
+    start_order: &'s [Vec<String>],
+    units: BTreeMap<String, Vec<Unit>>,
+    bootstrap: Option<&'s str>,
+    omitted: &'s [String],
+    steps: Vec<StepData<'s>>,
+}
+
+/// Where the test and the hosts keep what the steps use, inside the VMs.
+#[derive(Debug, Serialize)]
+struct Paths {
+    test_dir: &'static str,
+    client_ca: String,
+    admin_key: String,
+    authorized_keys: String,
+    secrets_dir: String,
+    host_ca: String,
+    mysql_socket: String,
+    haproxy_socket: String,
+}
+
+/// The secrets, laid out as `nixstack secrets init` lays out `secrets/`, which the script
+/// makes (throwaway ones, with openssl) and copies where the deploy puts them.
+#[derive(Debug, Serialize)]
+struct Secrets {
+    certificates: Vec<HostCertificate>,
+    public_certificate: Option<PublicCertificate>,
+    passwords: Vec<String>,
+    plain: Vec<PlainSecret>,
+    hosts: BTreeMap<String, Vec<SecretFile>>,
+    extra_copies: BTreeMap<String, Vec<ExtraCopy>>,
+    /// MariaDB account → its password file (the accounts the steps log in with).
+    db_password_files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+struct HostCertificate {
+    directory: String,
+    common_name: String,
+    dns_names: Vec<String>,
+    ip_addresses: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct PublicCertificate {
+    file: String,
+    common_name: String,
+    dns_names: Vec<String>,
+    ip_addresses: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct PlainSecret {
+    file: String,
+    text: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct SecretFile {
+    source: String,
+    name: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ExtraCopy {
+    source: String,
+    target: String,
+    group: &'static str,
+}
+
+/// One step of the Scenario: its data, or why the VM test does not run it.
+#[derive(Debug, Serialize)]
+struct StepData<'s> {
+    name: &'static str,
+    skip: Option<&'static str>,
+    check: Option<&'s Step>,
+}
+
+/// `checks/scenario.json` of `topology`, or why the stack has no VM test.
+pub fn data(topology: &Topology) -> Result<String, String> {
+    let vm = Vm::new(topology)?;
+    let scenario = Scenario::for_topology(topology);
+    let value = serde_json::to_value(data_of(&vm, &scenario)).expect("the scenario's data serializes");
+    Ok(json_text(&value))
+}
+
+fn data_of<'s>(vm: &Vm<'s>, scenario: &'s Scenario) -> Data<'s> {
+    let topology = vm.topology;
+    let layout = Layout::nixos();
+    let path = |path: std::path::PathBuf| path.to_string_lossy().into_owned();
+    let mut address_to_host = BTreeMap::new();
+    for host in &topology.hosts {
+        for address in std::iter::once(host.address).chain(host.public_address) {
+            address_to_host.insert(address.to_string(), host.name.clone());
+        }
+    }
+    Data {
+        stack: &topology.stack.name,
+        ca_name: crate::secrets::ca_name(&topology.stack.name),
+        nodes: vm.nodes(),
+        client: vm.client.clone(),
+        admin: vm.admin.clone(),
+        hosts: topology.hosts.iter().map(|h| h.name.clone()).collect(),
+        lbs: topology.lb.as_ref().map(|lb| lb.hosts.clone()).unwrap_or_default(),
+        vip: topology.lb.as_ref().map(|lb| lb.vip),
+        host_addresses: topology.hosts.iter().map(|h| (h.name.clone(), h.address)).collect(),
+        address_to_host,
+        paths: Paths {
+            test_dir: TEST_DIR,
+            client_ca: format!("{TEST_DIR}/ca.crt"),
+            admin_key: format!("{TEST_DIR}/admin_ed25519"),
+            authorized_keys: authorized_keys(),
+            secrets_dir: path(layout.secrets.clone()),
+            host_ca: path(layout.ca_cert()),
+            mysql_socket: path(layout.mysql_socket()),
+            haproxy_socket: path(layout.haproxy_socket()),
+        },
+        secrets_group: SECRETS_GROUP,
+        haproxy_backend: HAPROXY_BACKEND,
+        scenario_db: SCENARIO_DB,
+        secrets: secrets_of(topology, scenario, &layout),
+        start_order: &topology.start_order,
+        units: topology.hosts.iter().map(|host| (host.name.clone(), units(topology, host))).collect(),
+        bootstrap: topology.db.as_ref().map(|db| db.bootstrap.as_str()),
+        omitted: &scenario.omitted,
+        steps: scenario.steps.iter().map(|step| step_data(step)).collect(),
+    }
+}
+
+fn secrets_of(topology: &Topology, scenario: &Scenario, layout: &Layout) -> Secrets {
+    let certificates = topology
+        .certificates
+        .iter()
+        .map(|c| HostCertificate {
+            directory: format!("hosts/{}", c.host),
+            common_name: c.common_name.clone(),
+            dns_names: c.dns_names.clone(),
+            ip_addresses: c.ip_addresses.iter().map(|a| a.to_string()).collect(),
+        })
+        .collect();
+    let public_certificate = topology.lb.as_ref().map(|lb| PublicCertificate {
+        file: crate::secrets::public_certificate_file(topology),
+        common_name: topology.stack.domain.clone(),
+        dns_names: vec![topology.stack.domain.clone()],
+        ip_addresses: vec![lb.vip.to_string()],
+    });
+    let hosts: BTreeMap<String, Vec<SecretFile>> = topology
+        .hosts
+        .iter()
+        .map(|host| {
+            let files = crate::secrets::host_secrets(topology, &host.name, std::path::Path::new(""))
+                .into_iter()
+                .map(|(source, name)| SecretFile { source: source.to_string_lossy().into_owned(), name })
+                .collect();
+            (host.name.clone(), files)
+        })
+        .collect();
+    let mut passwords: Vec<String> = hosts
+        .values()
+        .flatten()
+        .map(|file| file.source.clone())
+        .filter(|source| source.ends_with(".password"))
+        .collect();
+    passwords.sort();
+    passwords.dedup();
+    // Nothing ships metrics out of a VM test: the endpoint stays the placeholder.
+    let plain = topology
+        .monitoring
+        .iter()
+        .map(|m| PlainSecret { file: m.endpoint_secret.clone(), text: crate::secrets::SUMOLOGIC_PLACEHOLDER })
+        .collect();
+    // HAProxy serves lego's `full.pem` on NixOS with ACME: the public bundle goes there.
+    let extra_copies = match &topology.lb {
+        Some(lb) if lb.tls == TlsMode::Acme => lb
+            .hosts
+            .iter()
+            .map(|host| {
+                let copy = ExtraCopy {
+                    source: crate::secrets::public_certificate_file(topology),
+                    target: layout.public_pem(&topology.stack.domain, true).to_string_lossy().into_owned(),
+                    group: HAPROXY_GROUP,
+                };
+                (host.clone(), vec![copy])
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    let db_password_files = scenario
+        .steps
+        .iter()
+        .filter(|step| step_data(step).check.is_some())
+        .flat_map(|step| match step {
+            Step::CollectorEndpointsLocal { endpoints } => endpoints.iter().filter_map(|e| e.user.clone()).collect(),
+            _ => Vec::new(),
+        })
+        .map(|user| {
+            let file = crate::secrets::db_password_file(&user);
+            (user, file)
+        })
+        .collect();
+    Secrets { certificates, public_certificate, passwords, plain, hosts, extra_copies, db_password_files }
+}
+
+/// Every step of the Scenario as the script gets it: its data, or why the VM test cannot run
+/// it. A new kind of step must be decided here (and, to run, handled by the script) before
+/// this compiles.
+fn step_data(step: &Step) -> StepData<'_> {
+    let skip = match step {
+        Step::HttpsViaVip { .. }
+        | Step::BackendTls { .. }
+        | Step::AdminSsh { .. }
+        | Step::MultiMaster { .. }
+        | Step::FirewallMatrix { .. }
+        | Step::WebFailover { .. }
+        | Step::DbFailover { .. }
+        | Step::LbFailover { .. }
+        | Step::CollectorEndpointsLocal { .. } => None,
+        Step::MetricsArrive { .. } | Step::WebQps { .. } => Some(NO_SUMOLOGIC_STANDIN),
+    };
+    StepData { name: step.name(), skip, check: if skip.is_none() { Some(step) } else { None } }
+}
+
+/// Why the steps that read what reached the monitoring service do not run in the VM test.
+const NO_SUMOLOGIC_STANDIN: &str = "it reads what reached the monitoring endpoint, which the lab provides with a Sumo Logic stand-in; the VM test has no stand-in node and keeps the endpoint secret a placeholder";
+
+/// JSON, deterministic (keys sorted) and diffable: a value on one line when it fits in 100
+/// columns, a record in a list (an object of scalars and small objects, such as a probe) on
+/// one line always, else one member per line.
+fn json_text(value: &Value) -> String {
+    let mut out = String::new();
+    write_json(value, 0, false, &mut out);
+    out.push('\n');
+    out
+}
+
+fn write_json(value: &Value, level: usize, in_list: bool, out: &mut String) {
+    let compact = compact_json(value);
+    let record = in_list && value.is_object() && depth(value) <= 2;
+    if record || level * 2 + compact.len() <= 100 {
+        out.push_str(&compact);
+        return;
+    }
+    let pad = "  ".repeat(level + 1);
+    match value {
+        Value::Array(items) => {
+            out.push_str("[\n");
+            for (i, item) in items.iter().enumerate() {
+                out.push_str(&pad);
+                write_json(item, level + 1, true, out);
+                out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&"  ".repeat(level));
+            out.push(']');
+        }
+        Value::Object(members) => {
+            out.push_str("{\n");
+            for (i, (key, item)) in members.iter().enumerate() {
+                out.push_str(&pad);
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push_str(": ");
+                write_json(item, level + 1, false, out);
+                out.push_str(if i + 1 < members.len() { ",\n" } else { "\n" });
+            }
+            out.push_str(&"  ".repeat(level));
+            out.push('}');
+        }
+        _ => out.push_str(&compact),
+    }
+}
+
+/// `value` on one line, with a space after each `,` and `:`.
+fn compact_json(value: &Value) -> String {
+    match value {
+        Value::Array(items) => format!("[{}]", items.iter().map(compact_json).collect::<Vec<_>>().join(", ")),
+        Value::Object(members) => format!(
+            "{{{}}}",
+            members
+                .iter()
+                .map(|(key, item)| format!("{}: {}", Value::String(key.clone()), compact_json(item)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        scalar => scalar.to_string(),
+    }
+}
+
+/// How deep containers nest in `value`: 0 for a scalar, 1 for a container of scalars.
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(members) => 1 + members.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::compile;
     use crate::spec::SpecSource;
-
-    #[test]
-    fn python_names_follow_the_driver() {
-        assert_eq!(python_name("web-1"), "web_1");
-        assert_eq!(python_name("1db"), "_db");
-        assert_eq!(python_name("server3"), "server3");
-    }
+    use crate::topology::compile;
 
     #[test]
     fn units_follow_the_lab_order_and_hold_back_what_reads_secrets() {
@@ -909,5 +816,35 @@ mod tests {
         topology.hosts[0].name = "client".into();
         assert_eq!(free_node_name(&topology, "client"), "client0");
         assert_eq!(free_node_name(&topology, "admin"), "admin");
+    }
+
+    #[test]
+    fn slots_take_the_indentation_of_their_line_and_values_are_not_searched() {
+        let filled =
+            fill("a\n  b = @value@;\n@other@\n", &[("value", "[\n  1\n\n]".into()), ("other", "@value@".into())]);
+        assert_eq!(filled, "a\n  b = [\n    1\n\n  ];\n@value@\n");
+        assert_eq!(fill("mail me@example.org", &[]), "mail me@example.org");
+    }
+
+    #[test]
+    #[should_panic(expected = "has no value")]
+    fn a_slot_without_a_value_is_a_bug() {
+        fill("@missing@", &[]);
+    }
+
+    #[test]
+    fn json_is_one_record_per_line_and_parses_back() {
+        let value = serde_json::json!({
+            "b": [{ "from": { "kind": "host", "name": "web1" }, "port": 22, "reason": "a long reason that does not fit on one line with the rest of it, not at all" }],
+            "a": 1,
+        });
+        let text = json_text(&value);
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), value);
+        assert_eq!(
+            text,
+            "{\"a\": 1, \"b\": [{\"from\": {\"kind\": \"host\", \"name\": \"web1\"}, \"port\": 22, \"reason\": \"a long reason that does not fit on one line with the rest of it, not at all\"}]}\n"
+                .replace("{\"a\": 1, \"b\": [", "{\n  \"a\": 1,\n  \"b\": [\n    ")
+                .replace("}]}\n", "}\n  ]\n}\n")
+        );
     }
 }

@@ -10,7 +10,8 @@
 //! hosts/<host>/host.crt host.key host.pem    per host (pem = certificate + key, for HAProxy)
 //! public.pem | <lb.tls.certificate>          the LBs' public bundle (certificate + key)
 //! db-<user>.password mysql-root.password     32 random alphanumerics (db-monitor.password
-//!                                            too when db hosts are monitored)
+//!                                            too when db hosts are monitored; and
+//!                                            db-backup-restic.password with a restic [db.backup])
 //! <monitoring.endpoint_secret>               the Sumo Logic HTTP source URL (placeholder)
 //! ```
 
@@ -107,6 +108,9 @@ pub fn host_secrets(topology: &Topology, host: &str, dir: &Path) -> Vec<(PathBuf
         if host.has(Role::Db) {
             files.push((dir.join(MYSQL_ROOT_PASSWORD), MYSQL_ROOT_PASSWORD.to_string()));
         }
+        if let Some(secret) = restic_password_secret(topology, &host.name) {
+            files.push((dir.join(&secret), secret));
+        }
     }
     if let Some(monitoring) = &topology.monitoring {
         if host.monitored {
@@ -120,10 +124,20 @@ pub fn host_secrets(topology: &Topology, host: &str, dir: &Path) -> Vec<(PathBuf
     files
 }
 
+/// The restic repository's password file, on the node that runs `[db.backup]` with
+/// `target = "restic"` (read by restic with `--password-file`).
+pub fn restic_password_secret(topology: &Topology, host: &str) -> Option<String> {
+    let backup = topology.db.as_ref()?.backup.as_ref().filter(|b| b.host == host)?;
+    match &backup.target {
+        crate::topology::BackupDestination::Restic { password_secret, .. } => Some(password_secret.clone()),
+        crate::topology::BackupDestination::Local { .. } => None,
+    }
+}
+
 /// The password of the database account the monitoring agent reads server and Galera
 /// status with (created by the db module on monitored db hosts).
 pub fn db_monitor_password_file() -> String {
-    db_password_file(crate::render::monitoring::DB_MONITOR_USER)
+    db_password_file(crate::topology::DB_MONITOR_USER)
 }
 
 /// `nixstack secrets init`.
@@ -136,7 +150,12 @@ pub fn init_command(spec: Option<&Path>, dir: &Path) -> Result<i32> {
     for note in &report.notes {
         println!("note: {note}");
     }
-    println!("nixstack: secrets in {}: {} existing, {} created", dir.display(), report.existing.len(), report.created.len());
+    println!(
+        "nixstack: secrets in {}: {} existing, {} created",
+        dir.display(),
+        report.existing.len(),
+        report.created.len()
+    );
     Ok(exit::OK)
 }
 
@@ -196,7 +215,9 @@ impl Init<'_> {
                     what: "the internal CA".into(),
                     present: present.into(),
                     missing: missing.into(),
-                    advice: format!("restore {missing}, or move {present} and every issued certificate away to start a new CA"),
+                    advice: format!(
+                        "restore {missing}, or move {present} and every issued certificate away to start a new CA"
+                    ),
                 });
             }
         }
@@ -232,7 +253,12 @@ impl Init<'_> {
                     if self.dir.join(&pem).exists() {
                         return Err(self.incomplete_pair(&host_dir, &pem, "host.crt and host.key"));
                     }
-                    let issued = pki::issue(self.ca()?, &certificate.common_name, &certificate.dns_names, &certificate.ip_addresses)?;
+                    let issued = pki::issue(
+                        self.ca()?,
+                        &certificate.common_name,
+                        &certificate.dns_names,
+                        &certificate.ip_addresses,
+                    )?;
                     self.create(&key, issued.key_pem.as_bytes())?;
                     self.create(&crt, issued.cert_pem.as_bytes())?;
                     self.create(&pem, format!("{}{}", issued.cert_pem, issued.key_pem).as_bytes())?;
@@ -271,6 +297,9 @@ impl Init<'_> {
         if self.topology.monitoring.is_some() && self.topology.hosts.iter().any(|h| h.monitored && h.has(Role::Db)) {
             files.push(db_monitor_password_file());
         }
+        if let Some(backup) = &db.backup {
+            files.extend(restic_password_secret(self.topology, &backup.host));
+        }
         for file in files {
             if self.dir.join(&file).exists() {
                 self.existing(&file)?;
@@ -292,7 +321,9 @@ impl Init<'_> {
             self.create(&file, SUMOLOGIC_PLACEHOLDER.as_bytes())?;
         }
         if is_placeholder(&store::read(&self.dir.join(&file))?) {
-            self.report.notes.push(format!("{file} is a placeholder: write your Sumo Logic HTTP source URL into it before deploying"));
+            self.report.notes.push(format!(
+                "{file} is a placeholder: write your Sumo Logic HTTP source URL into it before deploying"
+            ));
         }
         Ok(())
     }

@@ -4,8 +4,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rcgen::{
-    date_time_ymd, BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, KeyPair, KeyUsagePurpose, SanType,
+    date_time_ymd, BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
 
 use super::SecretsError;
@@ -60,10 +60,8 @@ pub fn new_ca(stack: &str) -> Result<(Ca, Issued), SecretsError> {
 /// matching pair, so new host certificates chain to the `ca.crt` every host trusts.
 pub fn load_ca(stack: &str, cert_pem: &str, key_pem: &str) -> Result<Ca, SecretsError> {
     let key = KeyPair::from_pem(key_pem).map_err(rcgen_error("read ca.key"))?;
-    let der = pem_body(cert_pem, "CERTIFICATE").ok_or_else(|| SecretsError::Invalid {
-        file: "ca.crt".into(),
-        reason: "it holds no PEM certificate".into(),
-    })?;
+    let der = pem_body(cert_pem, "CERTIFICATE")
+        .ok_or_else(|| SecretsError::Invalid { file: "ca.crt".into(), reason: "it holds no PEM certificate".into() })?;
     if !contains(&der, &key.public_key_der()) {
         return Err(SecretsError::Invalid { file: "ca.crt".into(), reason: "it does not belong to ca.key".into() });
     }
@@ -78,7 +76,12 @@ pub fn load_ca(stack: &str, cert_pem: &str, key_pem: &str) -> Result<Ca, Secrets
 }
 
 /// A certificate for a server that is also a client (mutual TLS between tiers, Galera).
-pub fn issue(ca: &Ca, common_name: &str, dns_names: &[String], ip_addresses: &[Ipv4Addr]) -> Result<Issued, SecretsError> {
+pub fn issue(
+    ca: &Ca,
+    common_name: &str,
+    dns_names: &[String],
+    ip_addresses: &[Ipv4Addr],
+) -> Result<Issued, SecretsError> {
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, common_name);

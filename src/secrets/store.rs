@@ -14,23 +14,30 @@ pub const FILE_MODE: u32 = 0o600;
 /// Creates `dir` (and parents it owns) with mode 0700, tightening an existing one.
 /// Returns whether the mode had to be tightened.
 pub fn ensure_dir(dir: &Path) -> Result<bool, SecretsError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(DIR_MODE)
-        .create(dir)
-        .map_err(|source| SecretsError::Io { action: "create", path: dir.to_path_buf(), source })?;
+    DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir).map_err(|source| SecretsError::Io {
+        action: "create",
+        path: dir.to_path_buf(),
+        source,
+    })?;
     tighten(dir, DIR_MODE)
 }
 
 /// Sets `mode` on `path` if its permissions are wider; returns whether it did.
 pub fn tighten(path: &Path, mode: u32) -> Result<bool, SecretsError> {
-    let metadata = fs::metadata(path).map_err(|source| SecretsError::Io { action: "inspect", path: path.to_path_buf(), source })?;
+    let metadata = fs::metadata(path).map_err(|source| SecretsError::Io {
+        action: "inspect",
+        path: path.to_path_buf(),
+        source,
+    })?;
     let current = metadata.permissions().mode() & 0o777;
     if current & !mode == 0 {
         return Ok(false);
     }
-    fs::set_permissions(path, Permissions::from_mode(mode))
-        .map_err(|source| SecretsError::Io { action: "set the mode of", path: path.to_path_buf(), source })?;
+    fs::set_permissions(path, Permissions::from_mode(mode)).map_err(|source| SecretsError::Io {
+        action: "set the mode of",
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(true)
 }
 
@@ -48,9 +55,11 @@ pub fn create(path: &Path, bytes: &[u8]) -> Result<(), SecretsError> {
     temp.write_all(bytes).map_err(|source| io_error("write", source))?;
     temp.as_file().sync_all().map_err(|source| io_error("write", source))?;
     temp.persist_noclobber(path).map_err(|error| io_error("create", error.error))?;
-    File::open(parent)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|source| SecretsError::Io { action: "sync", path: parent.to_path_buf(), source })
+    File::open(parent).and_then(|dir| dir.sync_all()).map_err(|source| SecretsError::Io {
+        action: "sync",
+        path: parent.to_path_buf(),
+        source,
+    })
 }
 
 pub fn read(path: &Path) -> Result<String, SecretsError> {

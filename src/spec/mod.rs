@@ -80,7 +80,8 @@ fn from_toml(map: &SourceMap<'_>, error: &toml::de::Error) -> SpecError {
         let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, "another type"));
         let expected = describe_type(expected);
         let hint = if found.starts_with("string") && (expected.contains("integer") || expected == "true or false") {
-            "remove the quotes: numbers and booleans are written bare, e.g. `port = 8080`, `internal = true`".to_string()
+            "remove the quotes: numbers and booleans are written bare, e.g. `port = 8080`, `internal = true`"
+                .to_string()
         } else if found.starts_with("string") && expected.starts_with("a list") {
             format!("put the value in brackets: [{value}]")
         } else if expected == "a quoted string" {
@@ -91,7 +92,10 @@ fn from_toml(map: &SourceMap<'_>, error: &toml::de::Error) -> SpecError {
         let message = format!("expected {expected}, found {found}");
         return SpecError { message, ..located }.expected(expected).hint(hint);
     }
-    if headline.contains("IPv4 address syntax") || headline.contains("IP address syntax") || headline.contains("invalid IPv4 network") {
+    if headline.contains("IPv4 address syntax")
+        || headline.contains("IP address syntax")
+        || headline.contains("invalid IPv4 network")
+    {
         // std's Ipv4Addr says "invalid IPv4 address syntax"; ipnet's Ipv4Net says
         // "invalid IP address syntax" for anything that is not `a.b.c.d/len`.
         let is_network = !headline.contains("IPv4 address");
@@ -99,8 +103,12 @@ fn from_toml(map: &SourceMap<'_>, error: &toml::de::Error) -> SpecError {
         return if is_network {
             let hint = match written.split_once('/') {
                 None => format!("add the prefix length, e.g. \"{written}/24\""),
-                Some((_, len)) if len.parse::<u8>().map_or(true, |l| l > 32) => "the prefix length is 0 to 32, e.g. \"10.0.0.0/24\"".to_string(),
-                Some(_) => "four numbers from 0 to 255, a slash and the prefix length, e.g. \"10.0.0.0/24\"".to_string(),
+                Some((_, len)) if len.parse::<u8>().map_or(true, |l| l > 32) => {
+                    "the prefix length is 0 to 32, e.g. \"10.0.0.0/24\"".to_string()
+                }
+                Some(_) => {
+                    "four numbers from 0 to 255, a slash and the prefix length, e.g. \"10.0.0.0/24\"".to_string()
+                }
             };
             SpecError { message: format!("`{written}` is not an IPv4 network"), ..located }
                 .expected("an IPv4 network in CIDR notation (address/prefix length)")
@@ -167,7 +175,11 @@ fn syntax_error(located: SpecError, headline: &str, detail: &str, text: &str, at
                 .hint("write a value, e.g. `port = 8080`, or remove the line")
         }
         "invalid string" => {
-            let word = rest_of_line.split(|c: char| c.is_whitespace() || c == '#' || c == ',').next().unwrap_or_default().to_string();
+            let word = rest_of_line
+                .split(|c: char| c.is_whitespace() || c == '#' || c == ',')
+                .next()
+                .unwrap_or_default()
+                .to_string();
             let width = word.chars().count().max(1);
             SpecError { message: format!("`{word}` is not a TOML value"), width, ..located }
                 .expected("a quoted string, a number, true/false, a list [...] or a table {...}")

@@ -113,8 +113,15 @@ pub struct NetworksSection {
     /// Networks allowed to reach SSH (port 22).
     #[serde(default)]
     pub admin: Vec<Located<Ipv4Net>>,
-    /// Default gateway on the public network (optional).
+    /// Default gateway on the public network (optional): the default route of every host with
+    /// a public address.
     pub gateway: Option<Located<Ipv4Addr>>,
+    /// Default gateway on the private network (optional): the default route of the hosts
+    /// without a public address (and of all hosts when `gateway` is unset).
+    pub private_gateway: Option<Located<Ipv4Addr>>,
+    /// DNS servers of every host (`networking.nameservers`).
+    #[serde(default)]
+    pub dns: Vec<Located<Ipv4Addr>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -181,6 +188,12 @@ pub struct HostSpec {
     pub ssh: Option<Located<String>>,
     /// Whole disk to install on (e.g. `/dev/sda`); used for the disko layout.
     pub disk: Option<Located<String>>,
+    /// MAC address of the card on the private network (`aa:bb:cc:dd:ee:ff`). With it the
+    /// card is named `priv0` by its permanent MAC instead of by the kernel's probe order.
+    pub mac: Option<Located<String>>,
+    /// MAC address of the card on the public network (hosts with a public address); the card
+    /// is then named `pub0`. A host with both cards gives both MACs or neither.
+    pub public_mac: Option<Located<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -338,12 +351,44 @@ pub struct DbSection {
     /// Allow a Galera cluster of even size or fewer than 3 nodes (no quorum on a split).
     #[serde(default)]
     pub allow_unsafe_size: bool,
+    /// How long (ms) a node may be silent before the others suspect it dead and evict it
+    /// (Galera's `evs.suspect_timeout`; its other failure-detection timers follow). Writes
+    /// stall cluster-wide for about this long when a node crashes (default 1000).
+    pub suspect_timeout_ms: Option<Located<u64>>,
     /// Databases to create.
     #[serde(default)]
     pub databases: Vec<Located<String>>,
     /// Database users; passwords are generated into secrets/.
     #[serde(default)]
     pub users: Vec<DbUser>,
+    /// Scheduled physical backups (mariabackup) from the node the app prefers least.
+    pub backup: Option<DbBackupSection>,
+}
+
+/// `[db.backup]`: scheduled physical backups with retention, to a local directory or a
+/// restic repository. See docs/galera.md, "Backups".
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct DbBackupSection {
+    /// When to back up: a systemd calendar event (`OnCalendar=`), default `daily`.
+    pub schedule: Option<Located<String>>,
+    /// How many backups to keep (default 7); older ones are removed after each backup.
+    pub keep: Option<Located<u64>>,
+    /// `local`: a dated directory per backup under `path`. `restic`: a snapshot in `repository`.
+    pub target: Option<Located<BackupTarget>>,
+    /// The directory the backups go to with `target = "local"` (default `/var/backup/nixstack-db`).
+    pub path: Option<Located<String>>,
+    /// The restic repository with `target = "restic"` (a local path, or `sftp:`, `s3:`, `rest:`, …);
+    /// its password is generated into secrets/ (`db-backup-restic.password`).
+    pub repository: Option<Located<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupTarget {
+    #[default]
+    Local,
+    Restic,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

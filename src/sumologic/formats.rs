@@ -156,7 +156,12 @@ fn graphite(line: &str) -> Result<Sample, String> {
     if fields.len() != 3 {
         return Err("expected `path value timestamp`".into());
     }
-    Ok(Sample { metric: fields[0].to_string(), tags: BTreeMap::new(), value: number(fields[1])?, timestamp: Some(number(fields[2])?) })
+    Ok(Sample {
+        metric: fields[0].to_string(),
+        tags: BTreeMap::new(),
+        value: number(fields[1])?,
+        timestamp: Some(number(fields[2])?),
+    })
 }
 
 #[cfg(test)]
@@ -179,7 +184,9 @@ mod tests {
 
     #[test]
     fn carbon2_intrinsic_and_meta_tags() {
-        let samples = MetricsFormat::Carbon2.parse("metric=nginx_requests host=web1  _sourceCategory=shop/web 1234 1700000000").unwrap();
+        let samples = MetricsFormat::Carbon2
+            .parse("metric=nginx_requests host=web1  _sourceCategory=shop/web 1234 1700000000")
+            .unwrap();
         assert_eq!(samples[0].metric, "nginx_requests");
         assert_eq!(samples[0].tags["host"], "web1");
         assert_eq!(samples[0].tags["_sourceCategory"], "shop/web");

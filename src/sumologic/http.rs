@@ -60,7 +60,8 @@ pub fn read_request(reader: &mut impl BufRead, max_body: usize) -> Result<Option
         loop {
             let mut size_line = String::new();
             reader.read_line(&mut size_line).map_err(|e| e.to_string())?;
-            let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or(""), 16).map_err(|_| "bad chunk size")?;
+            let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(|_| "bad chunk size")?;
             if request.body.len() + size > max_body {
                 return Err("body too large".into());
             }

@@ -72,7 +72,9 @@ impl Receiver {
     pub fn handle(&self, request: &Request) -> Response {
         let path = request.path.split('?').next().unwrap_or("");
         match (request.method.as_str(), path) {
-            ("POST", p) if p.starts_with("/receiver/v1/http/") => self.ingest(request, &p["/receiver/v1/http/".len()..]),
+            ("POST", p) if p.starts_with("/receiver/v1/http/") => {
+                self.ingest(request, &p["/receiver/v1/http/".len()..])
+            }
             ("GET", "/api/records") => Response::json(200, &self.store.query(&http::query(&request.path))),
             ("GET", "/api/sources") => Response::json(200, &self.store.sources()),
             ("GET", "/healthz") => Response::text(200, "ok"),
@@ -135,7 +137,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// (the last path segment of the endpoint URL in the secret).
 pub fn standin_command(listen: &str, token_file: &std::path::Path) -> anyhow::Result<i32> {
     use anyhow::Context;
-    let secret = std::fs::read_to_string(token_file).with_context(|| format!("cannot read {}", token_file.display()))?;
+    let secret =
+        std::fs::read_to_string(token_file).with_context(|| format!("cannot read {}", token_file.display()))?;
     let token = secret.trim().rsplit('/').next().unwrap_or_default().to_string();
     anyhow::ensure!(!token.is_empty(), "{} holds no endpoint token", token_file.display());
     let listener = TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
@@ -175,11 +178,19 @@ mod tests {
         gz.write_all(b"metric=nginx_requests host=web1  x=y 10 1700000000\n").unwrap();
         let request = post(
             "t",
-            &[("Content-Type", "application/vnd.sumologic.carbon2"), ("Content-Encoding", "gzip"), ("X-Sumo-Category", "shop/web"), ("X-Sumo-Host", "web1"), ("X-Sumo-Name", "collectd")],
+            &[
+                ("Content-Type", "application/vnd.sumologic.carbon2"),
+                ("Content-Encoding", "gzip"),
+                ("X-Sumo-Category", "shop/web"),
+                ("X-Sumo-Host", "web1"),
+                ("X-Sumo-Name", "collectd"),
+            ],
             gz.finish().unwrap(),
         );
         assert_eq!(receiver.handle(&request).status, 200);
-        let records = receiver.store.query(&[("host".into(), "web1".into()), ("category".into(), "shop/web".into())].into_iter().collect());
+        let records = receiver
+            .store
+            .query(&[("host".into(), "web1".into()), ("category".into(), "shop/web".into())].into_iter().collect());
         assert_eq!(records.len(), 1);
         match &records[0].payload {
             Payload::Metrics { samples, .. } => assert_eq!(samples[0].value, 10.0),
@@ -192,7 +203,8 @@ mod tests {
         let receiver = Receiver::new("t");
         let mut z = ZlibEncoder::new(Vec::new(), Compression::default());
         z.write_all(b"GET / 200\nGET /x 404\n").unwrap();
-        let request = post("t", &[("Content-Encoding", "deflate"), ("Content-Type", "text/plain")], z.finish().unwrap());
+        let request =
+            post("t", &[("Content-Encoding", "deflate"), ("Content-Type", "text/plain")], z.finish().unwrap());
         assert_eq!(receiver.handle(&request).status, 200);
         let records = receiver.store.query(&Default::default());
         assert!(matches!(&records[0].payload, Payload::Logs { lines } if lines.len() == 2));

@@ -45,7 +45,10 @@ pub fn series_by_host(records: &[Record], metric: &str) -> BTreeMap<String, Vec<
                 continue;
             }
             // Keyed by milliseconds: exact for the whole-second stamps collectd sends.
-            series.entry(host.clone()).or_default().insert((time * 1000.0).round() as u64, Point { time, value: sample.value });
+            series
+                .entry(host.clone())
+                .or_default()
+                .insert((time * 1000.0).round() as u64, Point { time, value: sample.value });
         }
     }
     series.into_iter().map(|(host, points)| (host, points.into_values().collect())).collect()
@@ -109,7 +112,12 @@ mod tests {
 
     #[test]
     fn series_are_per_source_host_sorted_and_deduplicated() {
-        let sample = |value: f64, time: f64| Sample { metric: "nginx_requests".into(), tags: Default::default(), value, timestamp: Some(time) };
+        let sample = |value: f64, time: f64| Sample {
+            metric: "nginx_requests".into(),
+            tags: Default::default(),
+            value,
+            timestamp: Some(time),
+        };
         let record = |host: &str, samples: Vec<Sample>| Record {
             received_at: 0.0,
             category: None,

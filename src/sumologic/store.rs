@@ -67,13 +67,19 @@ impl Store {
     /// (`metrics`/`logs`), `metric` (keeps only samples of that metric), `since` (seconds).
     pub fn query(&self, filters: &BTreeMap<String, String>) -> Vec<Record> {
         let records = self.records.lock().expect("store lock");
-        let matches = |wanted: Option<&String>, actual: &Option<String>| wanted.is_none_or(|w| actual.as_deref() == Some(w.as_str()));
+        let matches = |wanted: Option<&String>, actual: &Option<String>| {
+            wanted.is_none_or(|w| actual.as_deref() == Some(w.as_str()))
+        };
         let since: f64 = filters.get("since").and_then(|s| s.parse().ok()).unwrap_or(0.0);
         // Records are in arrival order: skip the older ones without looking at them.
         let first = records.partition_point(|r| r.received_at < since);
         records
             .range(first..)
-            .filter(|r| matches(filters.get("host"), &r.host) && matches(filters.get("category"), &r.category) && matches(filters.get("name"), &r.name))
+            .filter(|r| {
+                matches(filters.get("host"), &r.host)
+                    && matches(filters.get("category"), &r.category)
+                    && matches(filters.get("name"), &r.name)
+            })
             .filter_map(|r| {
                 let mut record = r.clone();
                 match (&mut record.payload, filters.get("kind").map(String::as_str)) {
@@ -105,7 +111,13 @@ mod tests {
     use super::*;
 
     fn logs(at: f64, host: &str) -> Record {
-        Record { received_at: at, category: None, host: Some(host.into()), name: None, payload: Payload::Logs { lines: vec!["x".into()] } }
+        Record {
+            received_at: at,
+            category: None,
+            host: Some(host.into()),
+            name: None,
+            payload: Payload::Logs { lines: vec!["x".into()] },
+        }
     }
 
     #[test]

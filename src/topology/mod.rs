@@ -35,8 +35,27 @@ pub mod ports {
 }
 
 impl Topology {
+    /// The host named `name`. `hosts` is sorted by name (the resolver builds it from the
+    /// spec's sorted map), so this is a binary search; a Topology built by hand out of order
+    /// still finds its hosts, by the linear search the miss falls back to.
     pub fn host(&self, name: &str) -> Option<&Host> {
-        self.hosts.iter().find(|host| host.name == name)
+        match self.hosts.binary_search_by(|host| host.name.as_str().cmp(name)) {
+            Ok(i) => Some(&self.hosts[i]),
+            Err(_) => self.hosts.iter().find(|host| host.name == name),
+        }
+    }
+
+    /// The hosts of `role`'s tier, what [`Endpoint::Tier`] stands for: empty when the spec
+    /// has no such tier.
+    pub fn tier_hosts(&self, role: crate::spec::Role) -> &[String] {
+        use crate::spec::Role;
+        match role {
+            Role::Lb => self.lb.as_ref().map(|t| t.hosts.as_slice()),
+            Role::Web => self.web.as_ref().map(|t| t.hosts.as_slice()),
+            Role::App => self.app.as_ref().map(|t| t.hosts.as_slice()),
+            Role::Db => self.db.as_ref().map(|t| t.hosts.as_slice()),
+        }
+        .unwrap_or_default()
     }
 
     pub fn hosts_with(&self, role: crate::spec::Role) -> impl Iterator<Item = &Host> {

@@ -1,5 +1,9 @@
 //! The resolved model every renderer, the lab and deploy read.
 
+/// The MariaDB account the monitoring agents read status with (socket only,
+/// `PROCESS, REPLICATION CLIENT`); its password is the secret `db-monitor.password`.
+pub const DB_MONITOR_USER: &str = "monitor";
+
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
@@ -50,7 +54,28 @@ pub struct Networks {
     pub private: Ipv4Net,
     pub public: Ipv4Net,
     pub admin: Vec<Ipv4Net>,
+    /// The public network's gateway.
     pub gateway: Option<Ipv4Addr>,
+    /// The private network's gateway.
+    pub private_gateway: Option<Ipv4Addr>,
+    /// DNS servers every host uses.
+    pub dns: Vec<Ipv4Addr>,
+}
+
+/// One of the two networks a host can have an interface on.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Private,
+    Public,
+}
+
+/// A host's default route: a gateway on one of its own networks.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct DefaultRoute {
+    pub gateway: Ipv4Addr,
+    /// The network (and so the interface) the gateway is on.
+    pub via: Side,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -62,6 +87,13 @@ pub struct Host {
     /// `user@host[:port]` used by deploy.
     pub ssh_target: String,
     pub disk: Option<String>,
+    /// Permanent MAC address of the private card (lowercase), when the spec gives it.
+    pub mac: Option<String>,
+    /// Permanent MAC address of the public card (lowercase), when the spec gives it.
+    pub public_mac: Option<String>,
+    /// The default route: the public gateway for hosts with a public address, else the
+    /// private one; `None` when no gateway is on one of the host's networks.
+    pub default_route: Option<DefaultRoute>,
     pub firewall: bool,
     pub monitored: bool,
     /// Every listening service, for port-conflict checks and the lab.
@@ -125,7 +157,44 @@ pub struct WebTier {
     pub port: u16,
     pub status_port: u16,
     pub proxy_app: bool,
+    /// Every app backend: the pool each web host's upstream is drawn from
+    /// ([`WebTier::upstream_of`]).
     pub app_upstream: Vec<Backend>,
+}
+
+/// The most app backends one web host proxies to. A larger app tier is split
+/// deterministically among the web hosts (subsetting), so that a web host's config and the
+/// web → app flows grow with the hosts, not with the product of the two tiers.
+pub const APP_UPSTREAM_SUBSET: usize = 16;
+
+impl WebTier {
+    /// The app backends of web host `host`: all of them when the pool has at most
+    /// [`APP_UPSTREAM_SUBSET`], else that many consecutive ones (wrapping), the i-th web host
+    /// starting at backend i × APP_UPSTREAM_SUBSET, so every backend serves about as many
+    /// web hosts and neighbouring web hosts share no backend while the pool allows it.
+    pub fn upstream_of(&self, host: &str) -> Vec<&Backend> {
+        let pool = &self.app_upstream;
+        if pool.len() <= APP_UPSTREAM_SUBSET {
+            return pool.iter().collect();
+        }
+        // `hosts` is in name order (as the Topology's hosts are); the search falls back for one that is not.
+        let index = self
+            .hosts
+            .binary_search_by(|h| h.as_str().cmp(host))
+            .ok()
+            .or_else(|| self.hosts.iter().position(|h| h == host));
+        let Some(index) = index else { return pool.iter().collect() };
+        let mut picked: Vec<usize> =
+            (0..APP_UPSTREAM_SUBSET).map(|j| (index * APP_UPSTREAM_SUBSET + j) % pool.len()).collect();
+        // In pool order, as a full upstream lists them.
+        picked.sort_unstable();
+        picked.into_iter().map(|i| &pool[i]).collect()
+    }
+
+    /// Whether every web host proxies to every app backend.
+    pub fn full_mesh(&self) -> bool {
+        self.app_upstream.len() <= APP_UPSTREAM_SUBSET
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -153,7 +222,53 @@ pub struct DbTier {
     pub databases: Vec<String>,
     pub users: Vec<DbUser>,
     pub allow_unsafe_size: bool,
+    /// Galera's `evs.suspect_timeout` in ms (`db.suspect_timeout_ms`).
+    pub suspect_timeout_ms: u64,
+    /// `[db.backup]`, resolved: absent when the spec has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<DbBackup>,
 }
+
+/// Scheduled physical backups of the db tier (`[db.backup]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DbBackup {
+    /// The node that runs them: the last in the app's preference order (`AppTier::db_writers`),
+    /// or a node that takes no writes at all when there is one, so the backup's load falls
+    /// where the app writes least.
+    pub host: String,
+    /// A systemd calendar event (`OnCalendar=`).
+    pub schedule: String,
+    /// Backups kept after each run.
+    pub keep: u32,
+    pub target: BackupDestination,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BackupDestination {
+    /// A dated directory per backup under `path` on the backup node.
+    Local { path: String },
+    /// A restic snapshot per backup; the password is the secret `password_secret`.
+    Restic { repository: String, password_secret: String },
+}
+
+/// `[db.backup] schedule` when the spec leaves it out.
+pub const DEFAULT_BACKUP_SCHEDULE: &str = "daily";
+/// `[db.backup] keep` when the spec leaves it out.
+pub const DEFAULT_BACKUP_KEEP: u64 = 7;
+/// The range `[db.backup] keep` accepts.
+pub const BACKUP_KEEP_RANGE: std::ops::RangeInclusive<u64> = 1..=1000;
+/// `[db.backup] path` when the spec leaves it out (`target = "local"`).
+pub const DEFAULT_BACKUP_PATH: &str = "/var/backup/nixstack-db";
+/// The secret holding the restic repository's password (generated by `secrets init`).
+pub const RESTIC_PASSWORD_SECRET: &str = "db-backup-restic.password";
+
+/// `db.suspect_timeout_ms` when the spec leaves it out: tuned for a private LAN, where a
+/// second of silence means a dead node (Galera's own default, 5 s, is for WANs too).
+pub const DEFAULT_SUSPECT_TIMEOUT_MS: u64 = 1000;
+/// The range `db.suspect_timeout_ms` accepts: below it a scheduling hiccup evicts healthy
+/// nodes; above it is Galera's default territory and beyond.
+pub const SUSPECT_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 300..=30_000;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DbUser {
@@ -179,6 +294,10 @@ pub enum Endpoint {
     Admin,
     /// A host of the stack.
     Host(String),
+    /// Every host of a tier (the tier's `hosts`), as the source of a flow the whole tier
+    /// opens to one host (lb → web, web → app, app → db): one flow per destination, so the
+    /// flows grow with the hosts, not with the product of two tiers.
+    Tier(Role),
     /// The monitoring service (Sumo Logic).
     Monitoring,
 }
@@ -189,6 +308,8 @@ impl std::fmt::Display for Endpoint {
             Endpoint::Internet => f.write_str("internet"),
             Endpoint::Admin => f.write_str("admin"),
             Endpoint::Host(name) => f.write_str(name),
+            // As `firewall.allow` names a tier.
+            Endpoint::Tier(role) => write!(f, "@{role}"),
             Endpoint::Monitoring => f.write_str("sumologic"),
         }
     }

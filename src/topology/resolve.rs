@@ -9,7 +9,8 @@ use ipnet::Ipv4Net;
 use super::model::*;
 use super::{flows, ports};
 use crate::spec::{
-    nearest, Located, Proto, RawSpec, Role, SourceMap, SpecError, SpecErrors, SpecSource, WriteMode,
+    nearest, BackupTarget, DbBackupSection, Located, Proto, RawSpec, Role, SourceMap, SpecError, SpecErrors,
+    SpecSource, WriteMode,
 };
 
 /// Resolves a parsed spec. All cross-reference errors are collected, not just the first.
@@ -31,6 +32,122 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
+    /// `db.suspect_timeout_ms`, checked against the range Galera's failure detection is sane in.
+    fn suspect_timeout(&mut self, value: Option<&Located<u64>>) -> u64 {
+        let Some(value) = value else { return DEFAULT_SUSPECT_TIMEOUT_MS };
+        if !SUSPECT_TIMEOUT_MS_RANGE.contains(&value.value) {
+            self.error(value.span.clone(), format!("db.suspect_timeout_ms = {} is out of range", value.value))
+                .expected(format!("{} to {} milliseconds", SUSPECT_TIMEOUT_MS_RANGE.start(), SUSPECT_TIMEOUT_MS_RANGE.end()))
+                .hint("1000 suits a private LAN; raise it where nodes pause for longer (VM migration, heavy GC) to avoid spurious evictions");
+        }
+        value.value
+    }
+
+    /// `[db.backup]`: the node that runs it (the app's least preferred), schedule, retention
+    /// and where the backups go, each value checked where it is written.
+    fn backup(&mut self, section: &DbBackupSection, db_hosts: &[String], writers: &[String]) -> DbBackup {
+        // A node the app never writes to, else the last writer in the app's preference order.
+        let host = db_hosts
+            .iter()
+            .rev()
+            .find(|h| !writers.contains(h))
+            .or_else(|| writers.last())
+            .or_else(|| db_hosts.last())
+            .cloned()
+            .unwrap_or_default();
+        let schedule = match &section.schedule {
+            None => DEFAULT_BACKUP_SCHEDULE.to_string(),
+            Some(s) => {
+                let ok = !s.value.trim().is_empty()
+                    && s.value.chars().all(|c| c.is_ascii_alphanumeric() || " *:,./~-".contains(c));
+                if !ok {
+                    self.error(s.span.clone(), format!("db.backup.schedule = {:?} is not a calendar event", s.value))
+                        .expected("a systemd OnCalendar= expression: letters, digits, spaces and * : , . / ~ -")
+                        .hint(
+                            "e.g. \"daily\", \"hourly\", \"*-*-* 03:00:00\"; check one with `systemd-analyze calendar`",
+                        );
+                }
+                s.value.clone()
+            }
+        };
+        let keep = match &section.keep {
+            None => DEFAULT_BACKUP_KEEP,
+            Some(k) => {
+                if !BACKUP_KEEP_RANGE.contains(&k.value) {
+                    self.error(k.span.clone(), format!("db.backup.keep = {} is out of range", k.value))
+                        .expected(format!("{} to {} backups", BACKUP_KEEP_RANGE.start(), BACKUP_KEEP_RANGE.end()))
+                        .hint("keep at least one: a backup is only removed after a newer one succeeded");
+                }
+                k.value
+            }
+        };
+        let target_span = section.target.as_ref().map(|t| t.span.clone()).unwrap_or(0..0);
+        let target = section.target.as_ref().map(|t| t.value).unwrap_or_default();
+        let target = match target {
+            BackupTarget::Local => {
+                if let Some(r) = &section.repository {
+                    self.error(r.span.clone(), "db.backup.repository is for target = \"restic\"")
+                        .expected("`path` with target = \"local\"")
+                        .hint("set target = \"restic\", or remove `repository`");
+                }
+                let path = match &section.path {
+                    None => DEFAULT_BACKUP_PATH.to_string(),
+                    Some(p) => {
+                        self.check_backup_path(p, "db.backup.path");
+                        p.value.clone()
+                    }
+                };
+                BackupDestination::Local { path }
+            }
+            BackupTarget::Restic => {
+                if let Some(p) = &section.path {
+                    self.error(p.span.clone(), "db.backup.path is for target = \"local\"")
+                        .expected("`repository` with target = \"restic\"")
+                        .hint("name the restic repository in `repository`, and remove `path`");
+                }
+                let repository = match &section.repository {
+                    None => {
+                        self.error(target_span, "target = \"restic\" needs db.backup.repository")
+                            .expected("repository = a local path or a restic URL (sftp:, s3:, rest:, …)")
+                            .hint("e.g. repository = \"/var/backup/restic\"");
+                        String::new()
+                    }
+                    Some(r) => {
+                        let ok = !r.value.is_empty()
+                            && r.value.chars().all(|c| c.is_ascii_alphanumeric() || "/:._-@+=~%".contains(c));
+                        if !ok {
+                            self.error(
+                                r.span.clone(),
+                                format!("db.backup.repository = {:?} is not a restic repository", r.value),
+                            )
+                            .expected("an absolute path or a restic URL without spaces or quotes")
+                            .hint("e.g. \"/var/backup/restic\" or \"sftp:backup@10.0.0.9:/srv/restic\"");
+                        } else if !r.value.starts_with('/') && !r.value.contains(':') {
+                            self.error(
+                                r.span.clone(),
+                                format!("db.backup.repository = {:?} is a relative path", r.value),
+                            )
+                            .expected("an absolute path or a restic URL (sftp:, s3:, rest:, …)")
+                            .hint("the backup runs from systemd, whose working directory is /");
+                        }
+                        r.value.clone()
+                    }
+                };
+                BackupDestination::Restic { repository, password_secret: RESTIC_PASSWORD_SECRET.to_string() }
+            }
+        };
+        DbBackup { host, schedule, keep: keep as u32, target }
+    }
+
+    fn check_backup_path(&mut self, path: &Located<String>, key: &str) {
+        let safe = path.value.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c));
+        if !path.value.starts_with('/') || !safe || path.value == "/" || path.value.contains("..") {
+            self.error(path.span.clone(), format!("{key} = {:?} is not an absolute directory", path.value))
+                .expected("an absolute path of letters, digits and / . _ - (not / itself, no ..)")
+                .hint(format!("e.g. \"{DEFAULT_BACKUP_PATH}\""));
+        }
+    }
+
     fn error(&mut self, span: Range<usize>, message: impl Into<String>) -> ErrorBuilder<'_> {
         let error = self.map.error(span, message);
         self.errors.push(error);
@@ -44,14 +161,15 @@ impl Resolver<'_> {
             public: spec.networks.public.value.trunc(),
             admin: spec.networks.admin.iter().map(|n| n.value).collect(),
             gateway: spec.networks.gateway.as_ref().map(|g| g.value),
+            private_gateway: spec.networks.private_gateway.as_ref().map(|g| g.value),
+            dns: spec.networks.dns.iter().map(|d| d.value).collect(),
         };
         self.check_networks(spec);
         let mut hosts = self.hosts(spec, &networks);
         let host_names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
 
-        let members = |role: Role| -> Vec<String> {
-            hosts.iter().filter(|h| h.has(role)).map(|h| h.name.clone()).collect()
-        };
+        let members =
+            |role: Role| -> Vec<String> { hosts.iter().filter(|h| h.has(role)).map(|h| h.name.clone()).collect() };
         let (lb_hosts, web_hosts, app_hosts, db_hosts) =
             (members(Role::Lb), members(Role::Web), members(Role::App), members(Role::Db));
         self.check_sections(spec, &lb_hosts, &web_hosts, &app_hosts, &db_hosts);
@@ -94,9 +212,15 @@ impl Resolver<'_> {
                         Some(n) => format!("did you mean `{n}`?"),
                         None => format!("add \"{}\" to db.databases", user.database.value),
                     };
-                    self.error(user.database.span.clone(), format!("user `{}` names database `{}`, which db.databases does not create", user.name.value, user.database.value))
-                        .expected(format!("one of db.databases: {}", quoted_list(&databases)))
-                        .hint(hint);
+                    self.error(
+                        user.database.span.clone(),
+                        format!(
+                            "user `{}` names database `{}`, which db.databases does not create",
+                            user.name.value, user.database.value
+                        ),
+                    )
+                    .expected(format!("one of db.databases: {}", quoted_list(&databases)))
+                    .hint(hint);
                 }
             }
             for name in d.databases.iter().chain(d.users.iter().map(|u| &u.name)) {
@@ -106,6 +230,7 @@ impl Resolver<'_> {
                         .hint("rename it, e.g. with `_` instead of `-`");
                 }
             }
+            let backup = d.backup.as_ref().map(|b| self.backup(b, &db_hosts, &writers));
             DbTier {
                 hosts: db_hosts.clone(),
                 cluster_name: d.cluster_name.as_ref().map(|c| c.value.clone()).unwrap_or_else(|| stack.name.clone()),
@@ -115,11 +240,21 @@ impl Resolver<'_> {
                 bootstrap,
                 peers: db_hosts
                     .iter()
-                    .map(|h| Backend { host: h.clone(), address: address_of(h, &hosts), port: ports::GALERA_REPLICATION })
+                    .map(|h| Backend {
+                        host: h.clone(),
+                        address: address_of(h, &hosts),
+                        port: ports::GALERA_REPLICATION,
+                    })
                     .collect(),
                 databases,
-                users: d.users.iter().map(|u| DbUser { name: u.name.value.clone(), database: u.database.value.clone() }).collect(),
+                users: d
+                    .users
+                    .iter()
+                    .map(|u| DbUser { name: u.name.value.clone(), database: u.database.value.clone() })
+                    .collect(),
                 allow_unsafe_size: d.allow_unsafe_size,
+                suspect_timeout_ms: self.suspect_timeout(d.suspect_timeout_ms.as_ref()),
+                backup,
             }
         });
         if let (Some(d), Some(tier)) = (spec.db.as_ref(), db.as_ref()) {
@@ -265,14 +400,16 @@ impl Resolver<'_> {
         }
         const SYSTEMS: [&str; 2] = ["x86_64-linux", "aarch64-linux"];
         if !SYSTEMS.contains(&s.system.as_str()) {
-            let hint = nearest(&s.system, SYSTEMS).map_or("servers are Linux".to_string(), |n| format!("did you mean `{n}`?"));
+            let hint =
+                nearest(&s.system, SYSTEMS).map_or("servers are Linux".to_string(), |n| format!("did you mean `{n}`?"));
             self.error(s.system.span.clone(), format!("unsupported system `{}`", s.system.value))
                 .expected("\"x86_64-linux\" or \"aarch64-linux\"")
                 .hint(hint);
         }
-        let version_ok = s.state_version.split_once('.').is_some_and(|(y, m)| {
-            y.len() == 2 && y.chars().all(|c| c.is_ascii_digit()) && (m == "05" || m == "11")
-        });
+        let version_ok = s
+            .state_version
+            .split_once('.')
+            .is_some_and(|(y, m)| y.len() == 2 && y.chars().all(|c| c.is_ascii_digit()) && (m == "05" || m == "11"));
         if !version_ok {
             self.error(s.state_version.span.clone(), format!("`{}` is not a NixOS release", s.state_version.value))
                 .expected("a release like \"25.11\" (YY.05 or YY.11)")
@@ -280,7 +417,9 @@ impl Resolver<'_> {
         }
         for key in &s.ssh_keys {
             let valid = key.split_whitespace().count() >= 2
-                && ["ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-", "sk-ssh-ed25519@", "sk-ecdsa-"].iter().any(|p| key.starts_with(p));
+                && ["ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-", "sk-ssh-ed25519@", "sk-ecdsa-"]
+                    .iter()
+                    .any(|p| key.starts_with(p));
             if key.contains("PRIVATE KEY") {
                 self.error(key.span.clone(), "this is a private key")
                     .expected("an SSH public key, one line like \"ssh-ed25519 AAAA... user@host\"")
@@ -312,10 +451,15 @@ impl Resolver<'_> {
                     .hint("use e.g. a /24");
             }
         }
-        if n.private.value.trunc().contains(&n.public.value.network()) || n.public.value.trunc().contains(&n.private.value.network()) {
-            self.error(n.public.span.clone(), format!("public network {} overlaps private network {}", n.public.value, n.private.value))
-                .expected("two disjoint networks")
-                .hint("the public network faces clients; keep it apart from the private one");
+        if n.private.value.trunc().contains(&n.public.value.network())
+            || n.public.value.trunc().contains(&n.private.value.network())
+        {
+            self.error(
+                n.public.span.clone(),
+                format!("public network {} overlaps private network {}", n.public.value, n.private.value),
+            )
+            .expected("two disjoint networks")
+            .hint("the public network faces clients; keep it apart from the private one");
         }
         for admin in &n.admin {
             if admin.value.prefix_len() == 0 {
@@ -328,7 +472,29 @@ impl Resolver<'_> {
             if !n.public.value.contains(&gateway.value) {
                 self.error(gateway.span.clone(), format!("gateway {} is outside the public network {}", gateway.value, n.public.value))
                     .expected(format!("an address in {}", n.public.value))
-                    .hint("the gateway is the router the load balancers reach the internet through; omit it if the hosts get their route elsewhere");
+                    .hint("the gateway is the router the load balancers reach the internet through; a router of the private network is networks.private_gateway");
+            }
+        }
+        if let Some(gateway) = &n.private_gateway {
+            let private = n.private.value.trunc();
+            if !private.contains(&gateway.value) {
+                self.error(gateway.span.clone(), format!("private gateway {} is outside the private network {private}", gateway.value))
+                    .expected(format!("an address in {private}"))
+                    .hint("the private gateway is the router (or NAT gateway) the hosts without a public address reach the internet through; a router of the public network is networks.gateway");
+            } else if gateway.value == private.network() || gateway.value == private.broadcast() {
+                self.error(
+                    gateway.span.clone(),
+                    format!("private gateway {} is the network or broadcast address of {private}", gateway.value),
+                )
+                .expected(format!("a host address in {private}"))
+                .hint("routers have host addresses, often the first one (.1)");
+            }
+        }
+        for server in &n.dns {
+            if server.value.is_unspecified() || server.value.is_broadcast() || server.value.is_multicast() {
+                self.error(server.span.clone(), format!("{} is not a DNS server address", server.value))
+                    .expected("the unicast address of a DNS resolver")
+                    .hint("e.g. dns = [\"10.10.0.2\"]");
             }
         }
     }
@@ -338,7 +504,7 @@ impl Resolver<'_> {
         let public = spec.networks.public.value.trunc();
         let mut used_private: BTreeMap<Ipv4Addr, &Located<String>> = BTreeMap::new();
         let mut used_public: BTreeMap<Ipv4Addr, &Located<String>> = BTreeMap::new();
-        let mut reserved: BTreeSet<Ipv4Addr> = networks.gateway.into_iter().collect();
+        let mut reserved: BTreeSet<Ipv4Addr> = networks.gateway.into_iter().chain(networks.private_gateway).collect();
         if let Some(lb) = &spec.lb {
             reserved.insert(lb.vip.value);
         }
@@ -357,42 +523,64 @@ impl Resolver<'_> {
             let mut seen = BTreeSet::new();
             for role in &host.roles.value {
                 if !seen.insert(role.value) {
-                    self.error(role.span.clone(), format!("role `{}` listed twice on host `{}`", role.value, name.value))
-                        .expected("each role once")
-                        .hint("remove the repeated role");
+                    self.error(
+                        role.span.clone(),
+                        format!("role `{}` listed twice on host `{}`", role.value, name.value),
+                    )
+                    .expected("each role once")
+                    .hint("remove the repeated role");
                 }
             }
             if let Some(address) = &host.address {
                 self.check_address(address, private, "private", name, &mut used_private);
                 if reserved.contains(&address.value) {
-                    self.error(address.span.clone(), format!("address {} of host `{}` is reserved (virtual IP or gateway)", address.value, name.value))
-                        .expected("an address no other part of the stack uses")
-                        .hint("pick another address or omit it to have one allocated");
+                    self.error(
+                        address.span.clone(),
+                        format!(
+                            "address {} of host `{}` is reserved (virtual IP or gateway)",
+                            address.value, name.value
+                        ),
+                    )
+                    .expected("an address no other part of the stack uses")
+                    .hint("pick another address or omit it to have one allocated");
                 }
             }
             if let Some(address) = &host.public_address {
                 self.check_address(address, public, "public", name, &mut used_public);
                 // A public address equal to the VIP is reported by check_vip.
                 if networks.gateway == Some(address.value) {
-                    self.error(address.span.clone(), format!("public address {} of host `{}` is the gateway", address.value, name.value))
-                        .expected("an address no other part of the stack uses")
-                        .hint("pick another address or omit it to have one allocated");
+                    self.error(
+                        address.span.clone(),
+                        format!("public address {} of host `{}` is the gateway", address.value, name.value),
+                    )
+                    .expected("an address no other part of the stack uses")
+                    .hint("pick another address or omit it to have one allocated");
                 }
             }
         }
 
-        let mut taken_private: BTreeSet<Ipv4Addr> = used_private.keys().copied().chain(reserved.iter().copied()).collect();
-        let mut taken_public: BTreeSet<Ipv4Addr> = used_public.keys().copied().chain(reserved.iter().copied()).collect();
+        let mut taken_private = Pool {
+            addresses: used_private.keys().copied().chain(reserved.iter().copied()).collect(),
+            last_allocated: None,
+        };
+        let mut taken_public = Pool {
+            addresses: used_public.keys().copied().chain(reserved.iter().copied()).collect(),
+            last_allocated: None,
+        };
         let mut hosts = Vec::new();
+        let mut macs: BTreeMap<String, String> = BTreeMap::new();
         for (name, host) in &spec.hosts {
-            let roles: Vec<Role> = host.roles.value.iter().map(|r| r.value).collect::<BTreeSet<_>>().into_iter().collect();
+            let roles: Vec<Role> =
+                host.roles.value.iter().map(|r| r.value).collect::<BTreeSet<_>>().into_iter().collect();
             let address = match &host.address {
                 Some(a) => a.value,
                 None => self.allocate(private, &mut taken_private, name, "networks.private"),
             };
             let public_address = match &host.public_address {
                 Some(a) => Some(a.value),
-                None if roles.contains(&Role::Lb) => Some(self.allocate(public, &mut taken_public, name, "networks.public")),
+                None if roles.contains(&Role::Lb) => {
+                    Some(self.allocate(public, &mut taken_public, name, "networks.public"))
+                }
                 None => None,
             };
             let ssh_target = host.ssh.as_ref().map(|s| s.value.clone()).unwrap_or_else(|| format!("root@{address}"));
@@ -403,6 +591,7 @@ impl Resolver<'_> {
                         .hint("e.g. ssh = \"root@10.10.0.11\"");
                 }
             }
+            self.check_macs(name, host, public_address.is_some(), &mut macs);
             if let Some(disk) = &host.disk {
                 if !disk.starts_with("/dev/") {
                     self.error(disk.span.clone(), format!("disk `{}` is not a device path", disk.value))
@@ -417,12 +606,78 @@ impl Resolver<'_> {
                 roles,
                 ssh_target,
                 disk: host.disk.as_ref().map(|d| d.value.clone()),
+                mac: host.mac.as_ref().map(|m| m.value.to_ascii_lowercase()),
+                public_mac: host.public_mac.as_ref().map(|m| m.value.to_ascii_lowercase()),
+                default_route: default_route(networks, public_address.is_some()),
                 firewall: true,
                 monitored: false,
                 services: Vec::new(),
             });
         }
         hosts
+    }
+
+    /// The host's MACs: well-formed unicast addresses, unique in the stack, a public one only
+    /// for a host with a public card, and on a host with two cards both or neither (a card
+    /// left to the kernel's naming could take the name the other one is expected under).
+    fn check_macs(
+        &mut self,
+        name: &Located<String>,
+        host: &crate::spec::HostSpec,
+        public_card: bool,
+        seen: &mut BTreeMap<String, String>,
+    ) {
+        let cards = [(&host.mac, "mac", "private"), (&host.public_mac, "public_mac", "public")];
+        for (mac, key, card) in cards {
+            let Some(mac) = mac else { continue };
+            let octets: Vec<&str> = mac.split(':').collect();
+            let well_formed =
+                octets.len() == 6 && octets.iter().all(|o| o.len() == 2 && o.chars().all(|c| c.is_ascii_hexdigit()));
+            if !well_formed {
+                self.error(mac.span.clone(), format!("`{}` is not a MAC address", mac.value))
+                    .expected("six hexadecimal byte pairs separated by `:`, e.g. \"52:54:00:12:34:56\"")
+                    .hint(format!(
+                        "read it on the machine: `cat /sys/class/net/<card>/address` for its {card} network card"
+                    ));
+                continue;
+            }
+            let first = u8::from_str_radix(octets[0], 16).unwrap_or(0);
+            let normalized = mac.value.to_ascii_lowercase();
+            if first & 1 == 1 || normalized == "00:00:00:00:00:00" {
+                self.error(mac.span.clone(), format!("{} is not the unicast address of a network card", mac.value))
+                    .expected("a card's own (permanent) address: its first byte is even and it is not all zero")
+                    .hint(format!(
+                        "read it on the machine: `cat /sys/class/net/<card>/address` for its {card} network card"
+                    ));
+            } else if key == "public_mac" && !public_card {
+                self.error(mac.span.clone(), format!("host `{}` has no public card, but a public_mac", name.value))
+                    .expected("public_mac only on hosts with a public address (load balancers)")
+                    .hint("give the host a public_address, or name its only card with `mac`");
+            } else if let Some(other) = seen.insert(normalized, format!("{key} of `{}`", name.value)) {
+                self.error(
+                    mac.span.clone(),
+                    format!("{} is both the {other} and the {key} of `{}`", mac.value, name.value),
+                )
+                .expected("one MAC per network card")
+                .hint("every card has its own address; check for a copy-paste");
+            }
+        }
+        if public_card && host.mac.is_some() != host.public_mac.is_some() {
+            let (given, span) = match (&host.mac, &host.public_mac) {
+                (Some(mac), None) => ("mac", mac.span.clone()),
+                (_, Some(mac)) => ("public_mac", mac.span.clone()),
+                (None, None) => unreachable!("one of the two is given"),
+            };
+            let missing = if given == "mac" { "public_mac" } else { "mac" };
+            self.error(
+                span,
+                format!("host `{}` has two network cards but names only one by MAC ({given})", name.value),
+            )
+            .expected("both `mac` and `public_mac`, or neither")
+            .hint(format!(
+                "add `{missing}`: a card left to the kernel's naming can take the name the other one is expected under"
+            ));
+        }
     }
 
     fn check_address<'s>(
@@ -434,31 +689,55 @@ impl Resolver<'_> {
         used: &mut BTreeMap<Ipv4Addr, &'s Located<String>>,
     ) {
         if !network.contains(&address.value) {
-            self.error(address.span.clone(), format!("address {} of host `{}` is outside the {which} network {network}", address.value, host.value))
-                .expected(format!("an address in {network} ({} – {})", first_host(network), last_host(network)))
-                .hint(format!("fix the address or widen networks.{which}"));
+            self.error(
+                address.span.clone(),
+                format!("address {} of host `{}` is outside the {which} network {network}", address.value, host.value),
+            )
+            .expected(format!("an address in {network} ({} – {})", first_host(network), last_host(network)))
+            .hint(format!("fix the address or widen networks.{which}"));
         } else if address.value == network.network() || address.value == network.broadcast() {
-            self.error(address.span.clone(), format!("{} is the {} address of {network}", address.value, if address.value == network.network() { "network" } else { "broadcast" }))
-                .expected(format!("a host address in {network}"))
-                .hint("hosts cannot use the first or last address of a network");
+            self.error(
+                address.span.clone(),
+                format!(
+                    "{} is the {} address of {network}",
+                    address.value,
+                    if address.value == network.network() { "network" } else { "broadcast" }
+                ),
+            )
+            .expected(format!("a host address in {network}"))
+            .hint("hosts cannot use the first or last address of a network");
         } else if let Some(other) = used.get(&address.value) {
             let other = other.value.clone();
-            self.error(address.span.clone(), format!("hosts `{other}` and `{}` both use address {}", host.value, address.value))
-                .expected("a unique address per host")
-                .hint(format!("change one of them, or omit `{which}` addresses to have them allocated"));
+            self.error(
+                address.span.clone(),
+                format!("hosts `{other}` and `{}` both use address {}", host.value, address.value),
+            )
+            .expected("a unique address per host")
+            .hint(format!("change one of them, or omit `{which}` addresses to have them allocated"));
         } else {
             used.insert(address.value, host);
         }
     }
 
-    fn allocate(&mut self, network: Ipv4Net, taken: &mut BTreeSet<Ipv4Addr>, host: &Located<String>, key: &str) -> Ipv4Addr {
+    fn allocate(&mut self, network: Ipv4Net, taken: &mut Pool, host: &Located<String>, key: &str) -> Ipv4Addr {
         // Start at .10 so that the first addresses stay free for routers and gateways; a
         // network too small to spare them (/27 and smaller) is used from its first address.
         let reserved_for_routers = if network.prefix_len() <= 26 { 9 } else { 0 };
-        let candidate = network.hosts().skip(reserved_for_routers).find(|a| !taken.contains(a));
+        // Allocation always takes the lowest free address, so every address below the last
+        // one allocated is taken: the search starts above it (linear in hosts overall, not
+        // quadratic).
+        let start = network.hosts().nth(reserved_for_routers).map(u32::from);
+        let from = match (start, taken.last_allocated) {
+            (Some(start), Some(last)) => Some(start.max(u32::from(last) + 1)),
+            (start, _) => start,
+        };
+        let last_host = u32::from(last_host(network));
+        let candidate =
+            from.and_then(|from| (from..=last_host).map(Ipv4Addr::from).find(|a| !taken.addresses.contains(a)));
         match candidate {
             Some(address) => {
-                taken.insert(address);
+                taken.addresses.insert(address);
+                taken.last_allocated = Some(address);
                 address
             }
             None => {
@@ -480,9 +759,12 @@ impl Resolver<'_> {
         for (role, present, members) in sections {
             if !members.is_empty() && !present {
                 let span = role_span(spec, role, &members[0]);
-                self.error(span, format!("host `{}` has role `{role}` but the spec has no [{role}] section", members[0]))
-                    .expected(format!("the [{role}] table"))
-                    .hint(format!("add `[{role}]` (docs/spec.md lists its keys; an empty table takes the defaults)"));
+                self.error(
+                    span,
+                    format!("host `{}` has role `{role}` but the spec has no [{role}] section", members[0]),
+                )
+                .expected(format!("the [{role}] table"))
+                .hint(format!("add `[{role}]` (docs/spec.md lists its keys; an empty table takes the defaults)"));
             }
         }
         for (role, present, members) in sections {
@@ -514,9 +796,12 @@ impl Resolver<'_> {
                     Some(n) => format!("did you mean `{n}`?"),
                     None => format!("give host `{}` the role `{role}`, or name one of the {role} hosts", name.value),
                 };
-                self.error(name.span.clone(), format!("{key} names `{}`, which is not a host with role `{role}`", name.value))
-                    .expected(format!("one of the {role} hosts: {}", quoted_list(members)))
-                    .hint(hint);
+                self.error(
+                    name.span.clone(),
+                    format!("{key} names `{}`, which is not a host with role `{role}`", name.value),
+                )
+                .expected(format!("one of the {role} hosts: {}", quoted_list(members)))
+                .hint(hint);
                 members.first().cloned().unwrap_or_default()
             }
         }
@@ -603,7 +888,12 @@ impl Resolver<'_> {
                 if let Some(first) = by_port.get(&(service.port, service.proto)) {
                     let span = service_span(spec, &service.name)
                         .or_else(|| service_span(spec, &first.name))
-                        .unwrap_or_else(|| spec.hosts.get_key_value(&Located::synthetic(host.name.clone())).map(|(_, h)| h.roles.span.clone()).unwrap_or(0..0));
+                        .unwrap_or_else(|| {
+                            spec.hosts
+                                .get_key_value(&Located::synthetic(host.name.clone()))
+                                .map(|(_, h)| h.roles.span.clone())
+                                .unwrap_or(0..0)
+                        });
                     conflicts
                         .entry(((span.start, span.end), first.name.clone(), service.name.clone(), service.port))
                         .or_default()
@@ -615,7 +905,11 @@ impl Resolver<'_> {
         }
         for (((start, end), first, second, port), hosts) in conflicts {
             let span = start..end;
-            let who = if hosts.len() == 1 { format!("host `{}` runs", hosts[0]) } else { format!("hosts {} run", quoted_list(&hosts)) };
+            let who = if hosts.len() == 1 {
+                format!("host `{}` runs", hosts[0])
+            } else {
+                format!("hosts {} run", quoted_list(&hosts))
+            };
             self.error(span, format!("{who} {first} and {second} on port {port}"))
                 .expected("one service per port on a host")
                 .hint("move one of the services to another port, or the roles to different hosts");
@@ -636,12 +930,14 @@ impl Resolver<'_> {
             if trimmed.starts_with('[') && !trimmed.starts_with("[[") {
                 before_headers = false;
                 let Some(close) = trimmed.find(']') else { continue };
-                let header: String = trimmed[1..close].chars().filter(|c| !c.is_whitespace() && *c != '"' && *c != '\'').collect();
+                let header: String =
+                    trimmed[1..close].chars().filter(|c| !c.is_whitespace() && *c != '"' && *c != '\'').collect();
                 if header == path {
                     return Some(start + indent..start + indent + close + 1);
                 }
             } else if before_headers {
-                let key: String = trimmed.split('=').next().unwrap_or_default().chars().filter(|c| !c.is_whitespace()).collect();
+                let key: String =
+                    trimmed.split('=').next().unwrap_or_default().chars().filter(|c| !c.is_whitespace()).collect();
                 if key.starts_with(&format!("{path}.")) {
                     return Some(start + indent..start + indent + trimmed.find('=').unwrap_or(0));
                 }
@@ -659,7 +955,9 @@ impl Resolver<'_> {
             names.push(c);
         }
         for name in names {
-            let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') && !name.starts_with('.');
+            let ok = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+                && !name.starts_with('.');
             if !ok {
                 self.error(name.span.clone(), format!("`{}` is not a secret name", name.value))
                     .expected("a file name under secrets/: letters, digits, `-`, `_`, `.`")
@@ -675,7 +973,8 @@ impl Resolver<'_> {
                 match Role::ALL.iter().find(|r| r.as_str() == role_name) {
                     Some(role) => topology.hosts_with(*role).map(|h| h.name.clone()).collect(),
                     None => {
-                        let hint = nearest(role_name, Role::ALL.iter().map(|r| r.as_str())).map_or("roles are lb, web, app, db".into(), |n| format!("did you mean `@{n}`?"));
+                        let hint = nearest(role_name, Role::ALL.iter().map(|r| r.as_str()))
+                            .map_or("roles are lb, web, app, db".into(), |n| format!("did you mean `@{n}`?"));
                         self.error(rule.to.span.clone(), format!("`{}` is not a role", rule.to.value))
                             .expected("`@lb`, `@web`, `@app` or `@db`")
                             .hint(hint);
@@ -685,10 +984,14 @@ impl Resolver<'_> {
             } else if topology.host(&rule.to).is_some() {
                 vec![rule.to.value.clone()]
             } else {
-                let hint = nearest(&rule.to, topology.hosts.iter().map(|h| h.name.as_str())).map_or("name a host, or `@role`".into(), |n| format!("did you mean `{n}`?"));
-                self.error(rule.to.span.clone(), format!("firewall.allow names `{}`, which is not a host", rule.to.value))
-                    .expected("a host name or `@role`")
-                    .hint(hint);
+                let hint = nearest(&rule.to, topology.hosts.iter().map(|h| h.name.as_str()))
+                    .map_or("name a host, or `@role`".into(), |n| format!("did you mean `{n}`?"));
+                self.error(
+                    rule.to.span.clone(),
+                    format!("firewall.allow names `{}`, which is not a host", rule.to.value),
+                )
+                .expected("a host name or `@role`")
+                .hint(hint);
                 continue;
             };
             if rule.port.value == 0 {
@@ -704,7 +1007,10 @@ impl Resolver<'_> {
                     // internet) is not needed, whatever the port.
                     let from = rule.from.value.trunc();
                     let needed = firewall.inbound.iter().any(|a| {
-                        a.needed && a.port == rule.port.value && a.proto == rule.proto && a.peers.iter().any(|p| p.contains(&from))
+                        a.needed
+                            && a.port == rule.port.value
+                            && a.proto == rule.proto
+                            && a.peers.iter().any(|p| p.contains(&from))
                     });
                     firewall.inbound.push(Allow {
                         peers: vec![from],
@@ -720,6 +1026,12 @@ impl Resolver<'_> {
         }
         firewalls
     }
+}
+
+/// The addresses of one network already in use, and the last one [`Resolver::allocate`] gave.
+struct Pool {
+    addresses: BTreeSet<Ipv4Addr>,
+    last_allocated: Option<Ipv4Addr>,
 }
 
 /// Lets resolver errors be built fluently in place.
@@ -836,11 +1148,19 @@ fn start_order(topology: &Topology) -> Vec<Vec<String>> {
 /// The first and last usable host addresses (the network and broadcast addresses are
 /// not, except in the /31 and /32 networks, which the resolver rejects anyway).
 fn first_host(network: Ipv4Net) -> Ipv4Addr {
-    if network.prefix_len() >= 31 { network.network() } else { Ipv4Addr::from(u32::from(network.network()) + 1) }
+    if network.prefix_len() >= 31 {
+        network.network()
+    } else {
+        Ipv4Addr::from(u32::from(network.network()) + 1)
+    }
 }
 
 fn last_host(network: Ipv4Net) -> Ipv4Addr {
-    if network.prefix_len() >= 31 { network.broadcast() } else { Ipv4Addr::from(u32::from(network.broadcast()) - 1) }
+    if network.prefix_len() >= 31 {
+        network.broadcast()
+    } else {
+        Ipv4Addr::from(u32::from(network.broadcast()) - 1)
+    }
 }
 
 fn is_dns_label(label: &str) -> bool {
@@ -854,7 +1174,18 @@ fn is_dns_label(label: &str) -> bool {
 
 fn is_sql_identifier(name: &str) -> bool {
     let bytes = name.as_bytes();
-    !bytes.is_empty() && bytes.len() <= 64 && bytes[0].is_ascii_alphabetic() && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    !bytes.is_empty()
+        && bytes.len() <= 64
+        && bytes[0].is_ascii_alphabetic()
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+}
+
+/// A host's default route: through the public gateway when it has a public address, else
+/// through the private one (every host is on the private network); none without either.
+fn default_route(networks: &Networks, has_public_address: bool) -> Option<DefaultRoute> {
+    let public =
+        networks.gateway.filter(|_| has_public_address).map(|gateway| DefaultRoute { gateway, via: Side::Public });
+    public.or(networks.private_gateway.map(|gateway| DefaultRoute { gateway, via: Side::Private }))
 }
 
 fn quoted_list(items: &[String]) -> String {

@@ -25,7 +25,9 @@ use nixstack::topology::Topology;
 pub const ADMIN_ADDRESS: &str = "198.51.100.10";
 
 pub fn require(tool: &str) {
-    let found = std::env::var_os("PATH").map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file())).unwrap_or(false);
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+        .unwrap_or(false);
     assert!(found, "`{tool}` is not installed: run scripts/setup (as root) first");
 }
 
@@ -64,6 +66,8 @@ pub struct Rig {
     pub admin: String,
     pub topology: Topology,
     namespaces: Vec<String>,
+    /// Daemons started in the foreground (nginx), waited for when the rig goes.
+    foreground: Vec<std::process::Child>,
 }
 
 impl Rig {
@@ -78,7 +82,8 @@ impl Rig {
         std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let topology = topology(spec);
         let admin = format!("{prefix}-adm");
-        let mut rig = Rig { prefix, root, admin: admin.clone(), topology, namespaces: Vec::new() };
+        let mut rig =
+            Rig { prefix, root, admin: admin.clone(), topology, namespaces: Vec::new(), foreground: Vec::new() };
         ip(&["netns", "add", &admin]);
         rig.namespaces.push(admin.clone());
         ip(&["-n", &admin, "link", "set", "lo", "up"]);
@@ -91,7 +96,9 @@ impl Rig {
         nixstack::secrets::init(&rig.topology, &secrets).expect("secrets init");
         let admin_dir = rig.admin_dir();
         std::fs::create_dir_all(&admin_dir).unwrap();
-        run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "rig-admin", "-f"]).arg(admin_dir.join("id_ed25519")));
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "rig-admin", "-f"])
+            .arg(admin_dir.join("id_ed25519")));
         let admin_public = std::fs::read_to_string(admin_dir.join("id_ed25519.pub")).unwrap();
 
         let hosts = rig.topology.hosts.clone();
@@ -104,13 +111,28 @@ impl Rig {
             ip(&["-n", &admin, "link", "add", &port, "type", "veth", "peer", "name", "priv0", "netns", &netns]);
             ip(&["-n", &admin, "link", "set", &port, "master", "br0"]);
             ip(&["-n", &admin, "link", "set", &port, "up"]);
-            ip(&["-n", &netns, "addr", "add", &format!("{}/{}", host.address, rig.topology.networks.private.prefix_len()), "dev", "priv0"]);
+            ip(&[
+                "-n",
+                &netns,
+                "addr",
+                "add",
+                &format!("{}/{}", host.address, rig.topology.networks.private.prefix_len()),
+                "dev",
+                "priv0",
+            ]);
             ip(&["-n", &netns, "link", "set", "priv0", "up"]);
             ip(&["-n", &netns, "route", "add", &rig.topology.networks.admin[0].to_string(), "dev", "priv0"]);
 
             // What `lab up` leaves: dirs, secrets, the rendered configs, running daemons.
             let layout = rig.layout(&host.name);
-            for dir in [&layout.secrets, &layout.state, &layout.run, &layout.log, &layout.etc, layout.web_root.as_ref().unwrap()] {
+            for dir in [
+                &layout.secrets,
+                &layout.state,
+                &layout.run,
+                &layout.log,
+                &layout.etc,
+                layout.web_root.as_ref().unwrap(),
+            ] {
                 std::fs::create_dir_all(dir).unwrap();
             }
             std::fs::set_permissions(&layout.secrets, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -121,7 +143,15 @@ impl Rig {
             for dir in nginx::required_dirs(&layout) {
                 std::fs::create_dir_all(dir).unwrap();
             }
-            std::fs::write(layout.web_root.as_ref().unwrap().join("index.html"), format!("hello from {}\n", host.name)).unwrap();
+            // What nginx's unit has systemd create (RuntimeDirectory= holds its pid file).
+            let nginx_launch =
+                nixstack::stack::launch::launch(&rig.topology, host, &layout, nixstack::stack::Service::Nginx, false)
+                    .expect("web hosts run nginx");
+            for dir in &nginx_launch.directories {
+                std::fs::create_dir_all(&dir.path).unwrap();
+            }
+            std::fs::write(layout.web_root.as_ref().unwrap().join("index.html"), format!("hello from {}\n", host.name))
+                .unwrap();
             for (name, text) in closure::lab_configs(&rig.topology, host, &layout) {
                 std::fs::write(layout.config(&name), text).unwrap();
             }
@@ -140,8 +170,34 @@ impl Rig {
             );
             std::fs::write(layout.config("sshd_config"), sshd_config).unwrap();
             std::fs::create_dir_all("/run/sshd").unwrap();
-            run(in_ns(&netns, "/usr/sbin/sshd").arg("-f").arg(layout.config("sshd_config")).arg("-E").arg(layout.log_file("sshd.log")));
-            run(in_ns(&netns, "nginx").arg("-c").arg(layout.config("nginx.conf")));
+            run(in_ns(&netns, "/usr/sbin/sshd")
+                .arg("-f")
+                .arg(layout.config("sshd_config"))
+                .arg("-E")
+                .arg(layout.log_file("sshd.log")));
+            // The config is as the nginx module installs it (`daemon off;`, errors to
+            // stderr): the rig plays systemd, keeping the master in the foreground.
+            let log = std::fs::File::create(layout.log_file("nginx.stderr")).unwrap();
+            let nginx = in_ns(&netns, "nginx")
+                .arg("-c")
+                .arg(layout.config("nginx.conf"))
+                .stdin(std::process::Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("nginx in {netns}: {e}"));
+            rig.foreground.push(nginx);
+            let pid = nixstack::stack::launch::nginx_pid_file(&layout);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !pid.exists() {
+                assert!(
+                    Instant::now() < deadline,
+                    "nginx in {netns} wrote no {}: {}",
+                    pid.display(),
+                    std::fs::read_to_string(layout.log_file("nginx.stderr")).unwrap_or_default()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         rig
     }
@@ -178,10 +234,20 @@ impl Rig {
     /// outcome, the events and the time it took. `hosts` live across deploys, as in one
     /// `nixstack deploy`: one SSH connection per host (the hosts' firewalls allow 10 new SSH
     /// connections a minute per source).
-    pub fn deploy(&self, hosts: &BTreeMap<String, Box<dyn Host>>, old: &Topology, new: &Topology, systems: &Systems, on: &[String]) -> (Outcome, Vec<Event>, Duration) {
+    pub fn deploy(
+        &self,
+        hosts: &BTreeMap<String, Box<dyn Host>>,
+        old: &Topology,
+        new: &Topology,
+        systems: &Systems,
+        on: &[String],
+    ) -> (Outcome, Vec<Event>, Duration) {
         let plan = make_plan(Some(old), new, on, Goal::Switch, 1).expect("plan");
         let (progress, printer) = Printer::start(Format::Human { bar: false }, Box::new(std::io::stderr()));
-        let options = Options { gate: GatePolicy { timeout: Duration::from_secs(6), interval: Duration::from_millis(300), consecutive: 3 }, ..Options::default() };
+        let options = Options {
+            gate: GatePolicy { timeout: Duration::from_secs(6), interval: Duration::from_millis(300), consecutive: 3 },
+            ..Options::default()
+        };
         // A one-host tier is "blocked" (no rolling deploy possible); the rig has two web hosts.
         let plan = nixstack::deploy::Plan { blockers: Vec::new(), ..plan };
         let secrets = self.secrets_dir();
@@ -205,7 +271,12 @@ impl Rig {
 
     /// `GET url` from inside `host`'s namespace with the stack's CA: (status, body).
     pub fn get(&self, host: &str, url: &str) -> (String, String) {
-        let out = in_ns(&self.netns(host), "curl").args(["-sS", "--max-time", "3", "-w", "\n%{http_code}", "--cacert"]).arg(self.layout(host).ca_cert()).arg(url).output().unwrap();
+        let out = in_ns(&self.netns(host), "curl")
+            .args(["-sS", "--max-time", "3", "-w", "\n%{http_code}", "--cacert"])
+            .arg(self.layout(host).ca_cert())
+            .arg(url)
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, status) = text.rsplit_once('\n').unwrap_or(("", ""));
         (status.to_string(), body.to_string())
@@ -226,6 +297,10 @@ impl Drop for Rig {
                     }
                 }
             }
+        }
+        for child in &mut self.foreground {
+            let _ = child.kill();
+            let _ = child.wait();
         }
         std::thread::sleep(Duration::from_millis(200));
         for netns in self.namespaces.iter().rev() {

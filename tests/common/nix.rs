@@ -16,18 +16,12 @@ pub fn nix_output(command: &mut Command) -> Output {
     command
         .env("NIX_CONFIG", OFFLINE_NIX_CONFIG)
         .output()
-        .unwrap_or_else(|error| {
-            panic!("cannot run {program} ({error}): run scripts/setup (Debian package nix-bin)")
-        })
+        .unwrap_or_else(|error| panic!("cannot run {program} ({error}): run scripts/setup (Debian package nix-bin)"))
 }
 
 /// The JSON that `command` prints; `what` names it if it fails.
 pub fn nix_json(command: &mut Command, what: &str) -> Value {
     let output = nix_output(command);
-    assert!(
-        output.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{what}: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).unwrap()
 }

@@ -9,7 +9,9 @@
 # and strings they generate are the ones a test can then run.
 #
 # Output (use with `nix-instantiate --eval --strict --json`):
-#   { host = <the host file's values>; config = <what the modules set>; failedAssertions = [ <message> ]; }
+#   { host = <the host file's values>; config = <what the modules set>;
+#     nixosDefaults = <the NixOS defaults above>; failedAssertions = [ <message> ];
+#     fileSystems = [ <ranked definitions> ]; imageFileSystems.<variant> = [ <ranked definitions> ]; }
 {
   hostFile,
   modulesDir,
@@ -73,7 +75,10 @@ let
     mkPackageOption =
       pkgs: name: _:
       mkOption { default = pkgs.${name}; };
-    literalExpression = text: text;
+    literalExpression = text: {
+      _type = "literalExpression";
+      inherit text;
+    };
     types = {
       bool = { };
       str = { };
@@ -101,6 +106,8 @@ let
     # nixpkgs' functions, same semantics.
     concatStrings = concatStringsSep "";
     concatMapStrings = f: list: concatStrings (map f list);
+    concatMapStringsSep = separator: f: list: concatStringsSep separator (map f list);
+    filter = builtins.filter;
     mapAttrsToList = f: set: map (name: f name set.${name}) (attrNames set);
     optional = condition: value: if condition then [ value ] else [ ];
     optionalString = condition: text: if condition then text else "";
@@ -110,6 +117,14 @@ let
       prefix: text:
       if hasPrefix prefix text then substring (stringLength prefix) (stringLength text) text else text;
     elem = builtins.elem;
+    genAttrs =
+      names: f:
+      listToAttrs (
+        map (name: {
+          inherit name;
+          value = f name;
+        }) names
+      );
     getExe = package: "${package}/bin/${baseNameOf package}";
   };
 
@@ -123,6 +138,7 @@ let
         })
         [
           "bash"
+          "curl"
           "gawk"
           "gnutar"
           "gzip"
@@ -131,11 +147,13 @@ let
           "iproute2"
           "keepalived"
           "mariadb"
+          "mariadb-galera"
           "netcat"
           "nixstack-demo-app"
           "opentelemetry-collector-contrib"
           "procps"
           "pv"
+          "restic"
           "rsync"
           "socat"
           "stunnel"
@@ -144,6 +162,14 @@ let
     )
     // {
       writeShellScript = _name: text: text;
+      # pkgs.replaceVars: the file with each `@name@` replaced (a store path in nixpkgs).
+      replaceVars =
+        src: replacements:
+        builtins.toFile (baseNameOf src) (
+          builtins.replaceStrings (map (name: "@${name}@") (builtins.attrNames replacements)) (
+            builtins.attrValues replacements
+          ) (builtins.readFile src)
+        );
       python3 = {
         withPackages = _: "/nix/store/python3-env";
         sitePackages = "lib/python3/site-packages";
@@ -169,7 +195,11 @@ let
       user = "mysql";
       group = "mysql";
       package = pkgs.mariadb;
+      settings = { };
       galeraCluster = {
+        # nixpkgs' mysql.nix (CHN-beta/nixpkgs 04894b588b23, faukah/nixpkgs 3b20077cd82f, the
+        # 25.11 module): `package` defaults to a literalExpression, not to a package.
+        package = lib.literalExpression "pkgs.mariadb-galera";
         localAddress = "";
         nodeAddresses = [ ];
         clusterAddress = "";
@@ -235,6 +265,52 @@ let
   body = module: let m = call module; in if m ? options then m.config or { } else m;
   defined = foldl' union { } (filter (v: !isSkipped v) (map (module: resolve (body module)) modules));
 
+  # A definition with its wrappers peeled as the module system ranks it: conditions applied,
+  # merges split, the priority of an `mkOverride` (`mkDefault` is 1000) kept, else `priority`.
+  peel =
+    priority: value:
+    if isAttrs value && (value._type or null) == "if" then
+      (if value.condition then peel priority value.content else [ ])
+    else if isAttrs value && (value._type or null) == "merge" then
+      builtins.concatMap (peel priority) value.contents
+    else if isAttrs value && (value._type or null) == "override" then
+      peel value.priority value.content
+    else
+      [
+        {
+          inherit priority;
+          content = value;
+        }
+      ];
+
+  # The `fileSystems` definitions of a module body, ranked: each with the priority of the
+  # whole definition and, per mount point, the priorities of its values (a plain definition
+  # is 100, lib.modules' defaultOverridePriority). tests/nix_render.rs merges them with an
+  # image builder's the way lib/modules.nix does.
+  fileSystemDefinitions =
+    moduleBody:
+    builtins.concatMap (
+      root:
+      map (definition: {
+        inherit (definition) priority;
+        mounts = mapAttrs (
+          _: value:
+          map (mount: {
+            inherit (mount) priority;
+            value = resolve mount.content;
+          }) (peel 100 value)
+        ) definition.content;
+      }) (if root.content ? fileSystems then peel 100 root.content.fileSystems else [ ])
+    ) (peel 100 moduleBody);
+
+  # The modules the host adds to `system.build.images.<variant>` through `image.modules`.
+  imageModuleBody =
+    module:
+    let
+      m = if isFunction module then module { inherit config lib pkgs; } else module;
+    in
+    if m ? options then m.config or { } else m;
+
   # JSON-safe: paths as strings (not copied to the store), functions named.
   toData =
     value:
@@ -252,6 +328,11 @@ in
 {
   host = toData host;
   config = toData defined;
+  nixosDefaults = toData nixosDefaults;
+  fileSystems = toData (builtins.concatMap (module: fileSystemDefinitions (body module)) modules);
+  imageFileSystems = mapAttrs (
+    _: module: toData (fileSystemDefinitions (imageModuleBody module))
+  ) (defined.image.modules or { });
   failedAssertions = map (assertion: assertion.message) (
     filter (assertion: !assertion.assertion) (defined.assertions or [ ])
   );

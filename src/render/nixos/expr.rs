@@ -34,12 +34,7 @@ impl Nix {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Nix::List(
-            values
-                .into_iter()
-                .map(|value| Nix::Str(value.into()))
-                .collect(),
-        )
+        Nix::List(values.into_iter().map(|value| Nix::Str(value.into())).collect())
     }
 
     /// A path literal relative to the generated file. Names that a path literal cannot hold
@@ -141,10 +136,7 @@ fn indent(out: &mut String, level: usize) {
 
 /// `a.b."c.d"`.
 pub fn attr_path(path: &[String]) -> String {
-    path.iter()
-        .map(|name| attr_name(name))
-        .collect::<Vec<_>>()
-        .join(".")
+    path.iter().map(|name| attr_name(name)).collect::<Vec<_>>().join(".")
 }
 
 /// An attribute name, quoted unless it is a plain identifier that is not a keyword.
@@ -156,9 +148,7 @@ pub fn attr_name(name: &str) -> String {
     }
 }
 
-const KEYWORDS: &[&str] = &[
-    "assert", "else", "if", "in", "inherit", "let", "or", "rec", "then", "with",
-];
+const KEYWORDS: &[&str] = &["assert", "else", "if", "in", "inherit", "let", "or", "rec", "then", "with"];
 
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
@@ -230,9 +220,7 @@ fn write_indented_string(out: &mut String, text: &str, level: usize) {
 /// equivalent `./. + "/name"` expression.
 fn path_literal(path: &str) -> String {
     let literal_chars = |s: &str| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '/'))
+        !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '/'))
     };
     let rooted = path.starts_with("./") || path.starts_with("../") || path.starts_with('/');
     let clean = !path.ends_with('/') && !path.contains("//");
@@ -249,12 +237,7 @@ mod tests {
     use super::*;
 
     fn attrs(bindings: Vec<(&str, Nix)>) -> Nix {
-        Nix::Attrs(
-            bindings
-                .into_iter()
-                .map(|(k, v)| (k.split('.').map(str::to_string).collect(), v))
-                .collect(),
-        )
+        Nix::Attrs(bindings.into_iter().map(|(k, v)| (k.split('.').map(str::to_string).collect(), v)).collect())
     }
 
     #[test]
@@ -268,10 +251,7 @@ mod tests {
     fn keys_that_are_not_identifiers_are_quoted() {
         assert_eq!(attr_name("hostName"), "hostName");
         assert_eq!(attr_name("raw-efi"), "raw-efi");
-        assert_eq!(
-            attr_name("net.ipv4.ip_nonlocal_bind"),
-            "\"net.ipv4.ip_nonlocal_bind\""
-        );
+        assert_eq!(attr_name("net.ipv4.ip_nonlocal_bind"), "\"net.ipv4.ip_nonlocal_bind\"");
         assert_eq!(attr_name("/"), "\"/\"");
         assert_eq!(attr_name("in"), "\"in\"");
         assert_eq!(attr_name("1st"), "\"1st\"");
@@ -286,14 +266,7 @@ mod tests {
             ("single", Nix::strs(["a"])),
             ("empty", Nix::List(vec![])),
             ("none", Nix::Attrs(vec![])),
-            (
-                "nested",
-                attrs(vec![
-                    ("port", Nix::Int(443)),
-                    ("on", Nix::Bool(true)),
-                    ("nothing", Nix::Null),
-                ]),
-            ),
+            ("nested", attrs(vec![("port", Nix::Int(443)), ("on", Nix::Bool(true)), ("nothing", Nix::Null)])),
         ]);
         assert_eq!(
             value.render(),
@@ -317,58 +290,30 @@ mod tests {
 
     #[test]
     fn a_list_holding_a_set_is_expanded() {
-        let value = Nix::List(vec![attrs(vec![
-            ("address", Nix::str("10.0.0.1")),
-            ("prefixLength", Nix::Int(24)),
-        ])]);
-        assert_eq!(
-            value.render(),
-            "[\n  {\n    address = \"10.0.0.1\";\n    prefixLength = 24;\n  }\n]"
-        );
+        let value = Nix::List(vec![attrs(vec![("address", Nix::str("10.0.0.1")), ("prefixLength", Nix::Int(24))])]);
+        assert_eq!(value.render(), "[\n  {\n    address = \"10.0.0.1\";\n    prefixLength = 24;\n  }\n]");
     }
 
     #[test]
     fn negative_numbers_and_calls_keep_their_meaning_in_lists() {
-        let value = Nix::List(vec![
-            Nix::Int(-1),
-            Nix::Int(2),
-            Nix::Raw("lib.mkDefault 3".into()),
-        ]);
+        let value = Nix::List(vec![Nix::Int(-1), Nix::Int(2), Nix::Raw("lib.mkDefault 3".into())]);
         assert_eq!(value.render(), "[\n  (-1)\n  2\n  (lib.mkDefault 3)\n]");
     }
 
     #[test]
     fn paths_are_literals_when_they_can_be() {
-        assert_eq!(
-            Nix::relative_path("./haproxy.cfg").render(),
-            "./haproxy.cfg"
-        );
-        assert_eq!(
-            Nix::relative_path("../../modules").render(),
-            "../../modules"
-        );
-        assert_eq!(
-            Nix::relative_path("./my config").render(),
-            r#"(./. + "/my config")"#
-        );
+        assert_eq!(Nix::relative_path("./haproxy.cfg").render(), "./haproxy.cfg");
+        assert_eq!(Nix::relative_path("../../modules").render(), "../../modules");
+        assert_eq!(Nix::relative_path("./my config").render(), r#"(./. + "/my config")"#);
         assert_eq!(Nix::relative_path("./${x}").render(), r#"(./. + "/\${x}")"#);
     }
 
     #[test]
     fn multi_line_strings_use_indented_strings_with_escapes() {
-        let value = attrs(vec![(
-            "text",
-            Nix::str("line ''one''\n  ${two}\n\nthree\n"),
-        )]);
-        assert_eq!(
-            value.render(),
-            "{\n  text = ''\n    line '''one'''\n      ''${two}\n\n    three\n  '';\n}"
-        );
+        let value = attrs(vec![("text", Nix::str("line ''one''\n  ${two}\n\nthree\n"))]);
+        assert_eq!(value.render(), "{\n  text = ''\n    line '''one'''\n      ''${two}\n\n    three\n  '';\n}");
         let no_final_newline = attrs(vec![("text", Nix::str("a\nb"))]);
-        assert_eq!(
-            no_final_newline.render(),
-            "{\n  text = ''\n    a\n    b'';\n}"
-        );
+        assert_eq!(no_final_newline.render(), "{\n  text = ''\n    a\n    b'';\n}");
     }
 
     #[test]
@@ -381,14 +326,8 @@ mod tests {
 
     #[test]
     fn selections_quote_names() {
-        assert_eq!(
-            Nix::select("pkgs", &["nixstack-demo-app"]).render(),
-            "pkgs.nixstack-demo-app"
-        );
-        assert_eq!(
-            Nix::select("pkgs", &["my app"]).render(),
-            r#"pkgs."my app""#
-        );
+        assert_eq!(Nix::select("pkgs", &["nixstack-demo-app"]).render(), "pkgs.nixstack-demo-app");
+        assert_eq!(Nix::select("pkgs", &["my app"]).render(), r#"pkgs."my app""#);
     }
 
     /// Every printed value means the same to the real Nix parser: `nix-instantiate --eval`
@@ -420,14 +359,13 @@ mod tests {
         expr.push(']');
         let output = std::process::Command::new("nix-instantiate")
             .args(["--eval", "--strict", "--json", "-E", &expr])
-            .env("NIX_CONFIG", "experimental-features = nix-command\nsubstituters =\nbuild-users-group =\nsandbox = false")
+            .env(
+                "NIX_CONFIG",
+                "experimental-features = nix-command\nsubstituters =\nbuild-users-group =\nsandbox = false",
+            )
             .output()
             .expect("nix-instantiate is missing: run scripts/setup");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         let read_back: Vec<String> = serde_json::from_slice(&output.stdout).unwrap();
         assert_eq!(read_back, samples);
     }

@@ -1,16 +1,38 @@
 //! The one Scenario that proves a stack works: a list of declarative, typed steps computed
-//! from the Topology (pure, no I/O). `nixstack lab test` executes it ([`super::run`]); the
-//! same steps are meant to render as the `testScript` of the NixOS VM test, so a step says
-//! *what* to check with every address, port and expectation spelled out, never *how*.
+//! from the Topology (pure, no I/O). `nixstack lab test` executes it (`crate::lab::run`); the
+//! NixOS VM test runs the same steps from their data (`crate::render::vmtest` writes them to
+//! `checks/scenario.json`), so a step says *what* to check with every address, port and
+//! expectation spelled out, never *how*.
 
 use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use super::network;
-use super::probe::Connect;
+use super::{address_plan, monitoring};
 use crate::spec::Proto;
 use crate::topology::{Bind, Endpoint, Host, Topology};
+
+/// How a TCP connect ended (the lab makes them in `crate::lab::probe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Connect {
+    /// The handshake completed: something listens and the firewalls let it through.
+    Open,
+    /// Reset: the firewalls let it through, nothing listens on that address and port.
+    Refused,
+    /// No answer, or refused locally by the source's own firewall (EPERM), or unreachable.
+    Filtered,
+}
+
+impl Connect {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Connect::Open => "open",
+            Connect::Refused => "refused",
+            Connect::Filtered => "filtered",
+        }
+    }
+}
 
 /// Where a probe starts: the internet client, the admin network, or a host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -205,23 +227,39 @@ impl Scenario {
 
         if let Some(lb) = &topology.lb {
             if topology.app.is_some() && !web_hosts.is_empty() {
-                steps.push(Step::HttpsViaVip { domain: domain.clone(), vip: lb.vip, requests: 6, web_hosts: web_hosts.clone() });
+                steps.push(Step::HttpsViaVip {
+                    domain: domain.clone(),
+                    vip: lb.vip,
+                    requests: 6,
+                    web_hosts: web_hosts.clone(),
+                });
             }
             if topology.internal_tls {
-                let backends: Vec<Node> = lb.backends.iter().map(|b| Node { host: b.host.clone(), address: b.address, port: b.port }).collect();
+                let backends: Vec<Node> = lb
+                    .backends
+                    .iter()
+                    .map(|b| Node { host: b.host.clone(), address: b.address, port: b.port })
+                    .collect();
                 let mut reachable_ports = Vec::new();
                 for backend in &lb.backends {
                     for port in ports_allowed_from(topology, &lb.hosts, &backend.host) {
                         reachable_ports.push((backend.host.clone(), port));
                     }
                 }
-                steps.push(Step::BackendTls { lbs: lb.hosts.clone(), backends, health_path: lb.health_path.clone(), reachable_ports });
+                steps.push(Step::BackendTls {
+                    lbs: lb.hosts.clone(),
+                    backends,
+                    health_path: lb.health_path.clone(),
+                    reachable_ports,
+                });
             } else {
                 omitted.push("lb → web is TLS only: tls.internal = false, the LB talks plain HTTP to the web tier (the audit reports it)".into());
             }
         }
 
-        steps.push(Step::AdminSsh { hosts: topology.hosts.iter().map(|h| Node { host: h.name.clone(), address: h.address, port: 22 }).collect() });
+        steps.push(Step::AdminSsh {
+            hosts: topology.hosts.iter().map(|h| Node { host: h.name.clone(), address: h.address, port: 22 }).collect(),
+        });
 
         if let Some(db) = &topology.db {
             steps.push(Step::MultiMaster { writers: db.writers.clone(), nodes: db.hosts.clone() });
@@ -233,7 +271,12 @@ impl Scenario {
 
         if let Some(lb) = &topology.lb {
             if web_hosts.len() >= 2 && topology.app.is_some() {
-                steps.push(Step::WebFailover { domain: domain.clone(), vip: lb.vip, victim: web_hosts[0].clone(), eject_within_ms: WEB_EJECT_WITHIN_MS });
+                steps.push(Step::WebFailover {
+                    domain: domain.clone(),
+                    vip: lb.vip,
+                    victim: web_hosts[0].clone(),
+                    eject_within_ms: WEB_EJECT_WITHIN_MS,
+                });
             } else {
                 omitted.push("web failover: fewer than two web nodes".into());
             }
@@ -246,7 +289,12 @@ impl Scenario {
                 let victim = if db.writers.len() >= 2 {
                     app.db_writers.first().map(|b| b.host.clone()).unwrap_or_else(|| db.hosts[0].clone())
                 } else {
-                    db.hosts.iter().rev().find(|h| !db.writers.contains(h)).cloned().unwrap_or_else(|| db.hosts[0].clone())
+                    db.hosts
+                        .iter()
+                        .rev()
+                        .find(|h| !db.writers.contains(h))
+                        .cloned()
+                        .unwrap_or_else(|| db.hosts[0].clone())
                 };
                 let survivors: Vec<String> = db.hosts.iter().filter(|h| **h != victim).cloned().collect();
                 let writers: Vec<String> = db.writers.iter().filter(|h| **h != victim).cloned().collect();
@@ -259,9 +307,16 @@ impl Scenario {
         if let Some(lb) = &topology.lb {
             if lb.hosts.len() >= 2 {
                 let standby: Vec<String> = lb.hosts.iter().filter(|h| **h != lb.primary).cloned().collect();
-                steps.push(Step::LbFailover { domain, vip: lb.vip, active: lb.primary.clone(), standby, within_ms: LB_FAILOVER_WITHIN_MS });
+                steps.push(Step::LbFailover {
+                    domain,
+                    vip: lb.vip,
+                    active: lb.primary.clone(),
+                    standby,
+                    within_ms: LB_FAILOVER_WITHIN_MS,
+                });
             } else {
-                omitted.push("lb failover: a single load balancer (the audit reports the single point of failure)".into());
+                omitted
+                    .push("lb failover: a single load balancer (the audit reports the single point of failure)".into());
             }
         }
         Scenario { stack: topology.stack.name.clone(), steps, omitted }
@@ -275,11 +330,16 @@ fn ports_allowed_from(topology: &Topology, from: &[String], to: &str) -> Vec<u16
         Some(firewall) if firewall.enabled && topology.host(to).is_some_and(|h| h.firewall) => firewall
             .inbound
             .iter()
-            .filter(|allow| allow.proto == Proto::Tcp && allow.peers.iter().any(|net| sources.iter().any(|s| net.contains(s))))
+            .filter(|allow| {
+                allow.proto == Proto::Tcp && allow.peers.iter().any(|net| sources.iter().any(|s| net.contains(s)))
+            })
             .map(|allow| allow.port)
             .collect(),
         // No firewall: every listening port.
-        _ => topology.host(to).map(|h| h.services.iter().filter(|s| s.bind != Bind::Local).map(|s| s.port).collect()).unwrap_or_default(),
+        _ => topology
+            .host(to)
+            .map(|h| h.services.iter().filter(|s| s.bind != Bind::Local).map(|s| s.port).collect())
+            .unwrap_or_default(),
     };
     ports.sort();
     ports.dedup();
@@ -299,27 +359,83 @@ pub fn matrix_ports(topology: &Topology) -> Vec<u16> {
         .chain([crate::topology::ports::SSH])
         // Ports that listen beyond loopback but no flow needs (HAProxy stats) are probed
         // too: the matrix proves the firewall keeps them closed.
-        .chain(topology.hosts.iter().flat_map(|h| &h.services).filter(|s| s.proto == Proto::Tcp && s.bind != crate::topology::Bind::Local).map(|s| s.port))
+        .chain(
+            topology
+                .hosts
+                .iter()
+                .flat_map(|h| &h.services)
+                .filter(|s| s.proto == Proto::Tcp && s.bind != crate::topology::Bind::Local)
+                .map(|s| s.port),
+        )
         .collect();
     ports.sort();
     ports.dedup();
     ports
 }
 
+/// How many hosts of one class the matrices probe from and to: the first, the middle and
+/// the last of the class in name order. Three per class keeps a small stack's matrix
+/// complete (the default spec has three hosts per role) and a large one's constant in size.
+pub const SAMPLE_PER_CLASS: usize = 3;
+
+/// The hosts the firewall matrices probe, in name order: per class of hosts that the
+/// Topology cannot tell apart (same roles, listeners, firewall on or off, monitoring, public
+/// card, and the same rules by port, protocol and purpose), [`SAMPLE_PER_CLASS`] of them.
+/// Every rule of every host is a rule of its class, so probing between the sampled hosts of
+/// every pair of classes still exercises each rule (a wrong rule fails its probes), and the
+/// matrix grows with the number of classes, not with the square of the number of hosts.
+pub fn sampled_hosts(topology: &Topology) -> Vec<&Host> {
+    use std::collections::BTreeMap;
+    type Rules = Vec<(u16, Proto, String, bool, Option<u32>)>;
+    let rules = |allows: &[crate::topology::Allow]| -> Rules {
+        allows.iter().map(|a| (a.port, a.proto, a.purpose.clone(), a.needed, a.rate_limit)).collect()
+    };
+    let mut classes: BTreeMap<_, Vec<usize>> = BTreeMap::new();
+    for (i, host) in topology.hosts.iter().enumerate() {
+        let firewall = topology.firewall.get(&host.name);
+        let key = (
+            host.roles.clone(),
+            host.services.clone(),
+            host.firewall,
+            host.monitored,
+            host.public_address.is_some(),
+            firewall.map(|f| {
+                (f.enabled, f.egress == crate::spec::EgressPolicy::Restricted, rules(&f.inbound), rules(&f.outbound))
+            }),
+        );
+        classes.entry(key).or_default().push(i);
+    }
+    let mut picked: Vec<usize> = classes
+        .values()
+        .flat_map(|members| {
+            let n = members.len();
+            if n <= SAMPLE_PER_CLASS {
+                members.clone()
+            } else {
+                vec![members[0], members[n / 2], members[n - 1]]
+            }
+        })
+        .collect();
+    picked.sort_unstable();
+    picked.into_iter().map(|i| &topology.hosts[i]).collect()
+}
+
 /// The firewall matrix: for every source, destination host and port, the expected outcome
 /// from the Topology's firewall (inbound rules of the destination, outbound rules of a
-/// source host with restricted egress) and the services that listen.
+/// source host with restricted egress) and the services that listen. Sources and
+/// destinations are the internet, the admin network and the [`sampled_hosts`].
 pub fn firewall_matrix(topology: &Topology) -> Step {
     let ports = matrix_ports(topology);
     // The lab and the VM test place internet and admin the same way.
-    let plan = network::plan(topology).ok();
+    let plan = address_plan::plan(topology).ok();
     let internet = plan.as_ref().map(|p| p.internet_address()).unwrap_or(Ipv4Addr::UNSPECIFIED);
     let admin = plan.as_ref().map(|p| p.admin_address()).unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let sampled = sampled_hosts(topology);
     let mut sources = vec![(Source::Internet, internet), (Source::Admin, admin)];
-    sources.extend(topology.hosts.iter().map(|h| (Source::Host(h.name.clone()), h.address)));
+    sources.extend(sampled.iter().map(|h| (Source::Host(h.name.clone()), h.address)));
     let mut probes = Vec::new();
     for (source, from_private) in &sources {
-        for to in &topology.hosts {
+        for to in sampled.iter().copied() {
             if *source == Source::Host(to.name.clone()) {
                 continue;
             }
@@ -345,7 +461,6 @@ pub const LB_REQUESTS_METRIC: &str = "http_requests.https";
 
 /// The monitoring steps: metrics arrive, the collectors' endpoints stay local, web QPS.
 fn monitoring_steps(topology: &Topology, steps: &mut Vec<Step>, omitted: &mut Vec<String>) {
-    use crate::render::monitoring;
     use crate::spec::Role;
     let Some(_) = &topology.monitoring else {
         omitted.push("monitoring: the spec has no [monitoring] section".into());
@@ -356,14 +471,14 @@ fn monitoring_steps(topology: &Topology, steps: &mut Vec<Step>, omitted: &mut Ve
         omitted.push("monitoring: no host is monitored".into());
         return;
     }
-    let endpoint = match super::monitoring::standin_address(topology) {
+    let endpoint = match address_plan::standin_address(topology) {
         Ok(address) => address,
         Err(e) => {
             omitted.push(format!("monitoring: {e:#}"));
             return;
         }
     };
-    let plan = network::plan(topology).ok();
+    let plan = address_plan::plan(topology).ok();
     let hosts = monitored
         .iter()
         .map(|host| {
@@ -387,16 +502,23 @@ fn monitoring_steps(topology: &Topology, steps: &mut Vec<Step>, omitted: &mut Ve
     // Everyone else who could try: the internet client, the admin network, the other hosts.
     let internet = plan.as_ref().map(|p| p.internet_address()).unwrap_or(Ipv4Addr::UNSPECIFIED);
     let admin = plan.as_ref().map(|p| p.admin_address()).unwrap_or(Ipv4Addr::UNSPECIFIED);
+    // Sampled as the firewall matrix is: the hosts of a class share their rules.
+    let sampled = sampled_hosts(topology);
     let others = |host: &Host| -> Vec<(Source, Ipv4Addr)> {
         let mut sources = vec![(Source::Internet, internet), (Source::Admin, admin)];
-        sources.extend(topology.hosts.iter().filter(|h| h.name != host.name).map(|h| (Source::Host(h.name.clone()), h.address)));
+        sources
+            .extend(sampled.iter().filter(|h| h.name != host.name).map(|h| (Source::Host(h.name.clone()), h.address)));
         sources
     };
     let remote = |host: &Host, port: u16| -> Vec<Probe> {
-        others(host).iter().map(|(source, from)| expect(topology, source, *from, host, port)).filter(|p| p.address.is_some()).collect()
+        others(host)
+            .iter()
+            .map(|(source, from)| expect(topology, source, *from, host, port))
+            .filter(|p| p.address.is_some())
+            .collect()
     };
     let mut endpoints = Vec::new();
-    for host in &monitored {
+    for host in monitored.iter().filter(|h| sampled.iter().any(|s| s.name == h.name)) {
         if let (true, Some(web)) = (host.has(Role::Web), &topology.web) {
             endpoints.push(LocalEndpoint {
                 host: host.name.clone(),
@@ -447,12 +569,14 @@ fn monitoring_steps(topology: &Topology, steps: &mut Vec<Step>, omitted: &mut Ve
 
     match (&topology.lb, &topology.web) {
         (Some(lb), Some(web)) => {
-            let unmonitored: Vec<&String> = web.hosts.iter().filter(|h| !topology.host(h).is_some_and(|h| h.monitored)).collect();
+            let unmonitored: Vec<&String> =
+                web.hosts.iter().filter(|h| !topology.host(h).is_some_and(|h| h.monitored)).collect();
             if !unmonitored.is_empty() {
                 omitted.push(format!("web qps: web hosts {unmonitored:?} are not monitored"));
                 return;
             }
-            let interval = monitoring::collectd_interval_seconds(&crate::render::Layout::lab(&web.hosts[0]));
+            // The lab's agent ships at this interval (the VM test skips this step).
+            let interval = monitoring::COLLECTD_INTERVAL_LAB_SECONDS;
             steps.push(Step::WebQps {
                 domain: topology.stack.domain.clone(),
                 vip: lb.vip,
@@ -476,10 +600,15 @@ fn monitoring_steps(topology: &Topology, steps: &mut Vec<Step>, omitted: &mut Ve
 /// nothing listens there).
 fn egress_probes(topology: &Topology, host: &Host, endpoint: Ipv4Addr) -> Vec<Probe> {
     let firewall = topology.firewall.get(&host.name);
-    let restricted = host.firewall && firewall.is_some_and(|f| f.enabled && f.egress == crate::spec::EgressPolicy::Restricted);
+    let restricted =
+        host.firewall && firewall.is_some_and(|f| f.enabled && f.egress == crate::spec::EgressPolicy::Restricted);
     let allows = |port: u16| {
         !restricted
-            || firewall.is_some_and(|f| f.outbound.iter().any(|a| a.proto == Proto::Tcp && a.port == port && a.peers.iter().any(|net| net.contains(&endpoint))))
+            || firewall.is_some_and(|f| {
+                f.outbound.iter().any(|a| {
+                    a.proto == Proto::Tcp && a.port == port && a.peers.iter().any(|net| net.contains(&endpoint))
+                })
+            })
     };
     let probe = |port: u16, expect: Connect, reason: String| Probe {
         from: Source::Host(host.name.clone()),
@@ -513,7 +642,16 @@ fn expect(topology: &Topology, source: &Source, from_address: Ipv4Addr, to: &Hos
         Source::Internet => to.public_address,
         _ => Some(to.address),
     };
-    let mut probe = Probe { from: source.clone(), from_address, to: to.name.clone(), address, port, expect: Connect::Filtered, also_open: false, reason: String::new() };
+    let mut probe = Probe {
+        from: source.clone(),
+        from_address,
+        to: to.name.clone(),
+        address,
+        port,
+        expect: Connect::Filtered,
+        also_open: false,
+        reason: String::new(),
+    };
     let Some(address) = address else {
         probe.reason = "no route (not on the same network)".into();
         return probe;
@@ -521,9 +659,12 @@ fn expect(topology: &Topology, source: &Source, from_address: Ipv4Addr, to: &Hos
     if let Source::Host(name) = source {
         let firewall = topology.firewall.get(name);
         let source_host = topology.host(name);
-        let restricted = firewall.is_some_and(|f| f.enabled && f.egress == crate::spec::EgressPolicy::Restricted) && source_host.is_some_and(|h| h.firewall);
+        let restricted = firewall.is_some_and(|f| f.enabled && f.egress == crate::spec::EgressPolicy::Restricted)
+            && source_host.is_some_and(|h| h.firewall);
         if restricted {
-            let allowed = firewall.expect("checked").outbound.iter().any(|allow| allow.proto == Proto::Tcp && allow.port == port && allow.peers.iter().any(|net| net.contains(&address)));
+            let allowed = firewall.expect("checked").outbound.iter().any(|allow| {
+                allow.proto == Proto::Tcp && allow.port == port && allow.peers.iter().any(|net| net.contains(&address))
+            });
             if !allowed {
                 probe.reason = format!("{name}'s egress rules block it");
                 return probe;
@@ -534,7 +675,11 @@ fn expect(topology: &Topology, source: &Source, from_address: Ipv4Addr, to: &Hos
         Some(firewall) if firewall.enabled && to.firewall => firewall
             .inbound
             .iter()
-            .find(|allow| allow.proto == Proto::Tcp && allow.port == port && allow.peers.iter().any(|net| net.contains(&from_address)))
+            .find(|allow| {
+                allow.proto == Proto::Tcp
+                    && allow.port == port
+                    && allow.peers.iter().any(|net| net.contains(&from_address))
+            })
             .map(|allow| allow.purpose.clone()),
         _ => Some("no firewall on the destination".into()),
     };
@@ -574,11 +719,19 @@ pub fn host_by_address<'t>(topology: &'t Topology, address: &str) -> Option<&'t 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::example;
+
+    fn example(file: &str) -> Topology {
+        let path = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).expect("example exists");
+        crate::topology::compile(&crate::spec::SpecSource { name: file.into(), text }).expect("example compiles")
+    }
 
     fn probe<'s>(step: &'s Step, from: &str, to: &str, port: u16) -> &'s Probe {
         let Step::FirewallMatrix { probes, .. } = step else { panic!("not a matrix") };
-        probes.iter().find(|p| p.from.to_string() == from && p.to == to && p.port == port).unwrap_or_else(|| panic!("no probe {from} → {to}:{port}"))
+        probes
+            .iter()
+            .find(|p| p.from.to_string() == from && p.to == to && p.port == port)
+            .unwrap_or_else(|| panic!("no probe {from} → {to}:{port}"))
     }
 
     #[test]
@@ -606,7 +759,11 @@ mod tests {
             Step::DbFailover { victim, survivors, .. } => Some((victim.clone(), survivors.clone())),
             _ => None,
         });
-        assert_eq!(db, Some(("db1".to_string(), vec!["db2".to_string(), "db3".to_string()])), "the app's first choice dies");
+        assert_eq!(
+            db,
+            Some(("db1".to_string(), vec!["db2".to_string(), "db3".to_string()])),
+            "the app's first choice dies"
+        );
     }
 
     #[test]
@@ -618,7 +775,11 @@ mod tests {
             Step::DbFailover { victim, writers, .. } => Some((victim.clone(), writers.clone())),
             _ => None,
         });
-        assert_eq!(victim, Some(("server3".to_string(), vec!["server1".to_string()])), "single primary: a replica dies");
+        assert_eq!(
+            victim,
+            Some(("server3".to_string(), vec!["server1".to_string()])),
+            "single primary: a replica dies"
+        );
     }
 
     #[test]
@@ -657,7 +818,8 @@ mod tests {
         let db1 = hosts.iter().find(|h| h.host == "db1").unwrap();
         assert_eq!(db1.category, "shop/db");
         assert_eq!(db1.plugins, ["cpu", "load", "memory", "mysql"]);
-        let web1_egress: Vec<(u16, Connect)> = egress.iter().filter(|p| p.from == Source::Host("web1".into())).map(|p| (p.port, p.expect)).collect();
+        let web1_egress: Vec<(u16, Connect)> =
+            egress.iter().filter(|p| p.from == Source::Host("web1".into())).map(|p| (p.port, p.expect)).collect();
         assert_eq!(web1_egress, [(443, Connect::Open), (80, Connect::Filtered)], "only HTTPS leaves for the endpoint");
 
         let endpoints = scenario.steps.iter().find_map(|s| match s {
@@ -669,25 +831,39 @@ mod tests {
         assert_eq!(stub.url.as_deref(), Some("http://127.0.0.1:8081/nginx_status"));
         assert!(stub.remote.iter().all(|p| p.expect != Connect::Open), "stub_status is loopback only");
         let stats = endpoints.iter().find(|e| e.host == "lb1" && e.source == CollectorSource::HaproxyStats).unwrap();
-        let open: Vec<String> = stats.remote.iter().filter(|p| p.expect == Connect::Open).map(|p| p.from.to_string()).collect();
+        let open: Vec<String> =
+            stats.remote.iter().filter(|p| p.expect == Connect::Open).map(|p| p.from.to_string()).collect();
         assert!(open.is_empty(), "HAProxy stats answer the LB itself only: {open:?}");
         let db = endpoints.iter().find(|e| e.host == "db1" && e.source == CollectorSource::MariadbStatus).unwrap();
         assert_eq!(db.remote_logins, ["app1", "app2", "app3"], "the hosts that reach 3306 try to log in as monitor");
 
         let qps = scenario.steps.iter().find_map(|s| match s {
-            Step::WebQps { web_hosts, lbs, rate, interval_ms, .. } => Some((web_hosts.clone(), lbs.clone(), *rate, *interval_ms)),
+            Step::WebQps { web_hosts, lbs, rate, interval_ms, .. } => {
+                Some((web_hosts.clone(), lbs.clone(), *rate, *interval_ms))
+            }
             _ => None,
         });
-        assert_eq!(qps, Some((vec!["web1".into(), "web2".into(), "web3".into()], vec!["lb1".into(), "lb2".into()], QPS_RATE, 2000)));
+        assert_eq!(
+            qps,
+            Some((vec!["web1".into(), "web2".into(), "web3".into()], vec!["lb1".into(), "lb2".into()], QPS_RATE, 2000))
+        );
     }
 
     #[test]
     fn whiteboard_lb_without_firewall_is_open_to_what_listens() {
         let topology = example("whiteboard.toml");
         let step = firewall_matrix(&topology);
-        assert_eq!(probe(&step, "internet", "lb", 22).expect, Connect::Refused, "sshd listens privately only; nothing filters");
+        assert_eq!(
+            probe(&step, "internet", "lb", 22).expect,
+            Connect::Refused,
+            "sshd listens privately only; nothing filters"
+        );
         assert_eq!(probe(&step, "admin", "lb", 8404).expect, Connect::Open);
         assert_eq!(probe(&step, "server2", "server1", 3306).expect, Connect::Open);
-        assert_eq!(probe(&step, "server1", "server2", 3306).expect, Connect::Filtered, "single primary: only the writer takes app connections");
+        assert_eq!(
+            probe(&step, "server1", "server2", 3306).expect,
+            Connect::Filtered,
+            "single primary: only the writer takes app connections"
+        );
     }
 }

@@ -1,0 +1,322 @@
+//! How a service is started: its command lines, environment, user and groups, umask,
+//! capabilities and directories. For every daemon a nixpkgs module starts, these come from
+//! the recorded unit ([`super::units`]) with its paths resolved through a [`Layout`]; the lab
+//! starts the daemon from exactly this, and a test compares the lab's processes with it.
+//! The app runs under nixstack's own unit (modules/app.nix), described here directly.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::units::{self, Token, UnitRecord};
+use super::{Layout, Service};
+use crate::topology::{Host, Topology};
+
+/// The group that may read the secrets directory (modules/base.nix `secretsGroup`).
+pub const SECRETS_GROUP: &str = "nixstack-secrets";
+
+/// A directory systemd creates for the unit (`RuntimeDirectory=`, `StateDirectory=`,
+/// `LogsDirectory=`), owned by the unit's user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Directory {
+    pub path: PathBuf,
+    pub mode: u32,
+}
+
+/// Everything about starting one service on one host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceLaunch {
+    pub service: Service,
+    /// The systemd unit on NixOS.
+    pub unit: String,
+    /// `ExecStartPre=` command lines (resolved), run in order before the daemon.
+    pub pre: Vec<Vec<String>>,
+    /// `ExecStart=` (resolved): the daemon in the foreground.
+    pub argv: Vec<String>,
+    /// `ExecReload=` command lines (resolved); `$MAINPID` is the daemon's pid.
+    pub reload: Vec<Vec<String>>,
+    /// The unit's `Environment=`, and nothing else.
+    pub environment: BTreeMap<String, String>,
+    /// `User=` (`None`: root).
+    pub user: Option<String>,
+    /// `Group=` (`None`: the user's primary group, root's for root).
+    pub group: Option<String>,
+    /// `SupplementaryGroups=` plus the groups nixstack's modules add the user to
+    /// (`users.users.<user>.extraGroups`): what the process holds at run time.
+    pub groups: Vec<String>,
+    /// Of `groups`, those the user is a member of (NixOS `extraGroups`, /etc/group).
+    pub user_groups: Vec<String>,
+    pub umask: u32,
+    pub ambient_capabilities: Vec<String>,
+    pub directories: Vec<Directory>,
+}
+
+impl ServiceLaunch {
+    /// The program `argv` starts.
+    pub fn program(&self) -> &str {
+        &self.argv[0]
+    }
+}
+
+/// The groups nixstack's role modules make a service's user a member of
+/// (`users.users.<user>.extraGroups`, in /etc/group: any process of the user holds them, also
+/// `mysqld --user=mysql` run from a root shell): every daemon that reads a TLS key or password.
+fn user_groups(service: Service) -> &'static [&'static str] {
+    match service {
+        // modules/db.nix: users.users.${mysql.user}.extraGroups = [ secretsGroup ]
+        Service::Mariadb => &[SECRETS_GROUP],
+        // modules/web.nix: users.users.nginx.extraGroups = [ secretsGroup ]
+        Service::Nginx => &[SECRETS_GROUP],
+        // modules/lb.nix: users.users.haproxy.extraGroups = [ secretsGroup ]
+        Service::Haproxy => &[SECRETS_GROUP],
+        _ => &[],
+    }
+}
+
+/// The groups nixstack's role modules add to a unit only (`SupplementaryGroups=`).
+fn unit_groups(service: Service) -> &'static [&'static str] {
+    match service {
+        // modules/app.nix: SupplementaryGroups = [ secretsGroup ] (its user is dynamic)
+        Service::App => &[SECRETS_GROUP],
+        _ => &[],
+    }
+}
+
+/// How `service` starts on `host` with `layout`'s paths; `None` for what is no process
+/// (the firewall is a one-shot `nft -f`). `bootstrap`: a Galera node that starts a new
+/// cluster (`_WSREP_NEW_CLUSTER=--wsrep-new-cluster`, as NixOS's mysql unit sets it).
+pub fn launch(
+    topology: &Topology,
+    host: &Host,
+    layout: &Layout,
+    service: Service,
+    bootstrap: bool,
+) -> Option<ServiceLaunch> {
+    if service == Service::Nftables {
+        return None;
+    }
+    if service.nixpkgs_module().is_none() {
+        return Some(app_launch(topology, host, layout));
+    }
+    let record = units::record(service).expect("every nixpkgs-started service has a record (a unit test holds it)");
+    let resolver = Resolver { service, layout, bootstrap };
+    let mut groups: Vec<String> = record.supplementary_groups.clone();
+    groups.extend(unit_groups(service).iter().chain(user_groups(service)).map(|g| g.to_string()));
+    let mut directories = Vec::new();
+    for (names, mode, root) in [
+        (&record.runtime_directory, record.runtime_directory_mode(), "/run"),
+        (&record.state_directory, record.state_directory_mode(), "/var/lib"),
+        (&record.logs_directory, record.logs_directory_mode(), "/var/log"),
+    ] {
+        for name in names {
+            directories.push(Directory { path: layout.translate(&format!("{root}/{name}")), mode });
+        }
+    }
+    Some(ServiceLaunch {
+        service,
+        unit: record.unit.clone(),
+        pre: record.exec_start_pre.iter().map(|argv| resolver.argv(record, argv)).collect(),
+        argv: resolver.argv(record, &record.exec_start),
+        reload: record.exec_reload.iter().map(|argv| resolver.argv(record, argv)).collect(),
+        environment: unit_environment(record, layout),
+        user: record.user().map(str::to_string),
+        group: (!record.group.is_empty()).then(|| record.group.clone()),
+        groups,
+        user_groups: user_groups(service).iter().map(|g| g.to_string()).collect(),
+        umask: record.umask(),
+        ambient_capabilities: record.ambient_capabilities.clone(),
+        directories,
+    })
+}
+
+/// The unit's `Environment=`. In the lab, a variable whose value is a store path (sshd's
+/// `LD_LIBRARY_PATH` of NSS modules) is left out: a named deviation, there is no store.
+fn unit_environment(record: &UnitRecord, layout: &Layout) -> BTreeMap<String, String> {
+    record
+        .environment
+        .iter()
+        .filter(|(_, value)| !(layout.is_lab() && value.contains("{store:")))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The app under modules/app.nix's `nixstack-app` unit: `DynamicUser=` with the secrets
+/// group, `UMask=0077`, `StateDirectory=nixstack-app`, its environment the app contract.
+fn app_launch(topology: &Topology, host: &Host, layout: &Layout) -> ServiceLaunch {
+    let argv = match layout.kind {
+        super::LayoutKind::Nixos => vec!["{exe}".to_string()],
+        // The lab runs the demo app's source with Debian's Python (python3-pymysql).
+        super::LayoutKind::Lab => {
+            vec![layout.executable(Service::App), layout.config(Service::App.config_file()).display().to_string()]
+        }
+    };
+    ServiceLaunch {
+        service: Service::App,
+        unit: "nixstack-app.service".into(),
+        pre: Vec::new(),
+        argv,
+        reload: Vec::new(),
+        environment: super::app::environment(topology, host, layout),
+        user: Some(layout.dynamic_user(Service::App)),
+        group: Some(layout.dynamic_user(Service::App)),
+        groups: unit_groups(Service::App).iter().map(|g| g.to_string()).collect(),
+        user_groups: Vec::new(),
+        umask: 0o077,
+        ambient_capabilities: Vec::new(),
+        directories: vec![Directory { path: layout.translate("/var/lib/nixstack-app"), mode: 0o755 }],
+    }
+}
+
+/// `/etc/haproxy.cfg` as NixOS's haproxy module writes it: its own `global` section with
+/// the `level user` stats socket the master needs for seamless reloads, then
+/// `services.haproxy.config` (nixos/modules/services/networking/haproxy.nix, `haproxyCfg`;
+/// data/nixpkgs-units.toml names the commit). HAProxy merges several `global` sections.
+pub fn haproxy_config_as_installed(layout: &Layout, config: &str) -> String {
+    let socket = layout.translate("/run/haproxy/haproxy.sock");
+    format!(
+        "global\n  # needed for hot-reload to work without dropping packets in multi-worker mode\n  stats socket {} mode 600 expose-fd listeners level user\n\n{config}",
+        socket.display()
+    )
+}
+
+/// nginx's config file as NixOS's nginx module writes it (`configFile`): `pid`, `error_log`
+/// (`services.nginx.logError`, default `stderr`) and `daemon off;` in front of
+/// `services.nginx.config` (nixos/modules/services/web-servers/nginx/default.nix).
+pub fn nginx_config_as_installed(layout: &Layout, config: &str) -> String {
+    format!("pid {};\nerror_log stderr;\ndaemon off;\n\n{config}", nginx_pid_file(layout).display())
+}
+
+/// Where the nginx module's prelude puts the master's pid: in its RuntimeDirectory.
+pub fn nginx_pid_file(layout: &Layout) -> std::path::PathBuf {
+    layout.translate("/run/nginx/nginx.pid")
+}
+
+/// Resolves a recorded command line's symbolic parts.
+struct Resolver<'a> {
+    service: Service,
+    layout: &'a Layout,
+    bootstrap: bool,
+}
+
+impl Resolver<'_> {
+    fn argv(&self, record: &UnitRecord, argv: &[String]) -> Vec<String> {
+        argv.iter().filter_map(|word| self.word(record, word)).collect()
+    }
+
+    /// One word; `None` when it expands to nothing (an empty `$VAR`).
+    fn word(&self, record: &UnitRecord, word: &str) -> Option<String> {
+        // `--option={token}`: the option with the token resolved.
+        if let Some((option, value)) =
+            word.split_once('=').filter(|(option, value)| option.starts_with('-') && value.starts_with('{'))
+        {
+            return Some(format!("{option}={}", self.word(record, value)?));
+        }
+        Some(match Token::parse(word) {
+            Token::Exe => self.layout.executable(self.service),
+            Token::Package { name, rest } => self.layout.package_file(name, rest),
+            Token::Store("package") => self.layout.package_root(),
+            Token::Store(name) => self.layout.store_file(self.service, name).display().to_string(),
+            Token::Script(name) => format!("{{script:{name}}}"),
+            Token::Literal(literal) if literal.starts_with('$') => {
+                let variable = literal.trim_start_matches('$').trim_start_matches('{').trim_end_matches('}');
+                let value = self.variable(record, variable);
+                return (!value.is_empty()).then_some(value);
+            }
+            Token::Literal(literal) => self.layout.translate_words(literal),
+        })
+    }
+
+    /// What systemd substitutes for `$variable`: the unit's environment, and the variables
+    /// the mysql unit's preStart sets for Galera.
+    fn variable(&self, record: &UnitRecord, variable: &str) -> String {
+        match variable {
+            "_WSREP_NEW_CLUSTER" if self.bootstrap => "--wsrep-new-cluster".into(),
+            "_WSREP_NEW_CLUSTER" | "_WSREP_START_POSITION" => String::new(),
+            other => record.environment.get(other).cloned().unwrap_or_else(|| format!("${other}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::SpecSource;
+    use crate::topology::compile;
+
+    /// Maps a lab word back to what the nixpkgs unit writes: the lab's program to `{exe}`, a
+    /// path under the host's lab root to the NixOS path, the rendered config to its store file.
+    fn untranslate(layout: &Layout, service: Service, record: &UnitRecord, lab_word: &str, nixos_word: &str) -> bool {
+        let nixos = Layout::nixos();
+        let ours = |word: &str| word.replace(&layout.executable(service), "{exe}");
+        let lab_word = ours(lab_word);
+        if lab_word == nixos_word {
+            return true;
+        }
+        if let (Some((lab_option, lab_value)), Some((option, value))) =
+            (lab_word.split_once('='), nixos_word.split_once('='))
+        {
+            if lab_option == option && value.starts_with('{') {
+                return untranslate(layout, service, record, lab_value, value);
+            }
+        }
+        match Token::parse(nixos_word) {
+            Token::Store("package") => lab_word == layout.package_root(),
+            Token::Store(name) => lab_word == layout.store_file(service, name).display().to_string(),
+            Token::Package { name, rest } => lab_word == layout.package_file(name, rest),
+            Token::Literal(literal) => {
+                lab_word == layout.translate_words(literal) && nixos.translate_words(literal) == literal
+            }
+            _ => {
+                let _ = record;
+                false
+            }
+        }
+    }
+
+    #[test]
+    fn the_lab_runs_every_recorded_unit_command_word_for_word() {
+        let topology = compile(&SpecSource::embedded_default()).unwrap();
+        for host in &topology.hosts {
+            let layout = Layout::lab(&host.name);
+            for service in crate::stack::for_host(host) {
+                let Some(record) = units::record(service) else { continue };
+                let Some(launch) = launch(&topology, host, &layout, service, false) else { continue };
+                let recorded: Vec<&String> = record.exec_start.iter().filter(|w| !w.starts_with('$')).collect();
+                assert_eq!(
+                    launch.argv.len(),
+                    recorded.len(),
+                    "{service:?}: {:?} vs the record's {:?}",
+                    launch.argv,
+                    record.exec_start
+                );
+                for (ours, theirs) in launch.argv.iter().zip(&recorded) {
+                    assert!(
+                        untranslate(&layout, service, record, ours, theirs),
+                        "{service:?} on {}: {ours:?} is not the record's {theirs:?}",
+                        host.name
+                    );
+                }
+                assert_eq!(launch.user.as_deref(), record.user(), "{service:?}: User=");
+                for (name, value) in &launch.environment {
+                    assert_eq!(record.environment.get(name), Some(value), "{service:?}: Environment={name}");
+                }
+                assert_eq!(launch.umask, record.umask(), "{service:?}: UMask=");
+                for group in &record.supplementary_groups {
+                    assert!(launch.groups.contains(group), "{service:?}: SupplementaryGroups={group}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_bootstrapping_galera_node_gets_the_new_cluster_flag_only_then() {
+        let topology = compile(&SpecSource::embedded_default()).unwrap();
+        let host = topology.host("db1").unwrap();
+        let layout = Layout::lab("db1");
+        let plain = launch(&topology, host, &layout, Service::Mariadb, false).unwrap();
+        let bootstrap = launch(&topology, host, &layout, Service::Mariadb, true).unwrap();
+        assert!(!plain.argv.iter().any(|a| a == "--wsrep-new-cluster"));
+        assert!(bootstrap.argv.iter().any(|a| a == "--wsrep-new-cluster"), "{:?}", bootstrap.argv);
+    }
+}
