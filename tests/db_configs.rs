@@ -353,7 +353,10 @@ fn prepare(node: &Node, topology: &Topology, host: &Host, ca: Option<&Path>) -> 
     run_ok(
         Command::new(install_db)
             .args(["--no-defaults", "--user=mysql", "--skip-test-db", "--auth-root-authentication-method=socket"])
-            .arg(format!("--datadir={}", layout.mysql_datadir().display())),
+            .arg(format!("--datadir={}", layout.mysql_datadir().display()))
+            // The bootstrap's temporary tables in the node's own directory, not a /tmp that
+            // other tests (and the machine) share.
+            .arg(format!("--tmpdir={}", layout.run.display())),
     );
     layout
 }

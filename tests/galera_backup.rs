@@ -57,6 +57,7 @@ fn new_node(root: &Path, name: &str, port: u16) -> Node {
     let status = Command::new("mariadb-install-db")
         .args(["--no-defaults", "--user=mysql", "--auth-root-authentication-method=socket", "--skip-test-db"])
         .arg(format!("--datadir={}", dir.join("data").display()))
+        .arg(format!("--tmpdir={}", dir.display()))
         .output()
         .unwrap();
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));

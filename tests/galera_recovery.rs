@@ -49,6 +49,7 @@ fn recovery_reads_real_datadirs_and_bootstraps_the_most_advanced_copy() {
     let status = Command::new("mariadb-install-db")
         .args(["--no-defaults", "--user=mysql", "--auth-root-authentication-method=socket", "--skip-test-db"])
         .arg(format!("--datadir={}", ahead.datadir().display()))
+        .arg(format!("--tmpdir={}", ahead.dir.display()))
         .output()
         .unwrap();
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));

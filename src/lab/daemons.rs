@@ -421,6 +421,8 @@ fn prepare_mariadb(lab: &Lab, host: &Host, layout: &Layout) -> Result<bool> {
             Cmd::new("mariadb-install-db")
                 .args(["--no-defaults", "--user=mysql", "--auth-root-authentication-method=socket", "--skip-test-db"])
                 .arg(format!("--datadir={}", datadir.display()))
+                // Its temporary tables under the host's runtime directory, not the machine's /tmp.
+                .arg(format!("--tmpdir={}", layout.run.display()))
                 .timeout(Duration::from_secs(120))
                 .run()
                 .context("mariadb-install-db")?;
