@@ -306,9 +306,14 @@ pub struct AppSection {
     /// Command run by the systemd unit, relative to the package's `bin/`.
     #[serde(default = "default_app_command")]
     pub command: Located<String>,
-    /// Port the application listens on (TLS when `tls.internal`).
+    /// Port the web tier reaches the app hop on: with `tls.internal`, the TLS terminator
+    /// (nginx) in front of the app; without, the app itself (plain HTTP).
     #[serde(default = "default_app_port")]
     pub port: Located<u16>,
+    /// Loopback port the application itself listens on, plain HTTP, behind the TLS
+    /// terminator (`PORT` in its environment). Only with `tls.internal`.
+    #[serde(default = "default_app_listen_port")]
+    pub listen_port: Located<u16>,
     /// Extra environment of the application (no secrets: those come from files).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -325,6 +330,9 @@ fn default_app_command() -> Located<String> {
 }
 fn default_app_port() -> Located<u16> {
     Located::synthetic(8080)
+}
+fn default_app_listen_port() -> Located<u16> {
+    Located::synthetic(8000)
 }
 fn default_app_health() -> Located<String> {
     Located::synthetic("/healthz".into())

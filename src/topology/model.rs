@@ -202,7 +202,12 @@ pub struct AppTier {
     pub hosts: Vec<String>,
     pub package: String,
     pub command: String,
+    /// The app hop's port on the private address (the terminator's with internal TLS).
     pub port: u16,
+    /// With internal TLS: nginx on each app host terminates the web tier's TLS on `port`
+    /// and proxies to the app on loopback `listen_port`; without, the app listens on `port`.
+    pub terminator: bool,
+    pub listen_port: u16,
     pub env: BTreeMap<String, String>,
     pub health_path: String,
     /// Database nodes the app may write to, in preference order.

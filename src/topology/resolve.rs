@@ -266,6 +266,8 @@ impl Resolver<'_> {
             package: a.package.value.clone(),
             command: a.command.value.clone(),
             port: a.port.value,
+            terminator: internal_tls,
+            listen_port: a.listen_port.value,
             env: a.env.clone(),
             health_path: a.health_path.value.clone(),
             db_writers: db
@@ -1085,7 +1087,12 @@ fn services_of(host: &Host, web: Option<&WebTier>, app: Option<&AppTier>) -> Vec
             }
             Role::App => {
                 if let Some(app) = app {
-                    services.push(service("app", app.port, Bind::Private));
+                    if app.terminator {
+                        services.push(service("nginx app tls", app.port, Bind::Private));
+                        services.push(service("app", app.listen_port, Bind::Local));
+                    } else {
+                        services.push(service("app", app.port, Bind::Private));
+                    }
                 }
             }
             Role::Db => services.extend([
