@@ -22,9 +22,9 @@ in
     };
 
     command = mkOption {
-      type = types.str;
-      default = "nixstack-demo-app";
-      description = "The program in the package's `bin/` directory to run.";
+      type = types.nullOr types.str;
+      default = null;
+      description = "The program in the package's `bin/` directory to run; `null`: the package's `meta.mainProgram` (`lib.getExe`).";
     };
 
     port = mkOption {
@@ -76,7 +76,7 @@ in
       after = [ "network-online.target" ];
       inherit (cfg) environment;
       serviceConfig = {
-        ExecStart = "${cfg.package}/bin/${cfg.command}";
+        ExecStart = if cfg.command == null then lib.getExe cfg.package else "${cfg.package}/bin/${cfg.command}";
         Restart = "on-failure";
         RestartSec = "2s";
         DynamicUser = true;

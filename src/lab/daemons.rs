@@ -230,7 +230,19 @@ pub fn start(lab: &Lab, host: &Host, daemon: Service) -> Result<Identity> {
         let (uid, gid) = accounts::ensure_user(lab.state, "collectd", "collectd")?;
         super::monitoring::prepare_collectd(lab.topology, host, &layout, uid, gid)?;
     }
-    let (service, launch) = launch(lab, host, &layout, daemon, bootstrap)?;
+    if let Some(app) = lab.topology.app.as_ref().filter(|_| daemon == Service::App) {
+        if app.source.is_some() && app.lab_command.is_none() {
+            bail!(
+                "app.source `{}` is built by Nix, which the lab does not have: set [app.lab] command to how the app starts here",
+                app.source.as_deref().unwrap_or_default()
+            );
+        }
+    }
+    let (service, mut launch) = launch(lab, host, &layout, daemon, bootstrap)?;
+    if daemon == Service::App && !launch.program.starts_with('/') {
+        // `[app.lab] command` relative to where `lab up` runs (the lab starts daemons in `/`).
+        launch.program = std::env::current_dir()?.join(&launch.program).display().to_string();
+    }
     unit_directories(&service, launch.credentials.as_ref())?;
     load_credentials(&service, launch.credentials.as_ref(), &layout)?;
     // The lab's stand-in for the journal: the daemon's log file, which a daemon logging to a

@@ -139,12 +139,13 @@ pub fn host(topology: &Topology, host: &Host) -> String {
         let environment = crate::stack::app::environment(topology, host);
         let credentials = crate::stack::app::credentials(topology, &layout);
         let (_, port) = crate::stack::app::listen(topology, host).expect("an app tier");
+        let command = app.command.as_ref().map_or(Nix::Null, Nix::str);
         bind(
             "nixstack.app",
             attrs([
                 ("enable", Nix::Bool(true)),
                 ("package", Nix::select("pkgs", &app.package.split('.').collect::<Vec<_>>())),
-                ("command", Nix::str(&app.command)),
+                ("command", command),
                 ("port", Nix::Int(i64::from(port))),
                 ("healthPath", Nix::str(&app.health_path)),
                 ("environment", Nix::Attrs(environment.into_iter().map(|(k, v)| (vec![k], Nix::Str(v))).collect())),

@@ -138,10 +138,13 @@ fn unit_environment(record: &UnitRecord, layout: &Layout) -> BTreeMap<String, St
 /// The app under modules/app.nix's `nixstack-app` unit: `DynamicUser=`, `UMask=0077`,
 /// `StateDirectory=nixstack-app`, its environment and credentials the app contract.
 fn app_launch(topology: &Topology, host: &Host, layout: &Layout) -> ServiceLaunch {
-    let argv = match layout.kind {
-        super::LayoutKind::Nixos => vec!["{exe}".to_string()],
+    let lab_command = topology.app.as_ref().and_then(|app| app.lab_command.clone());
+    let argv = match (layout.kind, lab_command) {
+        (super::LayoutKind::Nixos, _) => vec!["{exe}".to_string()],
+        // `[app.lab] command`: the team's app as it runs without Nix.
+        (super::LayoutKind::Lab, Some(command)) => command,
         // The lab runs the demo app's source with Debian's Python (python3-pymysql).
-        super::LayoutKind::Lab => {
+        (super::LayoutKind::Lab, None) => {
             vec![layout.executable(Service::App), layout.config(Service::App.config_file()).display().to_string()]
         }
     };
