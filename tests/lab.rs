@@ -296,6 +296,146 @@ fn app_environment_is_what_the_app_reads(pid: u64, host: &str, internal_tls: boo
     }
 }
 
+/// Serial of the first certificate openssl reads from `input` (a PEM file, or `-` for stdin).
+fn serial_of(pem: &str) -> String {
+    let mut child = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(pem.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stdout).trim().trim_start_matches("serial=").to_string()
+}
+
+/// Runs `args` in namespace `ns` and returns stdout (and whether it succeeded).
+fn in_namespace(ns: &str, args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new("ip").args(["netns", "exec", ns]).args(args).output().unwrap();
+    (
+        output.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
+    )
+}
+
+/// The LB whose namespace carries the VIP now.
+fn vip_holder(lbs: &[String], vip: &str) -> Option<String> {
+    lbs.iter()
+        .find(|lb| in_namespace(&format!("nxs-{lb}"), &["ip", "-4", "addr"]).1.contains(&format!("{vip}/")))
+        .cloned()
+}
+
+/// ACME with two LBs, against the lab's pebble (Let's Encrypt's test server): both LBs hold a
+/// pebble-issued certificate (both orders validated through the VIP: the backup's challenge
+/// passed on by the holder's HAProxy); a client trusting only pebble's root validates the VIP
+/// before and after the holder fails, the certificate served being the holder's own; and a
+/// renewal from the LB that is now the backup succeeds with a new serial, which it serves.
+fn acme_certificates_survive_lb_failover(spec: &str, topology: &nixstack::topology::Topology) {
+    let lb = topology.lb.as_ref().unwrap();
+    let (vip, domain) = (lb.vip.to_string(), topology.stack.domain.clone());
+    let full_pem = |host: &str| {
+        std::fs::read_to_string(format!("{LAB_ROOT}/{host}/state/acme/{domain}/full.pem")).unwrap_or_default()
+    };
+    for host in &lb.hosts {
+        let issuer = std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-issuer", "-in", &format!("{LAB_ROOT}/{host}/state/acme/{domain}/full.pem")])
+            .output()
+            .unwrap();
+        let issuer = String::from_utf8_lossy(&issuer.stdout).into_owned();
+        assert!(issuer.contains("Pebble Intermediate CA"), "{host} serves a certificate pebble issued: {issuer}");
+    }
+    let (ok, root) = in_namespace(
+        "nxs-internet",
+        &[
+            "curl",
+            "-sS",
+            "--cacert",
+            &format!("{LAB_ROOT}/pebble/etc/lab-ca.crt"),
+            &format!(
+                "https://{}:15000/roots/0",
+                nixstack::stack::address_plan::plan(topology).unwrap().internet_address()
+            ),
+        ],
+    );
+    assert!(ok && root.contains("BEGIN CERTIFICATE"), "pebble's root: {root}");
+    let root_file = format!("{LAB_ROOT}/pebble/etc/pebble-root.pem");
+    std::fs::write(&root_file, &root).unwrap();
+    let served_serial = || {
+        let (ok, text) = in_namespace(
+            "nxs-internet",
+            &[
+                "curl",
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--cacert",
+                &root_file,
+                "--resolve",
+                &format!("{domain}:443:{vip}"),
+                &format!("https://{domain}{}", lb.health_path),
+            ],
+        );
+        assert!(ok && text.trim() == "200", "HTTPS through the VIP, verified against pebble's root: {text}");
+        let (_, chain) = in_namespace(
+            "nxs-internet",
+            &["sh", "-c", &format!("openssl s_client -connect {vip}:443 -servername {domain} </dev/null 2>/dev/null")],
+        );
+        serial_of(&chain)
+    };
+    let first = vip_holder(&lb.hosts, &vip).expect("an LB holds the VIP");
+    assert_eq!(served_serial(), serial_of(&full_pem(&first)), "the VIP serves its holder's certificate ({first})");
+
+    // The holder fails (keepalived stopped: it gives the VIP up), the other LB takes over.
+    // Its pid from the lab's state file: `ip netns exec` shares one pid namespace, so pgrep
+    // would find every LB's keepalived.
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(LAB_ROOT).join("state.json")).unwrap()).unwrap();
+    let pid = state["created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "process" && r["daemon"] == "keepalived" && r["host"] == first.as_str())
+        .and_then(|r| r["pid"].as_u64())
+        .unwrap_or_else(|| panic!("no keepalived of {first} in the state file"));
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let second = loop {
+        if let Some(holder) = vip_holder(&lb.hosts, &vip).filter(|h| *h != first) {
+            break holder;
+        }
+        assert!(std::time::Instant::now() < deadline, "the VIP did not move off {first}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(served_serial(), serial_of(&full_pem(&second)), "after failover the VIP serves {second}'s certificate");
+
+    // A renewal on the backup: its challenge reaches the new holder and is passed on to it.
+    let before = serial_of(&full_pem(&first));
+    let (ok, stdout, stderr, took) = nixstack(&["lab", "acme", "--renew", "--on", &first, "--json"]);
+    assert!(ok, "renewal from the backup {first} failed:\n{}\n{}", tail(&stdout, 20), tail(&stderr, 20));
+    let after = serial_of(&full_pem(&first));
+    assert!(!after.is_empty() && after != before, "{first} renewed: serial {before} → {after}");
+    let (ok, served) = in_namespace(
+        "nxs-internet",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "openssl s_client -connect {}:443 -servername {domain} </dev/null 2>/dev/null",
+                topology.host(&first).unwrap().public_address.unwrap()
+            ),
+        ],
+    );
+    assert!(ok, "{served}");
+    assert_eq!(serial_of(&served), after, "{first}'s HAProxy serves the renewed certificate (reloaded)");
+    eprintln!("acme: renewal from the backup {first} took {:.1}s", took.as_secs_f64());
+    // Back to a whole lab for what follows.
+    let (ok, stdout, stderr, _) = nixstack(&["lab", "up", spec]);
+    assert!(ok, "lab up after the failover:\n{}\n{}", tail(&stdout, 20), tail(&stderr, 20));
+}
+
 /// `lab chaos` with every fault: each must pass (every acknowledged write on every node
 /// exactly once, the tier recovered), and its report must show the fault really happened:
 /// writes acknowledged, clients erroring while nodes were down, kill-rolling recovered.
@@ -461,6 +601,9 @@ fn up_test_down(spec: &str, expected_steps: &[&str], chaos: bool) {
         assert!(passed, "step {name} failed: {summary}");
     }
     check_qps_view(spec);
+    if topology.lb.as_ref().is_some_and(|lb| lb.tls == nixstack::spec::TlsMode::Acme) {
+        acme_certificates_survive_lb_failover(spec, &topology);
+    }
     if chaos {
         chaos_loses_no_acknowledged_write();
         backup_restore_brings_back_exactly_the_backup(&topology.db.as_ref().unwrap().hosts);

@@ -296,6 +296,11 @@ fn write_lab_host(topology: &Topology, ca: &Ca, root: &Path, host: &str) -> (Pat
     for dir in [&layout.etc, &layout.run.join("haproxy"), &layout.log, &layout.state] {
         fs::create_dir_all(dir).unwrap();
     }
+    // With ACME, HAProxy serves the acme unit's full.pem (in the lab under state/acme/),
+    // the placeholder until lego's first order: the public certificate stands in for it.
+    let acme_pem = layout.public_pem(&topology.stack.domain, true);
+    fs::create_dir_all(acme_pem.parent().unwrap()).unwrap();
+    fs::copy(layout.secret("public.pem"), &acme_pem).unwrap();
     let host_model = topology.host(host).unwrap();
     let haproxy_cfg = layout.config("haproxy.cfg");
     let keepalived_conf = layout.config("keepalived.conf");

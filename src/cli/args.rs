@@ -150,6 +150,19 @@ pub enum LabCommand {
         #[arg(long)]
         json: bool,
     },
+    /// ACME against the lab's pebble: order (or, with --renew, renew) the public certificate
+    /// on each LB through the VIP, as NixOS's acme units do, and reload HAProxy.
+    Acme {
+        spec: Option<PathBuf>,
+        /// Renew the existing certificates now (lego renew), instead of ordering missing ones.
+        #[arg(long)]
+        renew: bool,
+        /// Only these LBs (comma-separated; default: every LB).
+        #[arg(long, value_delimiter = ',')]
+        on: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show each host's daemons and health.
     Status {
         #[arg(long)]

@@ -184,6 +184,9 @@ fn lab(command: LabCommand) -> Result<i32> {
     match command {
         LabCommand::Up { spec, json } => lab::up(spec.as_deref(), &Reporter::new(json)),
         LabCommand::Test { spec, json } => lab::test(spec.as_deref(), &Reporter::new(json)),
+        LabCommand::Acme { spec, renew, on, json } => {
+            lab::acme_orders(spec.as_deref(), renew, &on, &Reporter::new(json))
+        }
         LabCommand::Chaos { spec, faults, steady_secs, json } => {
             let faults = if faults.is_empty() {
                 lab::chaos::Fault::ALL.to_vec()

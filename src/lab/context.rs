@@ -3,9 +3,12 @@
 //! (daemons, galera, monitoring, run, chaos), which all take it.
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use super::event::Reporter;
-use super::process::{self, Identity};
+use anyhow::{bail, Result};
+
+use super::event::{Event, Reporter};
+use super::process::{self, Identity, Launch};
 use super::state::State;
 use crate::stack::address_plan::{host_netns, NetworkPlan};
 use crate::stack::Service;
@@ -32,5 +35,61 @@ impl Lab<'_> {
     /// The recorded process of `daemon` on `host`, if it still runs.
     pub fn running(&self, host: &str, daemon: Service) -> Option<Identity> {
         self.identity(host, daemon).filter(|identity| process::is_running(*identity, &host_netns(host)))
+    }
+
+    /// Starts `launch` as the lab-only stand-in `daemon` of `host` (the monitoring endpoint, the
+    /// ACME server: no stack host, a namespace of their own) unless its recorded process
+    /// runs, and waits until `ready` says it serves.
+    pub fn ensure_standin(
+        &self,
+        host: &str,
+        daemon: &str,
+        launch: &Launch,
+        mut ready: impl FnMut() -> Result<Option<String>>,
+    ) -> Result<()> {
+        let netns = &launch.netns;
+        let recorded = self.state.lock().expect("state lock").process(host, daemon);
+        let running = recorded
+            .map(|(pid, start_time)| Identity { pid, start_time })
+            .filter(|identity| process::is_running(*identity, netns));
+        let (identity, started) = match running {
+            Some(identity) => {
+                self.reporter.emit(Event::Running { host: host.into(), daemon: daemon.into(), pid: identity.pid });
+                (identity, None)
+            }
+            None => {
+                self.state.lock().expect("state lock").record_process_intent(host, daemon, netns)?;
+                let identity = process::spawn(launch)?;
+                self.state.lock().expect("state lock").record_process_started(
+                    host,
+                    daemon,
+                    identity.pid,
+                    identity.start_time,
+                )?;
+                self.reporter.emit(Event::Started { host: host.into(), daemon: daemon.into(), pid: identity.pid });
+                (identity, Some(Instant::now()))
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut last = String::from("no answer yet");
+        loop {
+            if !process::is_running(identity, netns) {
+                let log = std::fs::read_to_string(&launch.log).map(|t| super::cmd::tail(&t, 15)).unwrap_or_default();
+                bail!("{daemon} of {host} exited: {last}\n--- last lines of {} ---\n{log}", launch.log.display());
+            }
+            match ready() {
+                Ok(Some(detail)) => {
+                    let elapsed_ms = started.map_or(0, |s| s.elapsed().as_millis() as u64);
+                    self.reporter.emit(Event::Ready { host: host.into(), daemon: daemon.into(), detail, elapsed_ms });
+                    return Ok(());
+                }
+                Ok(None) => {}
+                Err(e) => last = format!("{e:#}"),
+            }
+            if Instant::now() >= deadline {
+                bail!("{daemon} of {host} not ready after 15s: {last}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }

@@ -65,6 +65,18 @@ pub fn up(topology: &Topology, plan: &NetworkPlan, state: &Mutex<State>, reporte
             elapsed_ms: started.elapsed().as_millis() as u64,
         });
     }
+    if super::acme::enabled(topology) {
+        // Every LB orders its certificate through the VIP, as on NixOS after the first boot.
+        let new_root = super::acme::pebble_up(&lab)?;
+        super::acme::order_missing(&lab, new_root)?;
+    }
+    if !super::acme::enabled(topology) {
+        // What the internet client trusts: the stack CA, which signs the lab's `provided`
+        // certificate (with ACME, pebble's root, written by pebble_up).
+        let (source, target) = (super::secrets_dir().join("ca.crt"), super::public_trust());
+        std::fs::copy(&source, &target)
+            .with_context(|| format!("cannot copy {} to {}", source.display(), target.display()))?;
+    }
     Ok(())
 }
 
@@ -145,6 +157,9 @@ fn prepare_host(lab: &Lab, host: &Host) -> Result<()> {
     }
     if host.has(Role::Lb) {
         std::fs::create_dir_all(layout.haproxy_socket().parent().expect("socket in a dir"))?;
+        if super::acme::enabled(lab.topology) {
+            super::acme::ensure_placeholder(lab, &layout)?;
+        }
     }
     if let Some((uid, gid)) = mysql {
         for dir in [layout.mysql_datadir(), layout.mysql_socket().parent().expect("socket in a dir").to_path_buf()] {
@@ -293,6 +308,23 @@ fn unit_directories(service: &ServiceLaunch, credentials: Option<&Credentials>) 
         if let Some(credentials) = credentials {
             chown(&dir.path, credentials.uid, credentials.gid)?;
         }
+    }
+    Ok(())
+}
+
+/// Reloads `daemon` on `host` as its unit's `ExecReload=` does (`$MAINPID` the recorded
+/// daemon): HAProxy re-reads its config and certificates without dropping a connection.
+pub fn reload(lab: &Lab, host: &Host, daemon: Service) -> Result<()> {
+    let layout = Layout::lab(&host.name);
+    let identity =
+        lab.running(&host.name, daemon).with_context(|| format!("{} does not run on {}", daemon.name(), host.name))?;
+    let (service, launch) = launch(lab, host, &layout, daemon, false)?;
+    if service.reload.is_empty() {
+        bail!("{}'s unit has no ExecReload", daemon.name());
+    }
+    for argv in &service.reload {
+        let argv: Vec<String> = argv.iter().map(|word| word.replace("$MAINPID", &identity.pid.to_string())).collect();
+        process::run_unit_command(&launch, &argv).with_context(|| format!("ExecReload {}", argv.join(" ")))?;
     }
     Ok(())
 }

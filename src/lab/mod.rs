@@ -7,6 +7,7 @@
 //! read from the [state file](state), also after a crash.
 
 mod accounts;
+pub mod acme;
 pub mod backup;
 pub mod chaos;
 pub mod cmd;
@@ -54,6 +55,11 @@ pub fn admin_dir() -> PathBuf {
 /// The stack secrets of the lab (`nixstack secrets init` output).
 pub fn secrets_dir() -> PathBuf {
     Path::new(LAB_ROOT).join("secrets")
+}
+
+/// What the lab's internet client trusts for the stack's domain (written by `lab up`).
+pub fn public_trust() -> PathBuf {
+    Path::new(LAB_ROOT).join("public-trust.pem")
 }
 
 /// The spec the lab runs: the one recorded by a running lab, else the one given (or the
@@ -142,6 +148,39 @@ pub fn chaos(spec: Option<&Path>, faults: &[chaos::Fault], timing: chaos::Timing
     let reports = chaos::run(&topology, &plan, &state, reporter, faults, timing)?;
     let ok = reports.len() == faults.len() && reports.iter().all(|r| r.passed);
     reporter.done("chaos", ok);
+    Ok(if ok { 0 } else { 1 })
+}
+
+/// `lab acme`: orders (or renews) each selected LB's certificate from the lab's pebble.
+/// Exit 1 when an order fails.
+pub fn acme_orders(spec: Option<&Path>, renew: bool, on: &[String], reporter: &Reporter) -> Result<i32> {
+    let Some(existing) = State::load()? else { bail!("no lab is up: run `nixstack lab up` first") };
+    let source = lab_spec(spec, Some(&existing))?;
+    let topology = compile(&source)?;
+    let Some(lb) = topology.lb.as_ref().filter(|_| acme::enabled(&topology)) else {
+        bail!("the spec's load balancers do not use ACME (lb.tls.mode = \"acme\")")
+    };
+    if let Some(unknown) = on.iter().find(|name| !lb.hosts.contains(name)) {
+        bail!("`{unknown}` is not a load balancer of the spec (they are {})", lb.hosts.join(", "));
+    }
+    let plan = crate::stack::address_plan::plan(&topology)?;
+    let state = Mutex::new(existing);
+    let lab = context::Lab { topology: &topology, plan: &plan, state: &state, reporter };
+    let new_root = acme::pebble_up(&lab)?;
+    if new_root {
+        reporter.warning("pebble was restarted with a new root: every LB orders again".to_string());
+    }
+    // Renewing now: `--days` above any certificate's lifetime makes lego renew at once (the
+    // units renew within validMinDays of expiry; the lab cannot wait for that).
+    let order = if renew { crate::stack::acme::Order::Renew { days: 36500 } } else { crate::stack::acme::Order::Run };
+    let mut ok = true;
+    for name in lb.hosts.iter().filter(|name| new_root || on.is_empty() || on.contains(name)) {
+        if let Err(error) = acme::order(&lab, lab.host(name), order) {
+            reporter.warning(format!("{name}: {error:#}"));
+            ok = false;
+        }
+    }
+    reporter.done("acme", ok);
     Ok(if ok { 0 } else { 1 })
 }
 

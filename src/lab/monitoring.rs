@@ -128,7 +128,7 @@ pub fn up(lab: &Lab) -> Result<()> {
         credentials: None,
         umask: 0o022,
     };
-    ensure_process(lab, "standin", &standin, || {
+    lab.ensure_standin(SUMO_HOST, "standin", &standin, || {
         let response = api_get("/healthz")?;
         Ok((response == "ok").then(|| format!("API on 127.0.0.1:{STANDIN_PORT} in {}", sumo_netns())))
     })?;
@@ -143,7 +143,7 @@ pub fn up(lab: &Lab) -> Result<()> {
         umask: 0o022,
     };
     let ca = super::secrets_dir().join("ca.crt");
-    ensure_process(lab, "stunnel", &stunnel, || {
+    lab.ensure_standin(SUMO_HOST, "stunnel", &stunnel, || {
         // Through TLS, verified against the stack's CA for the endpoint's address.
         let response = Request::get(format!("https://{address}/healthz"))
             .cacert(&ca)
@@ -287,60 +287,6 @@ fn stunnel_config(layout: &Layout, address: Ipv4Addr) -> String {
          sslVersionMin = TLSv1.2\n",
         layout.secret("standin.pem").display()
     )
-}
-
-/// Starts `launch` as the stand-in's `daemon` unless its recorded process runs; waits until
-/// `ready` says so.
-fn ensure_process(
-    lab: &Lab,
-    daemon: &str,
-    launch: &Launch,
-    mut ready: impl FnMut() -> Result<Option<String>>,
-) -> Result<()> {
-    let netns = sumo_netns();
-    let running = running(&lab.state.lock().expect("state lock"), daemon);
-    let (identity, started) = match running {
-        Some(identity) => {
-            lab.reporter.emit(Event::Running { host: SUMO_HOST.into(), daemon: daemon.into(), pid: identity.pid });
-            (identity, None)
-        }
-        None => {
-            lab.state.lock().expect("state lock").record_process_intent(SUMO_HOST, daemon, &netns)?;
-            let identity = process::spawn(launch)?;
-            lab.state.lock().expect("state lock").record_process_started(
-                SUMO_HOST,
-                daemon,
-                identity.pid,
-                identity.start_time,
-            )?;
-            lab.reporter.emit(Event::Started { host: SUMO_HOST.into(), daemon: daemon.into(), pid: identity.pid });
-            (identity, Some(Instant::now()))
-        }
-    };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut last = String::from("no answer yet");
-    loop {
-        if !process::is_running(identity, &netns) {
-            let log = std::fs::read_to_string(&launch.log).map(|t| super::cmd::tail(&t, 15)).unwrap_or_default();
-            bail!(
-                "{daemon} of the monitoring stand-in exited: {last}\n--- last lines of {} ---\n{log}",
-                launch.log.display()
-            );
-        }
-        match ready() {
-            Ok(Some(detail)) => {
-                let elapsed_ms = started.map_or(0, |s| s.elapsed().as_millis() as u64);
-                lab.reporter.emit(Event::Ready { host: SUMO_HOST.into(), daemon: daemon.into(), detail, elapsed_ms });
-                return Ok(());
-            }
-            Ok(None) => {}
-            Err(e) => last = format!("{e:#}"),
-        }
-        if Instant::now() >= deadline {
-            bail!("{daemon} of the monitoring stand-in not ready after 15s: {last}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The recorded stand-in process `daemon`, if it still runs.
@@ -854,7 +800,7 @@ struct LoadReport {
 /// (curl processes on a pool of threads), as real clients arrive.
 fn paced_load(domain: &str, vip: Ipv4Addr, path: &str, rate: u32, duration: Duration) -> Result<LoadReport> {
     let count = (f64::from(rate) * duration.as_secs_f64()).round() as usize;
-    let ca = super::secrets_dir().join("ca.crt");
+    let ca = super::public_trust();
     let url = format!("https://{domain}{path}");
     let resolve = format!("{domain}:443:{vip}");
     super::netns::run_in(address_plan::INTERNET, move || {

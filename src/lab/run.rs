@@ -132,15 +132,10 @@ fn execute(lab: &Lab, log: &StepLog, step: &Step) -> Result<Verdict> {
     }
 }
 
-/// The stack CA as the internet client trusts it.
-fn stack_ca() -> std::path::PathBuf {
-    super::secrets_dir().join("ca.crt")
-}
-
 /// `https://<domain><path>` through the virtual IP, from the internet namespace.
 pub(super) fn https_get(domain: &str, vip: Ipv4Addr, path: &str, timeout: Duration) -> Result<Response> {
     Request::get(format!("https://{domain}{path}"))
-        .cacert(stack_ca())
+        .cacert(super::public_trust())
         .resolve(domain, 443, vip)
         .timeout(timeout)
         .send(address_plan::INTERNET)
@@ -186,9 +181,9 @@ fn https_via_vip(
         }
     }
     log.line(format!(
-        "{}/{requests} answered by the app; certificate verified against the stack CA ({})",
+        "{}/{requests} answered by the app; certificate verified against {}",
         requests as usize - failures.len(),
-        stack_ca().display()
+        super::public_trust().display()
     ));
     log.line(format!("served by web {} · app {} · db {}", join(&webs), join(&apps), join(&dbs)));
     let redirect = Request::get(format!("http://{domain}/")).resolve(domain, 80, vip).send(address_plan::INTERNET);

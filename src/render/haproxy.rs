@@ -24,9 +24,7 @@ pub fn hsts() -> String {
     format!("max-age={}", tls::intermediate().hsts_min_age)
 }
 
-/// Where NixOS's lego listens for HTTP-01 challenges (`security.acme.certs.<domain>.listenHTTP`);
-/// HAProxy owns port 80 and forwards `/.well-known/acme-challenge/` there.
-pub const ACME_CHALLENGE_ADDRESS: (Ipv4Addr, u16) = (Ipv4Addr::LOCALHOST, 8402);
+pub use crate::stack::acme::challenge_address as acme_challenge_address;
 
 /// A web backend is checked every second, and every 500 ms once a check failed: two
 /// failures take it out within about 1.5 s (the scenario's ejection budget is 2 s).
@@ -63,7 +61,7 @@ pub fn render(topology: &Topology, host: &Host, layout: &Layout) -> String {
     stats_frontend(&mut out, lb, host);
     web_backend(&mut out, topology, lb, layout);
     if lb.tls == TlsMode::Acme {
-        acme_backend(&mut out);
+        acme_backend(&mut out, topology, host);
     }
     out
 }
@@ -181,11 +179,29 @@ fn web_backend(out: &mut String, topology: &Topology, lb: &LbTier, layout: &Layo
     }
 }
 
-fn acme_backend(out: &mut String) {
-    let (address, port) = ACME_CHALLENGE_ADDRESS;
-    out.push_str("\n# lego's HTTP-01 challenge server (NixOS security.acme, listenHTTP).\n");
+/// Every LB orders its own certificate, and Let's Encrypt validates each order through the
+/// VIP, wherever it is: the challenge of the backup's order reaches the VIP holder. Only the
+/// ordering LB's lego knows the token, so this LB's lego is tried first, then each peer's:
+/// a refused connection (no order running there) or a 404 (another LB's token) moves on
+/// (`retry-on`, with `option redispatch 1` choosing another server on every retry).
+fn acme_backend(out: &mut String, topology: &Topology, host: &Host) {
+    let Some(lb) = &topology.lb else { return };
+    let mut legos = vec![host];
+    legos.extend(lb.hosts.iter().filter(|name| **name != host.name).filter_map(|name| topology.host(name)));
+    out.push_str(
+        "\n# lego's HTTP-01 challenge server on every LB (NixOS security.acme, listenHTTP), this LB's first:\n",
+    );
+    out.push_str("# a token is known only to the LB whose order it is, and the challenge comes through the VIP.\n");
     out.push_str("backend acme\n");
-    let _ = writeln!(out, "    server lego {address}:{port}");
+    out.push_str("    balance first\n");
+    out.push_str("    option redispatch 1\n");
+    let _ = writeln!(out, "    retries {}", legos.len().saturating_sub(1).max(1));
+    out.push_str("    retry-on conn-failure empty-response response-timeout 404\n");
+    out.push_str("    timeout connect 1s\n");
+    for lego in legos {
+        let (address, port) = acme_challenge_address(lego);
+        let _ = writeln!(out, "    server lego-{} {address}:{port}", lego.name);
+    }
 }
 
 #[cfg(test)]
@@ -214,7 +230,22 @@ mod tests {
         }
         assert!(cfg.contains("crt /var/lib/acme/shop.example.com/full.pem alpn h2,http/1.1"));
         assert!(cfg.contains("use_backend acme if acme_challenge"));
-        assert!(cfg.contains("server lego 127.0.0.1:8402"));
+        // Every LB's lego, this LB's first (its own orders), each on the LB's own address.
+        for (lb, first, second) in [("lb1", "lb1", "lb2"), ("lb2", "lb2", "lb1")] {
+            let cfg = rendered(&topology, lb, &Layout::nixos());
+            let backend = cfg.split("backend acme\n").nth(1).expect("an acme backend");
+            let servers: Vec<&str> = backend.lines().filter(|l| l.trim_start().starts_with("server ")).collect();
+            let address = |name: &str| topology.host(name).unwrap().public_address.unwrap();
+            assert_eq!(
+                servers,
+                [
+                    format!("    server lego-{first} {}:8402", address(first)),
+                    format!("    server lego-{second} {}:8402", address(second))
+                ],
+                "{lb}"
+            );
+            assert!(backend.contains("retry-on conn-failure empty-response response-timeout 404"), "{backend}");
+        }
     }
 
     #[test]

@@ -122,7 +122,7 @@ pub fn host(topology: &Topology, host: &Host) -> String {
                 acme.push(("email", Nix::str(email)));
             }
             // Where haproxy.cfg sends `/.well-known/acme-challenge/`.
-            let (address, port) = haproxy::ACME_CHALLENGE_ADDRESS;
+            let (address, port) = haproxy::acme_challenge_address(host);
             acme.push(("challengeAddress", Nix::str(address.to_string())));
             acme.push(("challengePort", Nix::Int(i64::from(port))));
             values.push(("acme", attrs(acme)));

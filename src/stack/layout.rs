@@ -133,12 +133,14 @@ impl Layout {
     pub fn host_pem(&self) -> PathBuf {
         self.secret("host.pem")
     }
-    /// The public certificate bundle HAProxy serves. On NixOS with ACME it is lego's
-    /// `full.pem`; in the lab the internal CA signs one for the domain instead.
+    /// The public certificate bundle HAProxy serves: with ACME the acme unit's `full.pem`
+    /// (lego's certificate; the lab orders it from its pebble, see lab::acme), else the
+    /// provided one from the secrets.
     pub fn public_pem(&self, domain: &str, acme: bool) -> PathBuf {
-        match (self.kind, acme) {
-            (LayoutKind::Nixos, true) => self.state.join("acme").join(domain).join("full.pem"),
-            _ => self.secret("public.pem"),
+        if acme {
+            self.translate(&format!("/var/lib/acme/{domain}/full.pem"))
+        } else {
+            self.secret("public.pem")
         }
     }
     pub fn mysql_datadir(&self) -> PathBuf {

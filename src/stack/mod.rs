@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+pub mod acme;
 pub mod address_plan;
 pub mod app;
 pub mod galera_backup;

@@ -787,7 +787,11 @@ mod tests {
         let topology = example("default.toml");
         let step = firewall_matrix(&topology);
         let Step::FirewallMatrix { ports, .. } = &step else { unreachable!() };
-        assert_eq!(ports, &[22, 80, 443, 3306, 4444, 4567, 4568, 8080, 8404]);
+        assert_eq!(ports, &[22, 80, 443, 3306, 4444, 4567, 4568, 8080, 8402, 8404]);
+        // Peers reach lego on the LB's public address (host probes go to private ones, and
+        // tests/lab.rs's ACME test crosses the public path): the private path stays closed.
+        assert_eq!(probe(&step, "lb1", "lb2", 8402).expect, Connect::Filtered);
+        assert_eq!(probe(&step, "web1", "lb2", 8402).expect, Connect::Filtered);
         assert_eq!(probe(&step, "internet", "lb1", 443).expect, Connect::Open);
         assert_eq!(probe(&step, "internet", "lb1", 22).expect, Connect::Filtered);
         assert_eq!(probe(&step, "internet", "web1", 443).address, None);

@@ -43,6 +43,11 @@ pub fn flows(topology: &Topology) -> Vec<Flow> {
             }
             for peer in &lb.hosts {
                 add(host(l), host(peer), 0, Proto::Vrrp, "vrrp", false);
+                // A challenge for a peer's order reaches the VIP holder's HAProxy, which
+                // passes it on to that peer's lego (render::haproxy's acme backend).
+                if lb.tls == TlsMode::Acme && peer != l {
+                    add(host(l), host(peer), ports::ACME_HTTP01, Proto::Tcp, "acme challenge → peer lego", false);
+                }
             }
         }
         // Every LB reaches every backend; a host in both tiers leaves itself out (loopback).

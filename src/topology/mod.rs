@@ -26,6 +26,8 @@ pub mod ports {
     pub const HTTP: u16 = 80;
     pub const HTTPS: u16 = 443;
     pub const HAPROXY_STATS: u16 = 8404;
+    /// lego's HTTP-01 challenge server during an order (`security.acme.certs.<d>.listenHTTP`).
+    pub const ACME_HTTP01: u16 = 8402;
     pub const MYSQL: u16 = 3306;
     pub const GALERA_REPLICATION: u16 = 4567;
     pub const GALERA_IST: u16 = 4568;
