@@ -36,6 +36,9 @@ pub struct RawSpec {
     pub firewall: FirewallSection,
     /// Monitoring clients shipping to Sumo Logic.
     pub monitoring: Option<MonitoringSection>,
+    /// Deploy tools besides `nixstack deploy` that the generated flake also serves.
+    #[serde(default)]
+    pub deploy: DeploySection,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -100,6 +103,42 @@ impl ImageVariant {
             ImageVariant::Qemu => "qemu",
             ImageVariant::Iso => "iso",
         }
+    }
+}
+
+/// `[deploy]`: the third-party deploy tools the generated flake serves (opt-in). See README.md,
+/// "Bring your deploy tool", for what `nixstack deploy` does that they do not.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct DeploySection {
+    /// Each tool adds its flake input (following the stack's nixpkgs) and its output:
+    /// `colmena` a `colmenaHive`, `deploy-rs` `deploy.nodes` and its checks.
+    #[serde(default)]
+    pub tools: Vec<Located<DeployTool>>,
+}
+
+/// A deploy tool the flake can serve besides `nixstack deploy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeployTool {
+    /// colmena (github:zhaofengli/colmena): `colmenaHive`, made by `colmena.lib.makeHive`.
+    Colmena,
+    /// deploy-rs (github:serokell/deploy-rs): `deploy.nodes`, and `deployChecks` under `checks`.
+    DeployRs,
+}
+
+impl DeployTool {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeployTool::Colmena => "colmena",
+            DeployTool::DeployRs => "deploy-rs",
+        }
+    }
+}
+
+impl std::fmt::Display for DeployTool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -9,8 +9,8 @@ use ipnet::Ipv4Net;
 use super::model::*;
 use super::{flows, ports};
 use crate::spec::{
-    nearest, BackupTarget, DbBackupSection, Located, Proto, RawSpec, Role, SourceMap, SpecError, SpecErrors,
-    SpecSource, WriteMode,
+    nearest, BackupTarget, DbBackupSection, DeployTool, Located, Proto, RawSpec, Role, SourceMap, SpecError,
+    SpecErrors, SpecSource, WriteMode,
 };
 
 /// Resolves a parsed spec. All cross-reference errors are collected, not just the first.
@@ -357,6 +357,7 @@ impl Resolver<'_> {
         }
         self.check_port_conflicts(spec, &hosts);
         self.check_secret_names(spec);
+        let deploy_tools = self.deploy_tools(spec);
 
         let mut topology = Topology {
             stack,
@@ -372,6 +373,7 @@ impl Resolver<'_> {
             firewall: BTreeMap::new(),
             certificates: Vec::new(),
             start_order: Vec::new(),
+            deploy_tools,
         };
         topology.flows = flows::flows(&topology);
         topology.firewall = self.firewalls(spec, &topology);
@@ -946,6 +948,30 @@ impl Resolver<'_> {
         None
     }
 
+    /// `[deploy] tools`, each once, sorted. colmena's hive keeps three names for itself
+    /// (`reservedNames` in colmena's src/nix/hive/eval.nix): a host cannot be called that.
+    fn deploy_tools(&mut self, spec: &RawSpec) -> Vec<DeployTool> {
+        let mut tools = BTreeSet::new();
+        for tool in &spec.deploy.tools {
+            if !tools.insert(tool.value) {
+                self.error(tool.span.clone(), format!("deploy tool `{}` listed twice", tool.value))
+                    .expected("each tool once")
+                    .hint("remove the repeated tool");
+            }
+        }
+        if tools.contains(&DeployTool::Colmena) {
+            for name in spec.hosts.keys().filter(|name| COLMENA_RESERVED_NAMES.contains(&name.value.as_str())) {
+                self.error(name.span.clone(), format!("host name `{}` is reserved by colmena", name.value))
+                    .expected(format!(
+                        "a host name other than {}",
+                        quoted_list(&COLMENA_RESERVED_NAMES.map(String::from))
+                    ))
+                    .hint("colmena's hive uses these names for itself: rename the host, or drop \"colmena\" from deploy.tools");
+            }
+        }
+        tools.into_iter().collect()
+    }
+
     fn check_secret_names(&mut self, spec: &RawSpec) {
         let mut names: Vec<&Located<String>> = Vec::new();
         if let Some(m) = &spec.monitoring {
@@ -1182,6 +1208,10 @@ fn is_sql_identifier(name: &str) -> bool {
 
 /// A host's default route: through the public gateway when it has a public address, else
 /// through the private one (every host is on the private network); none without either.
+/// Names a colmena hive keeps for itself: no node may have one (colmena's src/nix/hive/eval.nix,
+/// `reservedNames`, at zhaofengli/colmena@5bf4ce6a24ad).
+const COLMENA_RESERVED_NAMES: [&str; 3] = ["defaults", "network", "meta"];
+
 fn default_route(networks: &Networks, has_public_address: bool) -> Option<DefaultRoute> {
     let public =
         networks.gateway.filter(|_| has_public_address).map(|gateway| DefaultRoute { gateway, via: Side::Public });
