@@ -9,29 +9,48 @@ use ipnet::Ipv4Net;
 use super::model::*;
 use super::{flows, ports};
 use crate::spec::{
-    nearest, BackupTarget, DbBackupSection, Located, Proto, RawSpec, Role, SourceMap, SpecError, SpecErrors,
+    nearest, BackupTarget, DbBackupSection, Dropped, Located, Proto, RawSpec, Role, SourceMap, SpecError, SpecErrors,
     SpecSource, WriteMode,
 };
 
 /// Resolves a parsed spec. All cross-reference errors are collected, not just the first.
 pub fn resolve(source: &SpecSource, spec: &RawSpec) -> Result<Topology, SpecErrors> {
-    let mut resolver = Resolver { map: source.source_map(), errors: Vec::new() };
+    resolve_recovered(source, spec, &Dropped::default())
+}
+
+/// Resolves a spec the parser left `dropped` entries out of (they were malformed, and
+/// reported). The checks whose answer depends on a dropped entry are skipped: a reference
+/// to a host whose table was dropped, or a default standing in for a dropped value, is a
+/// consequence of the error already reported, not a mistake of its own.
+pub fn resolve_recovered(source: &SpecSource, spec: &RawSpec, dropped: &Dropped) -> Result<Topology, SpecErrors> {
+    let mut resolver = Resolver { map: source.source_map(), errors: Vec::new(), dropped };
     let topology = resolver.run(spec);
     if resolver.errors.is_empty() {
         Ok(topology)
     } else {
-        resolver.errors.sort_by_key(|e| (e.line, e.column));
-        resolver.errors.dedup();
-        Err(SpecErrors(resolver.errors))
+        Err(SpecErrors::sorted(resolver.errors))
     }
 }
 
 struct Resolver<'a> {
     map: SourceMap<'a>,
     errors: Vec<SpecError>,
+    dropped: &'a Dropped,
 }
 
 impl Resolver<'_> {
+    /// Whether the hosts and their roles are all there: checks that count a tier or look a
+    /// name up among the hosts run only then.
+    fn hosts_complete(&self) -> bool {
+        !self.dropped.hosts_incomplete()
+    }
+
+    /// Whether none of the dotted keys `paths` was dropped, i.e. their values (or defaults)
+    /// are what the user meant.
+    fn kept(&self, paths: &[&str]) -> bool {
+        !self.dropped.any_under(paths)
+    }
+
     /// `db.suspect_timeout_ms`, checked against the range Galera's failure detection is sane in.
     fn suspect_timeout(&mut self, value: Option<&Located<u64>>) -> u64 {
         let Some(value) = value else { return DEFAULT_SUSPECT_TIMEOUT_MS };
@@ -85,7 +104,10 @@ impl Resolver<'_> {
         let target = section.target.as_ref().map(|t| t.value).unwrap_or_default();
         let target = match target {
             BackupTarget::Local => {
-                if let Some(r) = &section.repository {
+                // A dropped `target` leaves the default, `local`, which a repository does not
+                // contradict: the user meant restic.
+                let target_kept = self.kept(&["db.backup.target"]);
+                if let Some(r) = section.repository.as_ref().filter(|_| target_kept) {
                     self.error(r.span.clone(), "db.backup.repository is for target = \"restic\"")
                         .expected("`path` with target = \"local\"")
                         .hint("set target = \"restic\", or remove `repository`");
@@ -172,7 +194,9 @@ impl Resolver<'_> {
             |role: Role| -> Vec<String> { hosts.iter().filter(|h| h.has(role)).map(|h| h.name.clone()).collect() };
         let (lb_hosts, web_hosts, app_hosts, db_hosts) =
             (members(Role::Lb), members(Role::Web), members(Role::App), members(Role::Db));
-        self.check_sections(spec, &lb_hosts, &web_hosts, &app_hosts, &db_hosts);
+        if self.hosts_complete() {
+            self.check_sections(spec, &lb_hosts, &web_hosts, &app_hosts, &db_hosts);
+        }
 
         let address_of = |name: &str, hosts: &[Host]| -> Ipv4Addr {
             hosts.iter().find(|h| h.name == name).map(|h| h.address).unwrap_or(Ipv4Addr::UNSPECIFIED)
@@ -206,7 +230,9 @@ impl Resolver<'_> {
                 WriteMode::SinglePrimary => vec![primary],
             };
             let databases: Vec<String> = d.databases.iter().map(|n| n.value.clone()).collect();
-            for user in &d.users {
+            // A dropped `databases` list leaves every user's database unlisted.
+            let databases_kept = self.kept(&["db.databases"]);
+            for user in d.users.iter().filter(|_| databases_kept) {
                 if !databases.contains(&user.database.value) {
                     let hint = match nearest(&user.database, databases.iter().map(String::as_str)) {
                         Some(n) => format!("did you mean `{n}`?"),
@@ -258,7 +284,9 @@ impl Resolver<'_> {
             }
         });
         if let (Some(d), Some(tier)) = (spec.db.as_ref(), db.as_ref()) {
-            self.check_galera_size(spec, d.allow_unsafe_size, &tier.hosts);
+            if self.hosts_complete() && self.kept(&["db.allow_unsafe_size"]) {
+                self.check_galera_size(spec, d.allow_unsafe_size, &tier.hosts);
+            }
         }
 
         let app = spec.app.as_ref().filter(|_| !app_hosts.is_empty()).map(|a| AppTier {
@@ -303,7 +331,9 @@ impl Resolver<'_> {
                 .or_else(|| self.section_span("lb.tls"))
                 .or_else(|| self.section_span("lb"))
                 .unwrap_or_else(|| l.vip.span.clone());
+            let tls_kept = self.kept(&["lb.tls"]);
             match (l.tls.mode.value, &l.tls.acme_email, &l.tls.certificate) {
+                _ if !tls_kept => {}
                 (crate::spec::TlsMode::Acme, None, _) => {
                     self.error(mode_span, "lb.tls.mode = \"acme\" needs an account email")
                         .expected("lb.tls.acme_email")
@@ -355,7 +385,9 @@ impl Resolver<'_> {
             host.monitored = monitoring.as_ref().is_some_and(|m| m.hosts.contains(&host.name));
             host.services = services_of(host, web.as_ref(), app.as_ref());
         }
-        self.check_port_conflicts(spec, &hosts);
+        if self.kept(&["web.port", "web.status_port", "app.port"]) {
+            self.check_port_conflicts(spec, &hosts);
+        }
         self.check_secret_names(spec);
 
         let mut topology = Topology {
@@ -515,7 +547,9 @@ impl Resolver<'_> {
                     .expected("lowercase letters, digits and `-`, starting with a letter, at most 63 characters")
                     .hint("NixOS networking.hostName must be a DNS label");
             }
-            if host.roles.value.is_empty() {
+            // A list emptied by dropping its unknown roles was not written empty.
+            let roles_kept = self.kept(&[&format!("hosts.{}.roles", name.value)]);
+            if host.roles.value.is_empty() && roles_kept {
                 self.error(host.roles.span.clone(), format!("host `{}` has no roles", name.value))
                     .expected("at least one of \"lb\", \"web\", \"app\", \"db\"")
                     .hint("remove the host or give it a role");
@@ -791,6 +825,7 @@ impl Resolver<'_> {
         match named {
             None => members.first().cloned().unwrap_or_default(),
             Some(name) if members.contains(&name.value) => name.value.clone(),
+            Some(_) if !self.hosts_complete() => members.first().cloned().unwrap_or_default(),
             Some(name) => {
                 let hint = match nearest(name, members.iter().map(String::as_str)) {
                     Some(n) => format!("did you mean `{n}`?"),
@@ -813,7 +848,7 @@ impl Resolver<'_> {
         for name in named {
             if all.contains(&name.value) {
                 subset.insert(name.value.clone());
-            } else {
+            } else if self.hosts_complete() {
                 let hint = match nearest(name, all.iter().map(String::as_str)) {
                     Some(n) => format!("did you mean `{n}`?"),
                     None => "add the host under [hosts] or remove it here".to_string(),
@@ -983,6 +1018,8 @@ impl Resolver<'_> {
                 }
             } else if topology.host(&rule.to).is_some() {
                 vec![rule.to.value.clone()]
+            } else if !self.hosts_complete() {
+                continue;
             } else {
                 let hint = nearest(&rule.to, topology.hosts.iter().map(|h| h.name.as_str()))
                     .map_or("name a host, or `@role`".into(), |n| format!("did you mean `{n}`?"));
