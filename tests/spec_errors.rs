@@ -103,7 +103,7 @@ fn the_corpus_is_large_and_every_fixture_is_one_mistake_away_from_an_example() {
 
 #[test]
 fn the_examples_compile() {
-    for example in ["examples/default.toml", "examples/whiteboard.toml"] {
+    for example in ["examples/default.toml", "examples/whiteboard.toml", "examples/groups-300.toml"] {
         let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(example)).unwrap();
         let source = SpecSource { name: example.into(), text };
         if let Err(errors) = compile(&source) {

@@ -82,11 +82,14 @@ impl Dropped {
     }
 
     /// Whether the set of hosts, or of the roles they run, is not what the user wrote: a
-    /// host table, a roles list or a role of one, or a whole role section was dropped. The
+    /// host table, a roles list or a role of one, anything of a group, or a whole role
+    /// section was dropped. The
     /// checks that count a tier's members or look names up among the hosts cannot be
     /// trusted then.
     pub fn hosts_incomplete(&self) -> bool {
         self.0.iter().any(|entry| match entry.path.as_slice() {
+            // Any drop in a group can change its hosts: their number, names or roles.
+            [Segment::Key(top), ..] if top == "groups" => true,
             [Segment::Key(top)] => ["hosts", "lb", "web", "app", "db"].contains(&top.as_str()),
             [Segment::Key(top), Segment::Key(_)] => top == "hosts",
             [Segment::Key(top), Segment::Key(_), Segment::Key(key), ..] => top == "hosts" && key == "roles",

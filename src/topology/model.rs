@@ -98,6 +98,10 @@ pub struct Host {
     pub monitored: bool,
     /// Every listening service, for port-conflict checks and the lab.
     pub services: Vec<Service>,
+    /// The `[groups.<name>]` the host was declared in, for reports only: a host of a group
+    /// is like any other.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl Host {

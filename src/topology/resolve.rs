@@ -1,4 +1,7 @@
-//! Spec → Topology: checks every cross-reference, fills defaults, allocates addresses.
+//! Spec → Topology: checks every cross-reference, fills defaults, expands host groups,
+//! allocates addresses.
+
+mod groups;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -23,7 +26,7 @@ pub fn resolve(source: &SpecSource, spec: &RawSpec) -> Result<Topology, SpecErro
 /// to a host whose table was dropped, or a default standing in for a dropped value, is a
 /// consequence of the error already reported, not a mistake of its own.
 pub fn resolve_recovered(source: &SpecSource, spec: &RawSpec, dropped: &Dropped) -> Result<Topology, SpecErrors> {
-    let mut resolver = Resolver { map: source.source_map(), errors: Vec::new(), dropped };
+    let mut resolver = Resolver { map: source.source_map(), errors: Vec::new(), dropped, groups_incomplete: false };
     let topology = resolver.run(spec);
     if resolver.errors.is_empty() {
         Ok(topology)
@@ -36,13 +39,15 @@ struct Resolver<'a> {
     map: SourceMap<'a>,
     errors: Vec<SpecError>,
     dropped: &'a Dropped,
+    /// Whether a group was left out, or some of its hosts, for a mistake already reported.
+    groups_incomplete: bool,
 }
 
 impl Resolver<'_> {
     /// Whether the hosts and their roles are all there: checks that count a tier or look a
     /// name up among the hosts run only then.
     fn hosts_complete(&self) -> bool {
-        !self.dropped.hosts_incomplete()
+        !self.dropped.hosts_incomplete() && !self.groups_incomplete
     }
 
     /// Whether none of the dotted keys `paths` was dropped, i.e. their values (or defaults)
@@ -540,6 +545,12 @@ impl Resolver<'_> {
         if let Some(lb) = &spec.lb {
             reserved.insert(lb.vip.value);
         }
+        let groups = self.expand_groups(spec, private);
+        if spec.hosts.is_empty() && spec.groups.is_empty() && self.kept(&["hosts", "groups"]) {
+            self.error(0..0, "the spec has no hosts")
+                .expected("a [hosts.<name>] or a [groups.<name>] table")
+                .hint("add one, e.g. `[hosts.web1]` / `roles = [\"web\"]`, or `[groups.web]` / `count = 3` / `roles = [\"web\"]`");
+        }
 
         for (name, host) in &spec.hosts {
             if !is_dns_label(name) {
@@ -593,15 +604,14 @@ impl Resolver<'_> {
             }
         }
 
-        let mut taken_private = Pool {
-            addresses: used_private.keys().copied().chain(reserved.iter().copied()).collect(),
-            last_allocated: None,
-        };
-        let mut taken_public = Pool {
-            addresses: used_public.keys().copied().chain(reserved.iter().copied()).collect(),
-            last_allocated: None,
-        };
+        let mut taken_private = Pool::taken(used_private.keys().copied().chain(reserved.iter().copied()));
+        let mut taken_public = Pool::taken(used_public.keys().copied().chain(reserved.iter().copied()));
         let mut hosts = Vec::new();
+        // Groups with a network of their own allocate first, so that the explicit hosts'
+        // addresses (from all of networks.private) do not use up a group's part.
+        for group in groups.iter().filter(|group| group.own_network) {
+            self.group_hosts(group, networks, &mut taken_private, &mut taken_public, &mut hosts);
+        }
         let mut macs: BTreeMap<String, String> = BTreeMap::new();
         for (name, host) in &spec.hosts {
             let roles: Vec<Role> =
@@ -646,8 +656,14 @@ impl Resolver<'_> {
                 firewall: true,
                 monitored: false,
                 services: Vec::new(),
+                group: None,
             });
         }
+        for group in groups.iter().filter(|group| !group.own_network) {
+            self.group_hosts(group, networks, &mut taken_private, &mut taken_public, &mut hosts);
+        }
+        // The Topology keeps its hosts sorted by name (Topology::host searches them).
+        hosts.sort_by(|a, b| a.name.cmp(&b.name));
         hosts
     }
 
@@ -754,26 +770,8 @@ impl Resolver<'_> {
     }
 
     fn allocate(&mut self, network: Ipv4Net, taken: &mut Pool, host: &Located<String>, key: &str) -> Ipv4Addr {
-        // Start at .10 so that the first addresses stay free for routers and gateways; a
-        // network too small to spare them (/27 and smaller) is used from its first address.
-        let reserved_for_routers = if network.prefix_len() <= 26 { 9 } else { 0 };
-        // Allocation always takes the lowest free address, so every address below the last
-        // one allocated is taken: the search starts above it (linear in hosts overall, not
-        // quadratic).
-        let start = network.hosts().nth(reserved_for_routers).map(u32::from);
-        let from = match (start, taken.last_allocated) {
-            (Some(start), Some(last)) => Some(start.max(u32::from(last) + 1)),
-            (start, _) => start,
-        };
-        let last_host = u32::from(last_host(network));
-        let candidate =
-            from.and_then(|from| (from..=last_host).map(Ipv4Addr::from).find(|a| !taken.addresses.contains(a)));
-        match candidate {
-            Some(address) => {
-                taken.addresses.insert(address);
-                taken.last_allocated = Some(address);
-                address
-            }
+        match taken.next_free(network) {
+            Some(address) => address,
             None => {
                 self.error(host.span.clone(), format!("no free address left in {network} for host `{}`", host.value))
                     .expected(format!("room in {key}"))
@@ -923,12 +921,7 @@ impl Resolver<'_> {
                 if let Some(first) = by_port.get(&(service.port, service.proto)) {
                     let span = service_span(spec, &service.name)
                         .or_else(|| service_span(spec, &first.name))
-                        .unwrap_or_else(|| {
-                            spec.hosts
-                                .get_key_value(&Located::synthetic(host.name.clone()))
-                                .map(|(_, h)| h.roles.span.clone())
-                                .unwrap_or(0..0)
-                        });
+                        .unwrap_or_else(|| roles_of(spec, &host.name).map_or(0..0, |roles| roles.span.clone()));
                     conflicts
                         .entry(((span.start, span.end), first.name.clone(), service.name.clone(), service.port))
                         .or_default()
@@ -1065,10 +1058,45 @@ impl Resolver<'_> {
     }
 }
 
-/// The addresses of one network already in use, and the last one [`Resolver::allocate`] gave.
+/// The addresses of one network (and the parts groups allocate from) already in use, and
+/// the last one allocated from each part.
 struct Pool {
     addresses: BTreeSet<Ipv4Addr>,
-    last_allocated: Option<Ipv4Addr>,
+    last_allocated: BTreeMap<Ipv4Net, Ipv4Addr>,
+}
+
+impl Pool {
+    fn taken(addresses: impl IntoIterator<Item = Ipv4Addr>) -> Self {
+        Pool { addresses: addresses.into_iter().collect(), last_allocated: BTreeMap::new() }
+    }
+
+    /// Takes the lowest free address of `network` from its 10th host address on (its first
+    /// in a network too small to spare the first ones for routers), or `None` when it is full.
+    fn next_free(&mut self, network: Ipv4Net) -> Option<Ipv4Addr> {
+        // Allocation in `network` always takes its lowest free address, and addresses are
+        // never freed, so every address below the last one allocated there is taken: the
+        // search starts above it (linear in hosts overall, not quadratic).
+        let start = network.hosts().nth(reserved_for_routers(network) as usize).map(u32::from)?;
+        let from = match self.last_allocated.get(&network) {
+            Some(last) => start.max(u32::from(*last) + 1),
+            None => start,
+        };
+        let last_host = u32::from(last_host(network));
+        let address = (from..=last_host).map(Ipv4Addr::from).find(|a| !self.addresses.contains(a))?;
+        self.addresses.insert(address);
+        self.last_allocated.insert(network, address);
+        Some(address)
+    }
+}
+
+/// How many of a network's first host addresses allocation leaves to routers and gateways:
+/// nine in a /26 or larger, none in a network too small to spare them.
+fn reserved_for_routers(network: Ipv4Net) -> u32 {
+    if network.prefix_len() <= 26 {
+        9
+    } else {
+        0
+    }
 }
 
 /// Lets resolver errors be built fluently in place.
@@ -1085,11 +1113,17 @@ impl ErrorBuilder<'_> {
     }
 }
 
+/// The roles list `host` got its roles from: its own, or its group's.
+fn roles_of<'s>(spec: &'s RawSpec, host: &str) -> Option<&'s Located<Vec<Located<Role>>>> {
+    spec.hosts.get_key_value(&Located::synthetic(host.to_string())).map(|(_, h)| &h.roles).or_else(|| {
+        spec.groups.iter().find(|(name, group)| group.number_of(name, host).is_some()).map(|(_, group)| &group.roles)
+    })
+}
+
 /// Span of `role` in the roles list of `host`, for errors about a host's role.
 fn role_span(spec: &RawSpec, role: Role, host: &str) -> Range<usize> {
-    spec.hosts
-        .get_key_value(&Located::synthetic(host.to_string()))
-        .map(|(_, h)| h.roles.value.iter().find(|r| r.value == role).map_or(h.roles.span.clone(), |r| r.span.clone()))
+    roles_of(spec, host)
+        .map(|roles| roles.value.iter().find(|r| r.value == role).map_or(roles.span.clone(), |r| r.span.clone()))
         .unwrap_or(0..0)
 }
 
@@ -1273,5 +1307,53 @@ roles = ["web"]
     #[test]
     fn a_small_network_is_allocated_from_its_first_address() {
         assert_eq!(addresses("10.0.0.0/29", "10.0.0.2"), ["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+    }
+}
+
+#[cfg(test)]
+mod group_tests {
+    use crate::spec::SpecSource;
+
+    fn compile(private: &str, groups: &str) -> Result<crate::topology::Topology, crate::spec::SpecErrors> {
+        let text = format!(
+            "[stack]\nname = \"t\"\ndomain = \"t.example.com\"\n[networks]\nprivate = \"{private}\"\n\
+             public = \"203.0.113.0/24\"\nadmin = [\"198.51.100.0/24\"]\n{groups}\n[web]\n"
+        );
+        crate::topology::compile(&SpecSource { name: "t.toml".into(), text })
+    }
+
+    #[test]
+    fn a_group_in_a_large_private_network_gets_consecutive_addresses_from_dot_ten() {
+        let topology = compile("10.0.0.0/8", "[groups.web]\ncount = 3\nroles = [\"web\"]").expect("valid");
+        let hosts: Vec<(String, String)> =
+            topology.hosts.iter().map(|h| (h.name.clone(), h.address.to_string())).collect();
+        let expected = [("web1", "10.0.0.10"), ("web2", "10.0.0.11"), ("web3", "10.0.0.12")];
+        assert_eq!(hosts, expected.map(|(n, a)| (n.to_string(), a.to_string())));
+    }
+
+    #[test]
+    fn a_small_group_network_is_used_to_its_last_address_and_no_further() {
+        // A /28 spares no addresses for routers: its 14 host addresses all go to the group.
+        let full = "[groups.web]\ncount = 14\nroles = [\"web\"]\nnetwork = \"10.1.2.16/28\"";
+        let topology = compile("10.1.0.0/16", full).expect("14 hosts fit a /28");
+        let last = topology.host("web14").expect("web14").address.to_string();
+        assert_eq!(
+            (topology.host("web1").unwrap().address.to_string(), last),
+            ("10.1.2.17".into(), "10.1.2.30".into())
+        );
+        let errors = compile("10.1.0.0/16", &full.replace("14", "15")).expect_err("15 do not fit");
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        assert_eq!(errors.0[0].message, "group `web` has 15 hosts, but 10.1.2.16/28 has room for 14");
+    }
+
+    #[test]
+    fn groups_and_explicit_hosts_share_the_private_network_without_collisions() {
+        let spec = "[hosts.web1]\naddress = \"10.0.0.11\"\nroles = [\"web\"]\n\
+                    [groups.more]\ncount = 3\nroles = [\"web\"]\nname = \"w{n}\"";
+        let topology = compile("10.0.0.0/24", spec).expect("valid");
+        let addresses: Vec<String> = topology.hosts.iter().map(|h| h.address.to_string()).collect();
+        assert_eq!(addresses, ["10.0.0.10", "10.0.0.12", "10.0.0.13", "10.0.0.11"]);
+        assert_eq!(topology.host("w1").and_then(|h| h.group.as_deref()), Some("more"));
+        assert_eq!(topology.host("web1").and_then(|h| h.group.as_deref()), None);
     }
 }
