@@ -346,15 +346,27 @@ fn default_status_port() -> Located<u16> {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct AppSection {
-    /// Flake package of the application (default: nixstack's demo app).
-    #[serde(default = "default_app_package")]
-    pub package: Located<String>,
-    /// Command run by the systemd unit, relative to the package's `bin/`.
-    #[serde(default = "default_app_command")]
-    pub command: Located<String>,
-    /// Port the application listens on (TLS when `tls.internal`).
+    /// Where the application's code comes from: a flake reference (`github:org/shop`,
+    /// `git+https://host/shop?ref=main`, `path:./shop`), an input of the generated flake that
+    /// follows its nixpkgs. Absent: nixstack's demo app.
+    pub source: Option<Located<String>>,
+    /// The package: with `source`, the attribute under the input's `packages.<system>`
+    /// (default `default`); without, an attribute of the generated flake's overlay (default
+    /// `nixstack-demo-app`).
+    pub package: Option<Located<String>>,
+    /// Program run by the systemd unit, relative to the package's `bin/`. Default: the
+    /// package's `meta.mainProgram` (`lib.getExe`) with `source`, `nixstack-demo-app` without.
+    pub command: Option<Located<String>>,
+    /// How the lab starts the application without Nix.
+    pub lab: Option<AppLabSection>,
+    /// Port the web tier reaches the app hop on: with `tls.internal`, the TLS terminator
+    /// (nginx) in front of the app; without, the app itself (plain HTTP).
     #[serde(default = "default_app_port")]
     pub port: Located<u16>,
+    /// Loopback port the application itself listens on, plain HTTP, behind the TLS
+    /// terminator (`PORT` in its environment). Only with `tls.internal`.
+    #[serde(default = "default_app_listen_port")]
+    pub listen_port: Located<u16>,
     /// Extra environment of the application (no secrets: those come from files).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -363,14 +375,19 @@ pub struct AppSection {
     pub health_path: Located<String>,
 }
 
-fn default_app_package() -> Located<String> {
-    Located::synthetic("nixstack-demo-app".into())
-}
-fn default_app_command() -> Located<String> {
-    Located::synthetic("nixstack-demo-app".into())
+/// `[app.lab]`: the team's app in the lab, which has no Nix to build `source`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct AppLabSection {
+    /// Program and arguments that start the app here (absolute, or relative to the directory
+    /// `nixstack lab up` runs in), run with the same environment and credentials as on NixOS.
+    pub command: Located<Vec<String>>,
 }
 fn default_app_port() -> Located<u16> {
     Located::synthetic(8080)
+}
+fn default_app_listen_port() -> Located<u16> {
+    Located::synthetic(8000)
 }
 fn default_app_health() -> Located<String> {
     Located::synthetic("/healthz".into())

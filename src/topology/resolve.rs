@@ -296,9 +296,21 @@ impl Resolver<'_> {
 
         let app = spec.app.as_ref().filter(|_| !app_hosts.is_empty()).map(|a| AppTier {
             hosts: app_hosts.clone(),
-            package: a.package.value.clone(),
-            command: a.command.value.clone(),
+            source: a.source.as_ref().map(|s| s.value.clone()),
+            package: if a.source.is_some() { SOURCE_APP_ATTRIBUTE.into() } else { DEMO_APP_ATTRIBUTE.into() },
+            source_package: a
+                .source
+                .as_ref()
+                .map(|_| a.package.as_ref().map_or_else(|| "default".to_string(), |p| p.value.clone())),
+            command: match (&a.source, &a.command) {
+                (_, Some(command)) => Some(command.value.clone()),
+                (Some(_), None) => None,
+                (None, None) => Some(DEMO_APP_ATTRIBUTE.into()),
+            },
+            lab_command: a.lab.as_ref().map(|lab| lab.command.value.clone()),
             port: a.port.value,
+            terminator: internal_tls,
+            listen_port: a.listen_port.value,
             env: a.env.clone(),
             health_path: a.health_path.value.clone(),
             db_writers: db
@@ -376,6 +388,7 @@ impl Resolver<'_> {
         });
         if let Some(app_spec) = spec.app.as_ref() {
             self.check_path(&app_spec.health_path, "app.health_path");
+            self.check_app_source(app_spec);
         }
 
         let firewall_hosts = self.host_subset(spec.firewall.hosts.as_ref(), &host_names, "firewall.hosts");
@@ -901,6 +914,34 @@ impl Resolver<'_> {
         }
     }
 
+    /// `[app] source` is a flake reference Nix accepts as an input URL; `package` without a
+    /// source names an overlay attribute nixstack does not have.
+    fn check_app_source(&mut self, app: &crate::spec::AppSection) {
+        if let Some(source) = &app.source {
+            let known = FLAKE_REFERENCE_SCHEMES.iter().any(|scheme| source.value.starts_with(scheme));
+            if !known || source.value.contains(char::is_whitespace) || source.value.contains('"') {
+                self.error(source.span.clone(), format!("app.source `{}` is not a flake reference", source.value))
+                    .expected(format!("a flake reference starting with one of {}", FLAKE_REFERENCE_SCHEMES.join(", ")))
+                    .hint(
+                        "e.g. \"github:acme/shop\", \"git+https://git.example.com/shop?ref=main\" or \"path:./shop\"",
+                    );
+            }
+            if let Some(lab) = &app.lab {
+                if lab.command.value.is_empty() {
+                    self.error(lab.command.span.clone(), "app.lab.command is empty")
+                        .expected("the program and its arguments, e.g. [\"./shop/bin/server\"]")
+                        .hint("the lab runs it with the app's environment and credentials");
+                }
+            }
+        } else if let Some(package) = &app.package {
+            if package.value != DEMO_APP_ATTRIBUTE {
+                self.error(package.span.clone(), format!("app.package `{}` names no package", package.value))
+                    .expected("app.source, the flake the package comes from")
+                    .hint("set `source = \"github:org/repo\"` (package then names its packages.<system> attribute), or drop `package` for the demo app");
+            }
+        }
+    }
+
     fn check_path(&mut self, path: &Located<String>, key: &str) {
         if !path.starts_with('/') || path.contains(char::is_whitespace) || path.contains('"') {
             self.error(path.span.clone(), format!("{key} `{}` is not an HTTP path", path.value))
@@ -1128,10 +1169,37 @@ fn role_span(spec: &RawSpec, role: Role, host: &str) -> Range<usize> {
 }
 
 /// Span of the spec key that sets a service's port, where the user can change it.
+/// The overlay attribute of nixstack's demo app (`callPackage ./app`).
+pub const DEMO_APP_ATTRIBUTE: &str = "nixstack-demo-app";
+/// The overlay attribute the generated flake gives the package of `[app] source`.
+pub const SOURCE_APP_ATTRIBUTE: &str = "nixstack-app";
+
+/// The flake reference schemes an input URL may start with (Nix manual, "Flake references").
+const FLAKE_REFERENCE_SCHEMES: &[&str] = &[
+    "github:",
+    "gitlab:",
+    "sourcehut:",
+    "git+https://",
+    "git+ssh://",
+    "git+http://",
+    "git+file:",
+    "git://",
+    "hg+https://",
+    "path:",
+    "https://",
+    "http://",
+    "tarball+https://",
+    "file+https://",
+    "flake:",
+];
+
 fn service_span(spec: &RawSpec, service: &str) -> Option<Range<usize>> {
     match service {
         "nginx" => spec.web.as_ref().map(|w| w.port.span.clone()),
         "nginx stub_status" => spec.web.as_ref().map(|w| w.status_port.span.clone()),
+        "app TLS terminator" => spec.app.as_ref().map(|a| a.port.span.clone()),
+        // Behind the terminator the app itself listens on `listen_port`.
+        "app" if spec.tls.internal.value => spec.app.as_ref().map(|a| a.listen_port.span.clone()),
         "app" => spec.app.as_ref().map(|a| a.port.span.clone()),
         _ => None,
     }
@@ -1156,7 +1224,12 @@ fn services_of(host: &Host, web: Option<&WebTier>, app: Option<&AppTier>) -> Vec
             }
             Role::App => {
                 if let Some(app) = app {
-                    services.push(service("app", app.port, Bind::Private));
+                    if app.terminator {
+                        services.push(service("app TLS terminator", app.port, Bind::Private));
+                        services.push(service("app", app.listen_port, Bind::Local));
+                    } else {
+                        services.push(service("app", app.port, Bind::Private));
+                    }
                 }
             }
             Role::Db => services.extend([
