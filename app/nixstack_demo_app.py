@@ -6,18 +6,19 @@ GET /         writes a row to the Galera cluster through the first reachable dat
               which web, app and database host served the request.
 GET /healthz  200 when a database node answers, 503 otherwise (the path is configurable).
 
-Configuration (command-line options override the environment):
+Plain HTTP, as nearly every framework serves: nixstack's TLS terminator (nginx on the app
+host) takes the web tier's TLS in front of it. The contract it reads is nixstack's
+(docs/app.md); command-line options override the environment:
 
-  NIXSTACK_APP_LISTEN             address:port to listen on           (--listen)
-  NIXSTACK_APP_NAME               host name to report                 (--name, default: hostname)
-  NIXSTACK_APP_HEALTH_PATH        path of the health answer           (--health-path, default /healthz)
-  NIXSTACK_APP_TLS_CERT/_KEY      serve HTTPS with this certificate   (--tls-cert, --tls-key)
-  NIXSTACK_DB_HOSTS               host:port,host:port in preference order (--db-hosts)
-  NIXSTACK_DB_NAME                database                            (--db-name)
-  NIXSTACK_DB_USER                user                                (--db-user)
-  NIXSTACK_DB_PASSWORD_FILE       file holding the user's password    (--db-password-file)
-  NIXSTACK_DB_CA                  CA to verify the database's TLS certificate; enables TLS (--db-ca)
-  NIXSTACK_DB_CONNECT_TIMEOUT     seconds per connection attempt (default 1)
+  HOST, PORT                  where to listen                        (--host, --port)
+  NIXSTACK_HOST               host name to report                    (--name, default: hostname)
+  NIXSTACK_HEALTH_PATH        path of the health answer              (--health-path, default /healthz)
+  DATABASE_HOSTS              host:port,host:port in preference order (--db-hosts)
+  DATABASE_NAME, DATABASE_USER
+  DATABASE_TLS                verify-full: TLS to the database, verified against the CA
+  DATABASE_CONNECT_TIMEOUT    seconds per connection attempt (default 1)
+  CREDENTIALS_DIRECTORY       systemd's LoadCredential= directory: database-password,
+                              database-ca.pem (with DATABASE_TLS)
 
 Needs only Python 3 and PyMySQL.
 """
@@ -27,7 +28,6 @@ import html
 import os
 import queue
 import socket
-import ssl
 import sys
 import threading
 import time
@@ -43,37 +43,38 @@ TABLE = """CREATE TABLE IF NOT EXISTS visits (
     created TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
 ) ENGINE=InnoDB"""
 
-# Mozilla Server Side TLS 5.7, "intermediate" (https://ssl-config.mozilla.org/guidelines/5.7.json,
-# data/mozilla/server-side-tls-5.7.json; tests/web_firewall_configs.rs scans this listener against that file).
-# TLS 1.3 suites are not settable in Python 3.11's ssl; OpenSSL 3's default TLS 1.3 suites are
-# Mozilla's three, and the scanner checks that they stay so.
-MOZILLA_INTERMEDIATE_CIPHERS = (
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
-    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
-)
-MOZILLA_INTERMEDIATE_GROUPS = "X25519:prime256v1:secp384r1"
-
 # A node that just failed is skipped for this long, so that requests do not each pay a
 # connect timeout while it is down (unless every node failed).
 SKIP_FAILED_SECONDS = 1.0
 
 
+def credential(name):
+    """The path of systemd credential `name` ($CREDENTIALS_DIRECTORY/name), None without one."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None
+    path = os.path.join(directory, name)
+    return path if os.path.exists(path) else None
+
+
 def parse_args(argv):
     env = os.environ.get
     parser = argparse.ArgumentParser(description="nixstack demo app")
-    parser.add_argument("--listen", default=env("NIXSTACK_APP_LISTEN", "127.0.0.1:8080"))
-    parser.add_argument("--name", default=env("NIXSTACK_APP_NAME", socket.gethostname()))
-    parser.add_argument("--health-path", default=env("NIXSTACK_APP_HEALTH_PATH", "/healthz"))
-    parser.add_argument("--tls-cert", default=env("NIXSTACK_APP_TLS_CERT"))
-    parser.add_argument("--tls-key", default=env("NIXSTACK_APP_TLS_KEY"))
-    parser.add_argument("--db-hosts", default=env("NIXSTACK_DB_HOSTS", "127.0.0.1:3306"))
-    parser.add_argument("--db-name", default=env("NIXSTACK_DB_NAME", "app"))
-    parser.add_argument("--db-user", default=env("NIXSTACK_DB_USER", "app"))
-    parser.add_argument("--db-password-file", default=env("NIXSTACK_DB_PASSWORD_FILE"))
-    parser.add_argument("--db-ca", default=env("NIXSTACK_DB_CA"))
-    parser.add_argument("--db-connect-timeout", type=float, default=float(env("NIXSTACK_DB_CONNECT_TIMEOUT", "1")))
-    return parser.parse_args(argv)
+    parser.add_argument("--host", default=env("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env("PORT", "8000")))
+    parser.add_argument("--name", default=env("NIXSTACK_HOST", socket.gethostname()))
+    parser.add_argument("--health-path", default=env("NIXSTACK_HEALTH_PATH", "/healthz"))
+    parser.add_argument("--db-hosts", default=env("DATABASE_HOSTS", "127.0.0.1:3306"))
+    parser.add_argument("--db-name", default=env("DATABASE_NAME", "app"))
+    parser.add_argument("--db-user", default=env("DATABASE_USER", "app"))
+    parser.add_argument("--db-tls", default=env("DATABASE_TLS", "off"), choices=["off", "verify-full"])
+    parser.add_argument("--db-connect-timeout", type=float, default=float(env("DATABASE_CONNECT_TIMEOUT", "1")))
+    parser.add_argument("--db-password-file", default=credential("database-password"))
+    parser.add_argument("--db-ca", default=credential("database-ca.pem"))
+    args = parser.parse_args(argv)
+    if args.db_tls == "verify-full" and not args.db_ca:
+        parser.error("DATABASE_TLS=verify-full needs the credential database-ca.pem (or --db-ca)")
+    return args
 
 
 def split_host_port(text, default_port):
@@ -95,7 +96,7 @@ class Database:
             with open(args.db_password_file, encoding="utf-8") as f:
                 self.password = f.read().strip()
         self.ssl = None
-        if args.db_ca:
+        if args.db_tls == "verify-full":
             self.ssl = {"ca": args.db_ca, "check_hostname": True}
         self.timeout = args.db_connect_timeout
         self.idle = {node: queue.LifoQueue() for node in self.nodes}
@@ -216,8 +217,13 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def web_host(self):
-        # nginx names itself in X-Served-By; otherwise the peer address is the web host.
-        return self.headers.get("X-Served-By") or self.client_address[0]
+        # The web host is the last proxy before this host: behind the terminator on loopback,
+        # the last X-Forwarded-For entry (the terminator appends its peer); else the peer.
+        peer = self.client_address[0]
+        forwarded = [hop.strip() for hop in self.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+        if peer.startswith("127.") and forwarded:
+            return forwarded[-1]
+        return peer
 
     def do_GET(self):  # noqa: N802 - http.server naming
         app = self.server.app_name
@@ -248,52 +254,6 @@ class Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
 
-def set_groups(context, groups):
-    """Restricts the key exchange groups of `context` to the OpenSSL list `groups`.
-
-    Python 3.11's ssl module has only `SSLContext.set_ecdh_curve`, which sets one curve (and
-    not X25519); OpenSSL's own `SSL_CTX_set1_groups_list` takes a list. It is called through
-    ctypes on the SSL_CTX the context wraps: the pointer is the first field after the object
-    header of CPython's PySSLContext (Modules/_ssl.c). Checked before use: the SSL_CTX's
-    options must read back as `context.options`. Returns False (nothing changed) when that
-    check or the call fails, e.g. on another Python implementation.
-    """
-    import ctypes
-
-    try:
-        import _ssl
-
-        libssl = ctypes.CDLL(getattr(_ssl, "__file__", None))
-        ctx = ctypes.c_void_p.from_address(id(context) + object.__basicsize__).value
-        get_options = libssl.SSL_CTX_get_options
-        get_options.argtypes, get_options.restype = [ctypes.c_void_p], ctypes.c_uint64
-        if not ctx or get_options(ctx) != int(context.options):
-            return False
-        ctrl = libssl.SSL_CTX_ctrl
-        ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_char_p]
-        ctrl.restype = ctypes.c_long
-        SSL_CTRL_SET_GROUPS_LIST = 92  # openssl/ssl.h
-        return ctrl(ctx, SSL_CTRL_SET_GROUPS_LIST, 0, groups.encode()) == 1
-    except (OSError, AttributeError, ValueError):
-        return False
-
-
-def server_context(cert, key):
-    """Mozilla intermediate: TLS 1.2 and 1.3, Mozilla's TLS 1.2 ciphers and groups."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.set_ciphers(MOZILLA_INTERMEDIATE_CIPHERS)
-    # The client's order (Mozilla: server_preferred_order false), no session tickets.
-    context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
-    context.options |= ssl.OP_NO_TICKET
-    if not set_groups(context, MOZILLA_INTERMEDIATE_GROUPS):
-        # One curve is all Python's own API can set: a subset of Mozilla's, never more.
-        context.set_ecdh_curve("prime256v1")
-        sys.stderr.write("nixstack-demo-app: cannot set TLS groups through OpenSSL, using prime256v1 only\n")
-    context.load_cert_chain(cert, key)
-    return context
-
-
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -302,18 +262,11 @@ class Server(ThreadingHTTPServer):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    host, port = split_host_port(args.listen, 8080)
-    server = Server((host, port), Handler)
+    server = Server((args.host, args.port), Handler)
     server.app_name = args.name
     server.health_path = args.health_path
     server.database = Database(args)
-    scheme = "http"
-    if args.tls_cert and args.tls_key:
-        context = server_context(args.tls_cert, args.tls_key)
-        # The handshake happens in the request's thread, not in the accept loop.
-        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
-        scheme = "https"
-    sys.stderr.write(f"nixstack-demo-app {args.name} listening on {scheme}://{host}:{port}\n")
+    sys.stderr.write(f"nixstack-demo-app {args.name} listening on http://{args.host}:{args.port}\n")
     sys.stderr.flush()
     try:
         server.serve_forever()

@@ -1,7 +1,8 @@
-# The app role: the application as a hardened systemd service with a dynamic user. Its
-# environment (listen address, database nodes, TLS and password file paths) is rendered by
-# nixstack, the same values the lab starts the app with; secrets are read from
-# /var/lib/nixstack/secrets at runtime, never put in the environment or the store.
+# The app role: the application as a hardened systemd service with a dynamic user, speaking
+# plain HTTP on loopback behind nginx (modules/nginx.nix terminates the web tier's TLS). Its
+# environment and credentials are the contract of docs/app.md, rendered by nixstack, the same
+# values the lab starts the app with. Secrets reach it as systemd credentials
+# (`LoadCredential=`, read in $CREDENTIALS_DIRECTORY), never in the environment or the store.
 {
   config,
   lib,
@@ -11,7 +12,6 @@
 let
   inherit (lib) mkDefault mkOption types;
   cfg = config.nixstack.app;
-  secretsGroup = config.nixstack.base.secretsGroup;
 in
 {
   options.nixstack.app = {
@@ -22,15 +22,15 @@ in
     };
 
     command = mkOption {
-      type = types.str;
-      default = "nixstack-demo-app";
-      description = "The program in the package's `bin/` directory to run.";
+      type = types.nullOr types.str;
+      default = null;
+      description = "The program in the package's `bin/` directory to run; `null`: the package's `meta.mainProgram` (`lib.getExe`).";
     };
 
     port = mkOption {
       type = types.port;
       default = 8080;
-      description = "The port the application listens on (it is also in the environment).";
+      description = "The port the application listens on (`PORT` in its environment).";
     };
 
     environment = mkOption {
@@ -38,13 +38,26 @@ in
       default = { };
       example = {
         APP_ENV = "production";
-        NIXSTACK_DB_PASSWORD_FILE = "/var/lib/nixstack/secrets/db-shop.password";
+        PORT = "8000";
       };
       description = ''
-        Environment of the service: the spec's `app.env` plus what nixstack derives (listen
-        address, database nodes in preference order, TLS file paths). Never put a secret here:
-        it would land in the world-readable store; pass the path of a file in
-        {option}`nixstack.base.secretsDir` instead.
+        Environment of the service: the spec's `app.env` plus what nixstack derives (`HOST`,
+        `PORT`, `DATABASE_HOSTS` in preference order, `DATABASE_NAME`, `DATABASE_USER`, ...;
+        docs/app.md). Never put a secret here: it would land in the world-readable store; use
+        {option}`nixstack.app.credentials`.
+      '';
+    };
+
+    credentials = mkOption {
+      type = types.attrsOf types.str;
+      default = { };
+      example = {
+        database-password = "/var/lib/nixstack/secrets/db-shop.password";
+      };
+      description = ''
+        Files handed to the service as systemd credentials (`LoadCredential=NAME:PATH`): the app
+        reads `$CREDENTIALS_DIRECTORY/NAME`, whatever the file's owner, while the dynamic user
+        holds no access to {option}`nixstack.base.secretsDir` itself.
       '';
     };
 
@@ -63,12 +76,11 @@ in
       after = [ "network-online.target" ];
       inherit (cfg) environment;
       serviceConfig = {
-        ExecStart = "${cfg.package}/bin/${cfg.command}";
+        ExecStart = if cfg.command == null then lib.getExe cfg.package else "${cfg.package}/bin/${cfg.command}";
         Restart = "on-failure";
         RestartSec = "2s";
         DynamicUser = true;
-        # The TLS key and database password files.
-        SupplementaryGroups = [ secretsGroup ];
+        LoadCredential = lib.mapAttrsToList (name: path: "${name}:${path}") cfg.credentials;
         StateDirectory = "nixstack-app";
         AmbientCapabilities = lib.optional (cfg.port < 1024) "CAP_NET_BIND_SERVICE";
         # `""` empties the bounding set: the app keeps no capability at all.

@@ -13,6 +13,7 @@
     ./base.nix
     ./firewall.nix
     ./lb.nix
+    ./nginx.nix
     ./web.nix
     ./app.nix
     ./db.nix

@@ -253,17 +253,25 @@ fn daemons_run_as_their_nixpkgs_units(internal_tls: bool) {
 }
 
 /// The running app's environment holds every variable the demo app reads (its own source,
-/// `env("NAME"` calls) but the optional tuning ones, and nothing nixstack-named it does not read.
+/// `env("NAME"` calls) but the optional tuning ones, and nothing else but `PATH`, the spec's
+/// `app.env` and systemd's `CREDENTIALS_DIRECTORY`; that directory holds exactly the
+/// credentials the app opens (`credential("NAME"` calls), readable by the app's user only.
 fn app_environment_is_what_the_app_reads(pid: u64, host: &str, internal_tls: bool) {
     let source =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("app/nixstack_demo_app.py")).unwrap();
-    let reads: std::collections::BTreeSet<String> =
-        source.split("env(\"").skip(1).filter_map(|rest| rest.split('"').next()).map(String::from).collect();
+    let names_after = |marker: &str| -> std::collections::BTreeSet<String> {
+        source.split(marker).skip(1).filter_map(|rest| rest.split('"').next()).map(String::from).collect()
+    };
+    let reads = names_after("env(\"");
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    let names: std::collections::BTreeSet<String> = environ
+    let environment: std::collections::BTreeMap<String, String> = environ
         .split(|b| *b == 0)
-        .filter_map(|e| String::from_utf8_lossy(e).split_once('=').map(|(k, _)| k.to_string()))
-        .filter(|k| k.starts_with("NIXSTACK_"))
+        .filter_map(|e| String::from_utf8_lossy(e).split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+    let names: std::collections::BTreeSet<String> = environment
+        .keys()
+        .filter(|k| !["PATH", "CREDENTIALS_DIRECTORY", "APP_ENV"].contains(&k.as_str()))
+        .cloned()
         .collect();
     let wanted: std::collections::BTreeSet<String> = reads
         .iter()
@@ -272,6 +280,20 @@ fn app_environment_is_what_the_app_reads(pid: u64, host: &str, internal_tls: boo
         .cloned()
         .collect();
     assert_eq!(names, wanted, "app on {host}: the environment it runs with is the one it reads");
+    let directory = Path::new(environment.get("CREDENTIALS_DIRECTORY").expect("CREDENTIALS_DIRECTORY"));
+    let present: std::collections::BTreeSet<String> =
+        std::fs::read_dir(directory).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut opens = names_after("credential(\"");
+    if !internal_tls {
+        opens.retain(|name| name != nixstack::stack::app::DATABASE_CA_CREDENTIAL);
+    }
+    assert_eq!(present, opens, "app on {host}: its credentials are the ones it opens");
+    use std::os::unix::fs::MetadataExt;
+    let uid = proc_ids(pid, "Uid")[0];
+    for name in &present {
+        let meta = std::fs::metadata(directory.join(name)).unwrap();
+        assert_eq!((meta.uid(), meta.mode() & 0o777), (uid, 0o400), "app on {host}: credential {name}");
+    }
 }
 
 /// `lab chaos` with every fault: each must pass (every acknowledged write on every node

@@ -1375,3 +1375,81 @@ fn a_wrong_colmena_or_deploy_rs_shape_is_caught_by_the_stand_ins() {
         }
     }
 }
+
+/// `[app] source`: the generated flake gains an input `app` that follows our nixpkgs, its
+/// overlay maps `nixstack-app` to the input's `packages.<system>.<package>` (evaluated by Nix
+/// with a stand-in input), and every app host's unit runs that package's main program (the
+/// host evaluated with the role modules), with the contract's environment and credentials.
+#[test]
+fn an_app_from_a_flake_input_runs_its_package_behind_the_terminator() {
+    let topology = default_spec_with(|text| {
+        text.replacen(
+            "package = \"nixstack-demo-app\"\ncommand = \"nixstack-demo-app\"\n",
+            "source = \"github:acme/shop\"\n",
+            1,
+        )
+    });
+    let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+    write_tree(&topology, dir.path());
+    let expr = format!(
+        r#"let
+          flake = import {dir}/flake.nix;
+          shop = {{ packages.x86_64-linux.default = "shop-package"; packages.x86_64-linux.other = "other"; }};
+          outputs = flake.outputs {{ self = outputs; nixpkgs = {{ }}; disko = {{ }}; app = shop; }};
+          final = {{ stdenv.hostPlatform.system = "x86_64-linux"; }};
+        in {{
+          url = flake.inputs.app.url;
+          follows = flake.inputs.app.inputs.nixpkgs.follows;
+          app = (outputs.overlays.default final {{ }}).nixstack-app;
+        }}"#,
+        dir = dir.path().display()
+    );
+    let output = nix_instantiate(&["--eval", "--strict", "--json", "--expr", &expr], dir.path());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let flake: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(flake, serde_json::json!({"url": "github:acme/shop", "follows": "nixpkgs", "app": "shop-package"}));
+
+    let app = topology.app.as_ref().unwrap();
+    for host in topology.hosts.iter().filter(|h| h.has(nixstack::spec::Role::App)) {
+        let evaluation = eval_host(dir.path(), &host.name, "{ }");
+        let unit = &evaluation["config"]["systemd"]["services"]["nixstack-app"];
+        let exec = unit["serviceConfig"]["ExecStart"].as_str().unwrap();
+        // The stand-in's lib.getExe: the package's main program, not the demo app's command.
+        assert!(exec.contains("nixstack-app/bin/") && !exec.contains("demo"), "{}: {exec}", host.name);
+        assert_eq!(unit["environment"]["PORT"], app.listen_port.to_string(), "{}", host.name);
+        assert_eq!(unit["environment"]["HOST"], "127.0.0.1", "{}", host.name);
+        let credentials = strings(&unit["serviceConfig"]["LoadCredential"]);
+        assert!(
+            credentials.contains(&"database-password:/var/lib/nixstack/secrets/db-shop.password"),
+            "{credentials:?}"
+        );
+        // nginx in front of it on the same host.
+        assert_eq!(evaluation["config"]["services"]["nginx"]["enable"], true, "{}", host.name);
+    }
+    // Without a source the flake has no such input.
+    let plain = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+    write_tree(&topologies()[0], plain.path());
+    let flake = std::fs::read_to_string(plain.path().join("flake.nix")).unwrap();
+    assert!(!flake.contains("app = {") && !flake.contains("github:acme"), "{flake}");
+}
+
+/// A source that is no flake reference, and a `package` without a source, are located errors.
+#[test]
+fn a_bad_app_source_is_a_located_error() {
+    let text = std::fs::read_to_string(manifest_dir().join("examples/default.toml")).unwrap();
+    for (edit, message) in [
+        ("package = \"nixstack-demo-app\"", "app.package `shop` names no package"),
+        ("package = \"nixstack-demo-app\"", "app.source `acme/shop` is not a flake reference"),
+    ] {
+        let replacement = if message.contains("source") {
+            "package = \"nixstack-demo-app\"\nsource = \"acme/shop\""
+        } else {
+            "package = \"shop\""
+        };
+        let edited = text.replacen(edit, replacement, 1);
+        let errors = nixstack::cli::compile(&SpecSource { name: "stack.toml".into(), text: edited.clone() })
+            .expect_err("a bad app section");
+        let rendered = format!("{errors:?}");
+        assert!(rendered.contains(message), "{rendered}");
+    }
+}

@@ -26,8 +26,9 @@ fn topology(spec: &str) -> Topology {
     compile(&SpecSource { name: path.display().to_string(), text }).unwrap_or_else(|e| panic!("{spec}: {e:?}"))
 }
 
-fn web_hosts(topology: &Topology) -> Vec<&Host> {
-    topology.hosts_with(Role::Web).collect()
+/// The hosts that run nginx: web hosts, and app hosts whose app hop it terminates.
+fn nginx_hosts(topology: &Topology) -> Vec<&Host> {
+    topology.hosts.iter().filter(|h| nixstack::stack::runs_nginx(topology, h)).collect()
 }
 
 /// Fails (never skips) when a tool the checks need is missing.
@@ -217,11 +218,17 @@ fn nginx_check_nixos(config: &str, secrets: &Path, work: &Path, address: Ipv4Add
 }
 
 #[test]
-fn nginx_accepts_every_web_host_config_in_both_layouts() {
+fn nginx_accepts_every_host_config_in_both_layouts() {
     for spec in SPECS {
         let topology = topology(spec);
-        let hosts = web_hosts(&topology);
-        assert!(!hosts.is_empty(), "{spec} has web hosts");
+        let hosts = nginx_hosts(&topology);
+        assert!(hosts.iter().any(|h| h.has(Role::Web)), "{spec} has web hosts");
+        if topology.internal_tls {
+            assert!(
+                hosts.iter().any(|h| h.has(Role::App) && !h.has(Role::Web)),
+                "{spec}: app hosts run the terminator"
+            );
+        }
         let root = temp_root();
         let ca = TestCa::new(&root.path().join("ca"));
         for host in hosts {
@@ -761,52 +768,98 @@ fn nginx_and_the_app_offer_exactly_mozilla_intermediate() {
     let topology = topology("default");
     let web1 = topology.host("web1").unwrap();
     let web = topology.web.as_ref().unwrap();
+    let app = topology.app.as_ref().unwrap();
+    let app1 = topology.host(&app.hosts[0]).unwrap();
     let root = temp_root();
     let ca = TestCa::new(&root.path().join("ca"));
-    let layout = Layout::lab_at(root.path(), "web1");
-    ca.issue_for(&layout.secrets, &topology, "web1");
-    std::fs::create_dir_all(layout.web_root.as_ref().unwrap()).unwrap();
-    let config = nginx::render(&topology, web1, &layout);
-    let prefix = root.path().join("web1");
-    nginx_check_lab(&config, &layout, &prefix, web1.address).unwrap_or_else(|e| panic!("{e}"));
-
     let mut namespaces = Namespaces::new();
     let ns = namespaces.add("nxs-tls");
     // Every address on the namespace's own loopback interface: the scan never leaves it.
-    let app = &web.app_upstream[0];
-    for address in [web1.address, app.address] {
+    for address in [web1.address, app1.address] {
         must(Command::new("ip").args(["-n", &ns, "addr", "add", &format!("{address}/32"), "dev", "lo"]));
     }
-    let conf = layout.config("nginx.conf");
-    namespaces.spawn(&ns, "nginx", &["-c", conf.to_str().unwrap(), "-p", prefix.to_str().unwrap(), "-e", "stderr"]);
-
-    // The demo app as the lab runs it, with its host's certificate; no database is needed for TLS.
-    let app_secrets = root.path().join("app");
-    ca.issue_for(&app_secrets, &topology, &app.host);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("app/nixstack_demo_app.py");
-    let listen = format!("{}:{}", app.address, app.port);
-    namespaces.spawn(
-        &ns,
-        "/usr/bin/python3",
-        &[
-            script.to_str().unwrap(),
-            "--listen",
-            &listen,
-            "--name",
-            &app.host,
-            "--tls-cert",
-            app_secrets.join("host.crt").to_str().unwrap(),
-            "--tls-key",
-            app_secrets.join("host.key").to_str().unwrap(),
-            "--db-hosts",
-            "127.0.0.1:9",
-        ],
-    );
+    // web1's nginx, and app1's: the app hop's TLS terminator, as each host renders it.
+    for host in [web1, app1] {
+        let layout = Layout::lab_at(root.path(), &host.name);
+        ca.issue_for(&layout.secrets, &topology, &host.name);
+        if let Some(web_root) = &layout.web_root {
+            std::fs::create_dir_all(web_root).unwrap();
+        }
+        let config = nginx::render(&topology, host, &layout);
+        let prefix = root.path().join(&host.name);
+        nginx_check_lab(&config, &layout, &prefix, host.address).unwrap_or_else(|e| panic!("{e}"));
+        let conf = layout.config("nginx.conf");
+        namespaces.spawn(&ns, "nginx", &["-c", conf.to_str().unwrap(), "-p", prefix.to_str().unwrap(), "-e", "stderr"]);
+    }
     wait_listening(&namespaces, &ns, web1.address, web.port);
-    wait_listening(&namespaces, &ns, app.address, app.port);
+    wait_listening(&namespaces, &ns, app1.address, app.port);
 
     let work = root.path().join("scans");
     std::fs::create_dir_all(&work).unwrap();
     testssl::assert_mozilla_intermediate(&ns, &format!("{}:{}", web1.address, web.port), None, &work);
-    testssl::assert_mozilla_intermediate(&ns, &listen, None, &work);
+    testssl::assert_mozilla_intermediate(&ns, &format!("{}:{}", app1.address, app.port), None, &work);
+}
+
+/// app1's nginx terminates the app hop's TLS in front of the demo app, which speaks plain
+/// HTTP on loopback only, started with the environment the contract gives it (no database:
+/// its own 503 proves the request reached it). Verified TLS against the internal CA and the
+/// tier's shared name, as the web tier's nginx verifies it; with the app stopped, nginx
+/// answers 502 at once (the web tier then retries an idempotent request elsewhere).
+#[test]
+fn the_app_hop_terminates_tls_in_front_of_a_plain_http_app() {
+    require("nginx");
+    require("openssl");
+    let topology = topology("default");
+    let app = topology.app.as_ref().unwrap();
+    let app1 = topology.host(&app.hosts[0]).unwrap();
+    let root = temp_root();
+    let ca = TestCa::new(&root.path().join("ca"));
+    let layout = Layout::lab_at(root.path(), &app1.name);
+    ca.issue_for(&layout.secrets, &topology, &app1.name);
+    let config = nginx::render(&topology, app1, &layout);
+    let prefix = root.path().join(&app1.name);
+    nginx_check_lab(&config, &layout, &prefix, app1.address).unwrap_or_else(|e| panic!("{e}"));
+
+    let mut namespaces = Namespaces::new();
+    let ns = namespaces.add("nxs-hop");
+    must(Command::new("ip").args(["-n", &ns, "addr", "add", &format!("{}/32", app1.address), "dev", "lo"]));
+    let conf = layout.config("nginx.conf");
+    namespaces.spawn(&ns, "nginx", &["-c", conf.to_str().unwrap(), "-p", prefix.to_str().unwrap(), "-e", "stderr"]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("app/nixstack_demo_app.py");
+    let mut app_process = namespaces
+        .exec(&ns, "/usr/bin/env")
+        .arg("-i")
+        .args(nixstack::stack::app::environment(&topology, app1).iter().map(|(k, v)| format!("{k}={v}")))
+        .args(["DATABASE_TLS=off", "/usr/bin/python3", script.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(&namespaces, &ns, app1.address, app.port);
+    wait_listening(&namespaces, &ns, Ipv4Addr::LOCALHOST, app.listen_port);
+
+    let name = nginx::app_tls_name(&topology);
+    let resolve = format!("{name}:{}:{}", app.port, app1.address);
+    let url = format!("https://{name}:{}{}", app.port, app.health_path);
+    let ca_file = ca.cert();
+    let get = |namespaces: &Namespaces| {
+        curl(namespaces, &ns, &["--cacert", ca_file.to_str().unwrap(), "--resolve", &resolve, &url])
+    };
+    let (status, text) = get(&namespaces);
+    assert_eq!(status, 503, "the app's own answer without a database: {text}");
+    assert!(text.contains("database unavailable"), "the body is the app's: {text}");
+    assert!(text.to_ascii_lowercase().contains(&format!("x-app-host: {}", app1.name)), "{text}");
+    // The plain port is on loopback only: nothing answers on the private address.
+    let (status, text) =
+        curl(&namespaces, &ns, &[&format!("http://{}:{}{}", app1.address, app.listen_port, app.health_path)]);
+    assert_eq!(status, 0, "the plain-HTTP app is not on the private address: {text}");
+    // And TLS only on the hop: plain HTTP to the terminator's port is refused by nginx.
+    let (status, _) = curl(&namespaces, &ns, &[&format!("http://{}:{}/", app1.address, app.port)]);
+    assert_eq!(status, 400, "plain HTTP to the TLS port");
+
+    let _ = Command::new("kill").arg("-TERM").arg(app_process.id().to_string()).status();
+    let _ = app_process.wait();
+    let (status, text) = get(&namespaces);
+    assert_eq!(status, 502, "the app is down: the terminator says so at once: {text}");
 }

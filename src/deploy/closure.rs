@@ -265,7 +265,7 @@ printf '%s\n' "$host" > "$out/nixstack-host"
 pub fn lab_configs(topology: &Topology, host: &Host, layout: &Layout) -> BTreeMap<String, String> {
     use crate::stack::Service;
     let mut files = BTreeMap::new();
-    for service in crate::stack::for_host(host) {
+    for service in crate::stack::for_host(topology, host) {
         // sshd and the monitoring agent are not part of a lab deploy (yet).
         if matches!(service, Service::Sshd | Service::Collectd) {
             continue;

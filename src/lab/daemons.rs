@@ -129,11 +129,11 @@ fn prepare_host(lab: &Lab, host: &Host) -> Result<()> {
         chown(&target, 0, secrets_gid)?;
     }
     let mysql = host.has(Role::Db).then(mysql_ids).transpose()?;
-    for daemon in for_host(host) {
+    for daemon in for_host(lab.topology, host) {
         let text = render::services::config(lab.topology, host, &layout, daemon);
         write_if_changed(&layout.config(daemon.config_file()), &text)?;
     }
-    if host.has(Role::Web) {
+    if stack::runs_nginx(lab.topology, host) {
         // nginx runs as its unit's user: its temporary files' directory is its own.
         let (uid, gid) = accounts::ensure_user(lab.state, "nginx", "nginx")?;
         for dir in render::nginx::required_dirs(&layout) {
@@ -189,7 +189,7 @@ fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {
 
 /// Starts whatever of `host`'s daemons is not running, each probed ready before the next.
 fn start_host(lab: &Lab, host: &Host) -> Result<()> {
-    for daemon in for_host(host) {
+    for daemon in for_host(lab.topology, host) {
         ensure(lab, host, daemon).with_context(|| format!("{}: {}", host.name, daemon.name()))?;
     }
     Ok(())
@@ -230,8 +230,21 @@ pub fn start(lab: &Lab, host: &Host, daemon: Service) -> Result<Identity> {
         let (uid, gid) = accounts::ensure_user(lab.state, "collectd", "collectd")?;
         super::monitoring::prepare_collectd(lab.topology, host, &layout, uid, gid)?;
     }
-    let (service, launch) = launch(lab, host, &layout, daemon, bootstrap)?;
+    if let Some(app) = lab.topology.app.as_ref().filter(|_| daemon == Service::App) {
+        if app.source.is_some() && app.lab_command.is_none() {
+            bail!(
+                "app.source `{}` is built by Nix, which the lab does not have: set [app.lab] command to how the app starts here",
+                app.source.as_deref().unwrap_or_default()
+            );
+        }
+    }
+    let (service, mut launch) = launch(lab, host, &layout, daemon, bootstrap)?;
+    if daemon == Service::App && !launch.program.starts_with('/') {
+        // `[app.lab] command` relative to where `lab up` runs (the lab starts daemons in `/`).
+        launch.program = std::env::current_dir()?.join(&launch.program).display().to_string();
+    }
     unit_directories(&service, launch.credentials.as_ref())?;
+    load_credentials(&service, launch.credentials.as_ref(), &layout)?;
     // The lab's stand-in for the journal: the daemon's log file, which a daemon logging to a
     // file itself (collectd's logfile plugin) reopens as its own user.
     if let Some(credentials) = &launch.credentials {
@@ -284,6 +297,30 @@ fn unit_directories(service: &ServiceLaunch, credentials: Option<&Credentials>) 
     Ok(())
 }
 
+/// The unit's credentials in its `$CREDENTIALS_DIRECTORY`, as systemd's `LoadCredential=`
+/// copies them before the start: fresh copies, readable by the unit's user only.
+fn load_credentials(service: &ServiceLaunch, credentials: Option<&Credentials>, layout: &Layout) -> Result<()> {
+    if service.credentials.is_empty() {
+        return Ok(());
+    }
+    let dir = stack::app::credentials_directory(layout);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let (uid, gid) = credentials.map_or((0, 0), |c| (c.uid, c.gid));
+    for credential in &service.credentials {
+        let target = dir.join(credential.name);
+        std::fs::copy(&credential.source, &target)
+            .with_context(|| format!("LoadCredential {}: {}", credential.name, credential.source.display()))?;
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o400))?;
+        chown(&target, uid, gid)?;
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500))?;
+    chown(&dir, uid, gid)?;
+    Ok(())
+}
+
 /// How `daemon` starts: the catalogue's launch (the nixpkgs unit's argv, user, groups,
 /// umask, capabilities and environment, resolved through the lab `Layout`), plus the lab's
 /// named deviations ([`foreground`]).
@@ -306,6 +343,11 @@ fn launch(
     }
     if daemon == Service::Collectd {
         env.extend(super::monitoring::collectd_environment(layout));
+    }
+    // systemd sets it for a unit with credentials.
+    if !service.credentials.is_empty() {
+        let dir = stack::app::credentials_directory(layout);
+        env.push(("CREDENTIALS_DIRECTORY".into(), dir.display().to_string()));
     }
     let process = Launch {
         program: argv[0].clone(),
@@ -567,7 +609,7 @@ pub fn status(topology: &Topology, plan: &NetworkPlan, state: &State) -> Vec<Hos
                 let lab = &lab;
                 scope.spawn(move || {
                     let layout = Layout::lab(&host.name);
-                    let daemons = for_host(host)
+                    let daemons = for_host(topology, host)
                         .into_iter()
                         .map(|daemon| {
                             let identity = lab.identity(&host.name, daemon);
@@ -638,7 +680,7 @@ pub fn start_most_advanced_first(lab: &Lab) -> Result<()> {
     match super::galera::decide(lab)? {
         crate::stack::galera_recovery::Decision::Bootstrap { node, .. } => {
             let host = lab.host(&node);
-            for daemon in for_host(host) {
+            for daemon in for_host(lab.topology, host) {
                 ensure(lab, host, daemon).with_context(|| format!("{node}: {}", daemon.name()))?;
                 if daemon == Service::Mariadb {
                     break;

@@ -77,11 +77,25 @@ pub fn flake_with(topology: &Topology, extra_checks: &[ExtraCheck]) -> String {
         })
         .collect();
     let mut overlay = Vec::new();
+    let (mut app_input, mut app_argument) = (String::new(), String::new());
     if let Some(app) = topology.app.as_ref().filter(|_| topology.hosts.iter().any(|h| h.has(Role::App))) {
         let path: Vec<String> = app.package.split('.').map(str::to_string).collect();
         let names: Vec<&str> = path.iter().map(String::as_str).collect();
         packages.push((vec![app.package.replace('.', "-")], Nix::select("pkgs", &names)));
-        overlay.push((path, Nix::Raw(format!("final.callPackage {APP_SOURCE_DIR} {{ }}"))));
+        match (&app.source, &app.source_package) {
+            (Some(source), Some(package)) => {
+                // The team's code: pinned in flake.lock, bumped with `nix flake update app`.
+                app_input = format!(
+                    "\n    # The application's code ([app] source); `nix flake update app` bumps its pin.\n    app = {{\n      url = {};\n      inputs.nixpkgs.follows = \"nixpkgs\";\n    }};",
+                    quote(source)
+                );
+                app_argument = "\n      app,".into();
+                let mut attribute = vec!["packages", "${final.stdenv.hostPlatform.system}"];
+                attribute.extend(package.split('.'));
+                overlay.push((path, Nix::Raw(format!("app.{}", attribute.join(".")))));
+            }
+            _ => overlay.push((path, Nix::Raw(format!("final.callPackage {APP_SOURCE_DIR} {{ }}")))),
+        }
     }
 
     fill(
@@ -98,6 +112,8 @@ pub fn flake_with(topology: &Topology, extra_checks: &[ExtraCheck]) -> String {
             ("formatter", formatter(&stack.channel).to_string()),
             ("colmena_nodes", render_at(&colmena_nodes(topology), 4)),
             ("deploy_nodes", render_at(&deploy_nodes(topology), 3)),
+            ("app_input", app_input),
+            ("app_argument", app_argument),
         ],
     )
 }

@@ -1,7 +1,9 @@
-//! nginx.conf of a web host: one listener for the load balancers (TLS with the internal CA
-//! when `tls.internal`, plain HTTP otherwise, never both), a health answer that does not
-//! depend on the app, the static root, the app upstream with keepalive and verified
-//! re-encryption, and `stub_status` on loopback.
+//! nginx.conf of a host that runs nginx. On a web host: one listener for the load balancers
+//! (TLS with the internal CA when `tls.internal`, plain HTTP otherwise, never both), a health
+//! answer that does not depend on the app, the static root, the app upstream with keepalive
+//! and verified re-encryption, and `stub_status` on loopback. On an app host with internal
+//! TLS: the app hop's TLS terminator, which proxies to the plain-HTTP app on loopback (a host
+//! with both roles gets both servers in one file).
 //!
 //! The same text is the lab's nginx.conf and NixOS's `services.nginx.config`. That NixOS
 //! option is not the whole file: the module writes `pid /run/nginx/nginx.pid;`,
@@ -13,8 +15,8 @@
 //!
 //! Every path is absolute, so the `-p` prefix does not matter; the lab runs
 //! `nginx -c <etc>/nginx.conf -p <root>/<host>/ -e stderr` (`-e` keeps nginx's very first
-//! log lines off the machine's /var/log) after creating [`required_dirs`]. Only a web host
-//! should get this file.
+//! log lines off the machine's /var/log) after creating [`required_dirs`]. Only a host
+//! [`crate::stack::runs_nginx`] names should get this file.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -88,7 +90,7 @@ pub fn render(topology: &Topology, host: &Host, layout: &Layout) -> String {
     out.push_str("http {\n");
     http_common(&mut out, layout);
 
-    let web = topology.web.as_ref();
+    let web = topology.web.as_ref().filter(|_| host.has(crate::spec::Role::Web));
     let upstream = web.filter(|web| web.proxy_app && !web.app_upstream.is_empty());
     if let Some(web) = upstream {
         if web.full_mesh() {
@@ -109,10 +111,77 @@ pub fn render(topology: &Topology, host: &Host, layout: &Layout) -> String {
         out.push_str("    }\n");
     }
 
-    site_server(&mut out, topology, host, layout, upstream.is_some());
-    status_server(&mut out, topology);
+    if web.is_some() {
+        site_server(&mut out, topology, host, layout, upstream.is_some());
+        status_server(&mut out, topology);
+    }
+    if crate::stack::terminates_app_tls(topology, host) {
+        app_terminator(&mut out, topology, host, layout);
+    }
     out.push_str("}\n");
     out
+}
+
+/// Name of the upstream block of the app on loopback, behind the terminator.
+const LOCAL_APP_UPSTREAM: &str = "app_on_loopback";
+
+/// The app hop on an app host: TLS from the web tier ends here, with the same certificate and
+/// Mozilla settings as every internal listener, and the plain-HTTP app answers on loopback.
+/// The web tier's forwarding headers pass unchanged (nginx keeps request headers it does not
+/// set); a request the app cannot take fails fast with 502, which sends an idempotent request
+/// to another app host (the web tier's `proxy_next_upstream`).
+fn app_terminator(out: &mut String, topology: &Topology, host: &Host, layout: &Layout) {
+    let Some(app) = &topology.app else { return };
+    let Some((address, port)) = crate::stack::app::listen(topology, host) else { return };
+    out.push_str("\n    # The app itself, plain HTTP on loopback; kept-alive connections.\n");
+    let _ = writeln!(out, "    upstream {LOCAL_APP_UPSTREAM} {{");
+    // max_fails=0: the only server is never marked down, so a restarted app is used at once.
+    let _ = writeln!(out, "        server {address}:{port} max_fails=0;");
+    out.push_str("        keepalive 16;\n");
+    out.push_str("    }\n");
+    out.push_str("\n    # The app hop: the web tier's TLS ends here (internal CA), never plaintext off the host.\n");
+    out.push_str("    server {\n");
+    let _ = writeln!(out, "        listen {}:{} ssl;", host.address, app.port);
+    let _ = writeln!(
+        out,
+        "        server_name {} {} {}.{}.internal;",
+        app_tls_name(topology),
+        host.name,
+        host.name,
+        topology.stack.name
+    );
+    server_tls(out, layout);
+    let _ = writeln!(out, "        add_header X-App-Host {} always;", host.name);
+    out.push_str("        location / {\n");
+    let _ = writeln!(out, "            proxy_pass http://{LOCAL_APP_UPSTREAM};");
+    out.push_str("            proxy_http_version 1.1;\n");
+    out.push_str("            proxy_set_header Connection \"\";\n");
+    out.push_str("            proxy_set_header Host $host;\n");
+    out.push_str("            # The web host that sent it, appended: the app's last hop.\n");
+    out.push_str("            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n");
+    out.push_str("            proxy_connect_timeout 1s;\n");
+    out.push_str("            proxy_send_timeout 30s;\n");
+    out.push_str("            proxy_read_timeout 30s;\n");
+    out.push_str("            # One app behind: nothing to retry here; the web tier picks another app host.\n");
+    out.push_str("            proxy_next_upstream off;\n");
+    out.push_str("        }\n");
+    out.push_str("    }\n");
+}
+
+/// Certificate, key and the Mozilla intermediate settings of an internal TLS listener.
+fn server_tls(out: &mut String, layout: &Layout) {
+    let _ = writeln!(out, "        ssl_certificate {};", layout.host_cert().display());
+    let _ = writeln!(out, "        ssl_certificate_key {};", layout.host_key().display());
+    let _ = writeln!(out, "        # Mozilla intermediate (Server Side TLS {}).", tls::version());
+    let _ = writeln!(out, "        ssl_protocols {};", tls::versions(" "));
+    let _ = writeln!(out, "        ssl_ciphers {};", tls::openssl_ciphers());
+    // TLS 1.3 suites are not `ssl_ciphers`'; nginx 1.19.4+ passes them to OpenSSL this way.
+    let _ = writeln!(out, "        ssl_conf_command Ciphersuites {};", tls::ciphersuites());
+    let _ = writeln!(out, "        ssl_ecdh_curve {};", tls::groups());
+    out.push_str("        ssl_prefer_server_ciphers off;\n");
+    out.push_str("        ssl_session_cache shared:TLS:10m;\n");
+    out.push_str("        ssl_session_timeout 1d;\n");
+    out.push_str("        ssl_session_tickets off;\n");
 }
 
 /// Types, timeouts, temp paths and the access log format: everything outside the servers.
@@ -185,18 +254,7 @@ fn site_server(out: &mut String, topology: &Topology, host: &Host, layout: &Layo
         topology.stack.domain, host.name, host.name, topology.stack.name
     );
     if tls {
-        let _ = writeln!(out, "        ssl_certificate {};", layout.host_cert().display());
-        let _ = writeln!(out, "        ssl_certificate_key {};", layout.host_key().display());
-        let _ = writeln!(out, "        # Mozilla intermediate (Server Side TLS {}).", tls::version());
-        let _ = writeln!(out, "        ssl_protocols {};", tls::versions(" "));
-        let _ = writeln!(out, "        ssl_ciphers {};", tls::openssl_ciphers());
-        // TLS 1.3 suites are not `ssl_ciphers`'; nginx 1.19.4+ passes them to OpenSSL this way.
-        let _ = writeln!(out, "        ssl_conf_command Ciphersuites {};", tls::ciphersuites());
-        let _ = writeln!(out, "        ssl_ecdh_curve {};", tls::groups());
-        out.push_str("        ssl_prefer_server_ciphers off;\n");
-        out.push_str("        ssl_session_cache shared:TLS:10m;\n");
-        out.push_str("        ssl_session_timeout 1d;\n");
-        out.push_str("        ssl_session_tickets off;\n");
+        server_tls(out, layout);
     }
     out.push_str("\n        # Which web node answered, also on errors: the first question when one misbehaves.\n");
     let _ = writeln!(out, "        add_header X-Served-By {} always;", host.name);

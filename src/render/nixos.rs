@@ -64,7 +64,7 @@ pub fn native_configs(topology: &Topology, host: &Host) -> Vec<NativeConfig> {
     if host.has(Role::Lb) {
         configs.extend([NativeConfig::Haproxy, NativeConfig::Keepalived]);
     }
-    if host.has(Role::Web) {
+    if crate::stack::runs_nginx(topology, host) {
         configs.push(NativeConfig::Nginx);
     }
     if host.firewall {
@@ -129,27 +129,35 @@ pub fn host(topology: &Topology, host: &Host) -> String {
         }
         bind("nixstack.lb", attrs(values));
     }
+    if configs.contains(&NativeConfig::Nginx) {
+        bind("nixstack.nginx", attrs([("enable", Nix::Bool(true)), ("config", file(NativeConfig::Nginx))]));
+    }
     if let (true, Some(web)) = (host.has(Role::Web), &topology.web) {
-        bind(
-            "nixstack.web",
-            attrs([
-                ("enable", Nix::Bool(true)),
-                ("nginxConfig", file(NativeConfig::Nginx)),
-                ("root", Nix::str(&web.root)),
-            ]),
-        );
+        bind("nixstack.web", attrs([("enable", Nix::Bool(true)), ("root", Nix::str(&web.root))]));
     }
     if let (true, Some(app)) = (host.has(Role::App), &topology.app) {
-        let environment = crate::stack::app::environment(topology, host, &layout);
+        let environment = crate::stack::app::environment(topology, host);
+        let credentials = crate::stack::app::credentials(topology, &layout);
+        let (_, port) = crate::stack::app::listen(topology, host).expect("an app tier");
+        let command = app.command.as_ref().map_or(Nix::Null, Nix::str);
         bind(
             "nixstack.app",
             attrs([
                 ("enable", Nix::Bool(true)),
                 ("package", Nix::select("pkgs", &app.package.split('.').collect::<Vec<_>>())),
-                ("command", Nix::str(&app.command)),
-                ("port", Nix::Int(i64::from(app.port))),
+                ("command", command),
+                ("port", Nix::Int(i64::from(port))),
                 ("healthPath", Nix::str(&app.health_path)),
                 ("environment", Nix::Attrs(environment.into_iter().map(|(k, v)| (vec![k], Nix::Str(v))).collect())),
+                (
+                    "credentials",
+                    Nix::Attrs(
+                        credentials
+                            .into_iter()
+                            .map(|c| (vec![c.name.to_string()], Nix::str(c.source.display().to_string())))
+                            .collect(),
+                    ),
+                ),
             ]),
         );
     }

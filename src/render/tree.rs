@@ -18,6 +18,7 @@ pub const MODULES: &[(&str, &str)] = &[
     ("modules/firewall.nix", include_str!("../../modules/firewall.nix")),
     ("modules/lb.nix", include_str!("../../modules/lb.nix")),
     ("modules/monitoring.nix", include_str!("../../modules/monitoring.nix")),
+    ("modules/nginx.nix", include_str!("../../modules/nginx.nix")),
     ("modules/web.nix", include_str!("../../modules/web.nix")),
 ];
 

@@ -108,7 +108,7 @@ impl Unit {
 /// The units of `host`, in the order the lab starts its daemons, then the monitoring agent.
 pub fn units(topology: &Topology, host: &Host) -> Vec<Unit> {
     let mut units = Vec::new();
-    for daemon in stack::for_host(host) {
+    for daemon in stack::for_host(topology, host) {
         match daemon {
             // modules/firewall.nix is on only where the host file enables it.
             Service::Nftables if host.firewall => units.push(Unit::new("nftables.service", false)),

@@ -22,7 +22,12 @@ pub struct RawSpec {
     #[serde(default)]
     pub tls: TlsSection,
     /// Machines by name. Each runs one or more roles.
+    #[serde(default)]
     pub hosts: BTreeMap<Located<String>, HostSpec>,
+    /// Many alike machines declared at once: `[groups.web]` with `count = 30` is the hosts
+    /// web1 … web30, each as if written under [hosts].
+    #[serde(default)]
+    pub groups: BTreeMap<Located<String>, GroupSpec>,
     /// Load balancers (HAProxy + keepalived); required when a host has role `lb`.
     pub lb: Option<LbSection>,
     /// Web servers (nginx); required when a host has role `web`.
@@ -235,6 +240,47 @@ pub struct HostSpec {
     pub public_mac: Option<Located<String>>,
 }
 
+/// `[groups.<name>]`: `count` hosts that differ only in their name and addresses.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct GroupSpec {
+    /// How many hosts the group has (at least 1).
+    pub count: Located<u32>,
+    /// Roles every host of the group runs.
+    pub roles: Located<Vec<Located<Role>>>,
+    /// Host name pattern: `{n}` becomes 1, 2, … `count` (default `<group>{n}`).
+    pub name: Option<Located<String>>,
+    /// The part of `networks.private` the group's private addresses are allocated from (CIDR;
+    /// default: all of `networks.private`).
+    pub network: Option<Located<Ipv4Net>>,
+    /// Whole disk every host of the group installs on (e.g. `/dev/sda`).
+    pub disk: Option<Located<String>>,
+}
+
+/// The placeholder a group's name pattern numbers its hosts with.
+pub const GROUP_NUMBER: &str = "{n}";
+
+impl GroupSpec {
+    /// The name pattern, `<group>{n}` unless the spec gives one.
+    pub fn pattern(&self, group: &str) -> String {
+        self.name.as_ref().map_or_else(|| format!("{group}{GROUP_NUMBER}"), |name| name.value.clone())
+    }
+
+    /// The name of host number `n` (1-based).
+    pub fn host_name(&self, group: &str, n: u32) -> String {
+        self.pattern(group).replacen(GROUP_NUMBER, &n.to_string(), 1)
+    }
+
+    /// The number of the host `name` has in this group, if it is one of its hosts.
+    pub fn number_of(&self, group: &str, name: &str) -> Option<u32> {
+        let pattern = self.pattern(group);
+        let (prefix, suffix) = pattern.split_once(GROUP_NUMBER)?;
+        let digits = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
+        let n: u32 = digits.parse().ok().filter(|_| !digits.starts_with('0'))?;
+        (1..=self.count.value).contains(&n).then_some(n)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct LbSection {
@@ -339,15 +385,27 @@ fn default_status_port() -> Located<u16> {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct AppSection {
-    /// Flake package of the application (default: nixstack's demo app).
-    #[serde(default = "default_app_package")]
-    pub package: Located<String>,
-    /// Command run by the systemd unit, relative to the package's `bin/`.
-    #[serde(default = "default_app_command")]
-    pub command: Located<String>,
-    /// Port the application listens on (TLS when `tls.internal`).
+    /// Where the application's code comes from: a flake reference (`github:org/shop`,
+    /// `git+https://host/shop?ref=main`, `path:./shop`), an input of the generated flake that
+    /// follows its nixpkgs. Absent: nixstack's demo app.
+    pub source: Option<Located<String>>,
+    /// The package: with `source`, the attribute under the input's `packages.<system>`
+    /// (default `default`); without, an attribute of the generated flake's overlay (default
+    /// `nixstack-demo-app`).
+    pub package: Option<Located<String>>,
+    /// Program run by the systemd unit, relative to the package's `bin/`. Default: the
+    /// package's `meta.mainProgram` (`lib.getExe`) with `source`, `nixstack-demo-app` without.
+    pub command: Option<Located<String>>,
+    /// How the lab starts the application without Nix.
+    pub lab: Option<AppLabSection>,
+    /// Port the web tier reaches the app hop on: with `tls.internal`, the TLS terminator
+    /// (nginx) in front of the app; without, the app itself (plain HTTP).
     #[serde(default = "default_app_port")]
     pub port: Located<u16>,
+    /// Loopback port the application itself listens on, plain HTTP, behind the TLS
+    /// terminator (`PORT` in its environment). Only with `tls.internal`.
+    #[serde(default = "default_app_listen_port")]
+    pub listen_port: Located<u16>,
     /// Extra environment of the application (no secrets: those come from files).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -356,14 +414,19 @@ pub struct AppSection {
     pub health_path: Located<String>,
 }
 
-fn default_app_package() -> Located<String> {
-    Located::synthetic("nixstack-demo-app".into())
-}
-fn default_app_command() -> Located<String> {
-    Located::synthetic("nixstack-demo-app".into())
+/// `[app.lab]`: the team's app in the lab, which has no Nix to build `source`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct AppLabSection {
+    /// Program and arguments that start the app here (absolute, or relative to the directory
+    /// `nixstack lab up` runs in), run with the same environment and credentials as on NixOS.
+    pub command: Located<Vec<String>>,
 }
 fn default_app_port() -> Located<u16> {
     Located::synthetic(8080)
+}
+fn default_app_listen_port() -> Located<u16> {
+    Located::synthetic(8000)
 }
 fn default_app_health() -> Located<String> {
     Located::synthetic("/healthz".into())

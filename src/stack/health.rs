@@ -119,27 +119,37 @@ pub fn service_checks(topology: &Topology, host: &Host, layout: &Layout, service
             vec![Check::Banner { what: "ssh".into(), address: host.address, port: 22, banner: "SSH-".into() }]
         }
         Service::Mariadb => vec![Check::Galera { socket: layout.mysql_socket().display().to_string(), size: None }],
+        // The app itself, plain HTTP where it listens (loopback behind the terminator).
         Service::App => topology
             .app
             .iter()
-            .map(|app| Check::Http {
+            .zip(super::app::listen(topology, host))
+            .map(|(app, (address, port))| Check::Http {
                 what: "app health".into(),
-                url: format!("{scheme}://{}:{}{}", host.address, app.port, app.health_path),
-                ca: ca.clone(),
+                url: format!("http://{address}:{port}{}", app.health_path),
+                ca: None,
             })
             .collect(),
-        Service::Nginx => topology
-            .web
-            .iter()
-            .map(|web| {
+        Service::Nginx => {
+            let mut checks = Vec::new();
+            if let (true, Some(web)) = (host.has(Role::Web), &topology.web) {
                 let health = topology.lb.as_ref().map_or("/health", |lb| lb.health_path.as_str());
-                Check::Http {
+                checks.push(Check::Http {
                     what: "web health".into(),
                     url: format!("{scheme}://{}:{}{health}", host.address, web.port),
                     ca: ca.clone(),
-                }
-            })
-            .collect(),
+                });
+            }
+            // The app hop as the web tier reaches it: through the terminator, verified TLS.
+            if let (true, Some(app)) = (super::terminates_app_tls(topology, host), &topology.app) {
+                checks.push(Check::Http {
+                    what: "app hop health".into(),
+                    url: format!("https://{}:{}{}", host.address, app.port, app.health_path),
+                    ca: ca.clone(),
+                });
+            }
+            checks
+        }
         // Through this LB's own frontend to a backend: the whole path answers.
         Service::Haproxy => match (&topology.lb, host.public_address) {
             (Some(lb), Some(public)) => vec![Check::Http {
@@ -161,14 +171,9 @@ pub fn service_checks(topology: &Topology, host: &Host, layout: &Layout, service
 pub fn gate_checks(topology: &Topology, host: &Host, layout: &Layout) -> Vec<Check> {
     let full_size = topology.db.as_ref().map(|db| db.hosts.len());
     let mut checks = Vec::new();
+    let runs = super::for_host(topology, host);
     for service in [Service::Mariadb, Service::App, Service::Nginx, Service::Haproxy] {
-        let role = match service {
-            Service::Mariadb => Role::Db,
-            Service::App => Role::App,
-            Service::Nginx => Role::Web,
-            _ => Role::Lb,
-        };
-        if host.has(role) {
+        if runs.contains(&service) {
             checks.extend(service_checks(topology, host, layout, service).into_iter().map(|check| match check {
                 Check::Galera { socket, .. } => Check::Galera { socket, size: full_size },
                 other => other,

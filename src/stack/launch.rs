@@ -50,6 +50,8 @@ pub struct ServiceLaunch {
     pub umask: u32,
     pub ambient_capabilities: Vec<String>,
     pub directories: Vec<Directory>,
+    /// `LoadCredential=`: files systemd copies into `$CREDENTIALS_DIRECTORY` for the unit.
+    pub credentials: Vec<super::app::Credential>,
 }
 
 impl ServiceLaunch {
@@ -74,15 +76,6 @@ fn user_groups(service: Service) -> &'static [&'static str] {
     }
 }
 
-/// The groups nixstack's role modules add to a unit only (`SupplementaryGroups=`).
-fn unit_groups(service: Service) -> &'static [&'static str] {
-    match service {
-        // modules/app.nix: SupplementaryGroups = [ secretsGroup ] (its user is dynamic)
-        Service::App => &[SECRETS_GROUP],
-        _ => &[],
-    }
-}
-
 /// How `service` starts on `host` with `layout`'s paths; `None` for what is no process
 /// (the firewall is a one-shot `nft -f`). `bootstrap`: a Galera node that starts a new
 /// cluster (`_WSREP_NEW_CLUSTER=--wsrep-new-cluster`, as NixOS's mysql unit sets it).
@@ -102,7 +95,7 @@ pub fn launch(
     let record = units::record(service).expect("every nixpkgs-started service has a record (a unit test holds it)");
     let resolver = Resolver { service, layout, bootstrap };
     let mut groups: Vec<String> = record.supplementary_groups.clone();
-    groups.extend(unit_groups(service).iter().chain(user_groups(service)).map(|g| g.to_string()));
+    groups.extend(user_groups(service).iter().map(|g| g.to_string()));
     let mut directories = Vec::new();
     for (names, mode, root) in [
         (&record.runtime_directory, record.runtime_directory_mode(), "/run"),
@@ -127,6 +120,7 @@ pub fn launch(
         umask: record.umask(),
         ambient_capabilities: record.ambient_capabilities.clone(),
         directories,
+        credentials: Vec::new(),
     })
 }
 
@@ -141,30 +135,34 @@ fn unit_environment(record: &UnitRecord, layout: &Layout) -> BTreeMap<String, St
         .collect()
 }
 
-/// The app under modules/app.nix's `nixstack-app` unit: `DynamicUser=` with the secrets
-/// group, `UMask=0077`, `StateDirectory=nixstack-app`, its environment the app contract.
+/// The app under modules/app.nix's `nixstack-app` unit: `DynamicUser=`, `UMask=0077`,
+/// `StateDirectory=nixstack-app`, its environment and credentials the app contract.
 fn app_launch(topology: &Topology, host: &Host, layout: &Layout) -> ServiceLaunch {
-    let argv = match layout.kind {
-        super::LayoutKind::Nixos => vec!["{exe}".to_string()],
+    let lab_command = topology.app.as_ref().and_then(|app| app.lab_command.clone());
+    let argv = match (layout.kind, lab_command) {
+        (super::LayoutKind::Nixos, _) => vec!["{exe}".to_string()],
+        // `[app.lab] command`: the team's app as it runs without Nix.
+        (super::LayoutKind::Lab, Some(command)) => command,
         // The lab runs the demo app's source with Debian's Python (python3-pymysql).
-        super::LayoutKind::Lab => {
+        (super::LayoutKind::Lab, None) => {
             vec![layout.executable(Service::App), layout.config(Service::App.config_file()).display().to_string()]
         }
     };
     ServiceLaunch {
         service: Service::App,
-        unit: "nixstack-app.service".into(),
+        unit: super::app::UNIT.into(),
         pre: Vec::new(),
         argv,
         reload: Vec::new(),
-        environment: super::app::environment(topology, host, layout),
+        environment: super::app::environment(topology, host),
         user: Some(layout.dynamic_user(Service::App)),
         group: Some(layout.dynamic_user(Service::App)),
-        groups: unit_groups(Service::App).iter().map(|g| g.to_string()).collect(),
+        groups: Vec::new(),
         user_groups: Vec::new(),
         umask: 0o077,
         ambient_capabilities: Vec::new(),
         directories: vec![Directory { path: layout.translate("/var/lib/nixstack-app"), mode: 0o755 }],
+        credentials: super::app::credentials(topology, layout),
     }
 }
 
@@ -279,7 +277,7 @@ mod tests {
         let topology = compile(&SpecSource::embedded_default()).unwrap();
         for host in &topology.hosts {
             let layout = Layout::lab(&host.name);
-            for service in crate::stack::for_host(host) {
+            for service in crate::stack::for_host(&topology, host) {
                 let Some(record) = units::record(service) else { continue };
                 let Some(launch) = launch(&topology, host, &layout, service, false) else { continue };
                 let recorded: Vec<&String> = record.exec_start.iter().filter(|w| !w.starts_with('$')).collect();

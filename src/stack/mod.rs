@@ -19,7 +19,7 @@ pub mod units;
 pub use layout::{Layout, LayoutKind, LAB_ROOT, NIXOS_SECRETS};
 
 use crate::spec::Role;
-use crate::topology::Host;
+use crate::topology::{Host, Topology};
 
 /// The nftables table nixstack's ruleset defines (`table inet nixstack`).
 pub const NFTABLES_TABLE: &str = "nixstack";
@@ -119,7 +119,7 @@ impl Service {
 }
 
 /// The services of `host`, in the order they start.
-pub fn for_host(host: &Host) -> Vec<Service> {
+pub fn for_host(topology: &Topology, host: &Host) -> Vec<Service> {
     let mut daemons = vec![Service::Nftables, Service::Sshd];
     if host.has(Role::Db) {
         daemons.push(Service::Mariadb);
@@ -127,7 +127,7 @@ pub fn for_host(host: &Host) -> Vec<Service> {
     if host.has(Role::App) {
         daemons.push(Service::App);
     }
-    if host.has(Role::Web) {
+    if runs_nginx(topology, host) {
         daemons.push(Service::Nginx);
     }
     if host.has(Role::Lb) {
@@ -138,4 +138,15 @@ pub fn for_host(host: &Host) -> Vec<Service> {
         daemons.push(Service::Collectd);
     }
     daemons
+}
+
+/// Whether nginx runs on `host`: as the web server, or as the TLS terminator in front of a
+/// plain-HTTP app (or both, in one config).
+pub fn runs_nginx(topology: &Topology, host: &Host) -> bool {
+    host.has(Role::Web) || terminates_app_tls(topology, host)
+}
+
+/// Whether `host` runs the app behind nginx terminating the web tier's TLS.
+pub fn terminates_app_tls(topology: &Topology, host: &Host) -> bool {
+    host.has(Role::App) && topology.app.as_ref().is_some_and(|app| app.terminator)
 }

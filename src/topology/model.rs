@@ -110,6 +110,10 @@ pub struct Host {
     pub monitored: bool,
     /// Every listening service, for port-conflict checks and the lab.
     pub services: Vec<Service>,
+    /// The `[groups.<name>]` the host was declared in, for reports only: a host of a group
+    /// is like any other.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl Host {
@@ -239,9 +243,23 @@ impl WebTier {
 #[derive(Debug, Clone, Serialize)]
 pub struct AppTier {
     pub hosts: Vec<String>,
+    /// The flake reference of the app's code (`[app] source`), an input named `app` of the
+    /// generated flake; `None`: the demo app, built from the flake's own `./app`.
+    pub source: Option<String>,
+    /// The attribute of the hosts' `pkgs` (the generated flake's overlay) that is the app.
     pub package: String,
-    pub command: String,
+    /// With `source`: the attribute under the input's `packages.<system>`.
+    pub source_package: Option<String>,
+    /// Program in the package's `bin/`; `None`: the package's `meta.mainProgram`.
+    pub command: Option<String>,
+    /// `[app.lab] command`: how the lab starts the app without Nix.
+    pub lab_command: Option<Vec<String>>,
+    /// The app hop's port on the private address (the terminator's with internal TLS).
     pub port: u16,
+    /// With internal TLS: nginx on each app host terminates the web tier's TLS on `port`
+    /// and proxies to the app on loopback `listen_port`; without, the app listens on `port`.
+    pub terminator: bool,
+    pub listen_port: u16,
     pub env: BTreeMap<String, String>,
     pub health_path: String,
     /// Database nodes the app may write to, in preference order.

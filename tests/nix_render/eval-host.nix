@@ -149,6 +149,7 @@ let
           "mariadb"
           "mariadb-galera"
           "netcat"
+          "nixstack-app"
           "nixstack-demo-app"
           "opentelemetry-collector-contrib"
           "procps"
