@@ -467,3 +467,55 @@ fn the_repos_generated_files_are_fresh() {
         );
     }
 }
+
+/// `examples/groups-300.toml` declares 300 hosts in four groups: the build writes every one
+/// of them, and the names and addresses the groups expand to are unique and inside the
+/// networks the spec gives them (read here from the spec text itself, not from the resolver).
+#[test]
+fn the_groups_example_builds_300_hosts_with_unique_names_and_addresses_inside_their_networks() {
+    let path = Path::new(REPO).join("examples/groups-300.toml");
+    let spec_text = std::fs::read_to_string(&path).unwrap();
+    assert!(spec_text.lines().count() < 60, "the example is meant to be short");
+    let spec: toml::Value = toml::from_str(&spec_text).unwrap();
+    let net = |value: &toml::Value| -> ipnet::Ipv4Net { value.as_str().unwrap().parse().unwrap() };
+    let private = net(&spec["networks"]["private"]);
+    let public = net(&spec["networks"]["public"]);
+    let groups = spec["groups"].as_table().unwrap();
+    let declared: i64 = groups.values().map(|g| g["count"].as_integer().unwrap()).sum();
+    assert_eq!(declared, 300);
+
+    let source = SpecSource { name: "examples/groups-300.toml".into(), text: spec_text.clone() };
+    let topology = nixstack::cli::compile(&source).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(topology.hosts.len(), 300);
+    let names: std::collections::BTreeSet<&str> = topology.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names.len(), 300, "host names are unique");
+    let addresses: std::collections::BTreeSet<_> = topology.hosts.iter().map(|h| h.address).collect();
+    assert_eq!(addresses.len(), 300, "private addresses are unique");
+    for (group, table) in groups {
+        let count = table["count"].as_integer().unwrap() as usize;
+        let network = table.get("network").map(net).unwrap_or(private);
+        assert!(private.contains(&network), "{group}: {network} inside {private}");
+        let members: Vec<_> = topology.hosts.iter().filter(|h| h.group.as_deref() == Some(group.as_str())).collect();
+        assert_eq!(members.len(), count, "group {group}");
+        for n in 1..=count {
+            assert!(names.contains(format!("{group}{n}").as_str()), "{group}{n} exists");
+        }
+        for host in members {
+            assert!(network.contains(&host.address), "{} {} outside {network}", host.name, host.address);
+            assert!(host.address != network.network() && host.address != network.broadcast(), "{}", host.name);
+            if let Some(address) = host.public_address {
+                assert!(public.contains(&address), "{} {address} outside {public}", host.name);
+            }
+        }
+    }
+    let public_addresses: Vec<_> = topology.hosts.iter().filter_map(|h| h.public_address).collect();
+    assert_eq!(public_addresses.len(), 2, "the two load balancers have public addresses");
+    assert_ne!(public_addresses[0], public_addresses[1]);
+
+    let out = temp();
+    let built = nixstack(Path::new(REPO), &["build", "examples/groups-300.toml", "-o", out.path().to_str().unwrap()]);
+    assert!(built.status.success(), "{}", text(&built));
+    for name in &names {
+        assert!(out.path().join("hosts").join(name).join("default.nix").is_file(), "hosts/{name}/default.nix");
+    }
+}

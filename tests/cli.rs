@@ -248,7 +248,7 @@ fn schema_describes_every_key_of_the_examples() {
         "doc comments become descriptions"
     );
 
-    for example in ["examples/default.toml", "examples/whiteboard.toml"] {
+    for example in ["examples/default.toml", "examples/whiteboard.toml", "examples/groups-300.toml"] {
         let value: toml::Value = toml::from_str(&std::fs::read_to_string(repo().join(example)).unwrap()).unwrap();
         let json = serde_json::to_value(value).unwrap();
         let mut problems = Vec::new();

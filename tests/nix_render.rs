@@ -1112,21 +1112,24 @@ fn database_users_are_created_from_password_files_in_a_real_mariadb() {
 // ---------------------------------------------------------------------------------------
 // The flake, evaluated with stand-ins for its inputs.
 
-/// `nix eval --json <dir>#<attribute> --apply <function>` with nixpkgs and disko replaced by
-/// the stand-ins in `tests/nix_render/` (the real ones cannot be fetched here).
-fn flake_eval(dir: &Path, attribute: &str, apply: &str) -> Value {
+/// `nix eval --json <dir>#<attribute> --apply <function>` with every input of the flake
+/// (nixpkgs, disko and the deploy tools `topology` serves) replaced by the stand-ins in
+/// `tests/nix_render/` (the real ones cannot be fetched here).
+fn flake_eval(topology: &Topology, dir: &Path, attribute: &str, apply: &str) -> Value {
+    use nixstack::spec::DeployTool;
     let stubs = manifest_dir().join("tests/nix_render");
-    nix::nix_json(
-        Command::new("nix")
-            .args(["eval", "--json", &format!("path:{}#{attribute}", dir.display()), "--apply", apply])
+    let mut command = Command::new("nix");
+    command.args(["eval", "--json", &format!("path:{}#{attribute}", dir.display()), "--apply", apply]);
+    let mut inputs = vec!["nixpkgs", "disko"];
+    inputs.extend(topology.serves(DeployTool::Colmena).then_some("colmena"));
+    inputs.extend(topology.serves(DeployTool::DeployRs).then_some("deploy-rs"));
+    for input in inputs {
+        command
             .arg("--override-input")
-            .arg("nixpkgs")
-            .arg(format!("path:{}", stubs.join("stub-nixpkgs").display()))
-            .arg("--override-input")
-            .arg("disko")
-            .arg(format!("path:{}", stubs.join("stub-disko").display())),
-        &format!("nix eval {attribute}"),
-    )
+            .arg(input)
+            .arg(format!("path:{}", stubs.join(format!("stub-{input}")).display()));
+    }
+    nix::nix_json(&mut command, &format!("nix eval {attribute}"))
 }
 
 /// The generated flake's outputs evaluate: one system per host built from its own host
@@ -1141,6 +1144,7 @@ fn the_flake_evaluates_with_stand_in_inputs() {
         let system = topology.stack.system.as_str();
 
         let systems = flake_eval(
+            topology,
             dir.path(),
             "nixosConfigurations",
             "systems: builtins.mapAttrs (name: s: map (m: if builtins.isPath m then { path = toString m; exists = builtins.pathExists m; } else if builtins.isString m then m else builtins.attrNames m) s.modules) systems",
@@ -1158,7 +1162,7 @@ fn the_flake_evaluates_with_stand_in_inputs() {
             assert!(modules.iter().any(|m| m == "disko-module"), "{stack}/{}: no disko module", host.name);
         }
 
-        let checks = flake_eval(dir.path(), &format!("checks.{system}"), "builtins.attrNames");
+        let checks = flake_eval(topology, dir.path(), &format!("checks.{system}"), "builtins.attrNames");
         let mut expected: Vec<String> = Vec::new();
         for host in &topology.hosts {
             expected.push(format!("{}-toplevel", host.name));
@@ -1173,14 +1177,18 @@ fn the_flake_evaluates_with_stand_in_inputs() {
             }
         }
         expected.push(nixstack::render::vmtest::CHECK_NAME.to_string());
+        if topology.serves(nixstack::spec::DeployTool::DeployRs) {
+            expected.extend(["deploy-activate".to_string(), "deploy-schema".to_string()]);
+        }
         expected.sort();
         assert_eq!(strings(&checks), expected, "{stack}");
 
         let haproxy = topology.lb.as_ref().map(|lb| lb.hosts[0].clone()).unwrap();
-        let script = flake_eval(dir.path(), &format!("checks.{system}.{haproxy}-haproxy"), "check: check.script");
+        let script =
+            flake_eval(topology, dir.path(), &format!("checks.{system}.{haproxy}-haproxy"), "check: check.script");
         assert!(script.as_str().unwrap().contains("haproxy -c -f \"$haproxyConfig\""), "{script}");
 
-        let packages = flake_eval(dir.path(), &format!("packages.{system}"), "packages: packages");
+        let packages = flake_eval(topology, dir.path(), &format!("packages.{system}"), "packages: packages");
         let image = topology.stack.image.as_str();
         for host in &topology.hosts {
             assert_eq!(packages[format!("{}-image", host.name)], format!("image-{image}"), "{stack}");
@@ -1188,10 +1196,183 @@ fn the_flake_evaluates_with_stand_in_inputs() {
         let app = topology.app.as_ref().unwrap();
         assert!(packages[&app.package]["package"].as_str().unwrap().ends_with("/app"), "{stack}: {packages}");
 
-        let formatter = flake_eval(dir.path(), &format!("formatter.{system}"), "f: f");
+        let formatter = flake_eval(topology, dir.path(), &format!("formatter.{system}"), "f: f");
         assert_eq!(formatter, format!("{system}-nixfmt"), "{stack}");
-        let shell = flake_eval(dir.path(), &format!("devShells.{system}.default"), "shell: shell.packages");
+        let shell = flake_eval(topology, dir.path(), &format!("devShells.{system}.default"), "shell: shell.packages");
         assert!(strings(&shell).contains(&format!("{system}-haproxy").as_str()), "{shell}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// colmena and deploy-rs (`[deploy] tools`), evaluated with stand-ins for their libraries.
+
+/// The generated flake in `dir` called with the stand-in inputs by the real evaluator
+/// (`nix-instantiate --eval --strict`, `tests/nix_render/eval-flake.nix`); `Err` carries Nix's
+/// error when the evaluation fails.
+fn flake_outputs(dir: &Path) -> Result<Value, String> {
+    let harness = manifest_dir().join("tests/nix_render/eval-flake.nix");
+    let expr = format!("import {} {{ flakeDir = {}; }}", harness.display(), dir.display());
+    let output = nix_instantiate(&["--eval", "--strict", "--json", "--expr", &expr], dir);
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    Ok(serde_json::from_slice(&output.stdout).unwrap())
+}
+
+/// The flake of `topology`, written to a temporary directory and evaluated.
+fn evaluate_flake(topology: &Topology) -> Value {
+    let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+    write_tree(topology, dir.path());
+    flake_outputs(dir.path()).unwrap_or_else(|error| panic!("{}: {error}", topology.stack.name))
+}
+
+/// What the flake of `topology` must say for colmena and deploy-rs: per host colmena's
+/// `deployment` (targetHost, targetUser, targetPort from the spec's SSH target, the roles as
+/// tags) over exactly the modules of `nixosConfigurations.<host>`; deploy-rs's node (hostname,
+/// sshUser, `-p` for a port) activating that host's own system as root; each tool's input
+/// following our nixpkgs; deploy-rs's checks passing. Without a tool, neither its input, nor
+/// its argument, nor its outputs, nor its checks exist.
+fn assert_deploy_tools(topology: &Topology, flake: &Value) {
+    use nixstack::spec::DeployTool;
+    let stack = &topology.stack.name;
+    let system = topology.stack.system.as_str();
+    let arguments = strings(&flake["arguments"]);
+    let outputs = strings(&flake["outputs"]);
+    let checks = strings(&flake["checks"][system]);
+    for (tool, input, output) in
+        [(DeployTool::Colmena, "colmena", "colmenaHive"), (DeployTool::DeployRs, "deploy-rs", "deploy")]
+    {
+        if topology.serves(tool) {
+            assert_eq!(flake["inputs"][input]["follows"]["nixpkgs"], "nixpkgs", "{stack}: {}", flake["inputs"]);
+            assert!(arguments.contains(&input), "{stack}: {arguments:?}");
+            assert!(outputs.contains(&output), "{stack}: {outputs:?}");
+        } else {
+            assert!(flake["inputs"].get(input).is_none(), "{stack}: {}", flake["inputs"]);
+            assert!(!arguments.contains(&input), "{stack}: {arguments:?}");
+            assert!(!outputs.contains(&output), "{stack}: {outputs:?}");
+            assert!(flake[input.replace("-rs", "")].is_null(), "{stack}: {}", flake[input.replace("-rs", "")]);
+        }
+    }
+    let deploy_checks = checks.iter().filter(|name| ["deploy-schema", "deploy-activate"].contains(name)).count();
+    assert_eq!(deploy_checks, if topology.serves(DeployTool::DeployRs) { 2 } else { 0 }, "{stack}: {checks:?}");
+
+    if topology.serves(DeployTool::Colmena) {
+        let colmena = &flake["colmena"];
+        assert_eq!(colmena["schema"], "v0.5", "{stack}");
+        let nodes = colmena["nodes"].as_object().unwrap();
+        assert_eq!(nodes.len(), topology.hosts.len(), "{stack}: {:?}", nodes.keys());
+        for host in &topology.hosts {
+            let target = host.ssh();
+            let node = &nodes[&host.name];
+            let deployment = &node["deployment"];
+            assert_eq!(deployment["targetHost"], target.host.as_str(), "{stack}/{}", host.name);
+            assert_eq!(deployment["targetUser"], target.user.as_str(), "{stack}/{}", host.name);
+            assert_eq!(deployment["targetPort"], serde_json::json!(target.port), "{stack}/{}", host.name);
+            let roles: Vec<&str> = host.roles.iter().map(|role| role.as_str()).collect();
+            assert_eq!(strings(&deployment["tags"]), roles, "{stack}/{}", host.name);
+            assert_eq!(node["modules"], flake["systems"][&host.name], "{stack}/{}: not the same modules", host.name);
+            assert_eq!(node["system"], system, "{stack}/{}", host.name);
+            assert_eq!(colmena["deployment"][&host.name], *deployment, "{stack}/{}", host.name);
+        }
+    }
+
+    if topology.serves(DeployTool::DeployRs) {
+        let nodes = flake["deploy"].as_object().unwrap();
+        assert_eq!(nodes.len(), topology.hosts.len(), "{stack}: {:?}", nodes.keys());
+        for host in &topology.hosts {
+            let target = host.ssh();
+            let node = &nodes[&host.name];
+            assert_eq!(node["hostname"], target.host.as_str(), "{stack}/{}", host.name);
+            assert_eq!(node["sshUser"], target.user.as_str(), "{stack}/{}", host.name);
+            match target.port {
+                Some(port) => assert_eq!(strings(&node["sshOpts"]), ["-p", &port.to_string()], "{stack}/{}", host.name),
+                None => assert!(node.get("sshOpts").is_none(), "{stack}/{}: {node}", host.name),
+            }
+            let profiles = node["profiles"].as_object().unwrap();
+            assert_eq!(profiles.keys().collect::<Vec<_>>(), ["system"], "{stack}/{}", host.name);
+            let profile = &profiles["system"];
+            assert_eq!(profile["user"], "root", "{stack}/{}", host.name);
+            assert_eq!(
+                profile["path"]["base"], flake["toplevels"][&host.name],
+                "{stack}/{}: not its system",
+                host.name
+            );
+            assert_eq!(profile["path"]["system"], system, "{stack}/{}", host.name);
+        }
+        assert_eq!(flake["deployChecks"][system]["deploy-schema"], "jsonschema-deploy-system", "{stack}");
+        assert_eq!(flake["deployChecks"][system]["deploy-activate"], "deploy-rs-check-activate", "{stack}");
+    }
+}
+
+/// Both examples (the default serves colmena and deploy-rs, the whiteboard neither).
+#[test]
+fn colmena_and_deploy_rs_outputs_evaluate_with_stand_in_inputs() {
+    use nixstack::spec::DeployTool;
+    let served: Vec<bool> = topologies().iter().map(|t| t.serves(DeployTool::Colmena)).collect();
+    assert!(served.contains(&true) && served.contains(&false), "an example with and one without: {served:?}");
+    for topology in topologies() {
+        assert_deploy_tools(topology, &evaluate_flake(topology));
+    }
+}
+
+/// One tool without the other, and SSH targets with a login and a port of their own.
+#[test]
+fn each_deploy_tool_comes_alone_and_follows_the_ssh_target() {
+    let edit = |tools: &'static str| {
+        move |text: &str| {
+            text.replace("tools = [\"colmena\", \"deploy-rs\"]", tools).replace(
+                "[hosts.web2]\naddress = \"10.10.0.22\"\n",
+                "[hosts.web2]\naddress = \"10.10.0.22\"\nssh = \"ops@web2.shop.example.com:2222\"\n",
+            )
+        }
+    };
+    for (tools, colmena, deploy_rs) in
+        [("tools = [\"colmena\"]", true, false), ("tools = [\"deploy-rs\"]", false, true), ("tools = []", false, false)]
+    {
+        let topology = default_spec_with(edit(tools));
+        let web2 = topology.hosts.iter().find(|h| h.name == "web2").unwrap().ssh();
+        assert_eq!((web2.user.as_str(), web2.host.as_str(), web2.port), ("ops", "web2.shop.example.com", Some(2222)));
+        let files = tree::artifacts(&topology);
+        let text = format!("{WRITER_HEADER}{}", files["flake.nix"]);
+        let errors = rnix::Root::parse(&text).errors().to_vec();
+        assert!(errors.is_empty(), "{tools}: {errors:?}");
+        if let Err(error) = nix_instantiate_parse(&[("flake.nix".to_string(), text.clone())]) {
+            panic!("{tools}: {error:#}");
+        }
+        assert_eq!(text.contains("colmena"), colmena, "{tools}");
+        assert_eq!(text.contains("deploy-rs"), deploy_rs, "{tools}");
+        assert_deploy_tools(&topology, &evaluate_flake(&topology));
+    }
+}
+
+/// The stand-ins check what colmena and deploy-rs check: a flake that hands makeHive the
+/// nixpkgs input instead of a package set, a tag that is not a string, an unknown deployment
+/// option, or a deploy-rs node without `hostname`, fails to evaluate with the tool's message.
+#[test]
+fn a_wrong_colmena_or_deploy_rs_shape_is_caught_by_the_stand_ins() {
+    let topology = &topologies()[0];
+    assert!(topology.serves(nixstack::spec::DeployTool::Colmena), "the default example serves both tools");
+    let cases = [
+        (
+            "meta.nixpkgs = nixpkgs.legacyPackages.${system};",
+            "meta.nixpkgs = nixpkgs;",
+            "no longer accepted with Flakes",
+        ),
+        ("tags = [ \"app\" ];", "tags = [ 1 ];", "is not of type `list of string'"),
+        ("targetUser = \"root\";", "user = \"root\";", "`deployment.user' does not exist"),
+        ("hostname = \"10.10.0.31\";", "host = \"10.10.0.31\";", "lacks the required `hostname`"),
+    ];
+    for (from, to, message) in cases {
+        let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+        write_tree(topology, dir.path());
+        let flake = dir.path().join("flake.nix");
+        let text = std::fs::read_to_string(&flake).unwrap();
+        assert!(text.contains(from), "{from}");
+        std::fs::write(&flake, text.replacen(from, to, 1)).unwrap();
+        match flake_outputs(dir.path()) {
+            Ok(_) => panic!("`{to}` evaluated"),
+            Err(error) => assert!(error.contains(message), "`{to}`: {error}"),
+        }
     }
 }
 

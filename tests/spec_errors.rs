@@ -103,11 +103,69 @@ fn the_corpus_is_large_and_every_fixture_is_one_mistake_away_from_an_example() {
 
 #[test]
 fn the_examples_compile() {
-    for example in ["examples/default.toml", "examples/whiteboard.toml"] {
+    for example in ["examples/default.toml", "examples/whiteboard.toml", "examples/groups-300.toml"] {
         let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(example)).unwrap();
         let source = SpecSource { name: example.into(), text };
         if let Err(errors) = compile(&source) {
             panic!("{example} should compile:\n{errors}");
         }
     }
+}
+
+/// Every error of `fixture`, as (line, column, message, expected).
+fn located_errors(fixture: &str) -> Vec<(usize, usize, String, String)> {
+    let name = format!("tests/specs/bad/{fixture}");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(&name)).unwrap();
+    let errors = compile(&SpecSource { name: name.clone(), text }).expect_err("a bad spec compiles");
+    errors.0.into_iter().map(|e| (e.line, e.column, e.message, e.expected.unwrap_or_default())).collect()
+}
+
+#[test]
+fn five_mistakes_of_five_kinds_are_all_reported_in_file_order() {
+    let errors = located_errors("five-mistakes.toml");
+    let owned = |(line, column, message, expected): (usize, usize, &str, &str)| {
+        (line, column, message.to_string(), expected.to_string())
+    };
+    let expected = [
+        // Wrong type.
+        (24, 12, "expected true or false, found string \"yes\"", "true or false"),
+        // Unknown key.
+        (
+            49,
+            1,
+            "unknown key `adress`",
+            "one of `address`, `public_address`, `roles`, `ssh`, `disk`, `mac`, `public_mac`",
+        ),
+        // Bad cross-reference, found by the resolver on what was well-formed.
+        (85, 11, "lb.primary names `lb3`, which is not a host with role `lb`", "one of the lb hosts: `lb1`, `lb2`"),
+        // Out-of-range value.
+        (86, 21, "integer 300 is out of range", "an integer from 0 to 255"),
+        // Missing key, in an inline table of a list.
+        (115, 10, "missing key `database`", "a key `database` in this table"),
+    ]
+    .map(owned);
+    assert_eq!(errors.len(), 5, "{errors:#?}");
+    assert_eq!(errors, expected);
+}
+
+#[test]
+fn a_dropped_host_is_reported_once_not_again_by_the_checks_that_count_its_tier() {
+    // db3's roles are a string: the host cannot be built, so the Galera cluster looks like
+    // two nodes; that is the consequence, not a second mistake.
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/default.toml")).unwrap().replace(
+            "[hosts.db3]\naddress = \"10.10.0.43\"\nroles = [\"db\"]",
+            "[hosts.db3]\naddress = \"10.10.0.43\"\nroles = \"db\"",
+        );
+    assert!(text.contains("roles = \"db\""));
+    let errors = compile(&SpecSource { name: "stack.toml".into(), text }).expect_err("roles must be a list");
+    let messages: Vec<&str> = errors.0.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(messages, ["expected a list, e.g. [\"web\", \"app\"], found string \"db\""]);
+}
+
+#[test]
+fn an_unknown_key_standing_for_a_required_one_is_not_also_reported_missing() {
+    let errors = located_errors("unknown-key-db-user.toml");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].2, "unknown key `databse`");
 }

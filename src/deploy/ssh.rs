@@ -138,16 +138,12 @@ impl Drop for Control {
 impl SshHost {
     /// A NixOS machine at the spec's `ssh_target` (`user@host[:port]`).
     pub fn nixos(host: &crate::topology::Host) -> Self {
-        let (user, rest) = host.ssh_target.split_once('@').unwrap_or(("root", host.ssh_target.as_str()));
-        let (address, port) = match rest.rsplit_once(':') {
-            Some((address, port)) if port.parse::<u16>().is_ok() => (address.to_string(), port.parse().ok()),
-            _ => (rest.to_string(), None),
-        };
+        let target = host.ssh();
         SshHost {
             name: host.name.clone(),
-            user: user.to_string(),
-            address,
-            port,
+            user: target.user,
+            address: target.host,
+            port: target.port,
             identity: None,
             known_hosts: None,
             netns: None,

@@ -23,6 +23,16 @@ pub struct SpecError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecErrors(pub Vec<SpecError>);
 
+impl SpecErrors {
+    /// The errors in the order of the file (errors found by different passes interleave),
+    /// each once.
+    pub fn sorted(mut errors: Vec<SpecError>) -> Self {
+        errors.sort_by_key(|error| (error.line, error.column));
+        errors.dedup();
+        SpecErrors(errors)
+    }
+}
+
 impl std::error::Error for SpecErrors {}
 impl std::error::Error for SpecError {}
 

@@ -3,10 +3,14 @@
 mod error;
 mod located;
 mod model;
+mod recover;
+
+use std::ops::Range;
 
 pub use error::{nearest, SourceMap, SpecError, SpecErrors};
 pub use located::Located;
 pub use model::*;
+pub use recover::{Dropped, DroppedEntry, Segment};
 
 /// The default spec: two load balancers sharing a virtual IP, three web, three app and
 /// three Galera database hosts. `nixstack init` writes it; commands use it when no spec
@@ -49,16 +53,80 @@ pub fn read(path: Option<&std::path::Path>) -> anyhow::Result<SpecSource> {
     Ok(source)
 }
 
-/// Parses spec text. Never panics: any input gives a spec or located errors.
+/// Parses spec text. Never panics: any input gives a spec or located errors, all of them
+/// (see [`parse_recovering`]).
 pub fn parse(source: &SpecSource) -> Result<RawSpec, SpecErrors> {
+    let parsed = parse_recovering(source);
+    match parsed.spec {
+        Some(spec) if parsed.errors.is_empty() => Ok(spec),
+        _ => Err(SpecErrors::sorted(parsed.errors)),
+    }
+}
+
+/// What parsing found: the spec, when enough of it is well-formed to build one (with the
+/// malformed entries left out), every shape error, and what was left out.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub spec: Option<RawSpec>,
+    pub errors: Vec<SpecError>,
+    pub dropped: Dropped,
+}
+
+/// Parses spec text and reports every shape error in it: serde stops at the first one, so
+/// each error's entry is dropped and the rest deserialized again (src/spec/recover.rs). A
+/// TOML syntax error ends parsing: there is no document to recover in.
+pub fn parse_recovering(source: &SpecSource) -> Parsed {
     let map = source.source_map();
-    toml::from_str::<RawSpec>(&source.text).map_err(|error| SpecErrors(vec![from_toml(&map, &error)]))
+    let document = match toml_edit::ImDocument::parse(source.text.as_str()) {
+        Ok(document) => document,
+        Err(error) => {
+            let errors = vec![from_toml(&map, error.message(), error.span())];
+            return Parsed { spec: None, errors, dropped: Dropped::default() };
+        }
+    };
+    let mut root = document.as_table().clone();
+    let mut errors = Vec::new();
+    let mut dropped = Dropped::default();
+    loop {
+        // A DocumentMut built from a parsed table keeps the table's spans, which `Located`
+        // fields and the error locations need.
+        let attempt = toml_edit::de::from_document::<RawSpec>(toml_edit::DocumentMut::from(root.clone()));
+        let error = match attempt {
+            Ok(spec) => return Parsed { spec: Some(spec), errors, dropped },
+            Err(error) => error,
+        };
+        let (message, span) = (error.message(), error.span());
+        // A table that lacks a key because its malformed value was dropped reports that
+        // key as missing: the first error already said what is wrong with it.
+        let consequence =
+            missing_field(message).is_some_and(|key| dropped.0.iter().any(|entry| entry.explains_missing(key, &span)));
+        if !consequence {
+            errors.push(from_toml(&map, message, span.clone()));
+        }
+        let Some(mut entry) = span.and_then(|at| recover::drop_entry(&mut root, &at)) else {
+            return Parsed { spec: None, errors, dropped };
+        };
+        entry.suggestion = unknown_field_suggestion(message);
+        dropped.0.push(entry);
+    }
+}
+
+/// "missing field `roles`" → `roles`.
+fn missing_field(message: &str) -> Option<&str> {
+    message.trim().strip_prefix("missing field `")?.split('`').next()
+}
+
+/// "unknown field `adress`, expected one of `address`, …" → the known key meant, if any.
+fn unknown_field_suggestion(message: &str) -> Option<String> {
+    let rest = message.trim().strip_prefix("unknown field `")?;
+    let (word, candidates) = word_and_candidates(rest);
+    suggestion(word, &candidates).map(str::to_string)
 }
 
 /// Turns a TOML/serde error into a located error with an `expected` and a hint.
-fn from_toml(map: &SourceMap<'_>, error: &toml::de::Error) -> SpecError {
-    let span = error.span().unwrap_or(0..0);
-    let message = error.message().trim().to_string();
+fn from_toml(map: &SourceMap<'_>, message: &str, span: Option<Range<usize>>) -> SpecError {
+    let span = span.unwrap_or(0..0);
+    let message = message.trim().to_string();
     let (headline, detail) = match message.split_once('\n') {
         Some((head, rest)) => (head.trim(), rest.trim()),
         None => (message.as_str(), ""),
@@ -269,8 +337,7 @@ const ALIASES: [(&str, &str); 11] = [
 
 /// "x`, expected one of `a`, `b`" → expected list and a did-you-mean hint.
 fn unknown_word(located: SpecError, rest: &str, what: &str) -> SpecError {
-    let (word, tail) = rest.split_once('`').unwrap_or((rest, ""));
-    let candidates: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+    let (word, candidates) = word_and_candidates(rest);
     let located = SpecError { message: format!("unknown {what} `{word}`"), ..located };
     let expected = if candidates.is_empty() {
         format!("no {what}s here")
@@ -280,13 +347,25 @@ fn unknown_word(located: SpecError, rest: &str, what: &str) -> SpecError {
         format!("one of {}", candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))
     };
     let located = located.expected(expected);
-    let alias = ALIASES
-        .iter()
-        .find(|(alias, target)| word.eq_ignore_ascii_case(alias) && candidates.contains(target))
-        .map(|(_, target)| *target);
-    match alias.or_else(|| nearest(word, candidates.iter().copied())) {
+    match suggestion(word, &candidates) {
         Some(suggestion) => located.hint(format!("did you mean `{suggestion}`?")),
         None if candidates.len() == 1 => located.hint(format!("`{}` is the only supported {what} here", candidates[0])),
         None => located.hint("check the spelling against docs/spec.md"),
     }
+}
+
+/// "x`, expected one of `a`, `b`" → ("x", ["a", "b"]).
+fn word_and_candidates(rest: &str) -> (&str, Vec<&str>) {
+    let (word, tail) = rest.split_once('`').unwrap_or((rest, ""));
+    (word, tail.split('`').skip(1).step_by(2).collect())
+}
+
+/// The candidate an unknown word most likely stands for: a known other name, else the
+/// nearest spelling.
+fn suggestion<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    let alias = ALIASES
+        .iter()
+        .find(|(alias, target)| word.eq_ignore_ascii_case(alias) && candidates.contains(target))
+        .and_then(|(_, target)| candidates.iter().copied().find(|c| c == target));
+    alias.or_else(|| nearest(word, candidates.iter().copied()))
 }

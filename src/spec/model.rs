@@ -22,7 +22,12 @@ pub struct RawSpec {
     #[serde(default)]
     pub tls: TlsSection,
     /// Machines by name. Each runs one or more roles.
+    #[serde(default)]
     pub hosts: BTreeMap<Located<String>, HostSpec>,
+    /// Many alike machines declared at once: `[groups.web]` with `count = 30` is the hosts
+    /// web1 … web30, each as if written under [hosts].
+    #[serde(default)]
+    pub groups: BTreeMap<Located<String>, GroupSpec>,
     /// Load balancers (HAProxy + keepalived); required when a host has role `lb`.
     pub lb: Option<LbSection>,
     /// Web servers (nginx); required when a host has role `web`.
@@ -36,6 +41,9 @@ pub struct RawSpec {
     pub firewall: FirewallSection,
     /// Monitoring clients shipping to Sumo Logic.
     pub monitoring: Option<MonitoringSection>,
+    /// Deploy tools besides `nixstack deploy` that the generated flake also serves.
+    #[serde(default)]
+    pub deploy: DeploySection,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -100,6 +108,42 @@ impl ImageVariant {
             ImageVariant::Qemu => "qemu",
             ImageVariant::Iso => "iso",
         }
+    }
+}
+
+/// `[deploy]`: the third-party deploy tools the generated flake serves (opt-in). See README.md,
+/// "Bring your deploy tool", for what `nixstack deploy` does that they do not.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct DeploySection {
+    /// Each tool adds its flake input (following the stack's nixpkgs) and its output:
+    /// `colmena` a `colmenaHive`, `deploy-rs` `deploy.nodes` and its checks.
+    #[serde(default)]
+    pub tools: Vec<Located<DeployTool>>,
+}
+
+/// A deploy tool the flake can serve besides `nixstack deploy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeployTool {
+    /// colmena (github:zhaofengli/colmena): `colmenaHive`, made by `colmena.lib.makeHive`.
+    Colmena,
+    /// deploy-rs (github:serokell/deploy-rs): `deploy.nodes`, and `deployChecks` under `checks`.
+    DeployRs,
+}
+
+impl DeployTool {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeployTool::Colmena => "colmena",
+            DeployTool::DeployRs => "deploy-rs",
+        }
+    }
+}
+
+impl std::fmt::Display for DeployTool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -194,6 +238,47 @@ pub struct HostSpec {
     /// MAC address of the card on the public network (hosts with a public address); the card
     /// is then named `pub0`. A host with both cards gives both MACs or neither.
     pub public_mac: Option<Located<String>>,
+}
+
+/// `[groups.<name>]`: `count` hosts that differ only in their name and addresses.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct GroupSpec {
+    /// How many hosts the group has (at least 1).
+    pub count: Located<u32>,
+    /// Roles every host of the group runs.
+    pub roles: Located<Vec<Located<Role>>>,
+    /// Host name pattern: `{n}` becomes 1, 2, … `count` (default `<group>{n}`).
+    pub name: Option<Located<String>>,
+    /// The part of `networks.private` the group's private addresses are allocated from (CIDR;
+    /// default: all of `networks.private`).
+    pub network: Option<Located<Ipv4Net>>,
+    /// Whole disk every host of the group installs on (e.g. `/dev/sda`).
+    pub disk: Option<Located<String>>,
+}
+
+/// The placeholder a group's name pattern numbers its hosts with.
+pub const GROUP_NUMBER: &str = "{n}";
+
+impl GroupSpec {
+    /// The name pattern, `<group>{n}` unless the spec gives one.
+    pub fn pattern(&self, group: &str) -> String {
+        self.name.as_ref().map_or_else(|| format!("{group}{GROUP_NUMBER}"), |name| name.value.clone())
+    }
+
+    /// The name of host number `n` (1-based).
+    pub fn host_name(&self, group: &str, n: u32) -> String {
+        self.pattern(group).replacen(GROUP_NUMBER, &n.to_string(), 1)
+    }
+
+    /// The number of the host `name` has in this group, if it is one of its hosts.
+    pub fn number_of(&self, group: &str, name: &str) -> Option<u32> {
+        let pattern = self.pattern(group);
+        let (prefix, suffix) = pattern.split_once(GROUP_NUMBER)?;
+        let digits = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
+        let n: u32 = digits.parse().ok().filter(|_| !digits.starts_with('0'))?;
+        (1..=self.count.value).contains(&n).then_some(n)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -5,12 +5,22 @@ mod model;
 mod resolve;
 
 pub use model::*;
-pub use resolve::resolve;
+pub use resolve::{resolve, resolve_recovered};
 
-/// Parses and resolves spec text: the whole front half of the pipeline.
+/// Parses and resolves spec text: the whole front half of the pipeline. Every error is
+/// reported, in the order of the file: the shape errors, and the cross-reference errors of
+/// what was well-formed.
 pub fn compile(source: &crate::spec::SpecSource) -> Result<Topology, crate::spec::SpecErrors> {
-    let raw = crate::spec::parse(source)?;
-    resolve(source, &raw)
+    let parsed = crate::spec::parse_recovering(source);
+    let mut errors = parsed.errors;
+    if let Some(raw) = &parsed.spec {
+        match resolve_recovered(source, raw, &parsed.dropped) {
+            Ok(topology) if errors.is_empty() => return Ok(topology),
+            Ok(_) => {}
+            Err(cross_reference) => errors.extend(cross_reference.0),
+        }
+    }
+    Err(crate::spec::SpecErrors::sorted(errors))
 }
 
 /// Reads ([`crate::spec::read`]), parses and resolves a spec.

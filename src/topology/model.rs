@@ -10,7 +10,9 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
-use crate::spec::{Agent, Algorithm, EgressPolicy, ImageVariant, Proto, Role, SstMethod, TlsMode, WriteMode};
+use crate::spec::{
+    Agent, Algorithm, DeployTool, EgressPolicy, ImageVariant, Proto, Role, SstMethod, TlsMode, WriteMode,
+};
 
 /// The whole stack, resolved: every reference checked, every default filled, every
 /// derived fact (flows, firewall matrix, certificates, start order) computed once.
@@ -35,6 +37,16 @@ pub struct Topology {
     pub certificates: Vec<Certificate>,
     /// Stages of hosts that can start together, in order.
     pub start_order: Vec<Vec<String>>,
+    /// The third-party deploy tools the flake serves besides `nixstack deploy`, sorted, each once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deploy_tools: Vec<DeployTool>,
+}
+
+impl Topology {
+    /// Whether the flake serves `tool` (`[deploy] tools`).
+    pub fn serves(&self, tool: DeployTool) -> bool {
+        self.deploy_tools.contains(&tool)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -98,11 +110,42 @@ pub struct Host {
     pub monitored: bool,
     /// Every listening service, for port-conflict checks and the lab.
     pub services: Vec<Service>,
+    /// The `[groups.<name>]` the host was declared in, for reports only: a host of a group
+    /// is like any other.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl Host {
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// Where deploy logs in: [`Host::ssh_target`] taken apart.
+    pub fn ssh(&self) -> SshTarget {
+        SshTarget::parse(&self.ssh_target)
+    }
+}
+
+/// An SSH target `user@host[:port]`: the login (`root` when the target names none), the
+/// address or name, and the port when one is given (else SSH's own, 22 or ssh_config's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTarget {
+    pub user: String,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl SshTarget {
+    /// Takes `user@host[:port]` apart; a suffix after the last `:` that is not a port stays in
+    /// the host.
+    pub fn parse(target: &str) -> SshTarget {
+        let (user, rest) = target.split_once('@').unwrap_or(("root", target));
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() => (host, port.parse().ok()),
+            _ => (rest, None),
+        };
+        SshTarget { user: user.to_string(), host: host.to_string(), port }
     }
 }
 

@@ -1,4 +1,7 @@
-//! Spec → Topology: checks every cross-reference, fills defaults, allocates addresses.
+//! Spec → Topology: checks every cross-reference, fills defaults, expands host groups,
+//! allocates addresses.
+
+mod groups;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -9,29 +12,50 @@ use ipnet::Ipv4Net;
 use super::model::*;
 use super::{flows, ports};
 use crate::spec::{
-    nearest, BackupTarget, DbBackupSection, Located, Proto, RawSpec, Role, SourceMap, SpecError, SpecErrors,
-    SpecSource, WriteMode,
+    nearest, BackupTarget, DbBackupSection, DeployTool, Dropped, Located, Proto, RawSpec, Role, SourceMap, SpecError,
+    SpecErrors, SpecSource, WriteMode,
 };
 
 /// Resolves a parsed spec. All cross-reference errors are collected, not just the first.
 pub fn resolve(source: &SpecSource, spec: &RawSpec) -> Result<Topology, SpecErrors> {
-    let mut resolver = Resolver { map: source.source_map(), errors: Vec::new() };
+    resolve_recovered(source, spec, &Dropped::default())
+}
+
+/// Resolves a spec the parser left `dropped` entries out of (they were malformed, and
+/// reported). The checks whose answer depends on a dropped entry are skipped: a reference
+/// to a host whose table was dropped, or a default standing in for a dropped value, is a
+/// consequence of the error already reported, not a mistake of its own.
+pub fn resolve_recovered(source: &SpecSource, spec: &RawSpec, dropped: &Dropped) -> Result<Topology, SpecErrors> {
+    let mut resolver = Resolver { map: source.source_map(), errors: Vec::new(), dropped, groups_incomplete: false };
     let topology = resolver.run(spec);
     if resolver.errors.is_empty() {
         Ok(topology)
     } else {
-        resolver.errors.sort_by_key(|e| (e.line, e.column));
-        resolver.errors.dedup();
-        Err(SpecErrors(resolver.errors))
+        Err(SpecErrors::sorted(resolver.errors))
     }
 }
 
 struct Resolver<'a> {
     map: SourceMap<'a>,
     errors: Vec<SpecError>,
+    dropped: &'a Dropped,
+    /// Whether a group was left out, or some of its hosts, for a mistake already reported.
+    groups_incomplete: bool,
 }
 
 impl Resolver<'_> {
+    /// Whether the hosts and their roles are all there: checks that count a tier or look a
+    /// name up among the hosts run only then.
+    fn hosts_complete(&self) -> bool {
+        !self.dropped.hosts_incomplete() && !self.groups_incomplete
+    }
+
+    /// Whether none of the dotted keys `paths` was dropped, i.e. their values (or defaults)
+    /// are what the user meant.
+    fn kept(&self, paths: &[&str]) -> bool {
+        !self.dropped.any_under(paths)
+    }
+
     /// `db.suspect_timeout_ms`, checked against the range Galera's failure detection is sane in.
     fn suspect_timeout(&mut self, value: Option<&Located<u64>>) -> u64 {
         let Some(value) = value else { return DEFAULT_SUSPECT_TIMEOUT_MS };
@@ -85,7 +109,10 @@ impl Resolver<'_> {
         let target = section.target.as_ref().map(|t| t.value).unwrap_or_default();
         let target = match target {
             BackupTarget::Local => {
-                if let Some(r) = &section.repository {
+                // A dropped `target` leaves the default, `local`, which a repository does not
+                // contradict: the user meant restic.
+                let target_kept = self.kept(&["db.backup.target"]);
+                if let Some(r) = section.repository.as_ref().filter(|_| target_kept) {
                     self.error(r.span.clone(), "db.backup.repository is for target = \"restic\"")
                         .expected("`path` with target = \"local\"")
                         .hint("set target = \"restic\", or remove `repository`");
@@ -172,7 +199,9 @@ impl Resolver<'_> {
             |role: Role| -> Vec<String> { hosts.iter().filter(|h| h.has(role)).map(|h| h.name.clone()).collect() };
         let (lb_hosts, web_hosts, app_hosts, db_hosts) =
             (members(Role::Lb), members(Role::Web), members(Role::App), members(Role::Db));
-        self.check_sections(spec, &lb_hosts, &web_hosts, &app_hosts, &db_hosts);
+        if self.hosts_complete() {
+            self.check_sections(spec, &lb_hosts, &web_hosts, &app_hosts, &db_hosts);
+        }
 
         let address_of = |name: &str, hosts: &[Host]| -> Ipv4Addr {
             hosts.iter().find(|h| h.name == name).map(|h| h.address).unwrap_or(Ipv4Addr::UNSPECIFIED)
@@ -206,7 +235,9 @@ impl Resolver<'_> {
                 WriteMode::SinglePrimary => vec![primary],
             };
             let databases: Vec<String> = d.databases.iter().map(|n| n.value.clone()).collect();
-            for user in &d.users {
+            // A dropped `databases` list leaves every user's database unlisted.
+            let databases_kept = self.kept(&["db.databases"]);
+            for user in d.users.iter().filter(|_| databases_kept) {
                 if !databases.contains(&user.database.value) {
                     let hint = match nearest(&user.database, databases.iter().map(String::as_str)) {
                         Some(n) => format!("did you mean `{n}`?"),
@@ -258,7 +289,9 @@ impl Resolver<'_> {
             }
         });
         if let (Some(d), Some(tier)) = (spec.db.as_ref(), db.as_ref()) {
-            self.check_galera_size(spec, d.allow_unsafe_size, &tier.hosts);
+            if self.hosts_complete() && self.kept(&["db.allow_unsafe_size"]) {
+                self.check_galera_size(spec, d.allow_unsafe_size, &tier.hosts);
+            }
         }
 
         let app = spec.app.as_ref().filter(|_| !app_hosts.is_empty()).map(|a| AppTier {
@@ -315,7 +348,9 @@ impl Resolver<'_> {
                 .or_else(|| self.section_span("lb.tls"))
                 .or_else(|| self.section_span("lb"))
                 .unwrap_or_else(|| l.vip.span.clone());
+            let tls_kept = self.kept(&["lb.tls"]);
             match (l.tls.mode.value, &l.tls.acme_email, &l.tls.certificate) {
+                _ if !tls_kept => {}
                 (crate::spec::TlsMode::Acme, None, _) => {
                     self.error(mode_span, "lb.tls.mode = \"acme\" needs an account email")
                         .expected("lb.tls.acme_email")
@@ -368,8 +403,11 @@ impl Resolver<'_> {
             host.monitored = monitoring.as_ref().is_some_and(|m| m.hosts.contains(&host.name));
             host.services = services_of(host, web.as_ref(), app.as_ref());
         }
-        self.check_port_conflicts(spec, &hosts);
+        if self.kept(&["web.port", "web.status_port", "app.port"]) {
+            self.check_port_conflicts(spec, &hosts);
+        }
         self.check_secret_names(spec);
+        let deploy_tools = self.deploy_tools(spec);
 
         let mut topology = Topology {
             stack,
@@ -385,6 +423,7 @@ impl Resolver<'_> {
             firewall: BTreeMap::new(),
             certificates: Vec::new(),
             start_order: Vec::new(),
+            deploy_tools,
         };
         topology.flows = flows::flows(&topology);
         topology.firewall = self.firewalls(spec, &topology);
@@ -521,6 +560,12 @@ impl Resolver<'_> {
         if let Some(lb) = &spec.lb {
             reserved.insert(lb.vip.value);
         }
+        let groups = self.expand_groups(spec, private);
+        if spec.hosts.is_empty() && spec.groups.is_empty() && self.kept(&["hosts", "groups"]) {
+            self.error(0..0, "the spec has no hosts")
+                .expected("a [hosts.<name>] or a [groups.<name>] table")
+                .hint("add one, e.g. `[hosts.web1]` / `roles = [\"web\"]`, or `[groups.web]` / `count = 3` / `roles = [\"web\"]`");
+        }
 
         for (name, host) in &spec.hosts {
             if !is_dns_label(name) {
@@ -528,7 +573,9 @@ impl Resolver<'_> {
                     .expected("lowercase letters, digits and `-`, starting with a letter, at most 63 characters")
                     .hint("NixOS networking.hostName must be a DNS label");
             }
-            if host.roles.value.is_empty() {
+            // A list emptied by dropping its unknown roles was not written empty.
+            let roles_kept = self.kept(&[&format!("hosts.{}.roles", name.value)]);
+            if host.roles.value.is_empty() && roles_kept {
                 self.error(host.roles.span.clone(), format!("host `{}` has no roles", name.value))
                     .expected("at least one of \"lb\", \"web\", \"app\", \"db\"")
                     .hint("remove the host or give it a role");
@@ -572,15 +619,14 @@ impl Resolver<'_> {
             }
         }
 
-        let mut taken_private = Pool {
-            addresses: used_private.keys().copied().chain(reserved.iter().copied()).collect(),
-            last_allocated: None,
-        };
-        let mut taken_public = Pool {
-            addresses: used_public.keys().copied().chain(reserved.iter().copied()).collect(),
-            last_allocated: None,
-        };
+        let mut taken_private = Pool::taken(used_private.keys().copied().chain(reserved.iter().copied()));
+        let mut taken_public = Pool::taken(used_public.keys().copied().chain(reserved.iter().copied()));
         let mut hosts = Vec::new();
+        // Groups with a network of their own allocate first, so that the explicit hosts'
+        // addresses (from all of networks.private) do not use up a group's part.
+        for group in groups.iter().filter(|group| group.own_network) {
+            self.group_hosts(group, networks, &mut taken_private, &mut taken_public, &mut hosts);
+        }
         let mut macs: BTreeMap<String, String> = BTreeMap::new();
         for (name, host) in &spec.hosts {
             let roles: Vec<Role> =
@@ -625,8 +671,14 @@ impl Resolver<'_> {
                 firewall: true,
                 monitored: false,
                 services: Vec::new(),
+                group: None,
             });
         }
+        for group in groups.iter().filter(|group| !group.own_network) {
+            self.group_hosts(group, networks, &mut taken_private, &mut taken_public, &mut hosts);
+        }
+        // The Topology keeps its hosts sorted by name (Topology::host searches them).
+        hosts.sort_by(|a, b| a.name.cmp(&b.name));
         hosts
     }
 
@@ -733,26 +785,8 @@ impl Resolver<'_> {
     }
 
     fn allocate(&mut self, network: Ipv4Net, taken: &mut Pool, host: &Located<String>, key: &str) -> Ipv4Addr {
-        // Start at .10 so that the first addresses stay free for routers and gateways; a
-        // network too small to spare them (/27 and smaller) is used from its first address.
-        let reserved_for_routers = if network.prefix_len() <= 26 { 9 } else { 0 };
-        // Allocation always takes the lowest free address, so every address below the last
-        // one allocated is taken: the search starts above it (linear in hosts overall, not
-        // quadratic).
-        let start = network.hosts().nth(reserved_for_routers).map(u32::from);
-        let from = match (start, taken.last_allocated) {
-            (Some(start), Some(last)) => Some(start.max(u32::from(last) + 1)),
-            (start, _) => start,
-        };
-        let last_host = u32::from(last_host(network));
-        let candidate =
-            from.and_then(|from| (from..=last_host).map(Ipv4Addr::from).find(|a| !taken.addresses.contains(a)));
-        match candidate {
-            Some(address) => {
-                taken.addresses.insert(address);
-                taken.last_allocated = Some(address);
-                address
-            }
+        match taken.next_free(network) {
+            Some(address) => address,
             None => {
                 self.error(host.span.clone(), format!("no free address left in {network} for host `{}`", host.value))
                     .expected(format!("room in {key}"))
@@ -804,6 +838,7 @@ impl Resolver<'_> {
         match named {
             None => members.first().cloned().unwrap_or_default(),
             Some(name) if members.contains(&name.value) => name.value.clone(),
+            Some(_) if !self.hosts_complete() => members.first().cloned().unwrap_or_default(),
             Some(name) => {
                 let hint = match nearest(name, members.iter().map(String::as_str)) {
                     Some(n) => format!("did you mean `{n}`?"),
@@ -826,7 +861,7 @@ impl Resolver<'_> {
         for name in named {
             if all.contains(&name.value) {
                 subset.insert(name.value.clone());
-            } else {
+            } else if self.hosts_complete() {
                 let hint = match nearest(name, all.iter().map(String::as_str)) {
                     Some(n) => format!("did you mean `{n}`?"),
                     None => "add the host under [hosts] or remove it here".to_string(),
@@ -929,12 +964,7 @@ impl Resolver<'_> {
                 if let Some(first) = by_port.get(&(service.port, service.proto)) {
                     let span = service_span(spec, &service.name)
                         .or_else(|| service_span(spec, &first.name))
-                        .unwrap_or_else(|| {
-                            spec.hosts
-                                .get_key_value(&Located::synthetic(host.name.clone()))
-                                .map(|(_, h)| h.roles.span.clone())
-                                .unwrap_or(0..0)
-                        });
+                        .unwrap_or_else(|| roles_of(spec, &host.name).map_or(0..0, |roles| roles.span.clone()));
                     conflicts
                         .entry(((span.start, span.end), first.name.clone(), service.name.clone(), service.port))
                         .or_default()
@@ -987,6 +1017,30 @@ impl Resolver<'_> {
         None
     }
 
+    /// `[deploy] tools`, each once, sorted. colmena's hive keeps three names for itself
+    /// (`reservedNames` in colmena's src/nix/hive/eval.nix): a host cannot be called that.
+    fn deploy_tools(&mut self, spec: &RawSpec) -> Vec<DeployTool> {
+        let mut tools = BTreeSet::new();
+        for tool in &spec.deploy.tools {
+            if !tools.insert(tool.value) {
+                self.error(tool.span.clone(), format!("deploy tool `{}` listed twice", tool.value))
+                    .expected("each tool once")
+                    .hint("remove the repeated tool");
+            }
+        }
+        if tools.contains(&DeployTool::Colmena) {
+            for name in spec.hosts.keys().filter(|name| COLMENA_RESERVED_NAMES.contains(&name.value.as_str())) {
+                self.error(name.span.clone(), format!("host name `{}` is reserved by colmena", name.value))
+                    .expected(format!(
+                        "a host name other than {}",
+                        quoted_list(&COLMENA_RESERVED_NAMES.map(String::from))
+                    ))
+                    .hint("colmena's hive uses these names for itself: rename the host, or drop \"colmena\" from deploy.tools");
+            }
+        }
+        tools.into_iter().collect()
+    }
+
     fn check_secret_names(&mut self, spec: &RawSpec) {
         let mut names: Vec<&Located<String>> = Vec::new();
         if let Some(m) = &spec.monitoring {
@@ -1024,6 +1078,8 @@ impl Resolver<'_> {
                 }
             } else if topology.host(&rule.to).is_some() {
                 vec![rule.to.value.clone()]
+            } else if !self.hosts_complete() {
+                continue;
             } else {
                 let hint = nearest(&rule.to, topology.hosts.iter().map(|h| h.name.as_str()))
                     .map_or("name a host, or `@role`".into(), |n| format!("did you mean `{n}`?"));
@@ -1069,10 +1125,45 @@ impl Resolver<'_> {
     }
 }
 
-/// The addresses of one network already in use, and the last one [`Resolver::allocate`] gave.
+/// The addresses of one network (and the parts groups allocate from) already in use, and
+/// the last one allocated from each part.
 struct Pool {
     addresses: BTreeSet<Ipv4Addr>,
-    last_allocated: Option<Ipv4Addr>,
+    last_allocated: BTreeMap<Ipv4Net, Ipv4Addr>,
+}
+
+impl Pool {
+    fn taken(addresses: impl IntoIterator<Item = Ipv4Addr>) -> Self {
+        Pool { addresses: addresses.into_iter().collect(), last_allocated: BTreeMap::new() }
+    }
+
+    /// Takes the lowest free address of `network` from its 10th host address on (its first
+    /// in a network too small to spare the first ones for routers), or `None` when it is full.
+    fn next_free(&mut self, network: Ipv4Net) -> Option<Ipv4Addr> {
+        // Allocation in `network` always takes its lowest free address, and addresses are
+        // never freed, so every address below the last one allocated there is taken: the
+        // search starts above it (linear in hosts overall, not quadratic).
+        let start = network.hosts().nth(reserved_for_routers(network) as usize).map(u32::from)?;
+        let from = match self.last_allocated.get(&network) {
+            Some(last) => start.max(u32::from(*last) + 1),
+            None => start,
+        };
+        let last_host = u32::from(last_host(network));
+        let address = (from..=last_host).map(Ipv4Addr::from).find(|a| !self.addresses.contains(a))?;
+        self.addresses.insert(address);
+        self.last_allocated.insert(network, address);
+        Some(address)
+    }
+}
+
+/// How many of a network's first host addresses allocation leaves to routers and gateways:
+/// nine in a /26 or larger, none in a network too small to spare them.
+fn reserved_for_routers(network: Ipv4Net) -> u32 {
+    if network.prefix_len() <= 26 {
+        9
+    } else {
+        0
+    }
 }
 
 /// Lets resolver errors be built fluently in place.
@@ -1089,11 +1180,17 @@ impl ErrorBuilder<'_> {
     }
 }
 
+/// The roles list `host` got its roles from: its own, or its group's.
+fn roles_of<'s>(spec: &'s RawSpec, host: &str) -> Option<&'s Located<Vec<Located<Role>>>> {
+    spec.hosts.get_key_value(&Located::synthetic(host.to_string())).map(|(_, h)| &h.roles).or_else(|| {
+        spec.groups.iter().find(|(name, group)| group.number_of(name, host).is_some()).map(|(_, group)| &group.roles)
+    })
+}
+
 /// Span of `role` in the roles list of `host`, for errors about a host's role.
 fn role_span(spec: &RawSpec, role: Role, host: &str) -> Range<usize> {
-    spec.hosts
-        .get_key_value(&Located::synthetic(host.to_string()))
-        .map(|(_, h)| h.roles.value.iter().find(|r| r.value == role).map_or(h.roles.span.clone(), |r| r.span.clone()))
+    roles_of(spec, host)
+        .map(|roles| roles.value.iter().find(|r| r.value == role).map_or(roles.span.clone(), |r| r.span.clone()))
         .unwrap_or(0..0)
 }
 
@@ -1255,6 +1352,10 @@ fn is_sql_identifier(name: &str) -> bool {
 
 /// A host's default route: through the public gateway when it has a public address, else
 /// through the private one (every host is on the private network); none without either.
+/// Names a colmena hive keeps for itself: no node may have one (colmena's src/nix/hive/eval.nix,
+/// `reservedNames`, at zhaofengli/colmena@5bf4ce6a24ad).
+const COLMENA_RESERVED_NAMES: [&str; 3] = ["defaults", "network", "meta"];
+
 fn default_route(networks: &Networks, has_public_address: bool) -> Option<DefaultRoute> {
     let public =
         networks.gateway.filter(|_| has_public_address).map(|gateway| DefaultRoute { gateway, via: Side::Public });
@@ -1309,5 +1410,53 @@ roles = ["web"]
     #[test]
     fn a_small_network_is_allocated_from_its_first_address() {
         assert_eq!(addresses("10.0.0.0/29", "10.0.0.2"), ["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+    }
+}
+
+#[cfg(test)]
+mod group_tests {
+    use crate::spec::SpecSource;
+
+    fn compile(private: &str, groups: &str) -> Result<crate::topology::Topology, crate::spec::SpecErrors> {
+        let text = format!(
+            "[stack]\nname = \"t\"\ndomain = \"t.example.com\"\n[networks]\nprivate = \"{private}\"\n\
+             public = \"203.0.113.0/24\"\nadmin = [\"198.51.100.0/24\"]\n{groups}\n[web]\n"
+        );
+        crate::topology::compile(&SpecSource { name: "t.toml".into(), text })
+    }
+
+    #[test]
+    fn a_group_in_a_large_private_network_gets_consecutive_addresses_from_dot_ten() {
+        let topology = compile("10.0.0.0/8", "[groups.web]\ncount = 3\nroles = [\"web\"]").expect("valid");
+        let hosts: Vec<(String, String)> =
+            topology.hosts.iter().map(|h| (h.name.clone(), h.address.to_string())).collect();
+        let expected = [("web1", "10.0.0.10"), ("web2", "10.0.0.11"), ("web3", "10.0.0.12")];
+        assert_eq!(hosts, expected.map(|(n, a)| (n.to_string(), a.to_string())));
+    }
+
+    #[test]
+    fn a_small_group_network_is_used_to_its_last_address_and_no_further() {
+        // A /28 spares no addresses for routers: its 14 host addresses all go to the group.
+        let full = "[groups.web]\ncount = 14\nroles = [\"web\"]\nnetwork = \"10.1.2.16/28\"";
+        let topology = compile("10.1.0.0/16", full).expect("14 hosts fit a /28");
+        let last = topology.host("web14").expect("web14").address.to_string();
+        assert_eq!(
+            (topology.host("web1").unwrap().address.to_string(), last),
+            ("10.1.2.17".into(), "10.1.2.30".into())
+        );
+        let errors = compile("10.1.0.0/16", &full.replace("14", "15")).expect_err("15 do not fit");
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        assert_eq!(errors.0[0].message, "group `web` has 15 hosts, but 10.1.2.16/28 has room for 14");
+    }
+
+    #[test]
+    fn groups_and_explicit_hosts_share_the_private_network_without_collisions() {
+        let spec = "[hosts.web1]\naddress = \"10.0.0.11\"\nroles = [\"web\"]\n\
+                    [groups.more]\ncount = 3\nroles = [\"web\"]\nname = \"w{n}\"";
+        let topology = compile("10.0.0.0/24", spec).expect("valid");
+        let addresses: Vec<String> = topology.hosts.iter().map(|h| h.address.to_string()).collect();
+        assert_eq!(addresses, ["10.0.0.10", "10.0.0.12", "10.0.0.13", "10.0.0.11"]);
+        assert_eq!(topology.host("w1").and_then(|h| h.group.as_deref()), Some("more"));
+        assert_eq!(topology.host("web1").and_then(|h| h.group.as_deref()), None);
     }
 }

@@ -25,6 +25,10 @@ let
     }) names
   ) // {
     lklWithFirewall.lib = "${system}-lkl";
+    # What an initialized nixpkgs carries and colmena's eval.nix reads (`mkNixpkgs`, `evalNode`).
+    inherit system overlays;
+    config = { };
+    path = ./.;
     runCommand = name: env: script: {
       inherit name env script;
     };

@@ -1,0 +1,105 @@
+# Calls a generated flake's `outputs` with the stand-in inputs of this directory (nixpkgs, disko,
+# colmena, deploy-rs), as Nix calls it with the real ones: each input is its own outputs plus
+# `outPath`, `self` is the flake's outputs, and the function gets exactly the inputs it names.
+# The result describes what tests/nix_render.rs asserts on, in plain JSON-able values.
+{ flakeDir }:
+let
+  inherit (builtins)
+    attrNames
+    functionArgs
+    intersectAttrs
+    isAttrs
+    isPath
+    isString
+    mapAttrs
+    pathExists
+    ;
+
+  callFlake =
+    dir: inputs:
+    let
+      flake = import (dir + "/flake.nix");
+      self = flake.outputs (inputs // { inherit self; }) // {
+        outPath = dir;
+      };
+    in
+    self;
+
+  stubs = {
+    nixpkgs = callFlake ./stub-nixpkgs { };
+    disko = callFlake ./stub-disko { };
+    colmena = callFlake ./stub-colmena { };
+    deploy-rs = callFlake ./stub-deploy-rs { };
+  };
+
+  flake = import (flakeDir + "/flake.nix");
+  arguments = attrNames (functionArgs flake.outputs);
+  self = callFlake flakeDir (intersectAttrs (functionArgs flake.outputs) stubs);
+
+  # A module as JSON: a path (and whether it exists), a string (the stand-ins' modules), or the
+  # names an inline module sets.
+  describe =
+    module:
+    if isPath module then
+      {
+        path = toString module;
+        exists = pathExists module;
+      }
+    else if isString module then
+      module
+    else if isAttrs module then
+      attrNames module
+    else
+      builtins.typeOf module;
+in
+{
+  inputs = mapAttrs (_: input: {
+    url = input.url or null;
+    follows = mapAttrs (_: follow: follow.follows or null) (input.inputs or { });
+  }) flake.inputs;
+  inherit arguments;
+  outputs = attrNames (removeAttrs self [ "outPath" ]);
+  systems = mapAttrs (_: system: map describe system.modules) self.nixosConfigurations;
+  toplevels = mapAttrs (_: system: system.config.system.build.toplevel) self.nixosConfigurations;
+  colmena =
+    if self ? colmenaHive then
+      {
+        schema = self.colmenaHive.__schema;
+        nodes = mapAttrs (_: node: {
+          inherit (node) system evalConfig;
+          inherit (node.config) deployment;
+          modules = map describe node.modules;
+        }) self.colmenaHive.nodes;
+        deployment = self.colmenaHive.deploymentConfig;
+      }
+    else
+      null;
+  deploy =
+    if self ? deploy then
+      mapAttrs (
+        _: node:
+        node
+        // {
+          profiles = mapAttrs (
+            _: profile:
+            profile
+            // {
+              path = {
+                inherit (profile.path) name system base;
+              };
+            }
+          ) node.profiles;
+        }
+      ) self.deploy.nodes
+    else
+      null;
+  checks = mapAttrs (_: attrNames) self.checks;
+  # deploy-rs's checks, forced (the stand-in runs the schema and activation rules then).
+  deployChecks =
+    if self ? deploy then
+      mapAttrs (_: checks: {
+        inherit (checks) deploy-schema deploy-activate;
+      }) self.checks
+    else
+      null;
+}
