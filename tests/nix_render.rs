@@ -1395,7 +1395,8 @@ fn an_app_from_a_flake_input_runs_its_package_behind_the_terminator() {
         r#"let
           flake = import {dir}/flake.nix;
           shop = {{ packages.x86_64-linux.default = "shop-package"; packages.x86_64-linux.other = "other"; }};
-          outputs = flake.outputs {{ self = outputs; nixpkgs = {{ }}; disko = {{ }}; app = shop; }};
+          # The default spec also serves colmena and deploy-rs: empty stand-ins (nothing read here).
+          outputs = flake.outputs {{ self = outputs; nixpkgs = {{ }}; disko = {{ }}; colmena = {{ }}; deploy-rs = {{ }}; app = shop; }};
           final = {{ stdenv.hostPlatform.system = "x86_64-linux"; }};
         in {{
           url = flake.inputs.app.url;
