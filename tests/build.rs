@@ -1,7 +1,7 @@
 //! `nixstack build` and its one writer, on real temporary directories: writes, no-op
 //! rebuilds, `--check` drift, refusal to clobber hand edits, `--force`, removal of files no
-//! longer generated, `local.nix` left alone, determinism, and the freshness of the repo's
-//! own generated files.
+//! longer generated, `local.nix` left alone, determinism, and a build aimed at the repository
+//! leaving the tool's own flake alone.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -436,17 +436,17 @@ fn two_builds_are_byte_identical_and_name_no_build_machine_path() {
     }
 }
 
-/// The repo's committed `flake.nix`, `hosts/`, `modules/`, `lab/` and manifest are exactly
-/// what `nixstack build examples/default.toml` writes (the `--check` code path).
+/// The repository carries no generated stack: its `flake.nix` is the tool's own (nix/), and a
+/// build aimed at the repository root refuses to overwrite it and writes nothing.
 #[test]
-fn the_repos_generated_files_are_fresh() {
-    let checked = nixstack(Path::new(REPO), &["build", "examples/default.toml", "--check"]);
-    assert_eq!(
-        checked.status.code(),
-        Some(0),
-        "the repo's generated files are stale:\n{}\nrun: cargo run -- build examples/default.toml",
-        text(&checked)
-    );
+fn a_build_into_the_repo_leaves_the_tools_flake_alone() {
+    let before = std::fs::read(Path::new(REPO).join("flake.nix")).unwrap();
+    let built = nixstack(Path::new(REPO), &["build", "examples/default.toml", "-o", REPO]);
+    assert_eq!(built.status.code(), Some(2), "{}", text(&built));
+    assert!(text(&built).contains("flake.nix: not written by nixstack"), "{}", text(&built));
+    assert_eq!(std::fs::read(Path::new(REPO).join("flake.nix")).unwrap(), before);
+    assert!(!Path::new(REPO).join("hosts").exists(), "nothing was written");
+    assert!(!Path::new(REPO).join(".nixstack/manifest.json").exists(), "nothing was written");
 
     // Every hand-written module ships: a module file the tree does not embed would be
     // neither checked nor copied into operators' flakes.
