@@ -146,6 +146,17 @@ in
       };
     };
 
+    opensslConfig = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      description = ''
+        An OpenSSL configuration given to MariaDB as `OPENSSL_CONF`: its `system_default`
+        section limits the TLS groups of the client port and of Galera's replication socket,
+        which have no option for them (nixstack renders Mozilla's intermediate groups). Not a
+        secret: it lands in the store.
+      '';
+    };
+
     bootstrapNewCluster = mkOption {
       type = types.bool;
       default = false;
@@ -195,6 +206,9 @@ in
     users.users.${mysql.user}.extraGroups = [ secretsGroup ];
     # What MariaDB's state transfer scripts call (rsync SST through stunnel, mariabackup
     # through socat), as in NixOS's own Galera test.
+    systemd.services.mysql.environment = lib.mkIf (cfg.opensslConfig != null) {
+      OPENSSL_CONF = "${cfg.opensslConfig}";
+    };
     systemd.services.mysql.path = [
       pkgs.bash
       pkgs.gawk

@@ -235,6 +235,13 @@ fn daemons_run_as_their_nixpkgs_units(internal_tls: bool) {
         if daemon == "collectd" {
             expected.extend(["CURL_CA_BUNDLE", "NO_PROXY", "REQUESTS_CA_BUNDLE"].map(String::from));
         }
+        if daemon == "mariadbd" && internal_tls {
+            // What modules/db.nix adds to the nixpkgs unit: the OpenSSL configuration of its groups.
+            let db_module =
+                std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("modules/db.nix")).unwrap();
+            assert!(db_module.contains("OPENSSL_CONF = \"${cfg.opensslConfig}\";"), "modules/db.nix sets OPENSSL_CONF");
+            expected.push("OPENSSL_CONF".into());
+        }
         expected.sort();
         expected.dedup();
         if retitled.is_some() {

@@ -145,6 +145,10 @@ fn prepare_host(lab: &Lab, host: &Host) -> Result<()> {
         let text = render::services::config(lab.topology, host, &layout, daemon);
         write_if_changed(&layout.config(daemon.config_file()), &text)?;
     }
+    if stack::launch::mariadb_openssl_conf(lab.topology, host) {
+        let text = render::nixos::NativeConfig::MariadbOpenssl.render(lab.topology, host, &layout);
+        write_if_changed(&layout.config(stack::launch::MARIADB_OPENSSL_CONF), &text)?;
+    }
     if stack::runs_nginx(lab.topology, host) {
         // nginx runs as its unit's user: its temporary files' directory is its own.
         let (uid, gid) = accounts::ensure_user(lab.state, "nginx", "nginx")?;

@@ -28,6 +28,9 @@ pub enum NativeConfig {
     Collectd,
     /// collectd's secret-bearing blocks with placeholders, filled at start.
     CollectdSecrets,
+    /// MariaDB's OpenSSL configuration (`OPENSSL_CONF`): the TLS groups of its client port
+    /// and Galera's replication socket.
+    MariadbOpenssl,
 }
 
 impl NativeConfig {
@@ -41,6 +44,7 @@ impl NativeConfig {
             NativeConfig::Otelcol => "otelcol.yaml",
             NativeConfig::Collectd => "collectd.conf",
             NativeConfig::CollectdSecrets => "collectd-secrets.conf.in",
+            NativeConfig::MariadbOpenssl => crate::stack::launch::MARIADB_OPENSSL_CONF,
         }
     }
 
@@ -54,6 +58,7 @@ impl NativeConfig {
             NativeConfig::Otelcol => monitoring::otelcol(topology, host, layout),
             NativeConfig::Collectd => monitoring::collectd(topology, host, layout),
             NativeConfig::CollectdSecrets => monitoring::collectd_secrets_template(topology, host, layout),
+            NativeConfig::MariadbOpenssl => super::tls::openssl_system_default(),
         }
     }
 }
@@ -69,6 +74,9 @@ pub fn native_configs(topology: &Topology, host: &Host) -> Vec<NativeConfig> {
     }
     if host.firewall {
         configs.push(NativeConfig::Nftables);
+    }
+    if crate::stack::launch::mariadb_openssl_conf(topology, host) {
+        configs.push(NativeConfig::MariadbOpenssl);
     }
     if host.monitored {
         match topology.monitoring.as_ref().map(|m| m.agent) {
@@ -185,10 +193,12 @@ pub fn host(topology: &Topology, host: &Host) -> String {
                 ("host", Nix::str("localhost")),
             ]));
         }
-        bind(
-            "nixstack.db",
-            attrs([("enable", Nix::Bool(true)), ("databases", Nix::strs(&db.databases)), ("users", Nix::List(users))]),
-        );
+        let mut values =
+            vec![("enable", Nix::Bool(true)), ("databases", Nix::strs(&db.databases)), ("users", Nix::List(users))];
+        if configs.contains(&NativeConfig::MariadbOpenssl) {
+            values.push(("opensslConfig", file(NativeConfig::MariadbOpenssl)));
+        }
+        bind("nixstack.db", attrs(values));
         if let Some(backup) = db.backup.as_ref().filter(|b| b.host == host.name) {
             let mut options = vec![
                 ("enable", Nix::Bool(true)),
@@ -424,7 +434,10 @@ mod tests {
             native_configs(&topology, by_name("lb1")),
             [NativeConfig::Haproxy, NativeConfig::Keepalived, NativeConfig::Nftables, NativeConfig::Otelcol]
         );
-        assert_eq!(native_configs(&topology, by_name("db1")), [NativeConfig::Nftables, NativeConfig::Otelcol]);
+        assert_eq!(
+            native_configs(&topology, by_name("db1")),
+            [NativeConfig::Nftables, NativeConfig::Otelcol, NativeConfig::MariadbOpenssl]
+        );
     }
 
     #[test]

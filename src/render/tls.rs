@@ -85,6 +85,17 @@ pub fn groups() -> String {
     intermediate().tls_curves.join(":")
 }
 
+/// An OpenSSL configuration whose `system_default` section limits the groups (curves) of
+/// every TLS context the process creates, for daemons that have no option of their own:
+/// MariaDB 10.11's client port and Galera 26.4's replication socket take protocols and
+/// ciphers, not groups, and OpenSSL 3.0's defaults add X448, secp521r1 and the ffdhe groups.
+/// libssl loads the file named by `OPENSSL_CONF` when it initialises (OPENSSL_init_ssl loads
+/// the default configuration since OpenSSL 1.1.1); the daemon's own cipher and protocol
+/// options still apply on top. tests/db_configs.rs scans both ports with it in place.
+pub fn openssl_system_default() -> String {
+    include_str!("openssl-system-default.cnf.in").replace("@version@", &version()).replace("@groups@", &groups())
+}
+
 /// The lowest protocol version (`TLSv1.2`).
 pub fn min_version() -> &'static str {
     intermediate().tls_versions.iter().min().expect("Mozilla lists protocol versions")

@@ -16,6 +16,34 @@ use crate::topology::{Host, Topology};
 /// The group that may read the secrets directory (modules/base.nix `secretsGroup`).
 pub const SECRETS_GROUP: &str = "nixstack-secrets";
 
+/// The OpenSSL configuration MariaDB's unit gets as `OPENSSL_CONF` (modules/db.nix
+/// `opensslConfig`; render::tls::openssl_system_default): beside the host's default.nix,
+/// in the lab's etc/.
+pub const MARIADB_OPENSSL_CONF: &str = "mariadb-openssl.cnf";
+
+/// Whether `host`'s MariaDB gets [`MARIADB_OPENSSL_CONF`]: a db host whose client port and
+/// Galera replication speak TLS.
+pub fn mariadb_openssl_conf(topology: &Topology, host: &Host) -> bool {
+    host.has(crate::spec::Role::Db) && topology.internal_tls
+}
+
+/// The variables nixstack's role modules add to a nixpkgs unit
+/// (`systemd.services.<unit>.environment`), with `layout`'s paths. NixOS's value is a store
+/// path (`{store:…}`, as in the unit records).
+fn module_environment(topology: &Topology, host: &Host, layout: &Layout, service: Service) -> BTreeMap<String, String> {
+    let mut environment = BTreeMap::new();
+    if service == Service::Mariadb && mariadb_openssl_conf(topology, host) {
+        // modules/db.nix: systemd.services.mysql.environment.OPENSSL_CONF = "${cfg.opensslConfig}"
+        let path = if layout.is_lab() {
+            layout.config(MARIADB_OPENSSL_CONF).display().to_string()
+        } else {
+            format!("{{store:{MARIADB_OPENSSL_CONF}}}")
+        };
+        environment.insert("OPENSSL_CONF".to_string(), path);
+    }
+    environment
+}
+
 /// A directory systemd creates for the unit (`RuntimeDirectory=`, `StateDirectory=`,
 /// `LogsDirectory=`), owned by the unit's user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,7 +64,7 @@ pub struct ServiceLaunch {
     pub argv: Vec<String>,
     /// `ExecReload=` command lines (resolved); `$MAINPID` is the daemon's pid.
     pub reload: Vec<Vec<String>>,
-    /// The unit's `Environment=`, and nothing else.
+    /// The unit's `Environment=`: the nixpkgs unit's, plus what nixstack's modules add.
     pub environment: BTreeMap<String, String>,
     /// `User=` (`None`: root).
     pub user: Option<String>,
@@ -112,7 +140,10 @@ pub fn launch(
         pre: record.exec_start_pre.iter().map(|argv| resolver.argv(record, argv)).collect(),
         argv: resolver.argv(record, &record.exec_start),
         reload: record.exec_reload.iter().map(|argv| resolver.argv(record, argv)).collect(),
-        environment: unit_environment(record, layout),
+        environment: unit_environment(record, layout)
+            .into_iter()
+            .chain(module_environment(topology, host, layout, service))
+            .collect(),
         user: record.user().map(str::to_string),
         group: (!record.group.is_empty()).then(|| record.group.clone()),
         groups,
@@ -296,8 +327,10 @@ mod tests {
                     );
                 }
                 assert_eq!(launch.user.as_deref(), record.user(), "{service:?}: User=");
+                let added = module_environment(&topology, host, &layout, service);
                 for (name, value) in &launch.environment {
-                    assert_eq!(record.environment.get(name), Some(value), "{service:?}: Environment={name}");
+                    let expected = record.environment.get(name).or(added.get(name));
+                    assert_eq!(expected, Some(value), "{service:?}: Environment={name}");
                 }
                 assert_eq!(launch.umask, record.umask(), "{service:?}: UMask=");
                 for group in &record.supplementary_groups {
