@@ -181,6 +181,14 @@ pub fn write(out: &Path, artifacts: &Artifacts, mode: WriteMode, force: bool) ->
     writer::write(out, artifacts, mode, force)
 }
 
+/// Writes one file (`nixstack diagram -o`) atomically: the bytes go to a temporary file
+/// beside `path`, are fsynced, and are renamed over `path`, so a reader sees the old file or
+/// the new one, never half of one. Unlike [`write`] it keeps no manifest: a single file the
+/// user names is theirs to overwrite.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
+    writer::write_one(path, bytes)
+}
+
 /// The artifacts with every stamped `.nix` file ([`is_stamped`]) behind its header line
 /// naming `origin`. Pure and deterministic.
 pub fn stamp(artifacts: &Artifacts, origin: &str) -> Artifacts {
