@@ -1,6 +1,7 @@
 //! The one writer of artifact trees (`nixstack build`): stamps generated `.nix` files with
 //! a hash header, refuses to clobber hand edits, writes atomically per file, and checks a
-//! tree for drift (`--check`).
+//! tree for drift (`--check`); and of single files a command is told to write
+//! ([`write_file`], `nixstack diagram -o`).
 //!
 //! What the writer owns in an output directory: exactly the paths of the artifact set it
 //! writes, recorded with their sha256 in `.nixstack/manifest.json`. Everything else

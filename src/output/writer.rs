@@ -318,3 +318,30 @@ pub fn write_one(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
     temporary.persist(path).map_err(|error| io_error("move into place", error.error))?;
     sync_dir(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn write_one_replaces_the_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stack.svg");
+        write_one(&path, b"old").unwrap();
+        write_one(&path, b"new").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("stack.svg")]);
+    }
+
+    #[test]
+    fn write_one_into_a_missing_directory_is_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = write_one(&dir.path().join("missing/stack.svg"), b"x").unwrap_err();
+        assert!(matches!(error, OutputError::Io { .. }), "{error:?}");
+        assert!(error.to_string().contains("missing/stack.svg"), "{error}");
+    }
+}
