@@ -290,6 +290,7 @@ const LEGEND: &str = "legend\n\
 red dashed: plaintext flow\n\
 green: encrypted flow\n\
 two heads: among the members\n\
+blue: the VIP, to each LB that may hold it\n\
 red border: error finding\n\
 orange border: warning\n\
 not drawn: ssh from admin,\n\
