@@ -41,6 +41,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Draw the whiteboard as SVG: hosts by tier, the virtual IP, the flows between them
+    /// marked plaintext or encrypted, which hosts a firewall guards, the audit's findings.
+    Diagram {
+        /// The spec [default: ./stack.toml, else the embedded default].
+        spec: Option<PathBuf>,
+        /// Where to write the SVG (atomically); `-` for standard output.
+        #[arg(short, long, default_value = "stack.svg")]
+        out: PathBuf,
+    },
     /// Print the JSON Schema of stack.toml.
     Schema,
     /// Render the NixOS flake: flake.nix, hosts/, modules/, lab/ configs.

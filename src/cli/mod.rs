@@ -62,6 +62,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             emit(&(serde_json::to_string_pretty(&topology)? + "\n"))?;
             Ok(exit::OK)
         }
+        Command::Diagram { spec, out } => diagram(spec.as_deref(), &out),
         Command::Schema => {
             emit(&schema())?;
             Ok(exit::OK)
@@ -103,6 +104,21 @@ fn exit_for(findings: &[audit::Finding]) -> i32 {
     } else {
         exit::OK
     }
+}
+
+/// `nixstack diagram`: the whiteboard of the spec as SVG, with its findings drawn on it.
+/// Exit 0 when the picture is written, whatever it shows: `check` is the gate.
+fn diagram(spec: Option<&Path>, out: &Path) -> Result<i32> {
+    let (_, topology) = load(spec)?;
+    let findings = audit::audit(&topology);
+    let svg = crate::render::diagram::render(&topology, &findings);
+    if out == Path::new("-") {
+        emit(&svg)?;
+    } else {
+        crate::output::write_file(out, svg.as_bytes())?;
+        eprintln!("nixstack: wrote {} ({} hosts, {} findings)", out.display(), topology.hosts.len(), findings.len());
+    }
+    Ok(exit::OK)
 }
 
 /// The JSON Schema of stack.toml, as committed in `schema/stack.schema.json`.

@@ -1,6 +1,7 @@
 //! The one writer of artifact trees (`nixstack build`): stamps generated `.nix` files with
 //! a hash header, refuses to clobber hand edits, writes atomically per file, and checks a
-//! tree for drift (`--check`).
+//! tree for drift (`--check`); and of single files a command is told to write
+//! ([`write_file`], `nixstack diagram -o`).
 //!
 //! What the writer owns in an output directory: exactly the paths of the artifact set it
 //! writes, recorded with their sha256 in `.nixstack/manifest.json`. Everything else
@@ -179,6 +180,14 @@ fn edited_message(edits: &[Edit]) -> String {
 /// Files of an earlier write that are no longer generated are removed under the same rule.
 pub fn write(out: &Path, artifacts: &Artifacts, mode: WriteMode, force: bool) -> Result<Report, OutputError> {
     writer::write(out, artifacts, mode, force)
+}
+
+/// Writes one file (`nixstack diagram -o`) atomically: the bytes go to a temporary file
+/// beside `path`, are fsynced, and are renamed over `path`, so a reader sees the old file or
+/// the new one, never half of one. Unlike [`write`] it keeps no manifest: a single file the
+/// user names is theirs to overwrite.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
+    writer::write_one(path, bytes)
 }
 
 /// The artifacts with every stamped `.nix` file ([`is_stamped`]) behind its header line

@@ -290,3 +290,58 @@ fn sync_dir(dir: &Path) -> Result<(), OutputError> {
         source,
     })
 }
+
+/// See [`super::write_file`].
+pub fn write_one(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
+    if path.file_name().is_none() {
+        return Err(OutputError::BadPath { path: path.display().to_string(), reason: "names no file" });
+    }
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let io_error = |action, source| OutputError::Io { action, path: path.to_path_buf(), source };
+    // Beside the target, so the rename stays on one file system; a random name, so two
+    // writers never share it; removed on drop if anything fails before the rename.
+    let mut temporary = tempfile::Builder::new()
+        .prefix(".nixstack-")
+        .tempfile_in(dir)
+        .map_err(|source| io_error("create a temporary file for", source))?;
+    temporary.write_all(bytes).map_err(|source| io_error("write", source))?;
+    temporary.as_file().sync_all().map_err(|source| io_error("write", source))?;
+    // tempfile creates 0600; a picture is for everyone who may read the directory.
+    use std::os::unix::fs::PermissionsExt;
+    temporary
+        .as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))
+        .map_err(|source| io_error("write", source))?;
+    temporary.persist(path).map_err(|error| io_error("move into place", error.error))?;
+    sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn write_one_replaces_the_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stack.svg");
+        write_one(&path, b"old").unwrap();
+        write_one(&path, b"new").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("stack.svg")]);
+    }
+
+    #[test]
+    fn write_one_into_a_missing_directory_is_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = write_one(&dir.path().join("missing/stack.svg"), b"x").unwrap_err();
+        assert!(matches!(error, OutputError::Io { .. }), "{error:?}");
+        assert!(error.to_string().contains("missing/stack.svg"), "{error}");
+    }
+}

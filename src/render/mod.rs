@@ -4,6 +4,7 @@
 //! Native configs (one file each) take `(topology, host, layout)` and return text; the
 //! same function renders the NixOS file and the lab file, only the [`Layout`] differs.
 
+pub mod diagram;
 pub mod disko;
 pub mod flake;
 pub mod galera;
