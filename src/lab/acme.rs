@@ -23,7 +23,7 @@ use super::process::{self, Launch};
 use crate::spec::TlsMode;
 use crate::stack::acme::{self, Order};
 use crate::stack::address_plan::{host_netns, INTERNET};
-use crate::stack::{Layout, Service};
+use crate::stack::Layout;
 use crate::topology::{Host, Topology};
 
 /// The state file's host name for pebble's processes.
@@ -178,15 +178,6 @@ fn listening(address: std::net::Ipv4Addr, port: u16, udp: bool) -> bool {
         .is_ok_and(|out| out.stdout.contains(&format!("{address}:{port}")))
 }
 
-/// What one order did.
-#[derive(Debug, Clone)]
-pub struct OrderResult {
-    pub host: String,
-    /// The new certificate's serial (hex, as openssl prints it).
-    pub serial: String,
-    pub issuer: String,
-}
-
 /// The placeholder HAProxy serves until the first order succeeds (NixOS: acme-<cert>.service's
 /// self-signed certificate): the lab's certificate for the domain from its internal CA.
 /// Owned by the acme unit's user and group (HAProxy's), as the unit leaves it.
@@ -215,8 +206,9 @@ fn acme_ids(lab: &Lab) -> Result<(u32, u32)> {
 }
 
 /// Orders (or renews) the certificate of LB `host` from pebble with the acme unit's lego
-/// command, installs it where HAProxy reads it and reloads HAProxy.
-pub fn order(lab: &Lab, host: &Host, order: Order) -> Result<OrderResult> {
+/// command and installs it where HAProxy reads it; the caller reloads HAProxy
+/// ([`super::daemons::reload`], as the unit's `reloadServices`).
+pub fn order(lab: &Lab, host: &Host, order: Order) -> Result<()> {
     let layout = Layout::lab(&host.name);
     let domain = lab.topology.stack.domain.clone();
     let (uid, gid) = acme_ids(lab)?;
@@ -258,34 +250,34 @@ pub fn order(lab: &Lab, host: &Host, order: Order) -> Result<OrderResult> {
     for name in ["fullchain.pem", "key.pem", "full.pem"] {
         std::os::unix::fs::chown(dir.join(name), Some(uid), Some(gid))?;
     }
-    super::daemons::reload(lab, host, Service::Haproxy)?;
     let (serial, issuer) = certificate_facts(&certificate)?;
     lab.reporter.emit(Event::Applied {
         host: host.name.clone(),
-        what: format!("certificate for {domain} from pebble (serial {serial}, issuer {issuer}); HAProxy reloaded"),
+        what: format!("certificate for {domain} from pebble (serial {serial}, issuer {issuer})"),
     });
-    Ok(OrderResult { host: host.name.clone(), serial, issuer })
+    Ok(())
 }
 
 /// Orders a certificate on every LB that does not hold one of pebble's yet, or on every LB
-/// when pebble's root is new (`lab up`).
-pub fn order_missing(lab: &Lab, new_root: bool) -> Result<Vec<OrderResult>> {
+/// when pebble's root is new (`lab up`); returns the LBs that got one.
+pub fn order_missing<'t>(lab: &Lab<'t>, new_root: bool) -> Result<Vec<&'t Host>> {
     let Some(lb) = &lab.topology.lb else { return Ok(Vec::new()) };
     let mut results = Vec::new();
     for name in &lb.hosts {
-        let host = lab.host(name);
+        let host = lab.topology.host(name).expect("LB names come from the topology");
         let layout = Layout::lab(name);
         let (certificate, _) = acme::lego_outputs(&layout, &lab.topology.stack.domain);
         if !new_root && certificate.exists() && layout.public_pem(&lab.topology.stack.domain, true).exists() {
             continue;
         }
-        results.push(order(lab, host, Order::Run)?);
+        order(lab, host, Order::Run)?;
+        results.push(host);
     }
     Ok(results)
 }
 
 /// pebble's issuing root (`/roots/0` of its management API): what a client trusts.
-pub fn root_certificate(lab: &Lab) -> Result<String> {
+fn root_certificate(lab: &Lab) -> Result<String> {
     let url = format!("https://{}:{MANAGEMENT_PORT}/roots/0", lab.plan.internet_address());
     let response = Request::get(&url)
         .cacert(super::secrets_dir().join("ca.crt"))

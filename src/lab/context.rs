@@ -6,8 +6,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use serde::Serialize;
 
 use super::event::{Event, Reporter};
+use super::host::NamespaceHost;
 use super::process::{self, Identity, Launch};
 use super::state::State;
 use crate::stack::address_plan::{host_netns, NetworkPlan};
@@ -92,4 +94,30 @@ impl Lab<'_> {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// The LB whose public interface carries the virtual IP now.
+pub fn vip_holder(lab: &Lab) -> Option<String> {
+    let lb = lab.topology.lb.as_ref()?;
+    lb.hosts
+        .iter()
+        .find(|name| crate::host::health::holds_vip(&NamespaceHost::lab(name), lb.vip).unwrap_or(false))
+        .cloned()
+}
+
+/// Status of one daemon.
+#[derive(Debug, Clone, Serialize)]
+pub struct DaemonStatus {
+    pub daemon: String,
+    pub pid: Option<u32>,
+    pub running: bool,
+    pub healthy: bool,
+    pub detail: String,
+}
+
+/// Status of one host.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostStatus {
+    pub name: String,
+    pub daemons: Vec<DaemonStatus>,
 }

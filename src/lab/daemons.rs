@@ -9,7 +9,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 
 use super::accounts;
 use super::cmd::{self, Cmd};
@@ -29,7 +28,7 @@ use crate::topology::{Host, Topology};
 /// The privilege-separation directory sshd insists on (compiled in, shared by all hosts).
 const SSHD_PRIVSEP_DIR: &str = "/run/sshd";
 
-pub use super::context::Lab;
+pub use super::context::{vip_holder, DaemonStatus, HostStatus, Lab};
 
 /// Brings every host's daemons up in the Topology's start order; hosts of one stage start
 /// together. Idempotent: running daemons are left alone.
@@ -68,7 +67,9 @@ pub fn up(topology: &Topology, plan: &NetworkPlan, state: &Mutex<State>, reporte
     if super::acme::enabled(topology) {
         // Every LB orders its certificate through the VIP, as on NixOS after the first boot.
         let new_root = super::acme::pebble_up(&lab)?;
-        super::acme::order_missing(&lab, new_root)?;
+        for ordered in super::acme::order_missing(&lab, new_root)? {
+            reload(&lab, ordered, Service::Haproxy)?;
+        }
     }
     if !super::acme::enabled(topology) {
         // What the internet client trusts: the stack CA, which signs the lab's `provided`
@@ -78,15 +79,6 @@ pub fn up(topology: &Topology, plan: &NetworkPlan, state: &Mutex<State>, reporte
             .with_context(|| format!("cannot copy {} to {}", source.display(), target.display()))?;
     }
     Ok(())
-}
-
-/// The LB whose public interface carries the virtual IP now.
-pub fn vip_holder(lab: &Lab) -> Option<String> {
-    let lb = lab.topology.lb.as_ref()?;
-    lb.hosts
-        .iter()
-        .find(|name| crate::host::health::holds_vip(&NamespaceHost::lab(name), lb.vip).unwrap_or(false))
-        .cloned()
 }
 
 /// Lab-wide files: the stack secrets, the admin SSH key, sshd's privilege-separation dir.
@@ -613,23 +605,6 @@ pub fn health(lab: &Lab, host: &Host, layout: &Layout, daemon: Service) -> Resul
     let details = crate::host::health::probe(&NamespaceHost::new(&host.name, layout.clone()), &checks)
         .map_err(anyhow::Error::msg)?;
     Ok(details.join("; "))
-}
-
-/// Status of one daemon.
-#[derive(Debug, Clone, Serialize)]
-pub struct DaemonStatus {
-    pub daemon: String,
-    pub pid: Option<u32>,
-    pub running: bool,
-    pub healthy: bool,
-    pub detail: String,
-}
-
-/// Status of one host.
-#[derive(Debug, Clone, Serialize)]
-pub struct HostStatus {
-    pub name: String,
-    pub daemons: Vec<DaemonStatus>,
 }
 
 /// `lab status`: every host's daemons, whether the recorded process runs, and a probe.

@@ -24,6 +24,7 @@ pub mod process;
 pub mod run;
 pub mod sshd;
 pub mod state;
+mod step;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -175,7 +176,10 @@ pub fn acme_orders(spec: Option<&Path>, renew: bool, on: &[String], reporter: &R
     let order = if renew { crate::stack::acme::Order::Renew { days: 36500 } } else { crate::stack::acme::Order::Run };
     let mut ok = true;
     for name in lb.hosts.iter().filter(|name| new_root || on.is_empty() || on.contains(name)) {
-        if let Err(error) = acme::order(&lab, lab.host(name), order) {
+        let host = lab.host(name);
+        let ordered =
+            acme::order(&lab, host, order).and_then(|_| daemons::reload(&lab, host, crate::stack::Service::Haproxy));
+        if let Err(error) = ordered {
             reporter.warning(format!("{name}: {error:#}"));
             ok = false;
         }

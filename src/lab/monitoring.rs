@@ -32,12 +32,12 @@ use rand::Rng;
 use serde::Serialize;
 
 use super::cmd::Cmd;
-use super::daemons::{self, DaemonStatus, HostStatus, Lab};
+use super::context::{self, DaemonStatus, HostStatus, Lab};
 use super::event::Event;
 use super::probe::{self, Request};
 use super::process::{self, Identity, Launch};
-use super::run::{StepLog, Verdict};
 use super::state::{Resource, State};
+use super::step::{StepLog, Verdict};
 use crate::render::{monitoring as render_monitoring, Layout};
 use crate::stack::address_plan::{self, host_netns, standin_address, Bridge, PRIVATE_IF, SWITCH};
 use crate::stack::scenario::{CollectorSource, Connect, LocalEndpoint, MonitoredHost, Probe, Source, Step};
@@ -937,7 +937,7 @@ pub(super) fn web_qps(lab: &Lab, log: &StepLog, step: &Step) -> Result<Verdict> 
     let before: BTreeMap<String, rate::Rate> = baseline.into_iter().filter_map(|(h, r)| Some((h, r?))).collect();
 
     // 2. The load, through whichever LB holds the VIP.
-    let active = daemons::vip_holder(lab);
+    let active = context::vip_holder(lab);
     let load = paced_load(domain, *vip, path, *target, Duration::from_millis(*duration_ms))?;
     let seconds = load.to - load.from;
     let ok = load.sent.iter().filter(|s| s.status == 200).count();
@@ -1095,7 +1095,7 @@ pub fn qps_command(json: bool, watch: bool) -> Result<i32> {
 fn qps_rows(lab: &Lab, window: f64) -> Result<Vec<QpsRow>> {
     let t = now();
     let mut rows = Vec::new();
-    let holder = daemons::vip_holder(lab);
+    let holder = context::vip_holder(lab);
     let tiers = [
         ("web", crate::spec::Role::Web, crate::stack::scenario::WEB_REQUESTS_METRIC),
         ("lb", crate::spec::Role::Lb, crate::stack::scenario::LB_REQUESTS_METRIC),

@@ -21,52 +21,7 @@ use crate::stack::scenario::{self, Connect, Node, Probe, Scenario, Source, Step}
 use crate::stack::Service;
 use crate::topology::Topology;
 
-/// The outcome of one step.
-pub(super) struct Verdict {
-    passed: bool,
-    summary: String,
-}
-
-impl Verdict {
-    pub(super) fn pass(summary: impl Into<String>) -> Self {
-        Verdict { passed: true, summary: summary.into() }
-    }
-    pub(super) fn fail(summary: impl Into<String>) -> Self {
-        Verdict { passed: false, summary: summary.into() }
-    }
-
-    /// Pass unless there are failures (each reported as a `✗` line).
-    pub(super) fn from_failures(log: &StepLog, failures: &[String], passed: impl Into<String>) -> Self {
-        for failure in failures {
-            log.line(format!("✗ {failure}"));
-        }
-        if failures.is_empty() {
-            Verdict::pass(passed)
-        } else {
-            Verdict::fail(failures.join("; "))
-        }
-    }
-}
-
-/// Streams a step's detail lines as they happen, interleaved with daemon events.
-pub(super) struct StepLog<'a> {
-    reporter: &'a Reporter,
-    step: String,
-}
-
-impl StepLog<'_> {
-    pub(super) fn line(&self, line: impl Into<String>) {
-        self.reporter.emit(Event::StepDetail { step: self.step.clone(), line: line.into() });
-    }
-
-    pub(super) fn metric(&self, name: &str, duration: Duration) {
-        self.reporter.emit(Event::Metric {
-            step: self.step.clone(),
-            name: name.into(),
-            seconds: duration.as_secs_f64(),
-        });
-    }
-}
+pub(super) use super::step::{StepLog, Verdict};
 
 /// Runs every step; returns whether all passed. A failing step does not stop the run:
 /// each failover step restores what it broke before the next one starts.
