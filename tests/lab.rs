@@ -502,6 +502,42 @@ fn module_memberships_are_in_etc_group() {
     }
 }
 
+/// `[app] migrate` ran exactly once over both `lab up`s (the demo app's migration records
+/// each run in `schema_migrations`), on the first app host, against the first
+/// `DATABASE_HOSTS` node, with the app's credentials (it logged in as the app's user).
+fn the_migration_ran_once(topology: &nixstack::topology::Topology, app: &nixstack::topology::AppTier, up_json: &str) {
+    let first_app = &app.hosts[0];
+    let db = topology.db.as_ref().expect("a db tier");
+    let database = &db.users[0].database;
+    let node = &db.hosts[0];
+    let rows = sql_on(
+        node,
+        &format!(
+            "SET SESSION wsrep_sync_wait = 1; SELECT COUNT(*), MIN(host), MAX(host) FROM {database}.schema_migrations;"
+        ),
+    );
+    assert_eq!(
+        rows.split_whitespace().collect::<Vec<_>>(),
+        ["1", first_app.as_str(), first_app.as_str()],
+        "one migration, by {first_app}"
+    );
+    let applied: Vec<Value> = up_json
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["what"].as_str().is_some_and(|w| w.starts_with("app migration ran")))
+        .collect();
+    assert_eq!(applied.len(), 1, "lab up reports one migration: {applied:?}");
+    assert_eq!(applied[0]["host"], first_app.as_str());
+    let host = topology.host(first_app).unwrap();
+    let first_db =
+        nixstack::stack::app::environment(topology, host)["DATABASE_HOSTS"].split(',').next().unwrap().to_string();
+    let log = std::fs::read_to_string(Path::new(LAB_ROOT).join(first_app).join("log/app-migrate.log")).unwrap();
+    assert!(
+        log.contains(&format!("applied on {first_db}")),
+        "the migration used the first DATABASE_HOSTS node {first_db}: {log}"
+    );
+}
+
 /// SQL on a lab db node over its socket, as root; the output's text.
 fn sql_on(node: &str, statements: &str) -> String {
     let socket = Path::new(LAB_ROOT).join(node).join("run/mysqld/mysqld.sock");
@@ -568,6 +604,9 @@ fn up_test_down(spec: &str, expected_steps: &[&str], chaos: bool) {
     let topology = nixstack::cli::compile(&source).expect("the spec compiles");
     daemons_run_as_their_nixpkgs_units(topology.internal_tls);
     module_memberships_are_in_etc_group();
+    if let Some(app) = topology.app.as_ref().filter(|app| app.migrate.is_some()) {
+        the_migration_ran_once(&topology, app, &stdout);
+    }
 
     let (ok, stdout, stderr, test_time) = nixstack(&["lab", "test", "--json"]);
     let events: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();

@@ -1434,6 +1434,41 @@ fn an_app_from_a_flake_input_runs_its_package_behind_the_terminator() {
     assert!(!flake.contains("app = {") && !flake.contains("github:acme"), "{flake}");
 }
 
+/// `[app] migrate`: a oneshot `nixstack-app-migrate` unit beside the app's, with the app unit's
+/// user, environment, credentials and state directory (one declaration in modules/app.nix),
+/// started by nothing on the host (deploy starts it); its command line splits, in the shell,
+/// into the package's program and the spec's arguments. Without `migrate`, no unit.
+#[test]
+fn the_migration_is_a_oneshot_with_the_app_units_environment_and_credentials() {
+    let evaluation = &evaluations()[&("shop".to_string(), "app1".to_string())];
+    let services = &evaluation["config"]["systemd"]["services"];
+    let (app, migrate) = (&services["nixstack-app"], &services["nixstack-app-migrate"]);
+    assert_eq!(migrate["serviceConfig"]["Type"], "oneshot", "{migrate:#}");
+    assert_eq!(migrate["environment"], app["environment"]);
+    assert!(app["environment"]["DATABASE_HOSTS"].is_string());
+    for key in ["DynamicUser", "LoadCredential", "StateDirectory", "UMask", "ProtectSystem", "SystemCallFilter"] {
+        assert_eq!(migrate["serviceConfig"][key], app["serviceConfig"][key], "{key}");
+    }
+    assert!(!strings(&app["serviceConfig"]["LoadCredential"]).is_empty());
+    assert!(migrate.get("wantedBy").is_none_or(|w| w.as_array().is_some_and(|w| w.is_empty())), "{migrate:#}");
+    assert_eq!(migrate["restartIfChanged"], false);
+    let exec = migrate["serviceConfig"]["ExecStart"].as_str().unwrap();
+    let words = std::process::Command::new("sh")
+        .args(["-c", &format!("set -- {exec}; printf '%s\\n' \"$@\"")])
+        .output()
+        .unwrap();
+    let words: Vec<String> = String::from_utf8(words.stdout).unwrap().lines().map(str::to_string).collect();
+    assert_eq!(words.len(), 2, "{exec}");
+    assert!(words[0].ends_with("/bin/nixstack-demo-app") && words[1] == "--migrate", "{words:?}");
+
+    let topology = default_spec_with(|text| text.replace("migrate = \"nixstack-demo-app --migrate\"\n", ""));
+    assert!(topology.app.as_ref().unwrap().migrate.is_none());
+    let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+    write_tree(&topology, dir.path());
+    let evaluation = eval_host(dir.path(), "app1", "{ }");
+    assert!(evaluation["config"]["systemd"]["services"].get("nixstack-app-migrate").is_none());
+}
+
 /// A source that is no flake reference, and a `package` without a source, are located errors.
 #[test]
 fn a_bad_app_source_is_a_located_error() {

@@ -41,7 +41,12 @@ pub fn up(topology: &Topology, plan: &NetworkPlan, state: &Mutex<State>, reporte
     }
     // After a full stop the most advanced Galera node starts first, whichever it is.
     start_most_advanced_first(&lab)?;
+    let mut migrated = false;
     for stage in &topology.start_order {
+        if !migrated && stage.iter().any(|name| lab.host(name).has(Role::App)) {
+            migrate(&lab)?;
+            migrated = true;
+        }
         let results: Vec<Result<()>> = std::thread::scope(|scope| {
             let handles: Vec<_> = stage.iter().map(|name| scope.spawn(|| start_host(&lab, lab.host(name)))).collect();
             handles
@@ -297,6 +302,43 @@ pub fn start(lab: &Lab, host: &Host, daemon: Service) -> Result<Identity> {
         lab.reporter.emit(Event::Applied { host: host.name.clone(), what: "databases and users created".into() });
     }
     Ok(identity)
+}
+
+/// The app's schema migration (`[app] migrate`), once, before the first app starts: on the
+/// first app host, as modules/app.nix's `nixstack-app-migrate` unit runs it (the app's user,
+/// environment and credentials), against the first `DATABASE_HOSTS` node. Skipped when that
+/// host's app already runs (a repeated `lab up` changes nothing). Its failure fails `lab up`.
+fn migrate(lab: &Lab) -> Result<()> {
+    let Some(app) = &lab.topology.app else { return Ok(()) };
+    let (Some(migrate), Some(name)) = (&app.migrate, app.hosts.first()) else { return Ok(()) };
+    let host = lab.host(name);
+    if lab.running(&host.name, Service::App).is_some() {
+        return Ok(());
+    }
+    let layout = Layout::lab(&host.name);
+    let (service, launch) = launch(lab, host, &layout, Service::App, false)?;
+    let mut argv = match (&app.lab_migrate, &app.lab_command) {
+        (Some(argv), _) => argv.clone(),
+        (None, None) if app.source.is_none() => {
+            // The demo app's source under Debian's Python, with the migration's arguments.
+            service.argv.iter().cloned().chain(migrate[1..].iter().cloned()).collect()
+        }
+        _ => bail!("app.migrate `{}` has no [app.lab] migrate: set how the lab runs it", migrate.join(" ")),
+    };
+    if !argv[0].starts_with('/') {
+        argv[0] = std::env::current_dir()?.join(&argv[0]).display().to_string();
+    }
+    unit_directories(&service, launch.credentials.as_ref())?;
+    load_credentials(&service, launch.credentials.as_ref(), &layout)?;
+    let started = Instant::now();
+    let output = process::run_unit_command(&launch, &argv)
+        .with_context(|| format!("{}: app migration {}", host.name, argv.join(" ")))?;
+    std::fs::write(layout.log_file("app-migrate.log"), &output)?;
+    lab.reporter.emit(Event::Applied {
+        host: host.name.clone(),
+        what: format!("app migration ran ({} ms): {}", started.elapsed().as_millis(), migrate.join(" ")),
+    });
+    Ok(())
 }
 
 /// Creates the unit's runtime, state and logs directories with its modes, owned by its

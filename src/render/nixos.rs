@@ -140,26 +140,27 @@ pub fn host(topology: &Topology, host: &Host) -> String {
         let credentials = crate::stack::app::credentials(topology, &layout);
         let (_, port) = crate::stack::app::listen(topology, host).expect("an app tier");
         let command = app.command.as_ref().map_or(Nix::Null, Nix::str);
-        bind(
-            "nixstack.app",
-            attrs([
-                ("enable", Nix::Bool(true)),
-                ("package", Nix::select("pkgs", &app.package.split('.').collect::<Vec<_>>())),
-                ("command", command),
-                ("port", Nix::Int(i64::from(port))),
-                ("healthPath", Nix::str(&app.health_path)),
-                ("environment", Nix::Attrs(environment.into_iter().map(|(k, v)| (vec![k], Nix::Str(v))).collect())),
-                (
-                    "credentials",
-                    Nix::Attrs(
-                        credentials
-                            .into_iter()
-                            .map(|c| (vec![c.name.to_string()], Nix::str(c.source.display().to_string())))
-                            .collect(),
-                    ),
+        let mut values = vec![
+            ("enable", Nix::Bool(true)),
+            ("package", Nix::select("pkgs", &app.package.split('.').collect::<Vec<_>>())),
+            ("command", command),
+            ("port", Nix::Int(i64::from(port))),
+            ("healthPath", Nix::str(&app.health_path)),
+            ("environment", Nix::Attrs(environment.into_iter().map(|(k, v)| (vec![k], Nix::Str(v))).collect())),
+            (
+                "credentials",
+                Nix::Attrs(
+                    credentials
+                        .into_iter()
+                        .map(|c| (vec![c.name.to_string()], Nix::str(c.source.display().to_string())))
+                        .collect(),
                 ),
-            ]),
-        );
+            ),
+        ];
+        if let Some(migrate) = &app.migrate {
+            values.push(("migrate", Nix::strs(migrate)));
+        }
+        bind("nixstack.app", attrs(values));
     }
     if let (true, Some(db)) = (host.has(Role::Db), &topology.db) {
         let private = topology.networks.private;

@@ -396,6 +396,12 @@ pub struct AppSection {
     /// Program run by the systemd unit, relative to the package's `bin/`. Default: the
     /// package's `meta.mainProgram` (`lib.getExe`) with `source`, `nixstack-demo-app` without.
     pub command: Option<Located<String>>,
+    /// The schema migration, run once per deploy before any app host switches: a program in
+    /// the package's `bin/` and its arguments, split on spaces (`"shop-server migrate"`). It
+    /// runs on one app host as the oneshot unit `nixstack-app-migrate` with the app's
+    /// environment and credentials, against the first `DATABASE_HOSTS` node only; its
+    /// failure stops the rollout with nothing switched (docs/app.md).
+    pub migrate: Option<Located<String>>,
     /// How the lab starts the application without Nix.
     pub lab: Option<AppLabSection>,
     /// Port the web tier reaches the app hop on: with `tls.internal`, the TLS terminator
@@ -421,6 +427,9 @@ pub struct AppLabSection {
     /// Program and arguments that start the app here (absolute, or relative to the directory
     /// `nixstack lab up` runs in), run with the same environment and credentials as on NixOS.
     pub command: Located<Vec<String>>,
+    /// Program and arguments of `[app] migrate` here (needed with `source`; the demo app's
+    /// migration runs without it), run once by `lab up` with the app's environment.
+    pub migrate: Option<Located<Vec<String>>>,
 }
 fn default_app_port() -> Located<u16> {
     Located::synthetic(8080)

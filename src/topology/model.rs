@@ -254,6 +254,13 @@ pub struct AppTier {
     pub command: Option<String>,
     /// `[app.lab] command`: how the lab starts the app without Nix.
     pub lab_command: Option<Vec<String>>,
+    /// `[app] migrate`, split into words: the program in the package's `bin/`, then its
+    /// arguments; `None`: no migration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<Vec<String>>,
+    /// `[app.lab] migrate`: the migration as the lab runs it without Nix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lab_migrate: Option<Vec<String>>,
     /// The app hop's port on the private address (the terminator's with internal TLS).
     pub port: u16,
     /// With internal TLS: nginx on each app host terminates the web tier's TLS on `port`

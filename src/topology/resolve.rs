@@ -308,6 +308,8 @@ impl Resolver<'_> {
                 (None, None) => Some(DEMO_APP_ATTRIBUTE.into()),
             },
             lab_command: a.lab.as_ref().map(|lab| lab.command.value.clone()),
+            migrate: a.migrate.as_ref().map(|m| m.split_whitespace().map(str::to_string).collect()),
+            lab_migrate: a.lab.as_ref().and_then(|lab| lab.migrate.as_ref()).map(|m| m.value.clone()),
             port: a.port.value,
             terminator: internal_tls,
             listen_port: a.listen_port.value,
@@ -919,6 +921,35 @@ impl Resolver<'_> {
     /// `[app] source` is a flake reference Nix accepts as an input URL; `package` without a
     /// source names an overlay attribute nixstack does not have.
     fn check_app_source(&mut self, app: &crate::spec::AppSection) {
+        if let Some(migrate) = &app.migrate {
+            let program = migrate.split_whitespace().next().unwrap_or_default();
+            if program.is_empty() || program.contains('/') || migrate.contains(['"', '\\', '$', '`', '\'', ';']) {
+                self.error(
+                    migrate.span.clone(),
+                    format!("app.migrate `{}` is not a command of the package", migrate.value),
+                )
+                .expected("a program in the package's bin/ and its arguments, separated by spaces")
+                .hint(
+                    "e.g. migrate = \"shop-server migrate\" (no quotes, `$`, `;` or paths: it is not run by a shell)",
+                );
+            }
+            if app.source.is_some() && app.lab.as_ref().is_some_and(|lab| lab.migrate.is_none()) {
+                self.error(migrate.span.clone(), "app.migrate has no [app.lab] migrate")
+                    .expected("[app.lab] migrate: how the lab runs the migration without Nix")
+                    .hint("e.g. migrate = [\"./shop/bin/server\", \"migrate\"] under [app.lab]");
+            }
+        }
+        if let Some(lab_migrate) = app.lab.as_ref().and_then(|lab| lab.migrate.as_ref()) {
+            if app.migrate.is_none() {
+                self.error(lab_migrate.span.clone(), "app.lab.migrate without app.migrate")
+                    .expected("[app] migrate, the migration the hosts run")
+                    .hint("set migrate under [app] too, or drop it here");
+            } else if lab_migrate.value.is_empty() {
+                self.error(lab_migrate.span.clone(), "app.lab.migrate is empty")
+                    .expected("the program and its arguments, e.g. [\"./shop/bin/server\", \"migrate\"]")
+                    .hint("the lab runs it once with the app's environment and credentials");
+            }
+        }
         if let Some(source) = &app.source {
             let known = FLAKE_REFERENCE_SCHEMES.iter().any(|scheme| source.value.starts_with(scheme));
             if !known || source.value.contains(char::is_whitespace) || source.value.contains('"') {
