@@ -1469,6 +1469,49 @@ fn the_migration_is_a_oneshot_with_the_app_units_environment_and_credentials() {
     assert!(evaluation["config"]["systemd"]["services"].get("nixstack-app-migrate").is_none());
 }
 
+/// `[web] static`: the overlay's `nixstack-static` is the app input's
+/// `packages.<system>.<attribute>` (evaluated by Nix with a stand-in input), every web host
+/// links it at the path its nginx.conf serves (`environment.etc`), and no other host does.
+#[test]
+fn the_static_package_comes_from_the_app_input_and_is_linked_where_nginx_serves_it() {
+    let topology = default_spec_with(|text| {
+        text.replacen(
+            "package = \"nixstack-demo-app\"\ncommand = \"nixstack-demo-app\"\n",
+            "source = \"github:acme/shop\"\n",
+            1,
+        )
+        .replacen("proxy_app = true\n", "proxy_app = true\nstatic = \"web.assets\"\n", 1)
+    });
+    let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+    write_tree(&topology, dir.path());
+    let expr = format!(
+        r#"let
+          flake = import {dir}/flake.nix;
+          shop = {{ packages.x86_64-linux.default = "shop-package"; packages.x86_64-linux.web.assets = "shop-assets"; }};
+          outputs = flake.outputs {{ self = outputs; nixpkgs = {{ }}; disko = {{ }}; colmena = {{ }}; deploy-rs = {{ }}; app = shop; }};
+          final = {{ stdenv.hostPlatform.system = "x86_64-linux"; }};
+        in (outputs.overlays.default final {{ }}).nixstack-static"#,
+        dir = dir.path().display()
+    );
+    let output = nix_instantiate(&["--eval", "--strict", "--json", "--expr", &expr], dir.path());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&output.stdout).unwrap(), "shop-assets");
+    for host in &topology.hosts {
+        let evaluation = eval_host(dir.path(), &host.name, "{ }");
+        let link = &evaluation["config"]["environment"]["etc"]["nixstack/static"];
+        if host.has(nixstack::spec::Role::Web) {
+            assert_eq!(link["source"], "/nix/store/nixstack-static", "{}: {link}", host.name);
+            let nginx = std::fs::read_to_string(dir.path().join(format!("hosts/{}/nginx.conf", host.name))).unwrap();
+            assert!(
+                nginx.contains(&format!("root {};", nixstack::render::Layout::nixos().static_root().display())),
+                "{nginx}"
+            );
+        } else {
+            assert!(link.is_null(), "{}: {link}", host.name);
+        }
+    }
+}
+
 /// A source that is no flake reference, and a `package` without a source, are located errors.
 #[test]
 fn a_bad_app_source_is_a_located_error() {

@@ -133,6 +133,9 @@ fn prepare_host(lab: &Lab, host: &Host) -> Result<()> {
     if let Some(www) = &layout.web_root {
         std::fs::create_dir_all(www)?;
     }
+    if host.has(Role::Web) {
+        link_static(lab, &layout)?;
+    }
     // Secrets as modules/base.nix lays them out on NixOS: the directory 0750 and every file
     // 0640, root-owned, group the secrets group, which the units that read one hold.
     let secrets_gid = accounts::ensure_group(lab.state, stack::launch::SECRETS_GROUP)?;
@@ -302,6 +305,40 @@ pub fn start(lab: &Lab, host: &Host, daemon: Service) -> Result<Identity> {
         lab.reporter.emit(Event::Applied { host: host.name.clone(), what: "databases and users created".into() });
     }
     Ok(identity)
+}
+
+/// nixstack's demo assets: what the lab serves for `[web] static` without `[web.lab] static`.
+const DEMO_STATIC: &[(&str, &str)] = &[
+    ("assets/nixstack-demo.5f0c2b9e.css", include_str!("../../app/static/assets/nixstack-demo.5f0c2b9e.css")),
+    ("robots.txt", include_str!("../../app/static/robots.txt")),
+];
+
+/// `[web] static` in the lab: the layout's static link (NixOS: /etc/nixstack/static into the
+/// store) points at `[web.lab] static`, or at the demo assets written into the host's state.
+fn link_static(lab: &Lab, layout: &Layout) -> Result<()> {
+    let Some(web) = lab.topology.web.as_ref().filter(|web| web.static_package.is_some()) else { return Ok(()) };
+    let target = match &web.lab_static {
+        Some(dir) => std::env::current_dir()?.join(dir),
+        None => {
+            let dir = layout.state.join("static-demo");
+            for (name, text) in DEMO_STATIC {
+                let file = dir.join(name);
+                std::fs::create_dir_all(file.parent().expect("a file in a directory"))?;
+                write_if_changed(&file, text)?;
+            }
+            dir
+        }
+    };
+    if !target.is_dir() {
+        bail!("web.lab.static `{}` is not a directory", target.display());
+    }
+    let link = layout.static_root();
+    std::fs::create_dir_all(link.parent().expect("under etc"))?;
+    if std::fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link).with_context(|| format!("cannot link {}", link.display()))?;
+    }
+    Ok(())
 }
 
 /// The app's schema migration (`[app] migrate`), once, before the first app starts: on the

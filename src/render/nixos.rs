@@ -133,7 +133,11 @@ pub fn host(topology: &Topology, host: &Host) -> String {
         bind("nixstack.nginx", attrs([("enable", Nix::Bool(true)), ("config", file(NativeConfig::Nginx))]));
     }
     if let (true, Some(web)) = (host.has(Role::Web), &topology.web) {
-        bind("nixstack.web", attrs([("enable", Nix::Bool(true)), ("root", Nix::str(&web.root))]));
+        let mut values = vec![("enable", Nix::Bool(true)), ("root", Nix::str(&web.root))];
+        if web.static_package.is_some() {
+            values.push(("static", Nix::select("pkgs", &[crate::render::flake::STATIC_ATTRIBUTE])));
+        }
+        bind("nixstack.web", attrs(values));
     }
     if let (true, Some(app)) = (host.has(Role::App), &topology.app) {
         let environment = crate::stack::app::environment(topology, host);
@@ -254,7 +258,8 @@ pub fn host(topology: &Topology, host: &Host) -> String {
         );
     }
 
-    let arguments = if host.has(Role::App) { "{ lib, pkgs, ... }:" } else { "{ lib, ... }:" };
+    let serves_static = host.has(Role::Web) && topology.web.as_ref().is_some_and(|w| w.static_package.is_some());
+    let arguments = if host.has(Role::App) || serves_static { "{ lib, pkgs, ... }:" } else { "{ lib, ... }:" };
     let roles: Vec<&str> = host.roles.iter().map(|role| role.as_str()).collect();
     format!(
         "# {host_name} ({roles}) of the {stack} stack: data only, the modules in ../../modules do the work.\n\

@@ -370,6 +370,24 @@ pub struct WebSection {
     /// Local-only port of nginx `stub_status` (for the monitoring client).
     #[serde(default = "default_status_port")]
     pub status_port: Located<u16>,
+    /// Static assets served by nginx from the Nix store instead of the app: an attribute
+    /// under the app's flake's `packages.<system>` (`"static"`), needs `[app] source`. Files
+    /// under `assets/` are fingerprinted (cached for a year, immutable); every path the
+    /// package does not hold goes to the app (docs/app.md).
+    #[serde(rename = "static")]
+    pub static_package: Option<Located<String>>,
+    /// How the lab, which has no Nix, stands in for the static package.
+    pub lab: Option<WebLabSection>,
+}
+
+/// `[web.lab]`: the static assets in the lab.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct WebLabSection {
+    /// A local directory standing in for `[web] static` (absolute, or relative to the
+    /// directory `nixstack lab up` runs in). Default: nixstack's demo assets.
+    #[serde(rename = "static")]
+    pub static_dir: Option<Located<String>>,
 }
 
 fn default_root() -> Located<String> {

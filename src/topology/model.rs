@@ -200,6 +200,13 @@ pub struct WebTier {
     pub port: u16,
     pub status_port: u16,
     pub proxy_app: bool,
+    /// `[web] static`: the attribute under the app input's `packages.<system>` that nginx
+    /// serves from the store (the overlay's `nixstack-static`); `None`: the app serves all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub static_package: Option<String>,
+    /// `[web.lab] static`: the lab's stand-in directory; `None`: the demo assets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lab_static: Option<String>,
     /// Every app backend: the pool each web host's upstream is drawn from
     /// ([`WebTier::upstream_of`]).
     pub app_upstream: Vec<Backend>,

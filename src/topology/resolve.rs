@@ -214,8 +214,13 @@ impl Resolver<'_> {
             port: w.port.value,
             status_port: w.status_port.value,
             proxy_app: w.proxy_app.value,
+            static_package: w.static_package.as_ref().map(|s| s.value.clone()),
+            lab_static: w.lab.as_ref().and_then(|lab| lab.static_dir.as_ref()).map(|d| d.value.clone()),
             app_upstream: Vec::new(),
         });
+        if let Some(w) = spec.web.as_ref() {
+            self.check_web_static(w, spec.app.as_ref());
+        }
         let app_port = spec.app.as_ref().map(|a| a.port.value).unwrap_or(8080);
         let mut web = web;
         if let Some(web) = web.as_mut() {
@@ -971,6 +976,38 @@ impl Resolver<'_> {
                 self.error(package.span.clone(), format!("app.package `{}` names no package", package.value))
                     .expected("app.source, the flake the package comes from")
                     .hint("set `source = \"github:org/repo\"` (package then names its packages.<system> attribute), or drop `package` for the demo app");
+            }
+        }
+    }
+
+    fn check_web_static(&mut self, web: &crate::spec::WebSection, app: Option<&crate::spec::AppSection>) {
+        if let Some(attribute) = &web.static_package {
+            let valid = !attribute.is_empty()
+                && attribute.split('.').all(|part| {
+                    !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                });
+            if !valid {
+                self.error(
+                    attribute.span.clone(),
+                    format!("web.static `{}` is not a package attribute", attribute.value),
+                )
+                .expected("an attribute under the app flake's packages.<system>, e.g. \"static\"")
+                .hint("letters, digits, `-`, `_`, parts separated by `.`; not a path");
+            } else if app.and_then(|a| a.source.as_ref()).is_none() {
+                self.error(attribute.span.clone(), format!("web.static `{}` names no package", attribute.value))
+                    .expected("[app] source, the flake whose packages.<system> holds it")
+                    .hint("set `source = \"github:org/repo\"` under [app], or drop `static` (the app then serves every path)");
+            }
+        }
+        if let Some(dir) = web.lab.as_ref().and_then(|lab| lab.static_dir.as_ref()) {
+            if web.static_package.is_none() {
+                self.error(dir.span.clone(), "web.lab.static without web.static")
+                    .expected("[web] static, the package the hosts serve")
+                    .hint("set static under [web] too, or drop it here");
+            } else if dir.is_empty() || dir.contains('\n') {
+                self.error(dir.span.clone(), "web.lab.static is not a directory")
+                    .expected("a directory, e.g. \"./shop/public\"")
+                    .hint("absolute, or relative to where `nixstack lab up` runs");
             }
         }
     }

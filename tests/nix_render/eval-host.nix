@@ -152,6 +152,7 @@ let
           "netcat"
           "nixstack-app"
           "nixstack-demo-app"
+          "nixstack-static"
           "opentelemetry-collector-contrib"
           "procps"
           "pv"
