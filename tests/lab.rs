@@ -538,6 +538,51 @@ fn the_migration_ran_once(topology: &nixstack::topology::Topology, app: &nixstac
     );
 }
 
+/// `[web] static` through the virtual IP from the internet: the demo assets (app/static, the
+/// lab's stand-in for the store path) come from the web tier, a fingerprinted file with the
+/// year-long immutable header and another file revalidated; `/` still reaches an app (the
+/// terminator's `X-App-Host`). TLS is not what this checks (`-k`): the ACME check is.
+fn static_assets_come_from_the_web_tier(topology: &nixstack::topology::Topology) {
+    let lb = topology.lb.as_ref().unwrap();
+    let domain = &topology.stack.domain;
+    let get = |path: &str| {
+        let (ok, text) = in_namespace(
+            "nxs-internet",
+            &[
+                "curl",
+                "-sSk",
+                "-i",
+                "--max-time",
+                "10",
+                "--resolve",
+                &format!("{domain}:443:{}", lb.vip),
+                &format!("https://{domain}{path}"),
+            ],
+        );
+        assert!(ok, "{path}: {text}");
+        text
+    };
+    let header = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
+            .map(|l| l.split_once(':').unwrap().1.trim().to_string())
+    };
+    let css = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("app/static/assets/nixstack-demo.5f0c2b9e.css"),
+    )
+    .unwrap();
+    let text = get("/assets/nixstack-demo.5f0c2b9e.css");
+    assert!(text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/2 200"), "{text}");
+    assert!(text.ends_with(&css), "the demo asset's bytes: {text}");
+    assert_eq!(header(&text, "cache-control").as_deref(), Some("public, max-age=31536000, immutable"), "{text}");
+    assert!(header(&text, "x-served-by").is_some_and(|h| h.starts_with("web")), "{text}");
+    assert_eq!(header(&text, "x-app-host"), None, "no app involved: {text}");
+    let text = get("/robots.txt");
+    assert_eq!(header(&text, "cache-control").as_deref(), Some("no-cache"), "{text}");
+    let text = get("/");
+    assert!(header(&text, "x-app-host").is_some_and(|h| h.starts_with("app")), "/ is the app's: {text}");
+}
+
 /// SQL on a lab db node over its socket, as root; the output's text.
 fn sql_on(node: &str, statements: &str) -> String {
     let socket = Path::new(LAB_ROOT).join(node).join("run/mysqld/mysqld.sock");
@@ -606,6 +651,9 @@ fn up_test_down(spec: &str, expected_steps: &[&str], chaos: bool) {
     module_memberships_are_in_etc_group();
     if let Some(app) = topology.app.as_ref().filter(|app| app.migrate.is_some()) {
         the_migration_ran_once(&topology, app, &stdout);
+    }
+    if topology.web.as_ref().is_some_and(|web| web.static_package.is_some()) && topology.lb.is_some() {
+        static_assets_come_from_the_web_tier(&topology);
     }
 
     let (ok, stdout, stderr, test_time) = nixstack(&["lab", "test", "--json"]);

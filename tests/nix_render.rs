@@ -1480,7 +1480,7 @@ fn the_static_package_comes_from_the_app_input_and_is_linked_where_nginx_serves_
             "source = \"github:acme/shop\"\n",
             1,
         )
-        .replacen("proxy_app = true\n", "proxy_app = true\nstatic = \"web.assets\"\n", 1)
+        .replacen("static = \"nixstack-demo-static\"", "static = \"web.assets\"", 1)
     });
     let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
     write_tree(&topology, dir.path());
@@ -1510,6 +1510,30 @@ fn the_static_package_comes_from_the_app_input_and_is_linked_where_nginx_serves_
             assert!(link.is_null(), "{}: {link}", host.name);
         }
     }
+}
+
+/// The default spec's `[web] static` is the demo app's assets: the overlay builds
+/// `nixstack-static` from the tree's own `./app/static.nix`, which the tree ships.
+#[test]
+fn the_demo_static_package_is_built_from_the_trees_app_directory() {
+    let topology = &topologies()[0];
+    assert_eq!(topology.web.as_ref().unwrap().static_package.as_deref(), Some("nixstack-demo-static"));
+    let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+    write_tree(topology, dir.path());
+    let expr = format!(
+        r#"let
+          flake = import {dir}/flake.nix;
+          outputs = flake.outputs {{ self = outputs; nixpkgs = {{ }}; disko = {{ }}; colmena = {{ }}; deploy-rs = {{ }}; }};
+          final = {{ callPackage = path: args: {{ package = toString path; exists = builtins.pathExists path; }}; }};
+        in (outputs.overlays.default final {{ }}).nixstack-static"#,
+        dir = dir.path().display()
+    );
+    let output = nix_instantiate(&["--eval", "--strict", "--json", "--expr", &expr], dir.path());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let package: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(package["exists"], true, "{package}");
+    assert!(package["package"].as_str().unwrap().ends_with("/app/static.nix"), "{package}");
+    assert!(dir.path().join("app/static/assets/nixstack-demo.5f0c2b9e.css").is_file());
 }
 
 /// A source that is no flake reference, and a `package` without a source, are located errors.

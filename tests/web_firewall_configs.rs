@@ -551,7 +551,13 @@ fn curl(namespaces: &Namespaces, ns: &str, args: &[&str]) -> (u16, String) {
 fn nginx_serves_health_verifies_the_app_and_reports_status() {
     require("nginx");
     require("openssl");
-    let topology = topology("default");
+    // Without `[web] static` the web root is served (with it, the package replaces the root).
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/default.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text.lines().find(|l| l.starts_with("static = ")).expect("the default has [web] static").to_string();
+    let topology =
+        compile(&SpecSource { name: "no-static.toml".into(), text: text.replace(&format!("{line}\n"), "") }).unwrap();
+    assert!(topology.web.as_ref().unwrap().static_package.is_none());
     let web1 = topology.host("web1").unwrap();
     let web = topology.web.as_ref().unwrap();
     let lb = topology.lb.as_ref().unwrap();
@@ -712,7 +718,7 @@ fn static_topology() -> Topology {
             "source = \"github:acme/shop\"\n",
             1,
         )
-        .replacen("proxy_app = true\n", "proxy_app = true\nstatic = \"static\"\n", 1);
+        .replacen("static = \"nixstack-demo-static\"", "static = \"static\"", 1);
     let topology = compile(&SpecSource { name: "static.toml".into(), text }).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(topology.web.as_ref().unwrap().static_package.as_deref(), Some("static"));
     topology

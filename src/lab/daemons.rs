@@ -307,11 +307,11 @@ pub fn start(lab: &Lab, host: &Host, daemon: Service) -> Result<Identity> {
     Ok(identity)
 }
 
-/// nixstack's demo assets: what the lab serves for `[web] static` without `[web.lab] static`.
-const DEMO_STATIC: &[(&str, &str)] = &[
-    ("assets/nixstack-demo.5f0c2b9e.css", include_str!("../../app/static/assets/nixstack-demo.5f0c2b9e.css")),
-    ("robots.txt", include_str!("../../app/static/robots.txt")),
-];
+/// nixstack's demo assets (app/static, shipped in every artifact tree): what the lab serves
+/// for `[web] static` without `[web.lab] static`.
+fn demo_static() -> impl Iterator<Item = (&'static str, &'static str)> {
+    render::tree::APP.iter().filter_map(|(path, text)| path.strip_prefix("app/static/").map(|name| (name, *text)))
+}
 
 /// `[web] static` in the lab: the layout's static link (NixOS: /etc/nixstack/static into the
 /// store) points at `[web.lab] static`, or at the demo assets written into the host's state.
@@ -321,7 +321,7 @@ fn link_static(lab: &Lab, layout: &Layout) -> Result<()> {
         Some(dir) => std::env::current_dir()?.join(dir),
         None => {
             let dir = layout.state.join("static-demo");
-            for (name, text) in DEMO_STATIC {
+            for (name, text) in demo_static() {
                 let file = dir.join(name);
                 std::fs::create_dir_all(file.parent().expect("a file in a directory"))?;
                 write_if_changed(&file, text)?;

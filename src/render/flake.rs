@@ -103,7 +103,16 @@ pub fn flake_with(topology: &Topology, extra_checks: &[ExtraCheck]) -> String {
                     overlay.push((vec![STATIC_ATTRIBUTE.into()], Nix::Raw(format!("app.{}", attribute.join(".")))));
                 }
             }
-            _ => overlay.push((path, Nix::Raw(format!("final.callPackage {APP_SOURCE_DIR} {{ }}")))),
+            _ => {
+                overlay.push((path, Nix::Raw(format!("final.callPackage {APP_SOURCE_DIR} {{ }}"))));
+                if topology.web.as_ref().is_some_and(|web| web.static_package.is_some()) {
+                    // The demo app's assets, from the flake's own ./app/static.
+                    overlay.push((
+                        vec![STATIC_ATTRIBUTE.into()],
+                        Nix::Raw(format!("final.callPackage {APP_SOURCE_DIR}/static.nix {{ }}")),
+                    ));
+                }
+            }
         }
     }
 

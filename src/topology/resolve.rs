@@ -993,9 +993,9 @@ impl Resolver<'_> {
                 )
                 .expected("an attribute under the app flake's packages.<system>, e.g. \"static\"")
                 .hint("letters, digits, `-`, `_`, parts separated by `.`; not a path");
-            } else if app.and_then(|a| a.source.as_ref()).is_none() {
+            } else if app.and_then(|a| a.source.as_ref()).is_none() && attribute.value != DEMO_STATIC_ATTRIBUTE {
                 self.error(attribute.span.clone(), format!("web.static `{}` names no package", attribute.value))
-                    .expected("[app] source, the flake whose packages.<system> holds it")
+                    .expected(format!("[app] source, the flake whose packages.<system> holds it (without one, only the demo app's \"{DEMO_STATIC_ATTRIBUTE}\")"))
                     .hint("set `source = \"github:org/repo\"` under [app], or drop `static` (the app then serves every path)");
             }
         }
@@ -1265,6 +1265,8 @@ fn role_span(spec: &RawSpec, role: Role, host: &str) -> Range<usize> {
 /// Span of the spec key that sets a service's port, where the user can change it.
 /// The overlay attribute of nixstack's demo app (`callPackage ./app`).
 pub const DEMO_APP_ATTRIBUTE: &str = "nixstack-demo-app";
+/// `[web] static` of the demo app (no `[app] source`): its assets, app/static.
+pub const DEMO_STATIC_ATTRIBUTE: &str = "nixstack-demo-static";
 /// The overlay attribute the generated flake gives the package of `[app] source`.
 pub const SOURCE_APP_ATTRIBUTE: &str = "nixstack-app";
 
