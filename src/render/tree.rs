@@ -93,7 +93,7 @@ mod tests {
                 let path = entry.unwrap().path();
                 if path.is_dir() {
                     walk(&path, base, out);
-                } else if !path.extension().is_some_and(|e| e == "pyc") {
+                } else if path.extension().is_none_or(|e| e != "pyc") {
                     out.push(format!("app/{}", path.strip_prefix(base).unwrap().display()));
                 }
             }
