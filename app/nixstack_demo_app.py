@@ -43,6 +43,15 @@ TABLE = """CREATE TABLE IF NOT EXISTS visits (
     created TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
 ) ENGINE=InnoDB"""
 
+# The migrations table: one row per run of `--migrate` (the lab counts them).
+MIGRATIONS = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    version VARCHAR(64) NOT NULL,
+    host VARCHAR(64) NOT NULL,
+    applied TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+) ENGINE=InnoDB"""
+SCHEMA_VERSION = "1-visits"
+
 # A node that just failed is skipped for this long, so that requests do not each pay a
 # connect timeout while it is down (unless every node failed).
 SKIP_FAILED_SECONDS = 1.0
@@ -71,6 +80,11 @@ def parse_args(argv):
     parser.add_argument("--db-connect-timeout", type=float, default=float(env("DATABASE_CONNECT_TIMEOUT", "1")))
     parser.add_argument("--db-password-file", default=credential("database-password"))
     parser.add_argument("--db-ca", default=credential("database-ca.pem"))
+    parser.add_argument(
+        "--migrate",
+        action="store_true",
+        help="apply the schema on the first DATABASE_HOSTS node only, record it, and exit",
+    )
     args = parser.parse_args(argv)
     if args.db_tls == "verify-full" and not args.db_ca:
         parser.error("DATABASE_TLS=verify-full needs the credential database-ca.pem (or --db-ca)")
@@ -260,8 +274,31 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
+def migrate(args):
+    """The schema, applied on one node: the first of DATABASE_HOSTS, never another (under
+    Galera a DDL replicates in total order isolation and blocks the whole cluster while it
+    runs; one node, one run, keeps it to one such pause: docs/app.md)."""
+    database = Database(args)
+    node = database.nodes[0]
+    connection = database.connect(node)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(TABLE)
+            cursor.execute(MIGRATIONS)
+            cursor.execute(
+                "INSERT INTO schema_migrations (version, host) VALUES (%s, %s)", (SCHEMA_VERSION, args.name)
+            )
+        connection.commit()
+    finally:
+        connection.close()
+    sys.stderr.write(f"nixstack-demo-app {args.name}: schema {SCHEMA_VERSION} applied on {node[0]}:{node[1]}\n")
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.migrate:
+        migrate(args)
+        return
     server = Server((args.host, args.port), Handler)
     server.app_name = args.name
     server.health_path = args.health_path

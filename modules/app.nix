@@ -12,6 +12,53 @@
 let
   inherit (lib) mkDefault mkOption types;
   cfg = config.nixstack.app;
+  program = name: if name == null then lib.getExe cfg.package else "${cfg.package}/bin/${name}";
+
+  # What the app's unit and its migration share, declared once: the user, the environment,
+  # the credentials and the hardening (docs/app.md).
+  common = {
+    inherit (cfg) environment;
+    wants = [ "network-online.target" ];
+    after = [ "network-online.target" ];
+    serviceConfig = {
+      DynamicUser = true;
+      LoadCredential = lib.mapAttrsToList (name: path: "${name}:${path}") cfg.credentials;
+      StateDirectory = "nixstack-app";
+      AmbientCapabilities = lib.optional (cfg.port < 1024) "CAP_NET_BIND_SERVICE";
+      # `""` empties the bounding set: the app keeps no capability at all.
+      CapabilityBoundingSet = if cfg.port < 1024 then [ "CAP_NET_BIND_SERVICE" ] else "";
+      NoNewPrivileges = true;
+      ProtectSystem = "strict";
+      ProtectHome = true;
+      PrivateTmp = true;
+      PrivateDevices = true;
+      ProtectClock = true;
+      ProtectHostname = true;
+      ProtectKernelTunables = true;
+      ProtectKernelModules = true;
+      ProtectKernelLogs = true;
+      ProtectControlGroups = true;
+      ProtectProc = "invisible";
+      RestrictAddressFamilies = [
+        "AF_UNIX"
+        "AF_INET"
+        "AF_INET6"
+      ];
+      RestrictNamespaces = true;
+      RestrictRealtime = true;
+      RestrictSUIDSGID = true;
+      LockPersonality = true;
+      # An interpreter with a JIT needs writable executable memory: override in local.nix.
+      MemoryDenyWriteExecute = mkDefault true;
+      SystemCallArchitectures = "native";
+      SystemCallFilter = [
+        "@system-service"
+        "~@privileged"
+        "~@resources"
+      ];
+      UMask = "0077";
+    };
+  };
 in
 {
   options.nixstack.app = {
@@ -61,6 +108,21 @@ in
       '';
     };
 
+    migrate = mkOption {
+      type = types.nullOr (types.listOf types.str);
+      default = null;
+      example = [
+        "shop-server"
+        "migrate"
+      ];
+      description = ''
+        The schema migration: a program in the package's `bin/` and its arguments, run by the
+        oneshot unit `nixstack-app-migrate` with the service's user, environment and
+        credentials. `nixstack deploy` starts it on one app host before any app host switches;
+        `null`: no migration unit.
+      '';
+    };
+
     healthPath = mkOption {
       type = types.str;
       default = "/healthz";
@@ -69,53 +131,29 @@ in
   };
 
   config = lib.mkIf cfg.enable {
-    systemd.services.nixstack-app = {
+    systemd.services.nixstack-app = common // {
       description = "nixstack application";
       wantedBy = [ "multi-user.target" ];
-      wants = [ "network-online.target" ];
-      after = [ "network-online.target" ];
-      inherit (cfg) environment;
-      serviceConfig = {
-        ExecStart = if cfg.command == null then lib.getExe cfg.package else "${cfg.package}/bin/${cfg.command}";
+      serviceConfig = common.serviceConfig // {
+        ExecStart = program cfg.command;
         Restart = "on-failure";
         RestartSec = "2s";
-        DynamicUser = true;
-        LoadCredential = lib.mapAttrsToList (name: path: "${name}:${path}") cfg.credentials;
-        StateDirectory = "nixstack-app";
-        AmbientCapabilities = lib.optional (cfg.port < 1024) "CAP_NET_BIND_SERVICE";
-        # `""` empties the bounding set: the app keeps no capability at all.
-        CapabilityBoundingSet = if cfg.port < 1024 then [ "CAP_NET_BIND_SERVICE" ] else "";
-        NoNewPrivileges = true;
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
-        PrivateDevices = true;
-        ProtectClock = true;
-        ProtectHostname = true;
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectKernelLogs = true;
-        ProtectControlGroups = true;
-        ProtectProc = "invisible";
-        RestrictAddressFamilies = [
-          "AF_UNIX"
-          "AF_INET"
-          "AF_INET6"
-        ];
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        RestrictSUIDSGID = true;
-        LockPersonality = true;
-        # An interpreter with a JIT needs writable executable memory: override in local.nix.
-        MemoryDenyWriteExecute = mkDefault true;
-        SystemCallArchitectures = "native";
-        SystemCallFilter = [
-          "@system-service"
-          "~@privileged"
-          "~@resources"
-        ];
-        UMask = "0077";
       };
     };
+
+    # The schema migration: started by `nixstack deploy` on one app host before any app host
+    # switches (never at boot, never by an activation), so it runs once per deploy.
+    systemd.services.nixstack-app-migrate = lib.mkIf (cfg.migrate != null) (
+      common
+      // {
+        description = "nixstack application schema migration";
+        restartIfChanged = false;
+        stopIfChanged = false;
+        serviceConfig = common.serviceConfig // {
+          Type = "oneshot";
+          ExecStart = lib.escapeShellArgs ([ (program (builtins.head cfg.migrate)) ] ++ builtins.tail cfg.migrate);
+        };
+      }
+    );
   };
 }

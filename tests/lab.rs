@@ -509,6 +509,87 @@ fn module_memberships_are_in_etc_group() {
     }
 }
 
+/// `[app] migrate` ran exactly once over both `lab up`s (the demo app's migration records
+/// each run in `schema_migrations`), on the first app host, against the first
+/// `DATABASE_HOSTS` node, with the app's credentials (it logged in as the app's user).
+fn the_migration_ran_once(topology: &nixstack::topology::Topology, app: &nixstack::topology::AppTier, up_json: &str) {
+    let first_app = &app.hosts[0];
+    let db = topology.db.as_ref().expect("a db tier");
+    let database = &db.users[0].database;
+    let node = &db.hosts[0];
+    let rows = sql_on(
+        node,
+        &format!(
+            "SET SESSION wsrep_sync_wait = 1; SELECT COUNT(*), MIN(host), MAX(host) FROM {database}.schema_migrations;"
+        ),
+    );
+    assert_eq!(
+        rows.split_whitespace().collect::<Vec<_>>(),
+        ["1", first_app.as_str(), first_app.as_str()],
+        "one migration, by {first_app}"
+    );
+    let applied: Vec<Value> = up_json
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["what"].as_str().is_some_and(|w| w.starts_with("app migration ran")))
+        .collect();
+    assert_eq!(applied.len(), 1, "lab up reports one migration: {applied:?}");
+    assert_eq!(applied[0]["host"], first_app.as_str());
+    let host = topology.host(first_app).unwrap();
+    let first_db =
+        nixstack::stack::app::environment(topology, host)["DATABASE_HOSTS"].split(',').next().unwrap().to_string();
+    let log = std::fs::read_to_string(Path::new(LAB_ROOT).join(first_app).join("log/app-migrate.log")).unwrap();
+    assert!(
+        log.contains(&format!("applied on {first_db}")),
+        "the migration used the first DATABASE_HOSTS node {first_db}: {log}"
+    );
+}
+
+/// `[web] static` through the virtual IP from the internet: the demo assets (app/static, the
+/// lab's stand-in for the store path) come from the web tier, a fingerprinted file with the
+/// year-long immutable header and another file revalidated; `/` still reaches an app (the
+/// terminator's `X-App-Host`). TLS is not what this checks (`-k`): the ACME check is.
+fn static_assets_come_from_the_web_tier(topology: &nixstack::topology::Topology) {
+    let lb = topology.lb.as_ref().unwrap();
+    let domain = &topology.stack.domain;
+    let get = |path: &str| {
+        let (ok, text) = in_namespace(
+            "nxs-internet",
+            &[
+                "curl",
+                "-sSk",
+                "-i",
+                "--max-time",
+                "10",
+                "--resolve",
+                &format!("{domain}:443:{}", lb.vip),
+                &format!("https://{domain}{path}"),
+            ],
+        );
+        assert!(ok, "{path}: {text}");
+        text
+    };
+    let header = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
+            .map(|l| l.split_once(':').unwrap().1.trim().to_string())
+    };
+    let css = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("app/static/assets/nixstack-demo.5f0c2b9e.css"),
+    )
+    .unwrap();
+    let text = get("/assets/nixstack-demo.5f0c2b9e.css");
+    assert!(text.starts_with("HTTP/1.1 200") || text.starts_with("HTTP/2 200"), "{text}");
+    assert!(text.ends_with(&css), "the demo asset's bytes: {text}");
+    assert_eq!(header(&text, "cache-control").as_deref(), Some("public, max-age=31536000, immutable"), "{text}");
+    assert!(header(&text, "x-served-by").is_some_and(|h| h.starts_with("web")), "{text}");
+    assert_eq!(header(&text, "x-app-host"), None, "no app involved: {text}");
+    let text = get("/robots.txt");
+    assert_eq!(header(&text, "cache-control").as_deref(), Some("no-cache"), "{text}");
+    let text = get("/");
+    assert!(header(&text, "x-app-host").is_some_and(|h| h.starts_with("app")), "/ is the app's: {text}");
+}
+
 /// SQL on a lab db node over its socket, as root; the output's text.
 fn sql_on(node: &str, statements: &str) -> String {
     let socket = Path::new(LAB_ROOT).join(node).join("run/mysqld/mysqld.sock");
@@ -575,6 +656,12 @@ fn up_test_down(spec: &str, expected_steps: &[&str], chaos: bool) {
     let topology = nixstack::cli::compile(&source).expect("the spec compiles");
     daemons_run_as_their_nixpkgs_units(topology.internal_tls);
     module_memberships_are_in_etc_group();
+    if let Some(app) = topology.app.as_ref().filter(|app| app.migrate.is_some()) {
+        the_migration_ran_once(&topology, app, &stdout);
+    }
+    if topology.web.as_ref().is_some_and(|web| web.static_package.is_some()) && topology.lb.is_some() {
+        static_assets_come_from_the_web_tier(&topology);
+    }
 
     let (ok, stdout, stderr, test_time) = nixstack(&["lab", "test", "--json"]);
     let events: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();

@@ -1434,6 +1434,108 @@ fn an_app_from_a_flake_input_runs_its_package_behind_the_terminator() {
     assert!(!flake.contains("app = {") && !flake.contains("github:acme"), "{flake}");
 }
 
+/// `[app] migrate`: a oneshot `nixstack-app-migrate` unit beside the app's, with the app unit's
+/// user, environment, credentials and state directory (one declaration in modules/app.nix),
+/// started by nothing on the host (deploy starts it); its command line splits, in the shell,
+/// into the package's program and the spec's arguments. Without `migrate`, no unit.
+#[test]
+fn the_migration_is_a_oneshot_with_the_app_units_environment_and_credentials() {
+    let evaluation = &evaluations()[&("shop".to_string(), "app1".to_string())];
+    let services = &evaluation["config"]["systemd"]["services"];
+    let (app, migrate) = (&services["nixstack-app"], &services["nixstack-app-migrate"]);
+    assert_eq!(migrate["serviceConfig"]["Type"], "oneshot", "{migrate:#}");
+    assert_eq!(migrate["environment"], app["environment"]);
+    assert!(app["environment"]["DATABASE_HOSTS"].is_string());
+    for key in ["DynamicUser", "LoadCredential", "StateDirectory", "UMask", "ProtectSystem", "SystemCallFilter"] {
+        assert_eq!(migrate["serviceConfig"][key], app["serviceConfig"][key], "{key}");
+    }
+    assert!(!strings(&app["serviceConfig"]["LoadCredential"]).is_empty());
+    assert!(migrate.get("wantedBy").is_none_or(|w| w.as_array().is_some_and(|w| w.is_empty())), "{migrate:#}");
+    assert_eq!(migrate["restartIfChanged"], false);
+    let exec = migrate["serviceConfig"]["ExecStart"].as_str().unwrap();
+    let words = std::process::Command::new("sh")
+        .args(["-c", &format!("set -- {exec}; printf '%s\\n' \"$@\"")])
+        .output()
+        .unwrap();
+    let words: Vec<String> = String::from_utf8(words.stdout).unwrap().lines().map(str::to_string).collect();
+    assert_eq!(words.len(), 2, "{exec}");
+    assert!(words[0].ends_with("/bin/nixstack-demo-app") && words[1] == "--migrate", "{words:?}");
+
+    let topology = default_spec_with(|text| text.replace("migrate = \"nixstack-demo-app --migrate\"\n", ""));
+    assert!(topology.app.as_ref().unwrap().migrate.is_none());
+    let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+    write_tree(&topology, dir.path());
+    let evaluation = eval_host(dir.path(), "app1", "{ }");
+    assert!(evaluation["config"]["systemd"]["services"].get("nixstack-app-migrate").is_none());
+}
+
+/// `[web] static`: the overlay's `nixstack-static` is the app input's
+/// `packages.<system>.<attribute>` (evaluated by Nix with a stand-in input), every web host
+/// links it at the path its nginx.conf serves (`environment.etc`), and no other host does.
+#[test]
+fn the_static_package_comes_from_the_app_input_and_is_linked_where_nginx_serves_it() {
+    let topology = default_spec_with(|text| {
+        text.replacen(
+            "package = \"nixstack-demo-app\"\ncommand = \"nixstack-demo-app\"\n",
+            "source = \"github:acme/shop\"\n",
+            1,
+        )
+        .replacen("static = \"nixstack-demo-static\"", "static = \"web.assets\"", 1)
+    });
+    let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+    write_tree(&topology, dir.path());
+    let expr = format!(
+        r#"let
+          flake = import {dir}/flake.nix;
+          shop = {{ packages.x86_64-linux.default = "shop-package"; packages.x86_64-linux.web.assets = "shop-assets"; }};
+          outputs = flake.outputs {{ self = outputs; nixpkgs = {{ }}; disko = {{ }}; colmena = {{ }}; deploy-rs = {{ }}; app = shop; }};
+          final = {{ stdenv.hostPlatform.system = "x86_64-linux"; }};
+        in (outputs.overlays.default final {{ }}).nixstack-static"#,
+        dir = dir.path().display()
+    );
+    let output = nix_instantiate(&["--eval", "--strict", "--json", "--expr", &expr], dir.path());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&output.stdout).unwrap(), "shop-assets");
+    for host in &topology.hosts {
+        let evaluation = eval_host(dir.path(), &host.name, "{ }");
+        let link = &evaluation["config"]["environment"]["etc"]["nixstack/static"];
+        if host.has(nixstack::spec::Role::Web) {
+            assert_eq!(link["source"], "/nix/store/nixstack-static", "{}: {link}", host.name);
+            let nginx = std::fs::read_to_string(dir.path().join(format!("hosts/{}/nginx.conf", host.name))).unwrap();
+            assert!(
+                nginx.contains(&format!("root {};", nixstack::render::Layout::nixos().static_root().display())),
+                "{nginx}"
+            );
+        } else {
+            assert!(link.is_null(), "{}: {link}", host.name);
+        }
+    }
+}
+
+/// The default spec's `[web] static` is the demo app's assets: the overlay builds
+/// `nixstack-static` from the tree's own `./app/static.nix`, which the tree ships.
+#[test]
+fn the_demo_static_package_is_built_from_the_trees_app_directory() {
+    let topology = &topologies()[0];
+    assert_eq!(topology.web.as_ref().unwrap().static_package.as_deref(), Some("nixstack-demo-static"));
+    let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+    write_tree(topology, dir.path());
+    let expr = format!(
+        r#"let
+          flake = import {dir}/flake.nix;
+          outputs = flake.outputs {{ self = outputs; nixpkgs = {{ }}; disko = {{ }}; colmena = {{ }}; deploy-rs = {{ }}; }};
+          final = {{ callPackage = path: args: {{ package = toString path; exists = builtins.pathExists path; }}; }};
+        in (outputs.overlays.default final {{ }}).nixstack-static"#,
+        dir = dir.path().display()
+    );
+    let output = nix_instantiate(&["--eval", "--strict", "--json", "--expr", &expr], dir.path());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let package: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(package["exists"], true, "{package}");
+    assert!(package["package"].as_str().unwrap().ends_with("/app/static.nix"), "{package}");
+    assert!(dir.path().join("app/static/assets/nixstack-demo.5f0c2b9e.css").is_file());
+}
+
 /// A source that is no flake reference, and a `package` without a source, are located errors.
 #[test]
 fn a_bad_app_source_is_a_located_error() {

@@ -551,7 +551,13 @@ fn curl(namespaces: &Namespaces, ns: &str, args: &[&str]) -> (u16, String) {
 fn nginx_serves_health_verifies_the_app_and_reports_status() {
     require("nginx");
     require("openssl");
-    let topology = topology("default");
+    // Without `[web] static` the web root is served (with it, the package replaces the root).
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/default.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text.lines().find(|l| l.starts_with("static = ")).expect("the default has [web] static").to_string();
+    let topology =
+        compile(&SpecSource { name: "no-static.toml".into(), text: text.replace(&format!("{line}\n"), "") }).unwrap();
+    assert!(topology.web.as_ref().unwrap().static_package.is_none());
     let web1 = topology.host("web1").unwrap();
     let web = topology.web.as_ref().unwrap();
     let lb = topology.lb.as_ref().unwrap();
@@ -700,6 +706,162 @@ fn nginx_serves_health_verifies_the_app_and_reports_status() {
         .find(|line| line.contains("\" 200 ") && line.contains("/dynamic"))
         .expect("the app's answer is logged");
     assert!(served.contains(&accept) && served.contains("ustatus=") && served.contains("urt="), "{served}");
+}
+
+/// The default spec with the team's app from a flake and its static package (`[web] static`).
+fn static_topology() -> Topology {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/default.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replacen(
+            "package = \"nixstack-demo-app\"\ncommand = \"nixstack-demo-app\"\n",
+            "source = \"github:acme/shop\"\n",
+            1,
+        )
+        .replacen("static = \"nixstack-demo-static\"", "static = \"static\"", 1);
+    let topology = compile(&SpecSource { name: "static.toml".into(), text }).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(topology.web.as_ref().unwrap().static_package.as_deref(), Some("static"));
+    topology
+}
+
+/// `[web] static` on web1, by a running nginx (the lab config in a namespace of its own, the
+/// static link pointing at files with the store's mtime 1): a fingerprinted file is served
+/// from the package with `Cache-Control: public, max-age=31536000, immutable`; another file
+/// of the package is served without validators nginx would derive from that mtime (never a
+/// 304) and `no-cache`; a missing asset is nginx's 404, not the app's; every other path
+/// reaches the app upstream (502 while none listens, the app's answer once one does). Both
+/// layouts pass `nginx -t`.
+#[test]
+fn static_assets_are_served_from_the_package_and_the_rest_reaches_the_app() {
+    require("nginx");
+    require("openssl");
+    let topology = static_topology();
+    let web1 = topology.host("web1").unwrap();
+    let web = topology.web.as_ref().unwrap();
+    let root = temp_root();
+    let ca = TestCa::new(&root.path().join("ca"));
+    let layout = Layout::lab_at(root.path(), "web1");
+    ca.issue_for(&layout.secrets, &topology, "web1");
+    // The package, as the store holds it: read-only files with mtime 1.
+    let package = root.path().join("package");
+    std::fs::create_dir_all(package.join("assets")).unwrap();
+    std::fs::write(package.join("assets/app.3f9a1c2e.css"), "body{color:teal}\n").unwrap();
+    std::fs::write(package.join("robots.txt"), "User-agent: *\n").unwrap();
+    must(
+        Command::new("touch")
+            .args(["-h", "-d", "@1"])
+            .arg(package.join("assets/app.3f9a1c2e.css"))
+            .arg(package.join("robots.txt")),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [root.path(), &root.path().join("web1"), &package, &package.join("assets")] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::create_dir_all(layout.static_root().parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&package, layout.static_root()).unwrap();
+
+    let config = nginx::render(&topology, web1, &layout);
+    let prefix = root.path().join("web1");
+    nginx_check_lab(&config, &layout, &prefix, web1.address).unwrap_or_else(|e| panic!("{config}\n{e}"));
+    let nixos = nginx::render(&topology, web1, &Layout::nixos());
+    assert!(nixos.contains("root /etc/nixstack/static;"), "{nixos}");
+    let out = nginx_check_nixos(&nixos, &layout.secrets, root.path(), web1.address).unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.contains("test is successful"), "{out}");
+
+    let mut namespaces = Namespaces::new();
+    let ns = namespaces.add("nxs-stc");
+    must(Command::new("ip").args(["-n", &ns, "addr", "add", &format!("{}/32", web1.address), "dev", "lo"]));
+    for app in &web.app_upstream {
+        must(Command::new("ip").args(["-n", &ns, "addr", "add", &format!("{}/32", app.address), "dev", "lo"]));
+    }
+    let conf = layout.config("nginx.conf");
+    namespaces.spawn(&ns, "nginx", &["-c", conf.to_str().unwrap(), "-p", prefix.to_str().unwrap(), "-e", "stderr"]);
+    wait_listening(&namespaces, &ns, web1.address, web.port);
+
+    let base = format!("https://{}:{}", web1.name, web.port);
+    let resolve = format!("{}:{}:{}", web1.name, web.port, web1.address);
+    let host_header = format!("Host: {}", topology.stack.domain);
+    let ca_file = ca.cert();
+    let ca_arg = ca_file.to_str().unwrap();
+    let get = |namespaces: &Namespaces, path: &str, extra: &[&str]| {
+        let url = format!("{base}{path}");
+        let mut args = vec!["--cacert", ca_arg, "--resolve", &resolve, "-H", &host_header];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        curl(namespaces, &ns, &args)
+    };
+    let header = |text: &str, name: &str| -> Option<String> {
+        text.lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{}:", name.to_ascii_lowercase())))
+            .map(|l| l.split_once(':').unwrap().1.trim().to_string())
+    };
+
+    let (status, text) = get(&namespaces, "/assets/app.3f9a1c2e.css", &[]);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("body{color:teal}"), "the package's file: {text}");
+    assert_eq!(header(&text, "cache-control").as_deref(), Some("public, max-age=31536000, immutable"), "{text}");
+    assert_eq!(header(&text, "content-type").as_deref(), Some("text/css"), "{text}");
+    assert_eq!(header(&text, "x-served-by").as_deref(), Some("web1"), "{text}");
+
+    let (status, text) = get(&namespaces, "/robots.txt", &[]);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("User-agent: *"), "{text}");
+    assert_eq!(header(&text, "cache-control").as_deref(), Some("no-cache"), "{text}");
+    assert_eq!(header(&text, "etag"), None, "no ETag from the store's mtime: {text}");
+    assert_eq!(header(&text, "x-served-by").as_deref(), Some("web1"), "{text}");
+    let (status, text) = get(&namespaces, "/robots.txt", &["-H", "If-Modified-Since: Thu, 01 Jan 1970 00:00:01 GMT"]);
+    assert_eq!(status, 200, "never a 304 from the store's mtime: {text}");
+
+    let (status, text) = get(&namespaces, "/assets/gone.0000.css", &[]);
+    assert_eq!(status, 404, "a missing asset is nginx's own 404, not a trip to the app: {text}");
+    let (status, text) = get(&namespaces, "/dynamic", &[]);
+    assert_eq!(status, 502, "no app up, and /dynamic went to it: {text}");
+    let (status, _) = get(&namespaces, "/", &[]);
+    assert_eq!(status, 502, "/ is the app's too");
+
+    // An app on app2's address: the non-static paths get its answer.
+    let app = &web.app_upstream[1];
+    let app_secrets = root.path().join("app");
+    let app_host = topology.certificates.iter().find(|c| c.host == app.host).unwrap();
+    let mut dns = app_host.dns_names.clone();
+    dns.push(nginx::app_tls_name(&topology));
+    ca.issue(&app_secrets, &app_host.common_name, &dns, &app_host.ip_addresses);
+    let accept = format!("{}:{}", app.address, app.port);
+    namespaces.spawn(
+        &ns,
+        "openssl",
+        &[
+            "s_server",
+            "-quiet",
+            "-www",
+            "-accept",
+            &accept,
+            "-cert",
+            app_secrets.join("host.crt").to_str().unwrap(),
+            "-key",
+            app_secrets.join("host.key").to_str().unwrap(),
+        ],
+    );
+    wait_listening(&namespaces, &ns, app.address, app.port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (status, text) = loop {
+        let (status, text) = get(&namespaces, "/dynamic", &[]);
+        if status == 200 || Instant::now() > deadline {
+            break (status, text);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("s_server"), "the app's answer: {text}");
+    assert_ne!(
+        header(&text, "cache-control").as_deref(),
+        Some("no-cache"),
+        "the app's headers, not the static ones: {text}"
+    );
+    let (status, text) = get(&namespaces, "/assets/gone.0000.css", &[]);
+    assert_eq!(status, 404, "still not the app's: {text}");
+    let (_, text) = get(&namespaces, "/assets/app.3f9a1c2e.css", &[]);
+    assert!(!text.contains("s_server"), "{text}");
 }
 
 // ---------------------------------------------------------------------------------------

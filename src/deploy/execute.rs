@@ -74,9 +74,20 @@ fn ms(since: Instant) -> u64 {
 
 /// Runs `rollout`, reporting to `progress`.
 pub fn execute(rollout: &Rollout, progress: &Progress) -> Outcome {
+    execute_with(rollout, progress, |selected| {
+        closure::build(rollout.systems, selected, rollout.options.build_timeout).map_err(|e| e.to_string())
+    })
+}
+
+/// [`execute`] with the systems built by `build` (the hosts' names → their systems).
+fn execute_with(
+    rollout: &Rollout,
+    progress: &Progress,
+    build: impl FnOnce(&[String]) -> Result<BTreeMap<String, StorePath>, String>,
+) -> Outcome {
     let started = Instant::now();
     let mut outcome = Outcome::default();
-    let result = run(rollout, progress, &mut outcome);
+    let result = run(rollout, progress, &mut outcome, build);
     if let Err(error) = result {
         progress.emit(Event::Failed { host: None, error });
     }
@@ -105,7 +116,12 @@ fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R>
     })
 }
 
-fn run(rollout: &Rollout, progress: &Progress, outcome: &mut Outcome) -> Result<(), String> {
+fn run(
+    rollout: &Rollout,
+    progress: &Progress,
+    outcome: &mut Outcome,
+    build: impl FnOnce(&[String]) -> Result<BTreeMap<String, StorePath>, String>,
+) -> Result<(), String> {
     let plan = rollout.plan;
     let goal = plan.goal;
     let selected: Vec<String> = plan.batches.iter().flat_map(|b| b.hosts.iter().cloned()).collect();
@@ -126,7 +142,7 @@ fn run(rollout: &Rollout, progress: &Progress, outcome: &mut Outcome) -> Result<
     let build_started = Instant::now();
     progress
         .note(None, format!("building {} system(s): {} ...", selected.len(), rollout.systems.installable("<host>")));
-    let built = closure::build(rollout.systems, &selected, rollout.options.build_timeout).map_err(|e| {
+    let built = build(&selected).map_err(|e| {
         outcome.failed = selected.clone();
         format!("build failed: {e}")
     })?;
@@ -220,7 +236,29 @@ fn run(rollout: &Rollout, progress: &Progress, outcome: &mut Outcome) -> Result<
         }
     }
 
-    // 4. Batch by batch.
+    // 4. The app's schema migration, once, on one app host this deploy switches, before any
+    //    host switches: a failed migration stops the rollout while nothing has changed.
+    if goal != Goal::DryActivate {
+        if let Some(name) = super::migrate::host(rollout.topology, &outdated) {
+            let started = Instant::now();
+            match rollout.hosts[name].migrate(&built[name]) {
+                Ok(Some(_)) => progress.emit(Event::Migrated { host: name.clone(), ms: ms(started) }),
+                Ok(None) => {
+                    progress.note(Some(name), format!("its system has no {}: no migration ran", super::migrate::UNIT))
+                }
+                Err(e) => {
+                    progress.emit(Event::Failed {
+                        host: Some(name.clone()),
+                        error: format!("the app's migration failed: {e}"),
+                    });
+                    outcome.failed.push(name.clone());
+                    return Err(format!("the app's migration failed on {name}: nothing was switched"));
+                }
+            }
+        }
+    }
+
+    // 5. Batch by batch.
     for batch in &plan.batches {
         let members: Vec<String> = batch.hosts.iter().filter(|h| previous.contains_key(*h)).cloned().collect();
         if members.is_empty() {
@@ -470,4 +508,171 @@ fn undrain(rollout: &Rollout, progress: &Progress, lbs: &[&dyn Host], names: &[S
         }
     }
     failed
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::deploy::progress::{Format, Printer};
+    use crate::deploy::{make_plan, Plan};
+    use crate::host::{HostError, RunOutput};
+    use crate::spec::SpecSource;
+    use crate::stack::Layout;
+    use crate::topology::compile;
+
+    /// What a host was asked to do, in order, across every host of a rollout.
+    type Journal = Arc<Mutex<Vec<String>>>;
+
+    /// A host that records every action deploy takes on it and answers as told: it runs
+    /// `old`, takes any closure and secrets, and its migration succeeds unless told to fail.
+    /// Its health probes (shell scripts) fail: no host here serves anything.
+    #[derive(Debug)]
+    struct Recording {
+        name: String,
+        layout: Layout,
+        journal: Journal,
+        migration_fails: bool,
+    }
+
+    const OLD: &str = "/nix/store/00000000000000000000000000000000-nixos-system-old";
+
+    impl Recording {
+        fn log(&self, what: &str) {
+            self.journal.lock().unwrap().push(format!("{} {what}", self.name));
+        }
+    }
+
+    impl Host for Recording {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn layout(&self) -> &Layout {
+            &self.layout
+        }
+        fn current_system(&self) -> Result<Option<StorePath>, HostError> {
+            Ok(Some(StorePath::parse(OLD).unwrap()))
+        }
+        fn copy_closure(&self, _: &StorePath) -> Result<(), HostError> {
+            self.log("copy");
+            Ok(())
+        }
+        fn migrate(&self, system: &StorePath) -> Result<Option<String>, HostError> {
+            self.log(&format!("migrate {system}"));
+            if self.migration_fails {
+                return Err(HostError::Other { host: self.name.clone(), detail: "ERROR 1050: table exists".into() });
+            }
+            Ok(Some("migrated\n".into()))
+        }
+        fn switch(&self, path: &StorePath, goal: Goal) -> Result<String, HostError> {
+            self.log(&format!("switch {} {path}", goal.as_str()));
+            Ok(String::new())
+        }
+        fn rollback(&self, _: Option<&StorePath>, _: Goal) -> Result<StorePath, HostError> {
+            self.log("rollback");
+            Ok(StorePath::parse(OLD).unwrap())
+        }
+        fn run(&self, _: &str) -> Result<RunOutput, HostError> {
+            Err(HostError::Other { host: self.name.clone(), detail: "nothing listens here".into() })
+        }
+    }
+
+    fn new_system(host: &str) -> StorePath {
+        StorePath::parse(&format!("/nix/store/11111111111111111111111111111111-nixos-system-{host}")).unwrap()
+    }
+
+    /// Deploys `spec` on the hosts `on` with recording hosts; the outcome, the events and the
+    /// journal of every host's actions in order.
+    fn deploy(spec: &str, on: &[&str], failing: &[&str]) -> (Outcome, Vec<Event>, Vec<String>) {
+        let topology = compile(&SpecSource { name: "stack.toml".into(), text: spec.into() }).unwrap();
+        let on: Vec<String> = on.iter().map(|s| s.to_string()).collect();
+        let plan = make_plan(Some(&topology), &topology, &on, Goal::Switch, 1).unwrap();
+        let plan = Plan { blockers: Vec::new(), ..plan };
+        let journal = Journal::default();
+        let hosts: BTreeMap<String, Box<dyn Host>> = topology
+            .hosts
+            .iter()
+            .map(|h| {
+                let host = Recording {
+                    name: h.name.clone(),
+                    layout: Layout::nixos(),
+                    journal: journal.clone(),
+                    migration_fails: failing.contains(&h.name.as_str()),
+                };
+                (h.name.clone(), Box::new(host) as Box<dyn Host>)
+            })
+            .collect();
+        let options = Options {
+            gate: GatePolicy {
+                timeout: Duration::from_millis(50),
+                interval: Duration::from_millis(10),
+                consecutive: 1,
+            },
+            drain_timeout: Duration::from_millis(50),
+            ..Options::default()
+        };
+        let systems = Systems::Nixos { flake: "path:/nonexistent".into(), nix_config: None };
+        let rollout =
+            Rollout { topology: &topology, plan: &plan, systems: &systems, hosts: &hosts, secrets_dir: None, options };
+        let (progress, printer) = Printer::start(Format::Json, Box::new(std::io::sink()));
+        let outcome = execute_with(&rollout, &progress, |selected| {
+            Ok(selected.iter().map(|h| (h.clone(), new_system(h))).collect())
+        });
+        let events = progress.events();
+        printer.finish(progress);
+        let journal = journal.lock().unwrap().clone();
+        (outcome, events, journal)
+    }
+
+    fn default_spec() -> String {
+        SpecSource::embedded_default().text
+    }
+
+    #[test]
+    fn a_failing_migration_stops_the_deploy_before_any_host_switches() {
+        assert!(default_spec().contains("migrate = "), "the default example has a migration");
+        let (outcome, events, journal) = deploy(&default_spec(), &[], &["app1"]);
+        // The CLI's exit code is 1 exactly when the outcome is not ok (deploy::command).
+        assert!(!outcome.ok, "{outcome:?}");
+        assert_eq!(outcome.failed, ["app1"]);
+        assert!(outcome.activated.is_empty() && outcome.rolled_back.is_empty(), "{outcome:?}");
+        assert!(!journal.iter().any(|a| a.contains(" switch ") || a.contains("rollback")), "{journal:#?}");
+        // Every closure was copied first; the migration ran once, on app1, with app1's new system.
+        let migrations: Vec<&String> = journal.iter().filter(|a| a.contains(" migrate ")).collect();
+        assert_eq!(migrations, [&format!("app1 migrate {}", new_system("app1"))]);
+        let first_migration = journal.iter().position(|a| a.contains(" migrate ")).unwrap();
+        assert_eq!(journal.iter().filter(|a| a.ends_with(" copy")).count(), 11, "{journal:#?}");
+        assert!(journal[..first_migration].iter().all(|a| a.ends_with(" copy")), "{journal:#?}");
+        assert!(
+            events.iter().any(
+                |e| matches!(e, Event::Failed { host: Some(h), error } if h == "app1" && error.contains("ERROR 1050"))
+            ),
+            "{events:#?}"
+        );
+        assert!(matches!(events.last(), Some(Event::Done { ok: false, .. })));
+    }
+
+    #[test]
+    fn the_migration_runs_once_before_the_first_app_host_switches() {
+        let (_, events, journal) = deploy(&default_spec(), &["@app"], &[]);
+        let migrations: Vec<usize> =
+            journal.iter().enumerate().filter(|(_, a)| a.contains(" migrate ")).map(|(i, _)| i).collect();
+        assert_eq!(migrations.len(), 1, "{journal:#?}");
+        assert!(journal[migrations[0]].starts_with("app1 migrate "));
+        let first_switch = journal.iter().position(|a| a.contains(" switch ")).expect("app hosts switch");
+        assert!(migrations[0] < first_switch, "{journal:#?}");
+        assert!(events.iter().any(|e| matches!(e, Event::Migrated { host, .. } if host == "app1")));
+    }
+
+    #[test]
+    fn without_a_migration_nothing_runs_and_a_deploy_without_app_hosts_runs_none() {
+        let spec = default_spec().replace("migrate = \"nixstack-demo-app --migrate\"\n", "");
+        assert!(!spec.contains("migrate = "));
+        let (_, _, journal) = deploy(&spec, &["@app"], &[]);
+        assert!(!journal.iter().any(|a| a.contains(" migrate ")), "{journal:#?}");
+        assert!(journal.iter().any(|a| a.contains(" switch ")), "{journal:#?}");
+        let (_, _, journal) = deploy(&default_spec(), &["@web"], &["app1", "app2", "app3"]);
+        assert!(!journal.iter().any(|a| a.contains(" migrate ")), "the app tier is not deployed: {journal:#?}");
+    }
 }

@@ -7,6 +7,7 @@ pub mod execute;
 pub mod health;
 pub mod host;
 pub mod install;
+pub mod migrate;
 pub mod plan;
 pub mod progress;
 pub mod ssh;

@@ -45,6 +45,11 @@ pub enum Event {
         updated: Vec<String>,
         unchanged: usize,
     },
+    /// The app's schema migration ran on this app host and succeeded (before any switch).
+    Migrated {
+        host: String,
+        ms: u64,
+    },
     /// The host was put in drain mode in a load balancer and its sessions ended.
     Drained {
         host: String,
@@ -105,6 +110,7 @@ impl Event {
             | Event::Outdated { host, .. }
             | Event::Copied { host, .. }
             | Event::SecretsUploaded { host, .. }
+            | Event::Migrated { host, .. }
             | Event::Drained { host, .. }
             | Event::Activated { host, .. }
             | Event::Healthy { host, .. }
@@ -133,6 +139,7 @@ impl Event {
                 format!("runs {} → {new}", current.as_deref().unwrap_or("no deployed system"))
             }
             Event::Copied { ms, .. } => format!("closure copied ({:.1}s)", *ms as f64 / 1000.0),
+            Event::Migrated { ms, .. } => format!("app migration ran ({:.1}s)", *ms as f64 / 1000.0),
             Event::SecretsUploaded { updated, unchanged, .. } if updated.is_empty() => {
                 format!("secrets: {unchanged} unchanged")
             }

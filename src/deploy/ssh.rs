@@ -521,6 +521,15 @@ impl Host for SshHost {
         Ok(target)
     }
 
+    fn migrate(&self, system: &StorePath) -> Result<Option<String>, HostError> {
+        // A migration may take as long as an activation may.
+        let out = self.script(
+            &super::migrate::script(system, &self.store.root, Path::new(super::migrate::RUNTIME_UNITS)),
+            self.timeouts.activation,
+        )?;
+        Ok((out.stdout.trim() != super::migrate::NONE).then_some(out.stdout))
+    }
+
     fn run(&self, script: &str) -> Result<RunOutput, HostError> {
         self.script(script, self.timeouts.command)
     }

@@ -132,6 +132,14 @@ pub trait Host: Send + Sync + std::fmt::Debug {
         Err(HostError::Unsupported { host: self.name().into(), operation: "rollback" })
     }
 
+    /// Runs the app's schema migration that `system` carries (its `nixstack-app-migrate`
+    /// unit; `system` is in the host's store but not active) and waits for it to end.
+    /// `Ok(None)`: the system has no migration; `Ok(Some(log))`: it ran and succeeded.
+    fn migrate(&self, system: &StorePath) -> Result<Option<String>, HostError> {
+        let _ = system;
+        Err(HostError::Unsupported { host: self.name().into(), operation: "running the app's migration" })
+    }
+
     /// Runs a shell script on the host (health checks, the HAProxy runtime API).
     fn run(&self, script: &str) -> Result<RunOutput, HostError> {
         let _ = script;

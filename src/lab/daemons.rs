@@ -40,7 +40,12 @@ pub fn up(topology: &Topology, plan: &NetworkPlan, state: &Mutex<State>, reporte
     }
     // After a full stop the most advanced Galera node starts first, whichever it is.
     start_most_advanced_first(&lab)?;
+    let mut migrated = false;
     for stage in &topology.start_order {
+        if !migrated && stage.iter().any(|name| lab.host(name).has(Role::App)) {
+            migrate(&lab)?;
+            migrated = true;
+        }
         let results: Vec<Result<()>> = std::thread::scope(|scope| {
             let handles: Vec<_> = stage.iter().map(|name| scope.spawn(|| start_host(&lab, lab.host(name)))).collect();
             handles
@@ -119,6 +124,9 @@ fn prepare_host(lab: &Lab, host: &Host) -> Result<()> {
     }
     if let Some(www) = &layout.web_root {
         std::fs::create_dir_all(www)?;
+    }
+    if host.has(Role::Web) {
+        link_static(lab, &layout)?;
     }
     // Secrets as modules/base.nix lays them out on NixOS: the directory 0750 and every file
     // 0640, root-owned, group the secrets group, which the units that read one hold.
@@ -293,6 +301,77 @@ pub fn start(lab: &Lab, host: &Host, daemon: Service) -> Result<Identity> {
         lab.reporter.emit(Event::Applied { host: host.name.clone(), what: "databases and users created".into() });
     }
     Ok(identity)
+}
+
+/// nixstack's demo assets (app/static, shipped in every artifact tree): what the lab serves
+/// for `[web] static` without `[web.lab] static`.
+fn demo_static() -> impl Iterator<Item = (&'static str, &'static str)> {
+    render::tree::APP.iter().filter_map(|(path, text)| path.strip_prefix("app/static/").map(|name| (name, *text)))
+}
+
+/// `[web] static` in the lab: the layout's static link (NixOS: /etc/nixstack/static into the
+/// store) points at `[web.lab] static`, or at the demo assets written into the host's state.
+fn link_static(lab: &Lab, layout: &Layout) -> Result<()> {
+    let Some(web) = lab.topology.web.as_ref().filter(|web| web.static_package.is_some()) else { return Ok(()) };
+    let target = match &web.lab_static {
+        Some(dir) => std::env::current_dir()?.join(dir),
+        None => {
+            let dir = layout.state.join("static-demo");
+            for (name, text) in demo_static() {
+                let file = dir.join(name);
+                std::fs::create_dir_all(file.parent().expect("a file in a directory"))?;
+                write_if_changed(&file, text)?;
+            }
+            dir
+        }
+    };
+    if !target.is_dir() {
+        bail!("web.lab.static `{}` is not a directory", target.display());
+    }
+    let link = layout.static_root();
+    std::fs::create_dir_all(link.parent().expect("under etc"))?;
+    if std::fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link).with_context(|| format!("cannot link {}", link.display()))?;
+    }
+    Ok(())
+}
+
+/// The app's schema migration (`[app] migrate`), once, before the first app starts: on the
+/// first app host, as modules/app.nix's `nixstack-app-migrate` unit runs it (the app's user,
+/// environment and credentials), against the first `DATABASE_HOSTS` node. Skipped when that
+/// host's app already runs (a repeated `lab up` changes nothing). Its failure fails `lab up`.
+fn migrate(lab: &Lab) -> Result<()> {
+    let Some(app) = &lab.topology.app else { return Ok(()) };
+    let (Some(migrate), Some(name)) = (&app.migrate, app.hosts.first()) else { return Ok(()) };
+    let host = lab.host(name);
+    if lab.running(&host.name, Service::App).is_some() {
+        return Ok(());
+    }
+    let layout = Layout::lab(&host.name);
+    let (service, launch) = launch(lab, host, &layout, Service::App, false)?;
+    let mut argv = match (&app.lab_migrate, &app.lab_command) {
+        (Some(argv), _) => argv.clone(),
+        (None, None) if app.source.is_none() => {
+            // The demo app's source under Debian's Python, with the migration's arguments.
+            service.argv.iter().cloned().chain(migrate[1..].iter().cloned()).collect()
+        }
+        _ => bail!("app.migrate `{}` has no [app.lab] migrate: set how the lab runs it", migrate.join(" ")),
+    };
+    if !argv[0].starts_with('/') {
+        argv[0] = std::env::current_dir()?.join(&argv[0]).display().to_string();
+    }
+    unit_directories(&service, launch.credentials.as_ref())?;
+    load_credentials(&service, launch.credentials.as_ref(), &layout)?;
+    let started = Instant::now();
+    let output = process::run_unit_command(&launch, &argv)
+        .with_context(|| format!("{}: app migration {}", host.name, argv.join(" ")))?;
+    std::fs::write(layout.log_file("app-migrate.log"), &output)?;
+    lab.reporter.emit(Event::Applied {
+        host: host.name.clone(),
+        what: format!("app migration ran ({} ms): {}", started.elapsed().as_millis(), migrate.join(" ")),
+    });
+    Ok(())
 }
 
 /// Creates the unit's runtime, state and logs directories with its modes, owned by its

@@ -15,6 +15,9 @@ const TEMPLATE: &str = include_str!("flake.nix.in");
 /// the demo app's sources, copied there by the tree renderer.
 pub const APP_SOURCE_DIR: &str = "./app";
 
+/// The overlay's name of the `[web] static` package (the web hosts' `nixstack.web.static`).
+pub const STATIC_ATTRIBUTE: &str = "nixstack-static";
+
 /// A check the flake carries beside its own: how the lab adds the NixOS VM test rendered
 /// from its Scenario (`checks.<system>.vm-test`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,8 +96,23 @@ pub fn flake_with(topology: &Topology, extra_checks: &[ExtraCheck]) -> String {
                 let mut attribute = vec!["packages", "${final.stdenv.hostPlatform.system}"];
                 attribute.extend(package.split('.'));
                 overlay.push((path, Nix::Raw(format!("app.{}", attribute.join(".")))));
+                if let Some(assets) = topology.web.as_ref().and_then(|web| web.static_package.as_ref()) {
+                    // [web] static: the web hosts serve this package's files from the store.
+                    let mut attribute = vec!["packages", "${final.stdenv.hostPlatform.system}"];
+                    attribute.extend(assets.split('.'));
+                    overlay.push((vec![STATIC_ATTRIBUTE.into()], Nix::Raw(format!("app.{}", attribute.join(".")))));
+                }
             }
-            _ => overlay.push((path, Nix::Raw(format!("final.callPackage {APP_SOURCE_DIR} {{ }}")))),
+            _ => {
+                overlay.push((path, Nix::Raw(format!("final.callPackage {APP_SOURCE_DIR} {{ }}"))));
+                if topology.web.as_ref().is_some_and(|web| web.static_package.is_some()) {
+                    // The demo app's assets, from the flake's own ./app/static.
+                    overlay.push((
+                        vec![STATIC_ATTRIBUTE.into()],
+                        Nix::Raw(format!("final.callPackage {APP_SOURCE_DIR}/static.nix {{ }}")),
+                    ));
+                }
+            }
         }
     }
 

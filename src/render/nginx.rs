@@ -268,19 +268,65 @@ fn site_server(out: &mut String, topology: &Topology, host: &Host, layout: &Layo
     out.push_str("            return 200 \"ok\\n\";\n");
     out.push_str("        }\n");
 
-    out.push_str("\n        location / {\n");
-    if proxy_app {
-        out.push_str("            # Static files win; a directory serves its index.html; the rest is the app's.\n");
-        out.push_str("            try_files $uri $uri/index.html @app;\n");
+    if topology.web.as_ref().is_some_and(|web| web.static_package.is_some()) {
+        static_locations(out, host, layout, proxy_app);
     } else {
-        out.push_str("            try_files $uri $uri/index.html =404;\n");
+        out.push_str("\n        location / {\n");
+        if proxy_app {
+            out.push_str("            # Static files win; a directory serves its index.html; the rest is the app's.\n");
+            out.push_str("            try_files $uri $uri/index.html @app;\n");
+        } else {
+            out.push_str("            try_files $uri $uri/index.html =404;\n");
+        }
+        out.push_str("        }\n");
     }
-    out.push_str("        }\n");
 
     if proxy_app {
         app_location(out, topology, layout);
     }
     out.push_str("    }\n");
+}
+
+/// The URL prefix of fingerprinted assets: a file under it is named by its content (a hash in
+/// its name, as Vite, Rails, Phoenix and webpack emit them under `assets/`), so it never
+/// changes and may be cached for a year.
+pub const FINGERPRINTED_PREFIX: &str = "/assets/";
+
+/// `Cache-Control` of a fingerprinted asset.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// `[web] static`: the package's files straight from the store (through the layout's static
+/// link), the rest to the app. Store files all carry the mtime 1 (Nix canonicalises it), so
+/// nginx's validators (`Last-Modified` 1970, an `ETag` of mtime and size) would call a
+/// changed file of the same size unchanged: a file outside the fingerprinted prefix is
+/// served without them (`etag off`, `if_modified_since off`) and `Cache-Control: no-cache`.
+fn static_locations(out: &mut String, host: &Host, layout: &Layout, proxy_app: bool) {
+    let root = layout.static_root();
+    let served_by = format!("            add_header X-Served-By {} always;\n", host.name);
+    let _ = writeln!(out, "\n        # [web] static: fingerprinted files under {FINGERPRINTED_PREFIX} never change, so clients keep them a year.");
+    let _ = writeln!(out, "        location {FINGERPRINTED_PREFIX} {{");
+    let _ = writeln!(out, "            root {};", root.display());
+    out.push_str("            # A location's add_header replaces the server's: the node header again.\n");
+    out.push_str(&served_by);
+    let _ = writeln!(out, "            add_header Cache-Control \"{IMMUTABLE}\" always;");
+    out.push_str("            # An asset the package does not hold is a 404 here, never a request to the app.\n");
+    out.push_str("            try_files $uri =404;\n");
+    out.push_str("        }\n");
+    out.push_str("\n        # Other files of the package (robots.txt, favicon.ico) revalidate every time: the\n");
+    out.push_str("        # store's mtime (1) makes nginx's Last-Modified and ETag meaningless.\n");
+    out.push_str("        location / {\n");
+    let _ = writeln!(out, "            root {};", root.display());
+    out.push_str("            etag off;\n");
+    out.push_str("            if_modified_since off;\n");
+    if proxy_app {
+        out.push_str("            # The package's file when it has one; every other path is the app's.\n");
+        out.push_str("            try_files $uri @app;\n");
+    } else {
+        out.push_str("            try_files $uri =404;\n");
+    }
+    out.push_str(&served_by);
+    out.push_str("            add_header Cache-Control \"no-cache\" always;\n");
+    out.push_str("        }\n");
 }
 
 /// The named location that proxies to the app upstream.

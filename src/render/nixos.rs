@@ -141,33 +141,38 @@ pub fn host(topology: &Topology, host: &Host) -> String {
         bind("nixstack.nginx", attrs([("enable", Nix::Bool(true)), ("config", file(NativeConfig::Nginx))]));
     }
     if let (true, Some(web)) = (host.has(Role::Web), &topology.web) {
-        bind("nixstack.web", attrs([("enable", Nix::Bool(true)), ("root", Nix::str(&web.root))]));
+        let mut values = vec![("enable", Nix::Bool(true)), ("root", Nix::str(&web.root))];
+        if web.static_package.is_some() {
+            values.push(("static", Nix::select("pkgs", &[crate::render::flake::STATIC_ATTRIBUTE])));
+        }
+        bind("nixstack.web", attrs(values));
     }
     if let (true, Some(app)) = (host.has(Role::App), &topology.app) {
         let environment = crate::stack::app::environment(topology, host);
         let credentials = crate::stack::app::credentials(topology, &layout);
         let (_, port) = crate::stack::app::listen(topology, host).expect("an app tier");
         let command = app.command.as_ref().map_or(Nix::Null, Nix::str);
-        bind(
-            "nixstack.app",
-            attrs([
-                ("enable", Nix::Bool(true)),
-                ("package", Nix::select("pkgs", &app.package.split('.').collect::<Vec<_>>())),
-                ("command", command),
-                ("port", Nix::Int(i64::from(port))),
-                ("healthPath", Nix::str(&app.health_path)),
-                ("environment", Nix::Attrs(environment.into_iter().map(|(k, v)| (vec![k], Nix::Str(v))).collect())),
-                (
-                    "credentials",
-                    Nix::Attrs(
-                        credentials
-                            .into_iter()
-                            .map(|c| (vec![c.name.to_string()], Nix::str(c.source.display().to_string())))
-                            .collect(),
-                    ),
+        let mut values = vec![
+            ("enable", Nix::Bool(true)),
+            ("package", Nix::select("pkgs", &app.package.split('.').collect::<Vec<_>>())),
+            ("command", command),
+            ("port", Nix::Int(i64::from(port))),
+            ("healthPath", Nix::str(&app.health_path)),
+            ("environment", Nix::Attrs(environment.into_iter().map(|(k, v)| (vec![k], Nix::Str(v))).collect())),
+            (
+                "credentials",
+                Nix::Attrs(
+                    credentials
+                        .into_iter()
+                        .map(|c| (vec![c.name.to_string()], Nix::str(c.source.display().to_string())))
+                        .collect(),
                 ),
-            ]),
-        );
+            ),
+        ];
+        if let Some(migrate) = &app.migrate {
+            values.push(("migrate", Nix::strs(migrate)));
+        }
+        bind("nixstack.app", attrs(values));
     }
     if let (true, Some(db)) = (host.has(Role::Db), &topology.db) {
         let private = topology.networks.private;
@@ -263,7 +268,8 @@ pub fn host(topology: &Topology, host: &Host) -> String {
         );
     }
 
-    let arguments = if host.has(Role::App) { "{ lib, pkgs, ... }:" } else { "{ lib, ... }:" };
+    let serves_static = host.has(Role::Web) && topology.web.as_ref().is_some_and(|w| w.static_package.is_some());
+    let arguments = if host.has(Role::App) || serves_static { "{ lib, pkgs, ... }:" } else { "{ lib, ... }:" };
     let roles: Vec<&str> = host.roles.iter().map(|role| role.as_str()).collect();
     format!(
         "# {host_name} ({roles}) of the {stack} stack: data only, the modules in ../../modules do the work.\n\

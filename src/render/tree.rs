@@ -27,6 +27,12 @@ pub const MODULES: &[(&str, &str)] = &[
 pub const APP: &[(&str, &str)] = &[
     ("app/default.nix", include_str!("../../app/default.nix")),
     ("app/nixstack_demo_app.py", include_str!("../../app/nixstack_demo_app.py")),
+    ("app/static.nix", include_str!("../../app/static.nix")),
+    (
+        "app/static/assets/nixstack-demo.5f0c2b9e.css",
+        include_str!("../../app/static/assets/nixstack-demo.5f0c2b9e.css"),
+    ),
+    ("app/static/robots.txt", include_str!("../../app/static/robots.txt")),
 ];
 
 /// The lab's MariaDB config file beside the other lab configs of a db host.
@@ -77,6 +83,26 @@ mod tests {
             .into_iter()
             .collect();
         let shipped: Vec<&str> = MODULES.iter().map(|(path, _)| *path).collect();
+        assert_eq!(on_disk, shipped);
+    }
+
+    #[test]
+    fn every_file_of_the_demo_app_on_disk_is_shipped() {
+        fn walk(dir: &std::path::Path, base: &std::path::Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, base, out);
+                } else if path.extension().is_none_or(|e| e != "pyc") {
+                    out.push(format!("app/{}", path.strip_prefix(base).unwrap().display()));
+                }
+            }
+        }
+        let base = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/app"));
+        let mut on_disk = Vec::new();
+        walk(base, base, &mut on_disk);
+        on_disk.sort();
+        let shipped: Vec<&str> = APP.iter().map(|(path, _)| *path).collect();
         assert_eq!(on_disk, shipped);
     }
 

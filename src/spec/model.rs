@@ -370,6 +370,24 @@ pub struct WebSection {
     /// Local-only port of nginx `stub_status` (for the monitoring client).
     #[serde(default = "default_status_port")]
     pub status_port: Located<u16>,
+    /// Static assets served by nginx from the Nix store instead of the app: an attribute
+    /// under the app's flake's `packages.<system>` (`"static"`), needs `[app] source`. Files
+    /// under `assets/` are fingerprinted (cached for a year, immutable); every path the
+    /// package does not hold goes to the app (docs/app.md).
+    #[serde(rename = "static")]
+    pub static_package: Option<Located<String>>,
+    /// How the lab, which has no Nix, stands in for the static package.
+    pub lab: Option<WebLabSection>,
+}
+
+/// `[web.lab]`: the static assets in the lab.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct WebLabSection {
+    /// A local directory standing in for `[web] static` (absolute, or relative to the
+    /// directory `nixstack lab up` runs in). Default: nixstack's demo assets.
+    #[serde(rename = "static")]
+    pub static_dir: Option<Located<String>>,
 }
 
 fn default_root() -> Located<String> {
@@ -396,6 +414,12 @@ pub struct AppSection {
     /// Program run by the systemd unit, relative to the package's `bin/`. Default: the
     /// package's `meta.mainProgram` (`lib.getExe`) with `source`, `nixstack-demo-app` without.
     pub command: Option<Located<String>>,
+    /// The schema migration, run once per deploy before any app host switches: a program in
+    /// the package's `bin/` and its arguments, split on spaces (`"shop-server migrate"`). It
+    /// runs on one app host as the oneshot unit `nixstack-app-migrate` with the app's
+    /// environment and credentials, against the first `DATABASE_HOSTS` node only; its
+    /// failure stops the rollout with nothing switched (docs/app.md).
+    pub migrate: Option<Located<String>>,
     /// How the lab starts the application without Nix.
     pub lab: Option<AppLabSection>,
     /// Port the web tier reaches the app hop on: with `tls.internal`, the TLS terminator
@@ -421,6 +445,9 @@ pub struct AppLabSection {
     /// Program and arguments that start the app here (absolute, or relative to the directory
     /// `nixstack lab up` runs in), run with the same environment and credentials as on NixOS.
     pub command: Located<Vec<String>>,
+    /// Program and arguments of `[app] migrate` here (needed with `source`; the demo app's
+    /// migration runs without it), run once by `lab up` with the app's environment.
+    pub migrate: Option<Located<Vec<String>>>,
 }
 fn default_app_port() -> Located<u16> {
     Located::synthetic(8080)

@@ -25,6 +25,9 @@ pub const NIXOS_SECRETS: &str = "/var/lib/nixstack/secrets";
 pub const STABLE_PRIVATE_INTERFACE: &str = "priv0";
 pub const STABLE_PUBLIC_INTERFACE: &str = "pub0";
 
+/// Where a web host finds the `[web] static` package on NixOS (modules/web.nix links it).
+pub const STATIC_ROOT: &str = "/etc/nixstack/static";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LayoutKind {
@@ -162,6 +165,13 @@ impl Layout {
     }
     pub fn config(&self, name: &str) -> PathBuf {
         self.etc.join(name)
+    }
+    /// The static assets nginx serves (`[web] static`): on NixOS a link in /etc to the
+    /// package's store path (modules/web.nix, `environment.etc`), in the lab a link to the
+    /// stand-in directory. A link, so the nginx config names no store path and is the same
+    /// text in both.
+    pub fn static_root(&self) -> PathBuf {
+        self.translate(STATIC_ROOT)
     }
 
     /// Where a NixOS absolute path lives in this layout: itself on NixOS; under the host's

@@ -200,6 +200,13 @@ pub struct WebTier {
     pub port: u16,
     pub status_port: u16,
     pub proxy_app: bool,
+    /// `[web] static`: the attribute under the app input's `packages.<system>` that nginx
+    /// serves from the store (the overlay's `nixstack-static`); `None`: the app serves all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub static_package: Option<String>,
+    /// `[web.lab] static`: the lab's stand-in directory; `None`: the demo assets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lab_static: Option<String>,
     /// Every app backend: the pool each web host's upstream is drawn from
     /// ([`WebTier::upstream_of`]).
     pub app_upstream: Vec<Backend>,
@@ -254,6 +261,13 @@ pub struct AppTier {
     pub command: Option<String>,
     /// `[app.lab] command`: how the lab starts the app without Nix.
     pub lab_command: Option<Vec<String>>,
+    /// `[app] migrate`, split into words: the program in the package's `bin/`, then its
+    /// arguments; `None`: no migration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<Vec<String>>,
+    /// `[app.lab] migrate`: the migration as the lab runs it without Nix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lab_migrate: Option<Vec<String>>,
     /// The app hop's port on the private address (the terminator's with internal TLS).
     pub port: u16,
     /// With internal TLS: nginx on each app host terminates the web tier's TLS on `port`

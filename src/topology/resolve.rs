@@ -214,8 +214,13 @@ impl Resolver<'_> {
             port: w.port.value,
             status_port: w.status_port.value,
             proxy_app: w.proxy_app.value,
+            static_package: w.static_package.as_ref().map(|s| s.value.clone()),
+            lab_static: w.lab.as_ref().and_then(|lab| lab.static_dir.as_ref()).map(|d| d.value.clone()),
             app_upstream: Vec::new(),
         });
+        if let Some(w) = spec.web.as_ref() {
+            self.check_web_static(w, spec.app.as_ref());
+        }
         let app_port = spec.app.as_ref().map(|a| a.port.value).unwrap_or(8080);
         let mut web = web;
         if let Some(web) = web.as_mut() {
@@ -308,6 +313,8 @@ impl Resolver<'_> {
                 (None, None) => Some(DEMO_APP_ATTRIBUTE.into()),
             },
             lab_command: a.lab.as_ref().map(|lab| lab.command.value.clone()),
+            migrate: a.migrate.as_ref().map(|m| m.split_whitespace().map(str::to_string).collect()),
+            lab_migrate: a.lab.as_ref().and_then(|lab| lab.migrate.as_ref()).map(|m| m.value.clone()),
             port: a.port.value,
             terminator: internal_tls,
             listen_port: a.listen_port.value,
@@ -919,6 +926,35 @@ impl Resolver<'_> {
     /// `[app] source` is a flake reference Nix accepts as an input URL; `package` without a
     /// source names an overlay attribute nixstack does not have.
     fn check_app_source(&mut self, app: &crate::spec::AppSection) {
+        if let Some(migrate) = &app.migrate {
+            let program = migrate.split_whitespace().next().unwrap_or_default();
+            if program.is_empty() || program.contains('/') || migrate.contains(['"', '\\', '$', '`', '\'', ';']) {
+                self.error(
+                    migrate.span.clone(),
+                    format!("app.migrate `{}` is not a command of the package", migrate.value),
+                )
+                .expected("a program in the package's bin/ and its arguments, separated by spaces")
+                .hint(
+                    "e.g. migrate = \"shop-server migrate\" (no quotes, `$`, `;` or paths: it is not run by a shell)",
+                );
+            }
+            if app.source.is_some() && app.lab.as_ref().is_some_and(|lab| lab.migrate.is_none()) {
+                self.error(migrate.span.clone(), "app.migrate has no [app.lab] migrate")
+                    .expected("[app.lab] migrate: how the lab runs the migration without Nix")
+                    .hint("e.g. migrate = [\"./shop/bin/server\", \"migrate\"] under [app.lab]");
+            }
+        }
+        if let Some(lab_migrate) = app.lab.as_ref().and_then(|lab| lab.migrate.as_ref()) {
+            if app.migrate.is_none() {
+                self.error(lab_migrate.span.clone(), "app.lab.migrate without app.migrate")
+                    .expected("[app] migrate, the migration the hosts run")
+                    .hint("set migrate under [app] too, or drop it here");
+            } else if lab_migrate.value.is_empty() {
+                self.error(lab_migrate.span.clone(), "app.lab.migrate is empty")
+                    .expected("the program and its arguments, e.g. [\"./shop/bin/server\", \"migrate\"]")
+                    .hint("the lab runs it once with the app's environment and credentials");
+            }
+        }
         if let Some(source) = &app.source {
             let known = FLAKE_REFERENCE_SCHEMES.iter().any(|scheme| source.value.starts_with(scheme));
             if !known || source.value.contains(char::is_whitespace) || source.value.contains('"') {
@@ -940,6 +976,38 @@ impl Resolver<'_> {
                 self.error(package.span.clone(), format!("app.package `{}` names no package", package.value))
                     .expected("app.source, the flake the package comes from")
                     .hint("set `source = \"github:org/repo\"` (package then names its packages.<system> attribute), or drop `package` for the demo app");
+            }
+        }
+    }
+
+    fn check_web_static(&mut self, web: &crate::spec::WebSection, app: Option<&crate::spec::AppSection>) {
+        if let Some(attribute) = &web.static_package {
+            let valid = !attribute.is_empty()
+                && attribute.split('.').all(|part| {
+                    !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                });
+            if !valid {
+                self.error(
+                    attribute.span.clone(),
+                    format!("web.static `{}` is not a package attribute", attribute.value),
+                )
+                .expected("an attribute under the app flake's packages.<system>, e.g. \"static\"")
+                .hint("letters, digits, `-`, `_`, parts separated by `.`; not a path");
+            } else if app.and_then(|a| a.source.as_ref()).is_none() && attribute.value != DEMO_STATIC_ATTRIBUTE {
+                self.error(attribute.span.clone(), format!("web.static `{}` names no package", attribute.value))
+                    .expected(format!("[app] source, the flake whose packages.<system> holds it (without one, only the demo app's \"{DEMO_STATIC_ATTRIBUTE}\")"))
+                    .hint("set `source = \"github:org/repo\"` under [app], or drop `static` (the app then serves every path)");
+            }
+        }
+        if let Some(dir) = web.lab.as_ref().and_then(|lab| lab.static_dir.as_ref()) {
+            if web.static_package.is_none() {
+                self.error(dir.span.clone(), "web.lab.static without web.static")
+                    .expected("[web] static, the package the hosts serve")
+                    .hint("set static under [web] too, or drop it here");
+            } else if dir.is_empty() || dir.contains('\n') {
+                self.error(dir.span.clone(), "web.lab.static is not a directory")
+                    .expected("a directory, e.g. \"./shop/public\"")
+                    .hint("absolute, or relative to where `nixstack lab up` runs");
             }
         }
     }
@@ -1197,6 +1265,8 @@ fn role_span(spec: &RawSpec, role: Role, host: &str) -> Range<usize> {
 /// Span of the spec key that sets a service's port, where the user can change it.
 /// The overlay attribute of nixstack's demo app (`callPackage ./app`).
 pub const DEMO_APP_ATTRIBUTE: &str = "nixstack-demo-app";
+/// `[web] static` of the demo app (no `[app] source`): its assets, app/static.
+pub const DEMO_STATIC_ATTRIBUTE: &str = "nixstack-demo-static";
 /// The overlay attribute the generated flake gives the package of `[app] source`.
 pub const SOURCE_APP_ATTRIBUTE: &str = "nixstack-app";
 

@@ -112,6 +112,7 @@ let
     optional = condition: value: if condition then [ value ] else [ ];
     optionalString = condition: text: if condition then text else "";
     escapeShellArg = arg: "'${replaceStrings [ "'" ] [ "'\\''" ] (toString arg)}'";
+    escapeShellArgs = concatMapStringsSep " " escapeShellArg;
     hasPrefix = prefix: text: substring 0 (stringLength prefix) text == prefix;
     removePrefix =
       prefix: text:
@@ -151,6 +152,7 @@ let
           "netcat"
           "nixstack-app"
           "nixstack-demo-app"
+          "nixstack-static"
           "opentelemetry-collector-contrib"
           "procps"
           "pv"
