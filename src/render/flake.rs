@@ -153,7 +153,9 @@ fn channel_inputs(topology: &Topology) -> String {
 /// The arguments of `outputs` for [`channel_inputs`].
 fn channel_arguments(topology: &Topology) -> String {
     let others = topology.channels().into_iter().skip(1);
-    others.map(|channel| format!("\n      {},", crate::topology::nixpkgs_input(channel, &topology.stack.channel))).collect()
+    others
+        .map(|channel| format!("\n      {},", crate::topology::nixpkgs_input(channel, &topology.stack.channel)))
+        .collect()
 }
 
 /// The hosts whose channel or system is not the stack's.
