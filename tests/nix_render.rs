@@ -1355,6 +1355,10 @@ fn a_mixed_channel_web_tier_gets_a_nixpkgs_input_per_channel() {
         let expected = if host == "web3" { "nixpkgs-25-05" } else { "nixpkgs" };
         assert_eq!(input, expected, "{host}");
     }
+    // web3's toplevel is a check of its own system, for a builder of that system.
+    let x86_checks = strings(&flake["checks"]["x86_64-linux"]);
+    assert!(x86_checks.contains(&"web2-toplevel") && !x86_checks.contains(&"web3-toplevel"), "{x86_checks:?}");
+    assert_eq!(strings(&flake["checks"]["aarch64-linux"]), ["web3-toplevel"]);
     let platform = |host: &str| eval_host(dir.path(), host, "{ }")["host"]["nixpkgs"]["hostPlatform"].clone();
     assert_eq!(platform("web3"), "aarch64-linux");
     assert_eq!(platform("web2"), "x86_64-linux");

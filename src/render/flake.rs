@@ -118,6 +118,8 @@ pub fn flake_with(topology: &Topology, extra_checks: &[ExtraCheck]) -> String {
             ("system", quote(&stack.system)),
             ("nixos_configurations", render_at(&Nix::Attrs(configurations), 3)),
             ("checks", render_at(&Nix::Attrs(checks), 4)),
+            ("own_system_configurations", own_system_configurations(topology)),
+            ("other_system_checks", other_system_checks(topology)),
             ("packages", render_at(&Nix::Attrs(packages), 3)),
             ("overlay", render_at(&Nix::Attrs(overlay), 3)),
             ("formatter", formatter(&stack.channel).to_string()),
@@ -161,6 +163,36 @@ fn channel_arguments(topology: &Topology) -> String {
 /// The hosts whose channel or system is not the stack's.
 fn pinned_away(topology: &Topology) -> Vec<&Host> {
     topology.hosts.iter().filter(|host| host.pin() != topology.stack_pin()).collect()
+}
+
+/// The hosts of a system other than the stack's, sorted by name.
+fn other_system_hosts(topology: &Topology) -> Vec<&Host> {
+    topology.hosts.iter().filter(|host| host.system != topology.stack.system).collect()
+}
+
+/// The configurations whose toplevels are checks of the stack's system: all but those of
+/// [`other_system_hosts`].
+fn own_system_configurations(topology: &Topology) -> String {
+    let others = other_system_hosts(topology);
+    if others.is_empty() {
+        return "self.nixosConfigurations".into();
+    }
+    let names = Nix::strs(others.iter().map(|host| host.name.as_str())).render();
+    format!("(removeAttrs self.nixosConfigurations {names})")
+}
+
+/// `checks.<system>` of each other system a host runs: the toplevels of its hosts.
+fn other_system_checks(topology: &Topology) -> String {
+    let mut by_system: std::collections::BTreeMap<&str, Vec<(Vec<String>, Nix)>> = Default::default();
+    for host in other_system_hosts(topology) {
+        let toplevel =
+            Nix::select("self", &["nixosConfigurations", &host.name, "config", "system", "build", "toplevel"]);
+        by_system.entry(&host.system).or_default().push((vec![format!("{}-toplevel", host.name)], toplevel));
+    }
+    by_system
+        .into_iter()
+        .map(|(system, checks)| format!("\n      checks.{system} = {};", render_at(&Nix::Attrs(checks), 3)))
+        .collect()
 }
 
 /// colmena's `meta.nodeNixpkgs`: per host of [`pinned_away`] the package set of its channel

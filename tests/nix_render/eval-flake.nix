@@ -117,11 +117,13 @@ in
     else
       null;
   checks = mapAttrs (_: attrNames) self.checks;
-  # deploy-rs's checks, forced (the stand-in runs the schema and activation rules then).
+  # deploy-rs's checks, forced (the stand-in runs the schema and activation rules then); null
+  # under the checks of a system that has none (another system's hosts' toplevels).
   deployChecks =
     if self ? deploy then
       mapAttrs (_: checks: {
-        inherit (checks) deploy-schema deploy-activate;
+        deploy-schema = checks.deploy-schema or null;
+        deploy-activate = checks.deploy-activate or null;
       }) self.checks
     else
       null;
