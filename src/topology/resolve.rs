@@ -1499,6 +1499,32 @@ mod group_tests {
     }
 
     #[test]
+    fn a_host_or_group_pin_overrides_the_stacks_and_names_a_nixpkgs_input() {
+        let spec = "[hosts.web1]\nroles = [\"web\"]\n\
+                    [hosts.web2]\nroles = [\"web\"]\nsystem = \"aarch64-linux\"\n\
+                    [groups.edge]\ncount = 2\nroles = [\"web\"]\nchannel = \"nixos-unstable\"\n\
+                    [groups.tail]\ncount = 1\nroles = [\"web\"]\nchannel = \"nixpkgs-unstable\"";
+        let topology = compile("10.0.0.0/24", spec).expect("valid");
+        let pins: Vec<(&str, &str, &str)> =
+            topology.hosts.iter().map(|h| (h.name.as_str(), h.channel.as_str(), h.system.as_str())).collect();
+        assert_eq!(
+            pins,
+            [
+                ("edge1", "nixos-unstable", "x86_64-linux"),
+                ("edge2", "nixos-unstable", "x86_64-linux"),
+                ("tail1", "nixpkgs-unstable", "x86_64-linux"),
+                ("web1", "nixos-25.11", "x86_64-linux"),
+                ("web2", "nixos-25.11", "aarch64-linux"),
+            ]
+        );
+        assert_eq!(topology.channels(), ["nixos-25.11", "nixos-unstable", "nixpkgs-unstable"]);
+        // The names docs/spec.md gives.
+        let inputs: Vec<String> = topology.hosts.iter().map(|h| topology.nixpkgs_input_of(h)).collect();
+        assert_eq!(inputs, ["nixpkgs-unstable", "nixpkgs-unstable", "nixpkgs-nixpkgs-unstable", "nixpkgs", "nixpkgs"]);
+        assert_eq!(crate::topology::nixpkgs_input("nixos-25.05", "nixos-25.11"), "nixpkgs-25-05");
+    }
+
+    #[test]
     fn groups_and_explicit_hosts_share_the_private_network_without_collisions() {
         let spec = "[hosts.web1]\naddress = \"10.0.0.11\"\nroles = [\"web\"]\n\
                     [groups.more]\ncount = 3\nroles = [\"web\"]\nname = \"w{n}\"";
