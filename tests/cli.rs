@@ -60,7 +60,7 @@ fn temp_dir() -> tempfile::TempDir {
 }
 
 #[test]
-fn check_without_a_spec_uses_the_embedded_default_with_zero_warnings() {
+fn check_without_a_spec_uses_the_embedded_default_with_no_warning_but_monoculture() {
     let empty = temp_dir();
     let output = nixstack(empty.path(), &["check"]);
     let (out, err) = (stdout(&output), stderr(&output));
@@ -70,8 +70,12 @@ fn check_without_a_spec_uses_the_embedded_default_with_zero_warnings() {
     for host in ["lb1", "lb2", "web1", "web2", "web3", "app1", "app2", "app3", "db1", "db2", "db3"] {
         assert!(out.lines().any(|l| l.trim_start().starts_with(&format!("{host} "))), "host {host} missing:\n{out}");
     }
-    assert!(out.contains("0 error(s), 0 warning(s)"), "{out}");
-    assert!(!out.contains("warning ") && !out.contains("error "), "{out}");
+    // One channel and one system for every host: the four tiers are monocultures, the only
+    // warnings of the default.
+    assert!(out.contains("0 error(s), 4 warning(s)"), "{out}");
+    let warnings: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with("warning ")).collect();
+    assert!(warnings.len() == 4 && warnings.iter().all(|l| l.contains("[monoculture]")), "{out}");
+    assert!(!out.contains("error "), "{out}");
     assert!(snapshot_dir(empty.path()).is_empty(), "check wrote into the working directory");
 }
 
@@ -115,7 +119,7 @@ fn audit_json_is_a_json_array_of_findings() {
     let findings: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("audit --json prints valid JSON");
     let findings = findings.as_array().expect("a JSON array");
     let codes: Vec<&str> = findings.iter().map(|f| f["code"].as_str().expect("every finding has a code")).collect();
-    for code in ["plaintext-hop", "spof-db-writer", "co-located-roles", "spof-lb"] {
+    for code in ["plaintext-hop", "spof-db-writer", "co-located-roles", "spof-lb", "monoculture"] {
         assert!(codes.contains(&code), "no `{code}` in {codes:?}");
     }
     for finding in findings {
@@ -126,8 +130,11 @@ fn audit_json_is_a_json_array_of_findings() {
     let clean = nixstack(repo(), &["audit", "examples/default.toml", "--json"]);
     assert_eq!(code(&clean), 0);
     let clean: serde_json::Value = serde_json::from_str(&stdout(&clean)).unwrap();
+    // The default runs every host on the stack's one channel and system: each of its four tiers
+    // is a monoculture, and nothing else is a warning.
     let above_info: Vec<_> = clean.as_array().unwrap().iter().filter(|f| f["severity"] != "info").collect();
-    assert!(above_info.is_empty(), "the default spec has warnings: {above_info:?}");
+    let codes: Vec<&str> = above_info.iter().map(|f| f["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["monoculture"; 4], "the default spec has other warnings: {above_info:?}");
 }
 
 #[test]

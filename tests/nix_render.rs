@@ -1271,7 +1271,15 @@ fn assert_deploy_tools(topology: &Topology, flake: &Value) {
             let roles: Vec<&str> = host.roles.iter().map(|role| role.as_str()).collect();
             assert_eq!(strings(&deployment["tags"]), roles, "{stack}/{}", host.name);
             assert_eq!(node["modules"], flake["systems"][&host.name], "{stack}/{}: not the same modules", host.name);
-            assert_eq!(node["system"], system, "{stack}/{}", host.name);
+            // colmena evaluates the host with the system and the nixpkgs its nixosConfiguration has.
+            assert_eq!(node["system"], host.system.as_str(), "{stack}/{}", host.name);
+            let built_by = flake["builtBy"][&host.name].as_str().unwrap();
+            let eval_config = node["evalConfig"].as_str().unwrap();
+            assert!(
+                eval_config.ends_with(&format!("/{built_by}/nixos/lib/eval-config.nix")),
+                "{stack}/{}: {eval_config}, not {built_by}'s",
+                host.name
+            );
             assert_eq!(colmena["deployment"][&host.name], *deployment, "{stack}/{}", host.name);
         }
     }
@@ -1297,11 +1305,70 @@ fn assert_deploy_tools(topology: &Topology, flake: &Value) {
                 "{stack}/{}: not its system",
                 host.name
             );
-            assert_eq!(profile["path"]["system"], system, "{stack}/{}", host.name);
+            assert_eq!(profile["path"]["system"], host.system.as_str(), "{stack}/{}", host.name);
         }
         assert_eq!(flake["deployChecks"][system]["deploy-schema"], "jsonschema-deploy-system", "{stack}");
         assert_eq!(flake["deployChecks"][system]["deploy-activate"], "deploy-rs-check-activate", "{stack}");
     }
+}
+
+/// A web tier on two channels and two systems: web3 pins `nixos-25.05` on `aarch64-linux`. The
+/// flake has exactly two nixpkgs inputs, one per channel of the spec, and builds web3 with the
+/// second one's `lib.nixosSystem` and every other host with the stack's; web3's configuration
+/// sets its own platform; colmena and deploy-rs follow; the audit finds the web tier diverse and
+/// every other tier a monoculture.
+#[test]
+fn a_mixed_channel_web_tier_gets_a_nixpkgs_input_per_channel() {
+    let topology = default_spec_with(|text| {
+        text.replacen("[hosts.web3]\n", "[hosts.web3]\nchannel = \"nixos-25.05\"\nsystem = \"aarch64-linux\"\n", 1)
+    });
+    let dir = tempfile::Builder::new().prefix("nxs-nix-render-").tempdir().unwrap();
+    write_tree(&topology, dir.path());
+    let parse = nix_instantiate(&["--parse", "flake.nix"], dir.path());
+    assert!(parse.status.success(), "{}", String::from_utf8_lossy(&parse.stderr));
+    let flake = flake_outputs(dir.path()).unwrap_or_else(|error| panic!("{error}"));
+
+    let nixpkgs_inputs: BTreeMap<&str, &str> = flake["inputs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter_map(|(name, input)| Some((name.as_str(), input["url"].as_str()?)))
+        .filter(|(_, url)| url.starts_with("github:NixOS/nixpkgs/"))
+        .collect();
+    assert_eq!(
+        nixpkgs_inputs,
+        BTreeMap::from([
+            ("nixpkgs", "github:NixOS/nixpkgs/nixos-25.11"),
+            ("nixpkgs-25-05", "github:NixOS/nixpkgs/nixos-25.05")
+        ])
+    );
+    assert!(strings(&flake["arguments"]).contains(&"nixpkgs-25-05"), "{}", flake["arguments"]);
+    // disko and the deploy tools keep following the stack's nixpkgs (their own tools are built
+    // for the operator's machine; each host's modules get the host's package set).
+    for input in ["disko", "colmena", "deploy-rs"] {
+        assert_eq!(flake["inputs"][input]["follows"]["nixpkgs"], "nixpkgs", "{input}: {}", flake["inputs"]);
+    }
+
+    let built_by = flake["builtBy"].as_object().unwrap();
+    assert_eq!(built_by.len(), topology.hosts.len());
+    for (host, input) in built_by {
+        let expected = if host == "web3" { "nixpkgs-25-05" } else { "nixpkgs" };
+        assert_eq!(input, expected, "{host}");
+    }
+    // web3's toplevel is a check of its own system, for a builder of that system.
+    let x86_checks = strings(&flake["checks"]["x86_64-linux"]);
+    assert!(x86_checks.contains(&"web2-toplevel") && !x86_checks.contains(&"web3-toplevel"), "{x86_checks:?}");
+    assert_eq!(strings(&flake["checks"]["aarch64-linux"]), ["web3-toplevel"]);
+    let platform = |host: &str| eval_host(dir.path(), host, "{ }")["host"]["nixpkgs"]["hostPlatform"].clone();
+    assert_eq!(platform("web3"), "aarch64-linux");
+    assert_eq!(platform("web2"), "x86_64-linux");
+    assert_deploy_tools(&topology, &flake);
+
+    let findings = nixstack::audit::audit(&topology);
+    let monocultures: Vec<&[String]> =
+        findings.iter().filter(|f| f.code == "monoculture").map(|f| f.hosts.as_slice()).collect();
+    assert_eq!(monocultures.len(), 3, "lb, app and db run one build: {monocultures:?}");
+    assert!(monocultures.iter().all(|hosts| !hosts.iter().any(|h| h.starts_with("web"))), "{monocultures:?}");
 }
 
 /// Both examples (the default serves colmena and deploy-rs, the whiteboard neither).

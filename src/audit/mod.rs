@@ -46,6 +46,7 @@ pub fn audit(topology: &Topology) -> Vec<Finding> {
     single_points_of_failure(topology, &mut findings);
     plaintext_hops(topology, &mut findings);
     co_location(topology, &mut findings);
+    monoculture(topology, &mut findings);
     galera_size(topology, &mut findings);
     coverage(topology, &mut findings);
     exposure(topology, &mut findings);
@@ -210,7 +211,9 @@ fn co_location(topology: &Topology, findings: &mut Vec<Finding>) {
         && topology.hosts.iter().filter(|h| h.roles.iter().any(|r| shared[0].roles.contains(r))).count()
             == shared.len();
     let message = if identical {
-        format!("identical components on every server: {}; a fault in one component (a bad release, a resource leak) hits every server at once", described.join(", "))
+        // A bad release hitting every server at once is the other half of "identical
+        // components": `monoculture` reports it, for these hosts and for any tier.
+        format!("identical components on every server: {}; a fault in one component (a resource leak, a crash) takes every role down on every server at once", described.join(", "))
     } else {
         format!(
             "roles co-located on one host: {}; a fault in one role takes the others down with it",
@@ -224,6 +227,59 @@ fn co_location(topology: &Topology, findings: &mut Vec<Finding>) {
         shared.iter().map(|h| h.name.clone()).collect(),
         "give each role its own hosts (the default spec runs one role per host)",
     ));
+}
+
+/// The software half of the whiteboard's "identical components across servers": a tier whose
+/// hosts all run one channel on one system runs one build of every package, so a bad release
+/// or a bug of that build hits every host of the tier at once, and no host is left to serve.
+/// A tier of one host is a single point of failure, reported as such. Tiers that run on the
+/// same hosts (co-located roles) are one finding: they are one set of machines.
+fn monoculture(topology: &Topology, findings: &mut Vec<Finding>) {
+    let mut tiers: BTreeMap<Vec<String>, (Vec<Role>, &crate::topology::Host)> = BTreeMap::new();
+    for role in Role::ALL {
+        let hosts: Vec<&crate::topology::Host> = topology.hosts_with(role).collect();
+        let [first, rest @ ..] = hosts.as_slice() else { continue };
+        if rest.is_empty() || rest.iter().any(|host| host.pin() != first.pin()) {
+            continue;
+        }
+        let names = hosts.iter().map(|host| host.name.clone()).collect();
+        tiers.entry(names).or_insert_with(|| (Vec::new(), hosts[hosts.len() - 1])).0.push(role);
+    }
+    for (hosts, (roles, last)) in tiers {
+        let roles: Vec<&str> = roles.iter().map(|role| role.as_str()).collect();
+        let tier = roles.join("+");
+        let pin = last.pin();
+        let table = match &last.group {
+            Some(group) => format!("[groups.{group}]"),
+            None => format!("[hosts.{}]", last.name),
+        };
+        let other_system = if pin.system == "aarch64-linux" { "x86_64-linux" } else { "aarch64-linux" };
+        let other_channel = previous_release(pin.channel).unwrap_or_else(|| "nixos-<another release>".into());
+        findings.push(finding(
+            Severity::Warning,
+            "monoculture",
+            format!(
+                "the {tier} tier runs one build: {} all run {pin}, so a bad release or a bug in it hits every one at once",
+                hosts.join(", ")
+            ),
+            hosts.clone(),
+            &format!(
+                "pin one host or group of the tier to another channel or system, e.g. `channel = \"{other_channel}\"` or `system = \"{other_system}\"` under {table}; deploy rolls it out first, as a canary (README.md, \"Software diversity\", says what must stay compatible)"
+            ),
+        ));
+    }
+}
+
+/// The NixOS release before `channel`'s (`nixos-25.11` → `nixos-25.05`, `nixos-25.05` →
+/// `nixos-24.11`), for a fix to name; `None` for a channel that is not a release.
+fn previous_release(channel: &str) -> Option<String> {
+    let (year, month) = channel.strip_prefix("nixos-")?.split_once('.')?;
+    let year: u32 = year.parse().ok()?;
+    match month {
+        "11" => Some(format!("nixos-{year}.05")),
+        "05" => Some(format!("nixos-{}.11", year.checked_sub(1)?)),
+        _ => None,
+    }
 }
 
 fn galera_size(topology: &Topology, findings: &mut Vec<Finding>) {
@@ -447,8 +503,14 @@ mod tests {
         crate::topology::compile(&SpecSource { name: "default+extra.toml".into(), text }).expect("compiles")
     }
 
+    /// The errors and warnings, but `monoculture`: the default example runs every host on the
+    /// stack's one channel, and the monoculture tests below look at that finding itself.
     fn codes(findings: &[Finding]) -> Vec<(&'static str, Vec<String>)> {
-        findings.iter().filter(|f| f.severity <= Severity::Warning).map(|f| (f.code, f.hosts.clone())).collect()
+        findings
+            .iter()
+            .filter(|f| f.severity <= Severity::Warning && f.code != "monoculture")
+            .map(|f| (f.code, f.hosts.clone()))
+            .collect()
     }
 
     /// `examples/default.toml` with its `[networks]` lines edited.
@@ -469,6 +531,75 @@ mod tests {
         let text =
             std::fs::read_to_string(path).expect("example exists").replacen("[lb]\n", &format!("{hosts}\n[lb]\n"), 1);
         crate::topology::compile(&SpecSource { name: "default+hosts.toml".into(), text }).expect("compiles")
+    }
+
+    /// `examples/default.toml` with `lines` added to the table `header`.
+    fn default_with_in(header: &str, lines: &str) -> Topology {
+        let path = format!("{}/examples/default.toml", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(path).expect("example exists");
+        let edited = text.replacen(&format!("{header}\n"), &format!("{header}\n{lines}\n"), 1);
+        assert_ne!(edited, text, "no {header} in the example");
+        crate::topology::compile(&SpecSource { name: "default-pinned.toml".into(), text: edited }).expect("compiles")
+    }
+
+    fn monocultures(topology: &Topology) -> Vec<Vec<String>> {
+        audit(topology).into_iter().filter(|f| f.code == "monoculture").map(|f| f.hosts).collect()
+    }
+
+    #[test]
+    fn every_tier_on_the_stacks_one_pin_is_a_monoculture() {
+        let findings = audit(&default_with(""));
+        let monoculture: Vec<&Finding> = findings.iter().filter(|f| f.code == "monoculture").collect();
+        let hosts: Vec<&[String]> = monoculture.iter().map(|f| f.hosts.as_slice()).collect();
+        assert_eq!(
+            hosts,
+            [
+                ["app1", "app2", "app3"].map(String::from).as_slice(),
+                &["db1", "db2", "db3"].map(String::from),
+                &["lb1", "lb2"].map(String::from),
+                &["web1", "web2", "web3"].map(String::from)
+            ]
+        );
+        assert!(monoculture.iter().all(|f| f.severity == Severity::Warning));
+        let web = monoculture.iter().find(|f| f.hosts[0] == "web1").unwrap();
+        assert!(web.message.contains("all run nixos-25.11 on x86_64-linux"), "{}", web.message);
+        assert!(
+            web.fix.contains("`channel = \"nixos-25.05\"` or `system = \"aarch64-linux\"` under [hosts.web3]"),
+            "{}",
+            web.fix
+        );
+    }
+
+    #[test]
+    fn a_tier_with_a_host_on_another_channel_or_system_is_no_monoculture() {
+        let channel = default_with_in("[hosts.web3]", "channel = \"nixos-25.05\"");
+        assert!(!monocultures(&channel).iter().any(|hosts| hosts.contains(&"web3".to_string())));
+        assert_eq!(monocultures(&channel).len(), 3, "lb, app and db still share one pin");
+        let system = default_with_in("[hosts.db2]", "system = \"aarch64-linux\"");
+        assert!(!monocultures(&system).iter().any(|hosts| hosts.contains(&"db2".to_string())));
+    }
+
+    #[test]
+    fn a_group_pinned_away_mixes_its_tier_and_a_tier_pinned_away_whole_is_still_one_build() {
+        let mixed = default_with("\n[groups.edge]\ncount = 2\nroles = [\"web\"]\nchannel = \"nixos-unstable\"\n");
+        assert!(!monocultures(&mixed)
+            .iter()
+            .any(|hosts| hosts.iter().any(|h| h.starts_with("web") || h.starts_with("edge"))));
+
+        let mut text = include_str!("../../examples/whiteboard.toml").to_string();
+        for server in ["server1", "server2", "server3"] {
+            let header = format!("[hosts.{server}]\n");
+            text = text.replace(&header, &format!("{header}channel = \"nixos-25.05\"\n"));
+        }
+        let whole =
+            crate::topology::compile(&SpecSource { name: "whiteboard-pinned.toml".into(), text }).expect("compiles");
+        let findings: Vec<Finding> = audit(&whole).into_iter().filter(|f| f.code == "monoculture").collect();
+        // The three servers run web, app and db: one finding for the one set of machines.
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].hosts, ["server1", "server2", "server3"]);
+        assert!(findings[0].message.starts_with("the web+app+db tier runs one build"), "{}", findings[0].message);
+        assert!(findings[0].message.contains("all run nixos-25.05 on x86_64-linux"), "{}", findings[0].message);
+        assert!(findings[0].fix.contains("`channel = \"nixos-24.11\"`"), "{}", findings[0].fix);
     }
 
     #[test]

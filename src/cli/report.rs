@@ -29,11 +29,15 @@ pub fn summary(source: &SpecSource, topology: &Topology) -> String {
         let roles: Vec<&str> = host.roles.iter().map(|r| r.as_str()).collect();
         let public = host.public_address.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
         let mut extras = Vec::new();
+        // The stack's pin is on the first line; a host's own is worth its place here.
+        if host.pin() != topology.stack_pin() {
+            extras.push(host.pin().to_string());
+        }
         if !host.firewall {
-            extras.push("no firewall");
+            extras.push("no firewall".into());
         }
         if !host.monitored {
-            extras.push("unmonitored");
+            extras.push("unmonitored".into());
         }
         let extras = if extras.is_empty() { String::new() } else { format!("  ({})", extras.join(", ")) };
         let _ = writeln!(

@@ -24,6 +24,11 @@ pub struct Change {
 pub struct Batch {
     pub tier: Role,
     pub hosts: Vec<String>,
+    /// Set on a canary batch: hosts on another channel or system than the rest of their tier
+    /// (this says which), rolled out before it so that a fault of that build shows on them
+    /// first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,7 +73,11 @@ pub fn tier_of(host: &Host) -> Role {
 /// Orders the selected hosts into batches: tiers in dependency order (db → app → web →
 /// lb); Galera nodes and load balancers strictly one at a time (backup LBs before the
 /// primary, so the VIP moves once); web and app at most `parallel` at a time and never
-/// the whole tier at once, so some hosts keep serving.
+/// the whole tier at once, so some hosts keep serving. In a tier that mixes builds, the hosts
+/// pinned away from the stack's channel and system go first, in batches of their own (canaries):
+/// a fault of their build then stops the deploy while the rest of the tier still runs the
+/// build it ran before. The primary load balancer is no canary: it stays last, so the VIP moves
+/// once.
 pub fn batches(topology: &Topology, selected: &[&Host], parallel: usize) -> (Vec<Batch>, Vec<String>) {
     let mut blockers = Vec::new();
     let mut batches = Vec::new();
@@ -82,10 +91,15 @@ pub fn batches(topology: &Topology, selected: &[&Host], parallel: usize) -> (Vec
             Role::Db | Role::Lb => 1,
             _ => parallel.max(1).min(tier_size.saturating_sub(1).max(1)),
         };
-        if tier == Role::Lb {
-            let primary = topology.lb.as_ref().map(|l| l.primary.clone());
-            members.sort_by_key(|h| (Some(&h.name) == primary.as_ref(), h.name.clone()));
-        }
+        let tier_mixes = {
+            let mut pins = topology.hosts_with(tier).map(Host::pin);
+            let first = pins.next();
+            pins.any(|pin| Some(pin) != first)
+        };
+        let primary = topology.lb.as_ref().filter(|_| tier == Role::Lb).map(|l| l.primary.clone());
+        let canary =
+            |host: &Host| tier_mixes && host.pin() != topology.stack_pin() && Some(&host.name) != primary.as_ref();
+        members.sort_by_key(|h| (Some(&h.name) == primary.as_ref(), !canary(h), h.name.clone()));
         if tier == Role::Db {
             let size = topology.db.as_ref().map_or(0, |d| d.hosts.len());
             // Taking one node down must leave a majority of the full cluster.
@@ -98,8 +112,16 @@ pub fn batches(topology: &Topology, selected: &[&Host], parallel: usize) -> (Vec
                 "the {tier} tier has one host: deploying it interrupts service (no rolling deploy possible)"
             ));
         }
-        for chunk in members.chunks(batch_size) {
-            batches.push(Batch { tier, hosts: chunk.iter().map(|h| h.name.clone()).collect() });
+        // Canaries and the others never share a batch; members are sorted canaries first.
+        let (canaries, others): (Vec<&Host>, Vec<&Host>) = members.iter().partition(|h| canary(h));
+        for (group, is_canary) in [(canaries, true), (others, false)] {
+            for chunk in group.chunks(batch_size) {
+                let canary = is_canary.then(|| {
+                    let pins: BTreeSet<String> = chunk.iter().map(|h| h.pin().to_string()).collect();
+                    pins.into_iter().collect::<Vec<_>>().join(", ")
+                });
+                batches.push(Batch { tier, hosts: chunk.iter().map(|h| h.name.clone()).collect(), canary });
+            }
         }
     }
     (batches, blockers)
@@ -242,7 +264,10 @@ impl Plan {
         let mut out = String::new();
         let _ = writeln!(out, "deploy plan (goal {}):", self.goal.as_str());
         for (i, batch) in self.batches.iter().enumerate() {
-            let _ = writeln!(out, "  batch {:2}  {:3}  {}", i + 1, batch.tier.as_str(), batch.hosts.join(", "));
+            let canary = batch.canary.as_ref().map_or_else(String::new, |pin| {
+                format!("  (canary: {pin}, before the rest of the {} tier)", batch.tier)
+            });
+            let _ = writeln!(out, "  batch {:2}  {:3}  {}{canary}", i + 1, batch.tier.as_str(), batch.hosts.join(", "));
         }
         let mut by_host: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for change in &self.changes {
@@ -271,6 +296,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::Goal;
     use crate::spec::SpecSource;
 
     fn topology(text: &str) -> Topology {
@@ -292,6 +318,55 @@ mod tests {
         let (batches, blockers) = batches(&t, &all, 2);
         assert_eq!(names(&batches), ["db1", "db2", "db3", "app1+app2", "app3", "web1+web2", "web3", "lb2", "lb1"]);
         assert!(blockers.is_empty(), "{blockers:?}");
+    }
+
+    /// The default spec with `lines` added to the table of each `(header, lines)`.
+    fn default_with(edits: &[(&str, &str)]) -> Topology {
+        let mut text = crate::spec::DEFAULT_SPEC.to_string();
+        for (header, lines) in edits {
+            let edited = text.replacen(&format!("{header}\n"), &format!("{header}\n{lines}\n"), 1);
+            assert_ne!(edited, text, "no {header} in the default spec");
+            text = edited;
+        }
+        topology(&text)
+    }
+
+    #[test]
+    fn a_host_on_another_channel_or_system_deploys_first_in_its_tier_as_a_canary() {
+        let t = default_with(&[
+            ("[hosts.web3]", "channel = \"nixos-25.05\"\nsystem = \"aarch64-linux\""),
+            ("[hosts.db2]", "channel = \"nixos-25.05\""),
+            ("[hosts.lb1]", "system = \"aarch64-linux\""),
+        ]);
+        let all: Vec<&Host> = t.hosts.iter().collect();
+        let (batches, blockers) = batches(&t, &all, 2);
+        // web3 alone before web1+web2; db2 before db1 and db3; lb1 is the primary: still last, so
+        // the VIP moves once, and no canary.
+        assert_eq!(names(&batches), ["db2", "db1", "db3", "app1+app2", "app3", "web3", "web1+web2", "lb2", "lb1"]);
+        assert!(blockers.is_empty(), "{blockers:?}");
+        let canaries: Vec<(&str, Option<&str>)> =
+            batches.iter().map(|b| (b.hosts[0].as_str(), b.canary.as_deref())).filter(|(_, c)| c.is_some()).collect();
+        assert_eq!(
+            canaries,
+            [("db2", Some("nixos-25.05 on x86_64-linux")), ("web3", Some("nixos-25.05 on aarch64-linux")),]
+        );
+        let text = plan(None, &t, &Artifacts::new(), &all, Goal::Switch, 2).describe();
+        assert!(
+            text.contains("web3  (canary: nixos-25.05 on aarch64-linux, before the rest of the web tier)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_tier_pinned_away_whole_has_no_canary() {
+        let text =
+            crate::spec::DEFAULT_SPEC.replace("roles = [\"app\"]\n", "roles = [\"app\"]\nchannel = \"nixos-25.05\"\n");
+        let t = topology(&text);
+        assert!(t.hosts_with(Role::App).all(|h| h.channel == "nixos-25.05"));
+        let all: Vec<&Host> = t.hosts.iter().collect();
+        let (batches, _) = batches(&t, &all, 2);
+        assert!(batches.iter().all(|b| b.canary.is_none()), "{batches:?}");
+        assert_eq!(names(&batches)[3..5], ["app1+app2", "app3"]);
     }
 
     #[test]

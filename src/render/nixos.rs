@@ -108,7 +108,7 @@ pub fn host(topology: &Topology, host: &Host) -> String {
     if let Some(links) = links(host, &layout) {
         bind("systemd.network.links", links);
     }
-    bind("nixpkgs.hostPlatform", Nix::str(&topology.stack.system));
+    bind("nixpkgs.hostPlatform", Nix::str(&host.system));
     bind("system.stateVersion", Nix::str(&topology.stack.state_version));
     bind("nixstack.base", base(topology, host));
     let file = |config: NativeConfig| Nix::relative_path(&format!("./{}", config.file_name()));

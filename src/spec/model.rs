@@ -238,6 +238,11 @@ pub struct HostSpec {
     /// MAC address of the card on the public network (hosts with a public address); the card
     /// is then named `pub0`. A host with both cards gives both MACs or neither.
     pub public_mac: Option<Located<String>>,
+    /// NixOS channel of this host, when it differs from `stack.channel`: a tier whose hosts
+    /// run two releases does not share one bug (see README.md, "Software diversity").
+    pub channel: Option<Located<String>>,
+    /// Nix system of this host, when it differs from `stack.system`.
+    pub system: Option<Located<String>>,
 }
 
 /// `[groups.<name>]`: `count` hosts that differ only in their name and addresses.
@@ -255,6 +260,10 @@ pub struct GroupSpec {
     pub network: Option<Located<Ipv4Net>>,
     /// Whole disk every host of the group installs on (e.g. `/dev/sda`).
     pub disk: Option<Located<String>>,
+    /// NixOS channel of every host of the group, when it differs from `stack.channel`.
+    pub channel: Option<Located<String>>,
+    /// Nix system of every host of the group, when it differs from `stack.system`.
+    pub system: Option<Located<String>>,
 }
 
 /// The placeholder a group's name pattern numbers its hosts with.

@@ -49,6 +49,55 @@ impl Topology {
     }
 }
 
+/// A host's channel and system: two hosts with the same pin run the same builds of every
+/// package (a bug in one is in both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pin<'t> {
+    pub channel: &'t str,
+    pub system: &'t str,
+}
+
+impl std::fmt::Display for Pin<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} on {}", self.channel, self.system)
+    }
+}
+
+/// The name of the flake input that pins nixpkgs to `channel`: `nixpkgs` for the stack's own
+/// channel, else `nixpkgs-` and the release with dots as dashes (`nixos-25.05` →
+/// `nixpkgs-25-05`, `nixos-unstable` → `nixpkgs-unstable`, `nixpkgs-unstable` →
+/// `nixpkgs-nixpkgs-unstable`). The resolver rejects two channels that get one name.
+pub fn nixpkgs_input(channel: &str, stack_channel: &str) -> String {
+    if channel == stack_channel {
+        return "nixpkgs".into();
+    }
+    let release = channel.strip_prefix("nixos-").unwrap_or(channel);
+    let name: String =
+        release.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
+    format!("nixpkgs-{name}")
+}
+
+impl Topology {
+    /// Every channel a host is built from, the stack's first, then the others sorted, each once.
+    pub fn channels(&self) -> Vec<&str> {
+        let mut others: Vec<&str> =
+            self.hosts.iter().map(|h| h.channel.as_str()).filter(|c| *c != self.stack.channel).collect();
+        others.sort_unstable();
+        others.dedup();
+        std::iter::once(self.stack.channel.as_str()).chain(others).collect()
+    }
+
+    /// The flake input `host`'s system is built with (see [`nixpkgs_input`]).
+    pub fn nixpkgs_input_of(&self, host: &Host) -> String {
+        nixpkgs_input(&host.channel, &self.stack.channel)
+    }
+
+    /// The stack's own pin, that of every host that sets neither `channel` nor `system`.
+    pub fn stack_pin(&self) -> Pin<'_> {
+        Pin { channel: &self.stack.channel, system: &self.stack.system }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Stack {
     pub name: String,
@@ -114,11 +163,21 @@ pub struct Host {
     /// is like any other.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The NixOS channel the host's system is built from: its own or its group's, else the
+    /// stack's.
+    pub channel: String,
+    /// The host's Nix system: its own or its group's, else the stack's.
+    pub system: String,
 }
 
 impl Host {
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// What the host's software comes from: its channel and its system.
+    pub fn pin(&self) -> Pin<'_> {
+        Pin { channel: &self.channel, system: &self.system }
     }
 
     /// Where deploy logs in: [`Host::ssh_target`] taken apart.

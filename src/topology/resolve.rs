@@ -192,6 +192,7 @@ impl Resolver<'_> {
             dns: spec.networks.dns.iter().map(|d| d.value).collect(),
         };
         self.check_networks(spec);
+        self.check_channel_inputs(spec);
         let mut hosts = self.hosts(spec, &networks);
         let host_names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
 
@@ -451,20 +452,8 @@ impl Resolver<'_> {
                 .expected("a fully qualified DNS name such as \"shop.example.com\"")
                 .hint("lowercase labels separated by dots, no scheme and no path");
         }
-        let channel_ok = s.channel.starts_with("nixos-") || s.channel.starts_with("nixpkgs-");
-        if !channel_ok {
-            self.error(s.channel.span.clone(), format!("`{}` is not a NixOS channel", s.channel.value))
-                .expected("a nixpkgs branch like \"nixos-25.11\" or \"nixos-unstable\"")
-                .hint("the flake pins github:NixOS/nixpkgs/<channel>");
-        }
-        const SYSTEMS: [&str; 2] = ["x86_64-linux", "aarch64-linux"];
-        if !SYSTEMS.contains(&s.system.as_str()) {
-            let hint =
-                nearest(&s.system, SYSTEMS).map_or("servers are Linux".to_string(), |n| format!("did you mean `{n}`?"));
-            self.error(s.system.span.clone(), format!("unsupported system `{}`", s.system.value))
-                .expected("\"x86_64-linux\" or \"aarch64-linux\"")
-                .hint(hint);
-        }
+        self.check_channel(&s.channel);
+        self.check_system(&s.system);
         let version_ok = s
             .state_version
             .split_once('.')
@@ -498,6 +487,58 @@ impl Resolver<'_> {
             image: s.image,
             deploy_user: s.deploy_user.clone(),
             ssh_keys: s.ssh_keys.iter().map(|k| k.value.clone()).collect(),
+        }
+    }
+
+    /// A `channel` of the stack, a host or a group: a branch of github:NixOS/nixpkgs.
+    fn check_channel(&mut self, channel: &Located<String>) {
+        let channel_ok = channel.starts_with("nixos-") || channel.starts_with("nixpkgs-");
+        if !channel_ok {
+            self.error(channel.span.clone(), format!("`{}` is not a NixOS channel", channel.value))
+                .expected("a nixpkgs branch like \"nixos-25.11\" or \"nixos-unstable\"")
+                .hint("the flake pins github:NixOS/nixpkgs/<channel>");
+        }
+    }
+
+    /// A `system` of the stack, a host or a group: one NixOS builds servers for.
+    fn check_system(&mut self, system: &Located<String>) {
+        const SYSTEMS: [&str; 2] = ["x86_64-linux", "aarch64-linux"];
+        if !SYSTEMS.contains(&system.as_str()) {
+            let hint =
+                nearest(system, SYSTEMS).map_or("servers are Linux".to_string(), |n| format!("did you mean `{n}`?"));
+            self.error(system.span.clone(), format!("unsupported system `{}`", system.value))
+                .expected("\"x86_64-linux\" or \"aarch64-linux\"")
+                .hint(hint);
+        }
+    }
+
+    /// Every channel of the spec gets a flake input of its own name: two channels that
+    /// [`nixpkgs_input`] names alike (`nixos-25.05` and `nixos-25-05`) cannot both be pinned.
+    fn check_channel_inputs(&mut self, spec: &RawSpec) {
+        let stack = &spec.stack.channel;
+        let pinned = spec.hosts.values().filter_map(|h| h.channel.as_ref());
+        let pinned = pinned.chain(spec.groups.values().filter_map(|g| g.channel.as_ref()));
+        let mut named: BTreeMap<String, &str> = BTreeMap::new();
+        named.insert(nixpkgs_input(stack, stack), stack);
+        let mut pinned: Vec<&Located<String>> = pinned.collect();
+        pinned.sort_by_key(|channel| channel.span.start);
+        for channel in pinned {
+            let input = nixpkgs_input(channel, stack);
+            match named.get(input.as_str()) {
+                Some(other) if *other != channel.as_str() => {
+                    let other = other.to_string();
+                    self.error(
+                        channel.span.clone(),
+                        format!("channel `{}` gets the flake input `{input}`, as `{other}` does", channel.value),
+                    )
+                    .expected("channels that differ in more than `.` against `-`")
+                    .hint(format!("write the branch as github:NixOS/nixpkgs names it, e.g. `{other}`"));
+                }
+                Some(_) => {}
+                None => {
+                    named.insert(input, channel.as_str());
+                }
+            }
         }
     }
 
@@ -598,6 +639,12 @@ impl Resolver<'_> {
                     .hint("remove the repeated role");
                 }
             }
+            if let Some(channel) = &host.channel {
+                self.check_channel(channel);
+            }
+            if let Some(system) = &host.system {
+                self.check_system(system);
+            }
             if let Some(address) = &host.address {
                 self.check_address(address, private, "private", name, &mut used_private);
                 if reserved.contains(&address.value) {
@@ -632,7 +679,7 @@ impl Resolver<'_> {
         // Groups with a network of their own allocate first, so that the explicit hosts'
         // addresses (from all of networks.private) do not use up a group's part.
         for group in groups.iter().filter(|group| group.own_network) {
-            self.group_hosts(group, networks, &mut taken_private, &mut taken_public, &mut hosts);
+            self.group_hosts(group, &spec.stack, networks, &mut taken_private, &mut taken_public, &mut hosts);
         }
         let mut macs: BTreeMap<String, String> = BTreeMap::new();
         for (name, host) in &spec.hosts {
@@ -679,10 +726,12 @@ impl Resolver<'_> {
                 monitored: false,
                 services: Vec::new(),
                 group: None,
+                channel: host.channel.as_ref().unwrap_or(&spec.stack.channel).value.clone(),
+                system: host.system.as_ref().unwrap_or(&spec.stack.system).value.clone(),
             });
         }
         for group in groups.iter().filter(|group| !group.own_network) {
-            self.group_hosts(group, networks, &mut taken_private, &mut taken_public, &mut hosts);
+            self.group_hosts(group, &spec.stack, networks, &mut taken_private, &mut taken_public, &mut hosts);
         }
         // The Topology keeps its hosts sorted by name (Topology::host searches them).
         hosts.sort_by(|a, b| a.name.cmp(&b.name));
@@ -1517,6 +1566,32 @@ mod group_tests {
         let errors = compile("10.1.0.0/16", &full.replace("14", "15")).expect_err("15 do not fit");
         assert_eq!(errors.0.len(), 1, "{errors}");
         assert_eq!(errors.0[0].message, "group `web` has 15 hosts, but 10.1.2.16/28 has room for 14");
+    }
+
+    #[test]
+    fn a_host_or_group_pin_overrides_the_stacks_and_names_a_nixpkgs_input() {
+        let spec = "[hosts.web1]\nroles = [\"web\"]\n\
+                    [hosts.web2]\nroles = [\"web\"]\nsystem = \"aarch64-linux\"\n\
+                    [groups.edge]\ncount = 2\nroles = [\"web\"]\nchannel = \"nixos-unstable\"\n\
+                    [groups.tail]\ncount = 1\nroles = [\"web\"]\nchannel = \"nixpkgs-unstable\"";
+        let topology = compile("10.0.0.0/24", spec).expect("valid");
+        let pins: Vec<(&str, &str, &str)> =
+            topology.hosts.iter().map(|h| (h.name.as_str(), h.channel.as_str(), h.system.as_str())).collect();
+        assert_eq!(
+            pins,
+            [
+                ("edge1", "nixos-unstable", "x86_64-linux"),
+                ("edge2", "nixos-unstable", "x86_64-linux"),
+                ("tail1", "nixpkgs-unstable", "x86_64-linux"),
+                ("web1", "nixos-25.11", "x86_64-linux"),
+                ("web2", "nixos-25.11", "aarch64-linux"),
+            ]
+        );
+        assert_eq!(topology.channels(), ["nixos-25.11", "nixos-unstable", "nixpkgs-unstable"]);
+        // The names docs/spec.md gives.
+        let inputs: Vec<String> = topology.hosts.iter().map(|h| topology.nixpkgs_input_of(h)).collect();
+        assert_eq!(inputs, ["nixpkgs-unstable", "nixpkgs-unstable", "nixpkgs-nixpkgs-unstable", "nixpkgs", "nixpkgs"]);
+        assert_eq!(crate::topology::nixpkgs_input("nixos-25.05", "nixos-25.11"), "nixpkgs-25-05");
     }
 
     #[test]

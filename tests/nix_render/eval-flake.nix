@@ -1,6 +1,9 @@
 # Calls a generated flake's `outputs` with the stand-in inputs of this directory (nixpkgs, disko,
 # colmena, deploy-rs), as Nix calls it with the real ones: each input is its own outputs plus
 # `outPath`, `self` is the flake's outputs, and the function gets exactly the inputs it names.
+# Every nixpkgs input (`nixpkgs`, and `nixpkgs-<release>` for the other channels a spec pins) is
+# the nixpkgs stand-in marked with the input's name: its systems say `builtBy`, the `path` of its
+# package sets (what colmena evaluates a node with) ends in it.
 # The result describes what tests/nix_render.rs asserts on, in plain JSON-able values.
 { flakeDir }:
 let
@@ -25,8 +28,27 @@ let
     in
     self;
 
-  stubs = {
-    nixpkgs = callFlake ./stub-nixpkgs { };
+  isNixpkgs = name: name == "nixpkgs" || builtins.substring 0 8 name == "nixpkgs-";
+  nixpkgsInput =
+    name:
+    let
+      stub = callFlake ./stub-nixpkgs { };
+    in
+    stub
+    // {
+      lib = stub.lib // {
+        nixosSystem = arguments: stub.lib.nixosSystem arguments // { builtBy = name; };
+      };
+      legacyPackages = mapAttrs (_: pkgs: pkgs // { path = "${toString pkgs.path}/${name}"; }) stub.legacyPackages;
+    };
+
+  stubs = builtins.listToAttrs (
+    map (name: {
+      inherit name;
+      value = nixpkgsInput name;
+    }) (builtins.filter isNixpkgs arguments)
+  )
+  // {
     disko = callFlake ./stub-disko { };
     colmena = callFlake ./stub-colmena { };
     deploy-rs = callFlake ./stub-deploy-rs { };
@@ -61,6 +83,7 @@ in
   outputs = attrNames (removeAttrs self [ "outPath" ]);
   systems = mapAttrs (_: system: map describe system.modules) self.nixosConfigurations;
   toplevels = mapAttrs (_: system: system.config.system.build.toplevel) self.nixosConfigurations;
+  builtBy = mapAttrs (_: system: system.builtBy) self.nixosConfigurations;
   colmena =
     if self ? colmenaHive then
       {
@@ -94,11 +117,13 @@ in
     else
       null;
   checks = mapAttrs (_: attrNames) self.checks;
-  # deploy-rs's checks, forced (the stand-in runs the schema and activation rules then).
+  # deploy-rs's checks, forced (the stand-in runs the schema and activation rules then); null
+  # under the checks of a system that has none (another system's hosts' toplevels).
   deployChecks =
     if self ? deploy then
       mapAttrs (_: checks: {
-        inherit (checks) deploy-schema deploy-activate;
+        deploy-schema = checks.deploy-schema or null;
+        deploy-activate = checks.deploy-activate or null;
       }) self.checks
     else
       null;

@@ -8,7 +8,7 @@ use std::ops::Range;
 use ipnet::Ipv4Net;
 
 use super::{default_route, is_dns_label, Pool, Resolver};
-use crate::spec::{GroupSpec, Located, RawSpec, Role, GROUP_NUMBER};
+use crate::spec::{GroupSpec, Located, RawSpec, Role, StackSection, GROUP_NUMBER};
 use crate::topology::{Host, Networks};
 
 /// A group's hosts, named, as the resolver allocates and builds them.
@@ -139,6 +139,12 @@ impl Resolver<'_> {
                     .hint("disko partitions and formats this device on `nixstack install`");
             }
         }
+        if let Some(channel) = &group.channel {
+            self.check_channel(channel);
+        }
+        if let Some(system) = &group.system {
+            self.check_system(system);
+        }
         let network = match &group.network {
             None => private,
             Some(network) => {
@@ -180,6 +186,7 @@ impl Resolver<'_> {
     pub(super) fn group_hosts(
         &mut self,
         group: &ExpandedGroup<'_>,
+        stack: &StackSection,
         networks: &Networks,
         private_pool: &mut Pool,
         public_pool: &mut Pool,
@@ -213,6 +220,8 @@ impl Resolver<'_> {
                 monitored: false,
                 services: Vec::new(),
                 group: Some(group.name.value.clone()),
+                channel: group.spec.channel.as_ref().unwrap_or(&stack.channel).value.clone(),
+                system: group.spec.system.as_ref().unwrap_or(&stack.system).value.clone(),
             });
         }
         for side in ["private", "public"] {
