@@ -24,11 +24,17 @@ pub enum Command {
     Check {
         /// The spec [default: ./stack.toml, else the embedded default].
         spec: Option<PathBuf>,
+        /// Secrets directory whose certificates are checked for expiry (when it exists).
+        #[arg(long, default_value = "secrets")]
+        secrets: PathBuf,
     },
     /// Print the audit findings only.
     Audit {
         /// The spec [default: ./stack.toml, else the embedded default].
         spec: Option<PathBuf>,
+        /// Secrets directory whose certificates are checked for expiry (when it exists).
+        #[arg(long, default_value = "secrets")]
+        secrets: PathBuf,
         /// One JSON array of findings.
         #[arg(long)]
         json: bool,
@@ -118,6 +124,18 @@ pub enum SecretsCommand {
         /// Secrets directory (mode 0700).
         #[arg(long, default_value = "secrets")]
         dir: PathBuf,
+    },
+    /// Renew the host certificates (new keys, same CA, `tls.host_certificate_days` long);
+    /// `nixstack deploy` then uploads them and reloads each daemon.
+    Rotate {
+        /// The spec [default: ./stack.toml, else the embedded default].
+        spec: Option<PathBuf>,
+        /// Secrets directory (mode 0700).
+        #[arg(long, default_value = "secrets")]
+        dir: PathBuf,
+        /// Only these hosts (comma-separated; default: every host).
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<String>,
     },
 }
 

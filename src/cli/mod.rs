@@ -40,16 +40,16 @@ pub fn run(cli: Cli) -> i32 {
 fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Init { path } => init(&path.unwrap_or_else(|| PathBuf::from("stack.toml"))),
-        Command::Check { spec } => {
+        Command::Check { spec, secrets } => {
             let (source, topology) = load(spec.as_deref())?;
-            let findings = audit::audit(&topology);
+            let findings = findings_with_secrets(&topology, &secrets);
             emit(&report::summary(&source, &topology))?;
             emit(&report::findings(&findings))?;
             Ok(exit_for(&findings))
         }
-        Command::Audit { spec, json } => {
+        Command::Audit { spec, secrets, json } => {
             let (_, topology) = load(spec.as_deref())?;
-            let findings = audit::audit(&topology);
+            let findings = findings_with_secrets(&topology, &secrets);
             if json {
                 emit(&(serde_json::to_string_pretty(&findings)? + "\n"))?;
             } else {
@@ -69,6 +69,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Build { spec, out, check, force } => crate::output::build_command(spec.as_deref(), &out, check, force),
         Command::Secrets { command: SecretsCommand::Init { spec, dir } } => {
             crate::secrets::init_command(spec.as_deref(), &dir)
+        }
+        Command::Secrets { command: SecretsCommand::Rotate { spec, dir, hosts } } => {
+            crate::secrets::rotate_command(spec.as_deref(), &dir, &hosts)
         }
         Command::Plan { spec, from, on, goal, parallel, json } => {
             plan(spec.as_deref(), from.as_deref(), &on, goal, parallel, json)
@@ -95,6 +98,16 @@ fn emit(text: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
         other => Ok(other?),
     }
+}
+
+/// The audit's findings and, when `secrets` exists, its certificates' expiry.
+fn findings_with_secrets(topology: &crate::topology::Topology, secrets: &Path) -> Vec<audit::Finding> {
+    let mut findings = audit::audit(topology);
+    if secrets.is_dir() {
+        findings.extend(crate::secrets::expiry_findings(topology, secrets, crate::secrets::unix_now()));
+        findings.sort();
+    }
+    findings
 }
 
 fn exit_for(findings: &[audit::Finding]) -> i32 {
