@@ -181,6 +181,16 @@ pub enum LabCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Renew the lab's host certificates (`secrets rotate` on the lab's secrets), install
+    /// them and reload each daemon that reads one, as deploy does, without a restart.
+    Rotate {
+        spec: Option<PathBuf>,
+        /// Only these hosts (comma-separated; default: every host).
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show each host's daemons and health.
     Status {
         #[arg(long)]

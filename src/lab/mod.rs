@@ -184,6 +184,62 @@ pub fn acme_orders(spec: Option<&Path>, renew: bool, on: &[String], reporter: &R
     Ok(if ok { 0 } else { 1 })
 }
 
+/// `lab rotate`: renews the lab's host certificates (`secrets rotate` on the lab's secrets
+/// directory), installs them on their hosts and reloads each daemon that reads one, as
+/// deploy does, host by host in start order; serving never stops.
+pub fn rotate(spec: Option<&Path>, hosts: &[String], reporter: &Reporter) -> Result<i32> {
+    let Some(existing) = State::load()? else { bail!("no lab is up: run `nixstack lab up` first") };
+    let source = lab_spec(spec, Some(&existing))?;
+    let topology = compile(&source)?;
+    let plan = crate::stack::address_plan::plan(&topology)?;
+    let state = Mutex::new(existing);
+    let lab = context::Lab { topology: &topology, plan: &plan, state: &state, reporter };
+    let report = crate::secrets::rotate(&topology, &secrets_dir(), hosts)?;
+    for renewed in &report.renewed {
+        reporter.emit(Event::Applied {
+            host: "secrets".into(),
+            what: format!(
+                "{} renewed: serial {} → {}, valid until {}",
+                renewed.file,
+                renewed.old_serial,
+                renewed.serial,
+                crate::secrets::date(renewed.not_after)
+            ),
+        });
+    }
+    for note in &report.notes {
+        reporter.warning(format!("secrets: {note}"));
+    }
+    let mut ok = true;
+    for name in topology.start_order.iter().flatten() {
+        let host = lab.host(name);
+        let result = daemons::install_secrets(&lab, host, &crate::stack::Layout::lab(name)).and_then(|changed| {
+            if changed.iter().any(|f| crate::stack::tls_reload::TLS_FILES.contains(&f.as_str())) {
+                daemons::reload_tls(&lab, host).map(|done| (changed, done))
+            } else {
+                Ok((changed, Vec::new()))
+            }
+        });
+        match result {
+            Ok((changed, done)) if !changed.is_empty() => reporter.emit(Event::Applied {
+                host: name.clone(),
+                what: format!(
+                    "installed {}; reloaded: {}",
+                    changed.join(", "),
+                    if done.is_empty() { "nothing".into() } else { done.join(", ") }
+                ),
+            }),
+            Ok(_) => {}
+            Err(error) => {
+                reporter.warning(format!("{name}: {error:#}"));
+                ok = false;
+            }
+        }
+    }
+    reporter.done("rotate", ok);
+    Ok(if ok { 0 } else { 1 })
+}
+
 /// `lab status`: each host's daemons (recorded pid alive) and health (a probe).
 pub fn status(json: bool) -> Result<i32> {
     let Some(state) = State::load()? else {
