@@ -460,7 +460,7 @@ fn check_warns_of_a_certificate_expiring_within_30_days_and_fails_on_an_expired_
     let work = temp();
     let text = std::fs::read_to_string(Path::new(REPO).join("examples/default.toml"))
         .unwrap()
-        .replace("[tls]\n", "[tls]\nhost_certificate_days = 10\n");
+        .replace("host_certificate_days = 90 ", "host_certificate_days = 10 ");
     let spec_path = work.path().join("stack.toml");
     std::fs::write(&spec_path, &text).unwrap();
     let topology = topology(&SpecSource { name: "stack.toml".into(), text: text.clone() });

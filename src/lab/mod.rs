@@ -215,7 +215,7 @@ pub fn rotate(spec: Option<&Path>, hosts: &[String], reporter: &Reporter) -> Res
         let host = lab.host(name);
         let result = daemons::install_secrets(&lab, host, &crate::stack::Layout::lab(name)).and_then(|changed| {
             if changed.iter().any(|f| crate::stack::tls_reload::TLS_FILES.contains(&f.as_str())) {
-                daemons::reload_tls(&lab, host).map(|done| (changed, done))
+                reload_drained(&lab, name).map(|done| (changed, done))
             } else {
                 Ok((changed, Vec::new()))
             }
@@ -238,6 +238,32 @@ pub fn rotate(spec: Option<&Path>, hosts: &[String], reporter: &Reporter) -> Res
     }
     reporter.done("rotate", ok);
     Ok(if ok { 0 } else { 1 })
+}
+
+/// Reloads the certificates of `name`'s daemons as deploy does: a web backend first leaves
+/// every HAProxy's pool (drain, its sessions ended) and comes back once its checks pass.
+fn reload_drained(lab: &context::Lab, name: &str) -> Result<Vec<String>> {
+    use crate::host::health::{set_state, wait_stat};
+    let topology = lab.topology;
+    let backend = topology.lb.as_ref().is_some_and(|lb| lb.backends.iter().any(|b| b.host == name));
+    let lbs: Vec<host::NamespaceHost> =
+        topology.lb.iter().flat_map(|lb| &lb.hosts).map(|lb| host::NamespaceHost::lab(lb)).collect();
+    const BACKEND: &str = "web";
+    let timeout = Duration::from_secs(60);
+    if backend {
+        for lb in &lbs {
+            set_state(lb, BACKEND, name, "drain")?;
+            wait_stat(lb, BACKEND, name, timeout, |s| s.scur == 0).map_err(|(e, _)| e)?;
+        }
+    }
+    let done = daemons::reload_tls(lab, lab.host(name))?;
+    if backend {
+        for lb in &lbs {
+            set_state(lb, BACKEND, name, "ready")?;
+            wait_stat(lb, BACKEND, name, timeout, |s| s.status.starts_with("UP")).map_err(|(e, _)| e)?;
+        }
+    }
+    Ok(done)
 }
 
 /// `lab status`: each host's daemons (recorded pid alive) and health (a probe).
