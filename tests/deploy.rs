@@ -354,6 +354,21 @@ fn deploy_cli(args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
     (out.status.code().unwrap_or(-1), events, format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
 }
 
+/// The serial of the first certificate in `pem`, as openssl prints it.
+fn x509_serial(pem: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(pem.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().trim_start_matches("serial=").to_string()
+}
+
 fn names(value: &serde_json::Value) -> Vec<String> {
     value.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default()
 }
@@ -439,6 +454,61 @@ fn lab_rolling_deploy_under_load() {
         ),
         "{out}"
     );
+
+    // 2b. Renewed certificates of a web, an app and a db host (`secrets rotate`), deployed
+    //     under keep-alive load: no system changes, the certificates are uploaded, each
+    //     host's daemons reload (the web host drained first), no request fails, and each
+    //     listener serves its new serial.
+    let secrets_dir = nixstack::lab::secrets_dir();
+    let rotated = ["web1", "app1", "db1"];
+    let (code, out) = nixstack_cli(&[
+        "secrets",
+        "rotate",
+        spec_path.to_str().unwrap(),
+        "--dir",
+        secrets_dir.to_str().unwrap(),
+        "--hosts",
+        &rotated.join(","),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let load = Load::start(vip);
+    let started = Instant::now();
+    let (code, events, out) = deploy_cli(&[]);
+    let took = started.elapsed();
+    let (requests, failed, report) = load.stop();
+    eprintln!("lab: deploying renewed certificates of {rotated:?} took {took:?}; {requests} requests through the VIP meanwhile, {failed} failed");
+    assert_eq!(code, 0, "{out}");
+    let reloaded: Vec<&str> =
+        events.iter().filter(|e| e["event"] == "tls_reloaded").filter_map(|e| e["host"].as_str()).collect();
+    assert_eq!(reloaded, ["db1", "app1", "web1"], "in rollout order, only the renewed hosts: {out}");
+    assert!(!events.iter().any(|e| ["copied", "activated"].contains(&e["event"].as_str().unwrap_or(""))), "{out}");
+    assert!(requests > 100, "{report}");
+    assert_eq!(failed, 0, "no client request fails while certificates are reloaded:\n{report}\n{out}");
+    let web_port = old.web.as_ref().unwrap().port;
+    let app_port = old.app.as_ref().unwrap().port;
+    for (host, port, starttls) in
+        [("web1", web_port, ""), ("app1", app_port, ""), ("db1", 3306, "-starttls mysql "), ("db1", 4567, "")]
+    {
+        let address = old.host(host).unwrap().address;
+        let file = std::fs::read_to_string(secrets_dir.join("hosts").join(host).join("host.crt")).unwrap();
+        let want = x509_serial(&file);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let out = in_ns(&format!("nxs-{host}"), "sh")
+                .args([
+                    "-c",
+                    &format!("timeout 10 openssl s_client {starttls}-connect {address}:{port} </dev/null 2>/dev/null"),
+                ])
+                .output()
+                .unwrap();
+            let served = x509_serial(&String::from_utf8_lossy(&out.stdout));
+            if served == want {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{host}:{port} serves {served}, not the renewed {want}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 
     // 3. A config change to all web hosts (nginx's status port), under load.
     let dir = tempfile::tempdir().unwrap();

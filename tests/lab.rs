@@ -443,6 +443,163 @@ fn acme_certificates_survive_lb_failover(spec: &str, topology: &nixstack::topolo
     assert!(ok, "lab up after the failover:\n{}\n{}", tail(&stdout, 20), tail(&stderr, 20));
 }
 
+/// Every TLS listener that serves a host certificate: (host, address:port, `-starttls`).
+fn internal_listeners(topology: &nixstack::topology::Topology) -> Vec<(String, String, Option<&'static str>)> {
+    use nixstack::spec::Role;
+    use nixstack::topology::ports;
+    let mut listeners = Vec::new();
+    for host in &topology.hosts {
+        let at = |port: u16| format!("{}:{port}", host.address);
+        if host.has(Role::Web) {
+            listeners.push((host.name.clone(), at(topology.web.as_ref().unwrap().port), None));
+        }
+        if host.has(Role::App) && topology.app.as_ref().is_some_and(|a| a.terminator) {
+            listeners.push((host.name.clone(), at(topology.app.as_ref().unwrap().port), None));
+        }
+        if host.has(Role::Db) {
+            listeners.push((host.name.clone(), at(ports::MYSQL), Some("mysql")));
+            listeners.push((host.name.clone(), at(ports::GALERA_REPLICATION), None));
+        }
+    }
+    listeners
+}
+
+/// The serial of the certificate `address` serves, asked with `openssl s_client` from the
+/// host's own namespace (the firewall accepts loopback; the listener is the real one).
+fn served_serial(host: &str, address: &str, starttls: Option<&str>) -> String {
+    let starttls = starttls.map(|p| format!("-starttls {p} ")).unwrap_or_default();
+    let (_, chain) = in_namespace(
+        &format!("nxs-{host}"),
+        &["sh", "-c", &format!("timeout 10 openssl s_client {starttls}-connect {address} </dev/null 2>/dev/null")],
+    );
+    serial_of(&chain)
+}
+
+/// `lab rotate` under steady HTTPS through the VIP (each request LB → web → app → db, every
+/// hop TLS with the internal CA): no request fails, every host certificate is renewed, and
+/// afterwards every web, app-hop, MariaDB and Galera listener serves its new serial, with
+/// the Galera cluster whole. The daemons were reloaded, not restarted: their pids are the same.
+fn host_certificates_rotate_under_load(topology: &nixstack::topology::Topology) {
+    let lb = topology.lb.as_ref().unwrap();
+    let (vip, domain) = (lb.vip.to_string(), topology.stack.domain.clone());
+    let listeners = internal_listeners(topology);
+    let before: Vec<String> = listeners.iter().map(|(h, a, s)| served_serial(h, a, *s)).collect();
+    for ((host, address, _), serial) in listeners.iter().zip(&before) {
+        assert!(!serial.is_empty(), "{host} {address} serves a certificate");
+    }
+    let pids = |state: &Value| -> Vec<(String, String, u64)> {
+        state["created"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["kind"] == "process" && ["nginx", "haproxy", "mariadbd"].contains(&r["daemon"].as_str().unwrap_or(""))
+            })
+            .map(|r| {
+                (
+                    r["host"].as_str().unwrap().to_string(),
+                    r["daemon"].as_str().unwrap().to_string(),
+                    r["pid"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let state = || -> Value {
+        serde_json::from_str(&std::fs::read_to_string(Path::new(LAB_ROOT).join("state.json")).unwrap()).unwrap()
+    };
+    let pids_before = pids(&state());
+    assert!(
+        pids_before.len() >= listeners.len() / 2,
+        "the lab's nginx, HAProxy and mariadbd are recorded: {pids_before:?}"
+    );
+
+    // Steady load: two clients, each one HTTPS request after another.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, vip, domain) = (stop.clone(), vip.clone(), domain.clone());
+            std::thread::spawn(move || {
+                let (mut total, mut failed) = (0u32, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (ok, text) = in_namespace(
+                        "nxs-internet",
+                        &[
+                            "curl",
+                            "-sS",
+                            "--max-time",
+                            "5",
+                            "-w",
+                            "\nstatus=%{http_code}",
+                            "--cacert",
+                            &format!("{LAB_ROOT}/public-trust.pem"),
+                            "--resolve",
+                            &format!("{domain}:443:{vip}"),
+                            &format!("https://{domain}/"),
+                        ],
+                    );
+                    total += 1;
+                    // A whole answer: HTTP 200 and the app's report of the web, app and db that served it.
+                    if !(ok && text.contains("status=200") && text.contains("served-by ") && text.contains("db=")) {
+                        failed.push(text.lines().last().unwrap_or_default().to_string());
+                    }
+                }
+                (total, failed)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let (ok, stdout, stderr, took) = nixstack(&["lab", "rotate", "--json"]);
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut total, mut failed) = (0, Vec::new());
+    for worker in workers {
+        let (t, f) = worker.join().unwrap();
+        total += t;
+        failed.extend(f);
+    }
+    assert!(ok, "lab rotate failed:\n{}\n{}", tail(&stdout, 30), tail(&stderr, 20));
+    assert!(total >= 20, "the load ran: {total} requests");
+    assert!(failed.is_empty(), "{} of {total} requests failed during the rotation: {failed:?}", failed.len());
+
+    // Every listener serves its host's new certificate (nginx's old workers may still
+    // answer for a moment after the reload: asked again until the deadline).
+    for ((host, address, starttls), old) in listeners.iter().zip(&before) {
+        let file = std::fs::read_to_string(format!("{LAB_ROOT}/secrets/hosts/{host}/host.crt")).unwrap();
+        let new = serial_of(&file);
+        assert_ne!(&new, old, "{host}: the secrets hold a renewed certificate");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let served = served_serial(host, address, *starttls);
+            if served == new {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{host} {address} serves serial {served}, not the renewed {new} (was {old})"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    assert_eq!(pids(&state()), pids_before, "reloaded, not restarted: the same daemons run");
+    let db_hosts = &topology.db.as_ref().unwrap().hosts;
+    for node in db_hosts {
+        let status = sql_on(
+            node,
+            "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_cluster_size','wsrep_local_state_comment');",
+        );
+        assert!(
+            status.contains(&format!("wsrep_cluster_size\t{}", db_hosts.len())) && status.contains("Synced"),
+            "{node}: {status}"
+        );
+    }
+    eprintln!(
+        "rotate under load: {} listeners renewed, {total} requests through the VIP during the rotation, {} failed; lab rotate took {:.1}s",
+        listeners.len(),
+        failed.len(),
+        took.as_secs_f64()
+    );
+}
+
 /// `lab chaos` with every fault: each must pass (every acknowledged write on every node
 /// exactly once, the tier recovered), and its report must show the fault really happened:
 /// writes acknowledged, clients erroring while nodes were down, kill-rolling recovered.
@@ -697,6 +854,9 @@ fn up_test_down(spec: &str, expected_steps: &[&str], chaos: bool) {
     check_qps_view(spec);
     if topology.lb.as_ref().is_some_and(|lb| lb.tls == nixstack::spec::TlsMode::Acme) {
         acme_certificates_survive_lb_failover(spec, &topology);
+    }
+    if topology.internal_tls && topology.lb.is_some() {
+        host_certificates_rotate_under_load(&topology);
     }
     if chaos {
         chaos_loses_no_acknowledged_write();

@@ -358,3 +358,149 @@ fn the_leak_scanner_finds_an_injected_secret() {
     let with_marker = BTreeMap::from([(path.clone(), format!("{text}-----BEGIN EC PRIVATE KEY-----\n").into_bytes())]);
     assert_eq!(scan(&with_marker, &values), vec![format!("{path}: a private-key marker")]);
 }
+
+/// `openssl x509 -noout <field>` of a certificate file, e.g. `serial=…`.
+fn x509_field(cert: &Path, field: &str) -> String {
+    let (ok, text) = openssl(&["x509", "-noout", field, "-in", cert.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    text.trim().to_string()
+}
+
+/// `notAfter - notBefore` in days, from openssl's own reading of the dates (`date -d`).
+fn lifetime_days(cert: &Path) -> i64 {
+    let epoch = |field: &str| {
+        let text = x509_field(cert, field);
+        let date = text.split_once('=').unwrap().1.to_string();
+        let out = Command::new("date").args(["-u", "-d", &date, "+%s"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse::<i64>().unwrap()
+    };
+    (epoch("-enddate") - epoch("-startdate")) / 86_400
+}
+
+#[test]
+fn host_certificates_live_90_days_and_the_ca_keeps_its_long_life() {
+    let work = temp();
+    let topology = topology(&spec("examples/default.toml"));
+    assert_eq!(topology.host_certificate_days, 90);
+    secrets::init(&topology, work.path()).unwrap();
+    for certificate in &topology.certificates {
+        let crt = work.path().join("hosts").join(&certificate.host).join("host.crt");
+        // Valid from an hour ago: 90 days and one hour.
+        assert_eq!(lifetime_days(&crt), 90, "{}", certificate.host);
+    }
+    assert_eq!(lifetime_days(&work.path().join("public.pem")), 90);
+    assert!(lifetime_days(&work.path().join("ca.crt")) > 20 * 365, "the CA lives long");
+}
+
+#[test]
+fn rotate_renews_certificates_and_keys_with_the_same_ca_and_nothing_else() {
+    let work = temp();
+    let topology = topology(&spec("examples/default.toml"));
+    secrets::init(&topology, work.path()).unwrap();
+    let before = entries(work.path());
+    let ca = work.path().join("ca.crt");
+
+    let report = secrets::rotate(&topology, work.path(), &[]).unwrap();
+    assert_eq!(report.renewed.len(), topology.certificates.len() + 1, "every host and public.pem");
+    let after = entries(work.path());
+    assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>(), "no file added or left behind");
+    for (path, (mode, bytes)) in &before {
+        let renewed = path.starts_with("hosts/") && !path.ends_with('/') || path == "public.pem";
+        assert_eq!(after[path].0, *mode, "{path} keeps its mode");
+        assert_eq!(&after[path].1 != bytes, renewed, "{path} renewed: {renewed}");
+    }
+    for certificate in &topology.certificates {
+        let dir = work.path().join("hosts").join(&certificate.host);
+        verify(&ca, &dir.join("host.crt"));
+        let (_, cert_pub) = openssl(&["x509", "-noout", "-pubkey", "-in", dir.join("host.crt").to_str().unwrap()]);
+        let (_, key_pub) = openssl(&["pkey", "-pubout", "-in", dir.join("host.key").to_str().unwrap()]);
+        assert_eq!(cert_pub, key_pub, "{}: the new key belongs to the new certificate", certificate.host);
+        let renewed = report.renewed.iter().find(|r| r.file == format!("hosts/{}/host.crt", certificate.host)).unwrap();
+        assert_eq!(x509_field(&dir.join("host.crt"), "-serial"), format!("serial={}", renewed.serial));
+        assert_ne!(renewed.serial, renewed.old_serial);
+        let pem = std::fs::read_to_string(dir.join("host.pem")).unwrap();
+        assert_eq!(
+            pem,
+            std::fs::read_to_string(dir.join("host.crt")).unwrap()
+                + &std::fs::read_to_string(dir.join("host.key")).unwrap()
+        );
+    }
+    verify(&ca, &work.path().join("public.pem"));
+
+    // Only the hosts asked for; the LBs' public bundle only with an LB.
+    let before = entries(work.path());
+    let report = secrets::rotate(&topology, work.path(), &["web2".to_string()]).unwrap();
+    assert_eq!(report.renewed.iter().map(|r| r.file.as_str()).collect::<Vec<_>>(), vec!["hosts/web2/host.crt"]);
+    let after = entries(work.path());
+    for (path, entry) in &before {
+        assert_eq!(&after[path] != entry, path.starts_with("hosts/web2/") && !path.ends_with('/'), "{path}");
+    }
+}
+
+#[test]
+fn rotate_refuses_an_unknown_host_or_a_missing_certificate_and_changes_nothing() {
+    let work = temp();
+    let topology = topology(&spec("examples/default.toml"));
+    secrets::init(&topology, work.path()).unwrap();
+    let before = entries(work.path());
+    let error = secrets::rotate(&topology, work.path(), &["web9".to_string()]).unwrap_err().to_string();
+    assert!(error.contains("\"web9\" is not a host") && error.contains("web1"), "{error}");
+    // A host whose certificate was never issued: found after others were issued in memory,
+    // before anything is written.
+    std::fs::remove_file(work.path().join("hosts/web3/host.key")).unwrap();
+    let mut before = before;
+    before.remove("hosts/web3/host.key");
+    let error = secrets::rotate(&topology, work.path(), &[]).unwrap_err().to_string();
+    assert!(error.contains("hosts/web3") && error.contains("host.key"), "{error}");
+    assert_eq!(entries(work.path()), before, "nothing was written, no temporary file is left");
+}
+
+#[test]
+fn check_warns_of_a_certificate_expiring_within_30_days_and_fails_on_an_expired_one() {
+    let work = temp();
+    let text = std::fs::read_to_string(Path::new(REPO).join("examples/default.toml"))
+        .unwrap()
+        .replace("host_certificate_days = 90 ", "host_certificate_days = 10 ");
+    let spec_path = work.path().join("stack.toml");
+    std::fs::write(&spec_path, &text).unwrap();
+    let topology = topology(&SpecSource { name: "stack.toml".into(), text: text.clone() });
+    let dir = work.path().join("secrets");
+    secrets::init(&topology, &dir).unwrap();
+    let run = |command: &str| {
+        Command::new(env!("CARGO_BIN_EXE_nixstack"))
+            .args([command, spec_path.to_str().unwrap(), "--secrets", dir.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let out = run("check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let end = x509_field(&dir.join("hosts/web1/host.crt"), "-enddate");
+    let date = Command::new("date").args(["-u", "-d", end.split_once('=').unwrap().1, "+%F"]).output().unwrap();
+    let date = String::from_utf8_lossy(&date.stdout).trim().to_string();
+    assert!(
+        stdout.contains(&format!(
+            "[certificate-expiring] {}/hosts/web1/host.crt expires on {date}, in 10 day(s)",
+            dir.display()
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("ca.crt expires"), "the CA is far from expiry: {stdout}");
+    assert_eq!(out.status.code(), Some(0), "a warning does not fail check");
+    let audit = run("audit");
+    assert!(String::from_utf8_lossy(&audit.stdout).contains("certificate-expiring"));
+
+    // Past the end date (the clock moved on): an error, named by file and date.
+    let later =
+        secrets::validity(&std::fs::read_to_string(dir.join("hosts/web1/host.crt")).unwrap()).unwrap().not_after + 1;
+    let findings = secrets::expiry_findings(&topology, &dir, later);
+    let expired = findings.iter().find(|f| f.message.contains("hosts/web1/host.crt")).unwrap();
+    assert_eq!((expired.code, expired.severity), ("certificate-expired", nixstack::audit::Severity::Error));
+    assert!(expired.message.contains(&format!("expired on {date}")), "{}", expired.message);
+
+    // Renewed: no finding left; and no secrets directory, no finding at all.
+    secrets::rotate(&topology, &dir, &[]).unwrap();
+    let topology90 = nixstack::cli::compile(&spec("examples/default.toml")).unwrap();
+    secrets::rotate(&topology90, &dir, &[]).unwrap();
+    let stdout = String::from_utf8_lossy(&run("check").stdout).into_owned();
+    assert!(!stdout.contains("certificate-"), "{stdout}");
+}

@@ -24,11 +24,17 @@ pub enum Command {
     Check {
         /// The spec [default: ./stack.toml, else the embedded default].
         spec: Option<PathBuf>,
+        /// Secrets directory whose certificates are checked for expiry (when it exists).
+        #[arg(long, default_value = "secrets")]
+        secrets: PathBuf,
     },
     /// Print the audit findings only.
     Audit {
         /// The spec [default: ./stack.toml, else the embedded default].
         spec: Option<PathBuf>,
+        /// Secrets directory whose certificates are checked for expiry (when it exists).
+        #[arg(long, default_value = "secrets")]
+        secrets: PathBuf,
         /// One JSON array of findings.
         #[arg(long)]
         json: bool,
@@ -128,6 +134,18 @@ pub enum SecretsCommand {
         #[arg(long, default_value = "secrets")]
         dir: PathBuf,
     },
+    /// Renew the host certificates (new keys, same CA, `tls.host_certificate_days` long);
+    /// `nixstack deploy` then uploads them and reloads each daemon.
+    Rotate {
+        /// The spec [default: ./stack.toml, else the embedded default].
+        spec: Option<PathBuf>,
+        /// Secrets directory (mode 0700).
+        #[arg(long, default_value = "secrets")]
+        dir: PathBuf,
+        /// Only these hosts (comma-separated; default: every host).
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,6 +187,16 @@ pub enum LabCommand {
         /// Only these LBs (comma-separated; default: every LB).
         #[arg(long, value_delimiter = ',')]
         on: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Renew the lab's host certificates (`secrets rotate` on the lab's secrets), install
+    /// them and reload each daemon that reads one, as deploy does, without a restart.
+    Rotate {
+        spec: Option<PathBuf>,
+        /// Only these hosts (comma-separated; default: every host).
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<String>,
         #[arg(long)]
         json: bool,
     },

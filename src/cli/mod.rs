@@ -40,16 +40,16 @@ pub fn run(cli: Cli) -> i32 {
 fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Init { path } => init(&path.unwrap_or_else(|| PathBuf::from("stack.toml"))),
-        Command::Check { spec } => {
+        Command::Check { spec, secrets } => {
             let (source, topology) = load(spec.as_deref())?;
-            let findings = audit::audit(&topology);
+            let findings = findings_with_secrets(&topology, &secrets);
             emit(&report::summary(&source, &topology))?;
             emit(&report::findings(&findings))?;
             Ok(exit_for(&findings))
         }
-        Command::Audit { spec, json } => {
+        Command::Audit { spec, secrets, json } => {
             let (_, topology) = load(spec.as_deref())?;
-            let findings = audit::audit(&topology);
+            let findings = findings_with_secrets(&topology, &secrets);
             if json {
                 emit(&(serde_json::to_string_pretty(&findings)? + "\n"))?;
             } else {
@@ -70,6 +70,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Build { spec, out, check, force } => crate::output::build_command(spec.as_deref(), &out, check, force),
         Command::Secrets { command: SecretsCommand::Init { spec, dir } } => {
             crate::secrets::init_command(spec.as_deref(), &dir)
+        }
+        Command::Secrets { command: SecretsCommand::Rotate { spec, dir, hosts } } => {
+            crate::secrets::rotate_command(spec.as_deref(), &dir, &hosts)
         }
         Command::Plan { spec, from, on, goal, parallel, json } => {
             plan(spec.as_deref(), from.as_deref(), &on, goal, parallel, json)
@@ -96,6 +99,16 @@ fn emit(text: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
         other => Ok(other?),
     }
+}
+
+/// The audit's findings and, when `secrets` exists, its certificates' expiry.
+fn findings_with_secrets(topology: &crate::topology::Topology, secrets: &Path) -> Vec<audit::Finding> {
+    let mut findings = audit::audit(topology);
+    if secrets.is_dir() {
+        findings.extend(crate::secrets::expiry_findings(topology, secrets, crate::secrets::unix_now()));
+        findings.sort();
+    }
+    findings
 }
 
 fn exit_for(findings: &[audit::Finding]) -> i32 {
@@ -213,6 +226,7 @@ fn lab(command: LabCommand) -> Result<i32> {
                 lab::chaos::Timing { steady: std::time::Duration::from_secs(steady_secs), ..Default::default() };
             lab::chaos(spec.as_deref(), &faults, timing, &Reporter::new(json))
         }
+        LabCommand::Rotate { spec, hosts, json } => lab::rotate(spec.as_deref(), &hosts, &Reporter::new(json)),
         LabCommand::Status { json } => lab::status(json),
         LabCommand::Down { json } => lab::down(&Reporter::new(json)),
         LabCommand::Qps { json, watch } => lab::monitoring::qps_command(json, watch),

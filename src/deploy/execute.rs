@@ -14,6 +14,7 @@ use super::plan::Plan;
 use super::progress::{Event, Progress};
 use super::Goal;
 use crate::spec::Role;
+use crate::stack::tls_reload::TLS_FILES;
 use crate::topology::Topology;
 
 /// The HAProxy backend of the web tier (render::haproxy names it so).
@@ -181,10 +182,6 @@ fn run(
         return Err(format!("cannot read the running system of {}: nothing was changed", unreachable.join(", ")));
     }
     let outdated: Vec<String> = selected.iter().filter(|h| previous.contains_key(*h)).cloned().collect();
-    if outdated.is_empty() {
-        progress.note(None, "every selected host already runs its system: nothing to copy or activate");
-        return Ok(());
-    }
 
     // 3. Copy closures and upload secrets before any activation: a host that cannot
     //    receive its system stops the rollout while nothing has changed yet.
@@ -208,8 +205,11 @@ fn run(
             return Err(format!("copying the closure to {} failed: nothing was activated", failed.join(", ")));
         }
     }
+    // Secrets go to every selected host, not only those whose system changed: renewed
+    // certificates (`nixstack secrets rotate`) change no system.
+    let mut tls_changed: Vec<String> = Vec::new();
     if let Some(dir) = rollout.secrets_dir {
-        let results = parallel(&outdated, |name| {
+        let results = parallel(&selected, |name| {
             let files: Vec<SecretFile> = crate::secrets::host_secrets(rollout.topology, name, dir)
                 .into_iter()
                 .map(|(source, name)| SecretFile { name, source })
@@ -217,13 +217,21 @@ fn run(
             rollout.hosts[name].upload_secrets(&files)
         });
         let mut failed = Vec::new();
-        for (name, result) in outdated.iter().zip(results) {
+        for (name, result) in selected.iter().zip(results) {
             match result {
-                Ok(report) => progress.emit(Event::SecretsUploaded {
-                    host: name.clone(),
-                    unchanged: report.unchanged.len(),
-                    updated: report.updated,
-                }),
+                Ok(report) => {
+                    if report.updated.iter().any(|f| TLS_FILES.contains(&f.as_str())) {
+                        tls_changed.push(name.clone());
+                    }
+                    // A host that runs its system already reports only a change.
+                    if previous.contains_key(name) || !report.updated.is_empty() {
+                        progress.emit(Event::SecretsUploaded {
+                            host: name.clone(),
+                            unchanged: report.unchanged.len(),
+                            updated: report.updated,
+                        });
+                    }
+                }
                 Err(e) => {
                     progress.emit(Event::Failed { host: Some(name.clone()), error: e.to_string() });
                     failed.push(name.clone());
@@ -258,7 +266,50 @@ fn run(
         }
     }
 
-    // 5. Batch by batch.
+    // 5. Renewed certificates: each host's daemons reload them (no restart, no drain: a
+    //    reload finishes the requests in flight), one host at a time in rollout order, each
+    //    gated on its health before the next.
+    if goal.requires_activation() {
+        for name in plan.batches.iter().flat_map(|b| &b.hosts).filter(|h| tls_changed.contains(h)) {
+            let host = rollout.hosts[name].as_ref();
+            let started = Instant::now();
+            let spec_host = rollout.topology.host(name).ok_or_else(|| format!("{name} is not in the spec"))?;
+            let reloads = crate::stack::tls_reload::reloads(rollout.topology, spec_host, host.layout());
+            let lbs: Vec<&dyn Host> = rollout
+                .topology
+                .lb
+                .iter()
+                .flat_map(|lb| &lb.hosts)
+                .filter_map(|lb| rollout.hosts.get(lb).map(|h| h.as_ref()))
+                .collect();
+            // A web backend leaves every HAProxy's pool first, as for a switch: nginx's old
+            // workers close their idle keep-alive connections as they finish, which an
+            // HAProxy reusing one would answer with an error.
+            let backend = rollout.topology.lb.as_ref().is_some_and(|lb| lb.backends.iter().any(|b| &b.host == name));
+            let drained = if backend { drain_one(rollout, progress, &lbs, name) } else { Ok(()) };
+            let result = drained
+                .and_then(|()| host.reload_tls(&reloads).map_err(|e| format!("reloading its certificates failed: {e}")))
+                .and_then(|reloaded| gate(rollout, host, &lbs).map(|_| reloaded));
+            if backend && result.is_ok() && !undrain(rollout, progress, &lbs, std::slice::from_ref(name)).is_empty() {
+                outcome.failed.push(name.clone());
+                return Err(format!("{name} took its renewed certificates but is not back in every load balancer"));
+            }
+            match result {
+                Ok(reloaded) => progress.emit(Event::TlsReloaded { host: name.clone(), reloaded, ms: ms(started) }),
+                Err(error) => {
+                    progress.emit(Event::Failed { host: Some(name.clone()), error: error.clone() });
+                    outcome.failed.push(name.clone());
+                    return Err(format!("{name}: renewed certificates not taken ({error}): nothing was activated"));
+                }
+            }
+        }
+    }
+    if outdated.is_empty() {
+        progress.note(None, "every selected host already runs its system: nothing to copy or activate");
+        return Ok(());
+    }
+
+    // 6. Batch by batch.
     for batch in &plan.batches {
         let members: Vec<String> = batch.hosts.iter().filter(|h| previous.contains_key(*h)).cloned().collect();
         if members.is_empty() {
@@ -479,6 +530,22 @@ fn gate(rollout: &Rollout, host: &dyn Host, lbs: &[&dyn Host]) -> Result<Vec<Str
         }
     }
     Ok(details)
+}
+
+/// Drains `name` in every load balancer and waits for its sessions to end.
+fn drain_one(rollout: &Rollout, progress: &Progress, lbs: &[&dyn Host], name: &str) -> Result<(), String> {
+    for lb in lbs {
+        let started = Instant::now();
+        health::set_state(*lb, WEB_BACKEND, name, "drain")
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                health::wait_stat(*lb, WEB_BACKEND, name, rollout.options.drain_timeout, |s| s.scur == 0)
+                    .map_err(|(e, _)| e.to_string())
+            })
+            .map_err(|e| format!("draining in {} failed: {e}", lb.name()))?;
+        progress.emit(Event::Drained { host: name.into(), lb: lb.name().into(), ms: ms(started) });
+    }
+    Ok(())
 }
 
 /// Puts `names` back in every load balancer's pool and waits until each is UP there;

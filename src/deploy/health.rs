@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-pub use crate::host::health::{haproxy, probe, server_stat, vip_holders};
-use crate::host::{Host, HostError};
+pub use crate::host::health::{haproxy, probe, server_stat, set_state, vip_holders, wait_stat};
+use crate::host::Host;
 use crate::render::Layout;
 use crate::topology::{Host as SpecHost, Topology};
 
@@ -56,47 +56,5 @@ pub fn gate(host: &dyn Host, checks: &[Check], policy: GatePolicy) -> Result<Vec
             return Err(format!("{why} (still not healthy after {:.0}s)", policy.timeout.as_secs_f64()));
         }
         std::thread::sleep(policy.interval);
-    }
-}
-
-/// Sets a server's administrative state (`drain`, `ready`, `maint`).
-pub fn set_state(lb: &dyn Host, backend: &str, server: &str, state: &str) -> Result<(), HostError> {
-    let answer = haproxy(lb, &format!("set server {backend}/{server} state {state}"))?;
-    if answer.trim().is_empty() {
-        Ok(())
-    } else {
-        Err(HostError::Other {
-            host: lb.name().into(),
-            detail: format!("HAProxy refused `set server {backend}/{server} state {state}`: {}", answer.trim()),
-        })
-    }
-}
-
-/// Polls `server_stat` until `done` holds or `timeout` passes; returns the last stat.
-pub fn wait_stat(
-    lb: &dyn Host,
-    backend: &str,
-    server: &str,
-    timeout: Duration,
-    done: impl Fn(&ServerStat) -> bool,
-) -> Result<ServerStat, (HostError, Option<ServerStat>)> {
-    let deadline = Instant::now() + timeout;
-    let mut last = None;
-    loop {
-        match server_stat(lb, backend, server) {
-            Ok(stat) if done(&stat) => return Ok(stat),
-            Ok(stat) => last = Some(stat),
-            Err(e) if Instant::now() >= deadline => return Err((e, last)),
-            Err(_) => {}
-        }
-        if Instant::now() >= deadline {
-            let detail = format!(
-                "{backend}/{server} did not reach the expected state within {:.0}s (last: {:?})",
-                timeout.as_secs_f64(),
-                last
-            );
-            return Err((HostError::Other { host: lb.name().into(), detail }, last));
-        }
-        std::thread::sleep(Duration::from_millis(200));
     }
 }

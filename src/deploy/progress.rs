@@ -50,6 +50,13 @@ pub enum Event {
         host: String,
         ms: u64,
     },
+    /// Renewed certificates reached the host and its daemons took them (reloaded, not
+    /// restarted), then it passed its health gate.
+    TlsReloaded {
+        host: String,
+        reloaded: Vec<String>,
+        ms: u64,
+    },
     /// The host was put in drain mode in a load balancer and its sessions ended.
     Drained {
         host: String,
@@ -111,6 +118,7 @@ impl Event {
             | Event::Copied { host, .. }
             | Event::SecretsUploaded { host, .. }
             | Event::Migrated { host, .. }
+            | Event::TlsReloaded { host, .. }
             | Event::Drained { host, .. }
             | Event::Activated { host, .. }
             | Event::Healthy { host, .. }
@@ -145,6 +153,9 @@ impl Event {
             }
             Event::SecretsUploaded { updated, unchanged, .. } => {
                 format!("secrets: updated {}; {unchanged} unchanged", updated.join(", "))
+            }
+            Event::TlsReloaded { reloaded, ms, .. } => {
+                format!("certificates reloaded: {}; healthy ({:.1}s)", reloaded.join("; "), *ms as f64 / 1000.0)
             }
             Event::Drained { lb, ms, .. } => format!("drained in {lb} ({:.1}s)", *ms as f64 / 1000.0),
             Event::Activated { goal, ms, .. } => format!("{goal} done ({:.1}s)", *ms as f64 / 1000.0),

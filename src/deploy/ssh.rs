@@ -14,6 +14,7 @@ use super::Goal;
 use crate::process::{headline, indent, Cmd, TAIL_LINES};
 pub use crate::process::{shell_quote, CommandError};
 use crate::render::Layout;
+use crate::stack::tls_reload::TlsReload;
 
 /// How long `ssh` may take to connect.
 pub const CONNECT_TIMEOUT_SECS: u64 = 5;
@@ -481,6 +482,14 @@ impl Host for SshHost {
         Ok(report)
     }
 
+    fn reload_tls(&self, reloads: &[TlsReload]) -> Result<Vec<String>, HostError> {
+        if reloads.is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self.script(&reload_tls_script(reloads, self.detach), self.timeouts.command)?;
+        Ok(out.stdout.lines().filter_map(|l| l.strip_prefix("reloaded ")).map(str::to_string).collect())
+    }
+
     fn switch(&self, path: &StorePath, goal: Goal) -> Result<String, HostError> {
         let switch = path.under(&self.store.root).join("bin/switch-to-configuration");
         let mut prepare = format!(
@@ -564,6 +573,56 @@ pub fn base64(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// The script that reloads `reloads` on a host. A unit reloads through systemd
+/// (`systemctl reload`, which runs its `ExecReload=`) where the host booted with it and
+/// `detach` allows it; the lab's hosts (whose machine's systemd is not theirs) run the
+/// recorded `ExecReload=` lines themselves, `$MAINPID` read from the unit's pid file. SQL
+/// runs on the server's socket as root (unix_socket authentication).
+pub fn reload_tls_script(reloads: &[TlsReload], detach: Detach) -> String {
+    let mut s = String::from("set -eu\n");
+    for reload in reloads {
+        match reload {
+            TlsReload::Unit { service, unit, exec_reload, pid_file } => {
+                let recorded: Vec<String> = exec_reload
+                    .iter()
+                    .map(|argv| {
+                        argv.iter()
+                            .map(|w| if w == "$MAINPID" { "\"$MAINPID\"".to_string() } else { shell_quote(w) })
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .collect();
+                let recorded = format!(
+                    "MAINPID=$(cat {})\n  {}",
+                    shell_quote(&pid_file.display().to_string()),
+                    recorded.join("\n  ")
+                );
+                match detach {
+                    Detach::Auto => s.push_str(&format!(
+                        "if [ -d /run/systemd/system ]; then\n  systemctl reload {}\nelse\n  {recorded}\nfi\n",
+                        shell_quote(unit)
+                    )),
+                    Detach::Setsid => s.push_str(&format!("{{\n  {recorded}\n}}\n")),
+                }
+                s.push_str(&format!("echo 'reloaded {}: ExecReload of {unit}'\n", service.name()));
+            }
+            TlsReload::Sql { service, socket, statements } => {
+                s.push_str(&format!(
+                    "mysql --socket={} -N -B -e {}\n",
+                    shell_quote(&socket.display().to_string()),
+                    shell_quote(&statements.replace('\n', " "))
+                ));
+                s.push_str(&format!(
+                    "echo 'reloaded {}: {}'\n",
+                    service.name(),
+                    statements.trim().replace('\n', " ").replace('\'', "")
+                ));
+            }
+        }
+    }
+    s
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! `lab status`, the scenario) and deploy's gates call these same functions, each through
 //! its own kind of host.
 
+use std::time::{Duration, Instant};
+
 use super::{Host, HostError};
 use crate::stack::health::{parse_stat, Check, ServerStat};
 
@@ -48,6 +50,48 @@ pub fn server_stat(lb: &dyn Host, backend: &str, server: &str) -> Result<ServerS
 
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_string()
+}
+
+/// Sets a server's administrative state (`drain`, `ready`, `maint`).
+pub fn set_state(lb: &dyn Host, backend: &str, server: &str, state: &str) -> Result<(), HostError> {
+    let answer = haproxy(lb, &format!("set server {backend}/{server} state {state}"))?;
+    if answer.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(HostError::Other {
+            host: lb.name().into(),
+            detail: format!("HAProxy refused `set server {backend}/{server} state {state}`: {}", answer.trim()),
+        })
+    }
+}
+
+/// Polls `server_stat` until `done` holds or `timeout` passes; returns the last stat.
+pub fn wait_stat(
+    lb: &dyn Host,
+    backend: &str,
+    server: &str,
+    timeout: Duration,
+    done: impl Fn(&ServerStat) -> bool,
+) -> Result<ServerStat, (HostError, Option<ServerStat>)> {
+    let deadline = Instant::now() + timeout;
+    let mut last = None;
+    loop {
+        match server_stat(lb, backend, server) {
+            Ok(stat) if done(&stat) => return Ok(stat),
+            Ok(stat) => last = Some(stat),
+            Err(e) if Instant::now() >= deadline => return Err((e, last)),
+            Err(_) => {}
+        }
+        if Instant::now() >= deadline {
+            let detail = format!(
+                "{backend}/{server} did not reach the expected state within {:.0}s (last: {:?})",
+                timeout.as_secs_f64(),
+                last
+            );
+            return Err((HostError::Other { host: lb.name().into(), detail }, last));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[cfg(test)]

@@ -116,6 +116,14 @@ pub trait Host: Send + Sync + std::fmt::Debug {
         Err(HostError::Unsupported { host: self.name().into(), operation: "uploading secrets" })
     }
 
+    /// Makes the daemons that read certificates take the renewed ones without a restart
+    /// ([`crate::stack::tls_reload`]: nginx and HAProxy by their unit's `ExecReload=`,
+    /// MariaDB/Galera by SQL). Returns what it did, one line per daemon.
+    fn reload_tls(&self, reloads: &[crate::stack::tls_reload::TlsReload]) -> Result<Vec<String>, HostError> {
+        let _ = reloads;
+        Err(HostError::Unsupported { host: self.name().into(), operation: "reloading certificates" })
+    }
+
     /// Sets the system profile to `path` (for goals that do) and runs its
     /// `switch-to-configuration <goal>` so that a dropped connection does not kill it.
     /// Returns the activation's output.

@@ -66,7 +66,7 @@ pub fn pebble_up(lab: &Lab) -> Result<bool> {
     // pebble's own HTTPS listener: a certificate of the lab's internal CA for its address.
     let ca = read_secret("ca.crt")?;
     let authority = crate::secrets::load_ca(&lab.topology.stack.name, &ca, &read_secret("ca.key")?)?;
-    let issued = crate::secrets::issue(&authority, "pebble", &[], &[address])?;
+    let issued = crate::secrets::issue(&authority, "pebble", &[], &[address], lab.topology.host_certificate_days)?;
     std::fs::write(layout.secret("pebble.crt"), &issued.cert_pem)?;
     // What lego (running as the acme user) trusts pebble's listener by: the public CA certificate.
     std::fs::write(trusted_ca(), &ca)?;

@@ -130,16 +130,7 @@ fn prepare_host(lab: &Lab, host: &Host) -> Result<()> {
     }
     // Secrets as modules/base.nix lays them out on NixOS: the directory 0750 and every file
     // 0640, root-owned, group the secrets group, which the units that read one hold.
-    let secrets_gid = accounts::ensure_group(lab.state, stack::launch::SECRETS_GROUP)?;
-    std::fs::set_permissions(&layout.secrets, std::fs::Permissions::from_mode(0o750))?;
-    chown(&layout.secrets, 0, secrets_gid)?;
-    for (source, name) in crate::secrets::host_secrets(lab.topology, &host.name, &super::secrets_dir()) {
-        let target = layout.secret(&name);
-        std::fs::copy(&source, &target)
-            .with_context(|| format!("cannot copy secret {} to {}", source.display(), target.display()))?;
-        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640))?;
-        chown(&target, 0, secrets_gid)?;
-    }
+    install_secrets(lab, host, &layout)?;
     let mysql = host.has(Role::Db).then(mysql_ids).transpose()?;
     for daemon in for_host(lab.topology, host) {
         let text = render::services::config(lab.topology, host, &layout, daemon);
@@ -180,6 +171,54 @@ fn prepare_host(lab: &Lab, host: &Host) -> Result<()> {
     let admin_public = std::fs::read_to_string(sshd::admin_key(&super::admin_dir()).with_extension("pub"))?;
     write_if_changed(&sshd::authorized_keys(&layout), &admin_public)?;
     Ok(())
+}
+
+/// Copies the host's secrets from the lab's secrets directory into its layout, as deploy
+/// uploads them: each file staged beside its target (0640, root, the secrets group) and
+/// renamed over it, so a daemon reading one (a reload, a restart) sees the old file or the
+/// new one, never a partial copy. Returns the names whose content changed.
+pub fn install_secrets(lab: &Lab, host: &Host, layout: &Layout) -> Result<Vec<String>> {
+    let secrets_gid = accounts::ensure_group(lab.state, stack::launch::SECRETS_GROUP)?;
+    std::fs::set_permissions(&layout.secrets, std::fs::Permissions::from_mode(0o750))?;
+    chown(&layout.secrets, 0, secrets_gid)?;
+    let mut changed = Vec::new();
+    for (source, name) in crate::secrets::host_secrets(lab.topology, &host.name, &super::secrets_dir()) {
+        let target = layout.secret(&name);
+        let bytes = std::fs::read(&source).with_context(|| format!("cannot read secret {}", source.display()))?;
+        if std::fs::read(&target).ok().as_deref() == Some(bytes.as_slice()) {
+            continue;
+        }
+        let staged = layout.secret(&format!(".{name}.new"));
+        std::fs::write(&staged, &bytes).with_context(|| format!("cannot write {}", staged.display()))?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o640))?;
+        chown(&staged, 0, secrets_gid)?;
+        std::fs::rename(&staged, &target)
+            .with_context(|| format!("cannot install secret {} as {}", source.display(), target.display()))?;
+        changed.push(name);
+    }
+    Ok(changed)
+}
+
+/// Makes every daemon of `host` that reads a certificate take the renewed ones, as deploy
+/// does ([`stack::tls_reload`]): nginx and HAProxy through their unit's `ExecReload=`,
+/// MariaDB with `FLUSH SSL` and Galera's `socket.ssl_reload`. Returns what it did.
+pub fn reload_tls(lab: &Lab, host: &Host) -> Result<Vec<String>> {
+    let layout = Layout::lab(&host.name);
+    let mut done = Vec::new();
+    for how in stack::tls_reload::reloads(lab.topology, host, &layout) {
+        match how {
+            stack::tls_reload::TlsReload::Unit { service, .. } => {
+                reload(lab, host, service)?;
+                done.push(format!("{}: ExecReload", service.name()));
+            }
+            stack::tls_reload::TlsReload::Sql { service, socket, statements } => {
+                probe::sql(&socket, &statements, Duration::from_secs(20))
+                    .with_context(|| format!("{}: {}", host.name, statements.trim().replace('\n', " ")))?;
+                done.push(format!("{}: {}", service.name(), statements.trim().replace('\n', " ")));
+            }
+        }
+    }
+    Ok(done)
 }
 
 fn write_if_changed(path: &Path, text: &str) -> Result<()> {

@@ -188,6 +188,88 @@ pub fn acme_orders(spec: Option<&Path>, renew: bool, on: &[String], reporter: &R
     Ok(if ok { 0 } else { 1 })
 }
 
+/// `lab rotate`: renews the lab's host certificates (`secrets rotate` on the lab's secrets
+/// directory), installs them on their hosts and reloads each daemon that reads one, as
+/// deploy does, host by host in start order; serving never stops.
+pub fn rotate(spec: Option<&Path>, hosts: &[String], reporter: &Reporter) -> Result<i32> {
+    let Some(existing) = State::load()? else { bail!("no lab is up: run `nixstack lab up` first") };
+    let source = lab_spec(spec, Some(&existing))?;
+    let topology = compile(&source)?;
+    let plan = crate::stack::address_plan::plan(&topology)?;
+    let state = Mutex::new(existing);
+    let lab = context::Lab { topology: &topology, plan: &plan, state: &state, reporter };
+    let report = crate::secrets::rotate(&topology, &secrets_dir(), hosts)?;
+    for renewed in &report.renewed {
+        reporter.emit(Event::Applied {
+            host: "secrets".into(),
+            what: format!(
+                "{} renewed: serial {} → {}, valid until {}",
+                renewed.file,
+                renewed.old_serial,
+                renewed.serial,
+                crate::secrets::date(renewed.not_after)
+            ),
+        });
+    }
+    for note in &report.notes {
+        reporter.warning(format!("secrets: {note}"));
+    }
+    let mut ok = true;
+    for name in topology.start_order.iter().flatten() {
+        let host = lab.host(name);
+        let result = daemons::install_secrets(&lab, host, &crate::stack::Layout::lab(name)).and_then(|changed| {
+            if changed.iter().any(|f| crate::stack::tls_reload::TLS_FILES.contains(&f.as_str())) {
+                reload_drained(&lab, name).map(|done| (changed, done))
+            } else {
+                Ok((changed, Vec::new()))
+            }
+        });
+        match result {
+            Ok((changed, done)) if !changed.is_empty() => reporter.emit(Event::Applied {
+                host: name.clone(),
+                what: format!(
+                    "installed {}; reloaded: {}",
+                    changed.join(", "),
+                    if done.is_empty() { "nothing".into() } else { done.join(", ") }
+                ),
+            }),
+            Ok(_) => {}
+            Err(error) => {
+                reporter.warning(format!("{name}: {error:#}"));
+                ok = false;
+            }
+        }
+    }
+    reporter.done("rotate", ok);
+    Ok(if ok { 0 } else { 1 })
+}
+
+/// Reloads the certificates of `name`'s daemons as deploy does: a web backend first leaves
+/// every HAProxy's pool (drain, its sessions ended) and comes back once its checks pass.
+fn reload_drained(lab: &context::Lab, name: &str) -> Result<Vec<String>> {
+    use crate::host::health::{set_state, wait_stat};
+    let topology = lab.topology;
+    let backend = topology.lb.as_ref().is_some_and(|lb| lb.backends.iter().any(|b| b.host == name));
+    let lbs: Vec<host::NamespaceHost> =
+        topology.lb.iter().flat_map(|lb| &lb.hosts).map(|lb| host::NamespaceHost::lab(lb)).collect();
+    const BACKEND: &str = "web";
+    let timeout = Duration::from_secs(60);
+    if backend {
+        for lb in &lbs {
+            set_state(lb, BACKEND, name, "drain")?;
+            wait_stat(lb, BACKEND, name, timeout, |s| s.scur == 0).map_err(|(e, _)| e)?;
+        }
+    }
+    let done = daemons::reload_tls(lab, lab.host(name))?;
+    if backend {
+        for lb in &lbs {
+            set_state(lb, BACKEND, name, "ready")?;
+            wait_stat(lb, BACKEND, name, timeout, |s| s.status.starts_with("UP")).map_err(|(e, _)| e)?;
+        }
+    }
+    Ok(done)
+}
+
 /// `lab status`: each host's daemons (recorded pid alive) and health (a probe).
 pub fn status(json: bool) -> Result<i32> {
     let Some(state) = State::load()? else {

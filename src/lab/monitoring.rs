@@ -252,7 +252,7 @@ fn certificate(topology: &Topology, layout: &Layout, address: Ipv4Addr) -> Resul
         std::fs::read_to_string(dir.join(name)).with_context(|| format!("cannot read {}", dir.join(name).display()))
     };
     let ca = crate::secrets::load_ca(&topology.stack.name, &read("ca.crt")?, &read("ca.key")?)?;
-    let issued = crate::secrets::issue(&ca, "sumologic stand-in", &[], &[address])?;
+    let issued = crate::secrets::issue(&ca, "sumologic stand-in", &[], &[address], topology.host_certificate_days)?;
     let text = format!(
         "# {address} stand-in certificate, CA {}\n{}{}",
         fingerprint(&read("ca.crt")?),

@@ -16,6 +16,7 @@
 //! ```
 
 mod pki;
+mod rotate;
 mod store;
 
 use std::path::{Path, PathBuf};
@@ -29,7 +30,8 @@ use crate::exit;
 use crate::spec::{Role, TlsMode};
 use crate::topology::Topology;
 
-pub use pki::{ca_name, issue, load_ca, pem_body, Ca, Issued};
+pub use pki::{ca_name, date, issue, load_ca, pem_body, unix_now, validity, Ca, Issued, Validity};
+pub use rotate::{expiry_findings, rotate, Renewed, RotateReport, EXPIRY_WARNING_DAYS};
 
 /// What `secrets/<monitoring.endpoint_secret>` holds until the operator puts the real
 /// Sumo Logic HTTP source URL there.
@@ -159,6 +161,31 @@ pub fn init_command(spec: Option<&Path>, dir: &Path) -> Result<i32> {
     Ok(exit::OK)
 }
 
+/// `nixstack secrets rotate`: renews the host certificates of `hosts` (all when empty).
+pub fn rotate_command(spec: Option<&Path>, dir: &Path, hosts: &[String]) -> Result<i32> {
+    let (_, topology) = crate::topology::load(spec)?;
+    let report = rotate(&topology, dir, hosts)?;
+    for renewed in &report.renewed {
+        println!(
+            "renewed  {}: serial {} → {}, valid until {}",
+            renewed.file,
+            renewed.old_serial,
+            renewed.serial,
+            date(renewed.not_after)
+        );
+    }
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    println!(
+        "nixstack: {} certificate(s) renewed in {} ({} days each); `nixstack deploy` uploads them and reloads the daemons",
+        report.renewed.len(),
+        dir.display(),
+        topology.host_certificate_days
+    );
+    Ok(exit::OK)
+}
+
 /// Creates every missing secret of `topology` in `dir`; never rewrites an existing one.
 pub fn init(topology: &Topology, dir: &Path) -> Result<InitReport, SecretsError> {
     let mut init = Init { dir, topology, report: InitReport::default(), ca: None };
@@ -222,6 +249,7 @@ impl Init<'_> {
             }
         }
 
+        let days = self.topology.host_certificate_days;
         for certificate in &self.topology.certificates {
             let host_dir = format!("hosts/{}", certificate.host);
             self.dir_0700(&self.dir.join("hosts"), "hosts")?;
@@ -258,6 +286,7 @@ impl Init<'_> {
                         &certificate.common_name,
                         &certificate.dns_names,
                         &certificate.ip_addresses,
+                        days,
                     )?;
                     self.create(&key, issued.key_pem.as_bytes())?;
                     self.create(&crt, issued.cert_pem.as_bytes())?;
@@ -276,7 +305,7 @@ impl Init<'_> {
                 self.existing(&public)?;
             } else {
                 let domain = self.topology.stack.domain.clone();
-                let issued = pki::issue(self.ca()?, &domain, std::slice::from_ref(&domain), &[lb.vip])?;
+                let issued = pki::issue(self.ca()?, &domain, std::slice::from_ref(&domain), &[lb.vip], days)?;
                 self.create(&public, format!("{}{}", issued.cert_pem, issued.key_pem).as_bytes())?;
                 if lb.tls == TlsMode::Provided {
                     self.report.notes.push(format!(

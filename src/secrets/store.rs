@@ -1,5 +1,6 @@
 //! The secrets directory on disk: 0700 directories, 0600 files, each file created
-//! atomically and never replaced.
+//! atomically and never replaced ([`create`]), except by a rotation, which stages every
+//! new file first and then renames each into place ([`stage`], [`Staged::commit`]).
 
 use std::fs::{self, DirBuilder, File, Permissions};
 use std::io::Write;
@@ -60,6 +61,46 @@ pub fn create(path: &Path, bytes: &[u8]) -> Result<(), SecretsError> {
         path: parent.to_path_buf(),
         source,
     })
+}
+
+/// A new version of a secret file, written and fsynced beside it (0600) but not yet in
+/// place; dropped uncommitted, it is removed and the old file stays.
+pub struct Staged {
+    path: PathBuf,
+    temp: tempfile::NamedTempFile,
+}
+
+/// Stages `bytes` as the next content of `path` (which may exist).
+pub fn stage(path: &Path, bytes: &[u8]) -> Result<Staged, SecretsError> {
+    let parent = path.parent().expect("secret paths have a parent");
+    let io_error = |action, source| SecretsError::Io { action, path: path.to_path_buf(), source };
+    let mut temp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(Permissions::from_mode(FILE_MODE))
+        .tempfile_in(parent)
+        .map_err(|source| io_error("create a temporary file for", source))?;
+    temp.write_all(bytes).map_err(|source| io_error("write", source))?;
+    temp.as_file().sync_all().map_err(|source| io_error("write", source))?;
+    Ok(Staged { path: path.to_path_buf(), temp })
+}
+
+impl Staged {
+    /// Renames the staged file over its target (`rename(2)`: a reader sees the old or the
+    /// new file, never a mix) and syncs the directory.
+    pub fn commit(self) -> Result<(), SecretsError> {
+        let Staged { path, temp } = self;
+        temp.persist(&path).map_err(|error| SecretsError::Io {
+            action: "replace",
+            path: path.clone(),
+            source: error.error,
+        })?;
+        let parent = path.parent().expect("secret paths have a parent");
+        File::open(parent).and_then(|dir| dir.sync_all()).map_err(|source| SecretsError::Io {
+            action: "sync",
+            path: parent.to_path_buf(),
+            source,
+        })
+    }
 }
 
 pub fn read(path: &Path) -> Result<String, SecretsError> {

@@ -175,11 +175,15 @@ pub struct TlsSection {
     /// replication), with certificates from the stack's internal CA.
     #[serde(default = "yes")]
     pub internal: Located<bool>,
+    /// Days a host certificate from the internal CA is valid, 1 to 397 (default 90; the
+    /// CA itself keeps a long life). Renew them with `nixstack secrets rotate`; `check`
+    /// warns 30 days before one expires.
+    pub host_certificate_days: Option<Located<u32>>,
 }
 
 impl Default for TlsSection {
     fn default() -> Self {
-        TlsSection { internal: Located::synthetic(true) }
+        TlsSection { internal: Located::synthetic(true), host_certificate_days: None }
     }
 }
 

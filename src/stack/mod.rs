@@ -15,6 +15,7 @@ pub mod launch;
 mod layout;
 pub mod monitoring;
 pub mod scenario;
+pub mod tls_reload;
 pub mod units;
 
 pub use layout::{Layout, LayoutKind, LAB_ROOT, NIXOS_SECRETS};

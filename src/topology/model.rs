@@ -22,6 +22,8 @@ pub struct Topology {
     pub networks: Networks,
     /// Whether tier-to-tier hops are TLS with the internal CA.
     pub internal_tls: bool,
+    /// Days a host certificate from the internal CA is valid (`tls.host_certificate_days`).
+    pub host_certificate_days: u32,
     /// Hosts sorted by name.
     pub hosts: Vec<Host>,
     pub lb: Option<LbTier>,
@@ -396,6 +398,12 @@ pub const RESTIC_PASSWORD_SECRET: &str = "db-backup-restic.password";
 /// `db.suspect_timeout_ms` when the spec leaves it out: tuned for a private LAN, where a
 /// second of silence means a dead node (Galera's own default, 5 s, is for WANs too).
 pub const DEFAULT_SUSPECT_TIMEOUT_MS: u64 = 1000;
+
+/// `tls.host_certificate_days` when the spec does not set it.
+pub const DEFAULT_HOST_CERTIFICATE_DAYS: u32 = 90;
+/// The longest host certificate life `tls.host_certificate_days` accepts: 397 days, the
+/// CA/Browser Forum's limit for publicly trusted server certificates (since 2020-09).
+pub const MAX_HOST_CERTIFICATE_DAYS: u32 = 397;
 /// The range `db.suspect_timeout_ms` accepts: below it a scheduling hiccup evicts healthy
 /// nodes; above it is Galera's default territory and beyond.
 pub const SUSPECT_TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 300..=30_000;

@@ -67,6 +67,17 @@ impl Resolver<'_> {
         value.value
     }
 
+    /// `tls.host_certificate_days`: 1 to [`MAX_HOST_CERTIFICATE_DAYS`].
+    fn host_certificate_days(&mut self, value: Option<&Located<u32>>) -> u32 {
+        let Some(value) = value else { return DEFAULT_HOST_CERTIFICATE_DAYS };
+        if value.value == 0 || value.value > MAX_HOST_CERTIFICATE_DAYS {
+            self.error(value.span.clone(), format!("tls.host_certificate_days = {} is out of range", value.value))
+                .expected(format!("1 to {MAX_HOST_CERTIFICATE_DAYS} days"))
+                .hint(format!("{DEFAULT_HOST_CERTIFICATE_DAYS} (the default) with `nixstack secrets rotate` before they expire; `nixstack check` warns 30 days ahead"));
+        }
+        value.value
+    }
+
     /// `[db.backup]`: the node that runs it (the app's least preferred), schedule, retention
     /// and where the backups go, each value checked where it is written.
     fn backup(&mut self, section: &DbBackupSection, db_hosts: &[String], writers: &[String]) -> DbBackup {
@@ -208,6 +219,7 @@ impl Resolver<'_> {
             hosts.iter().find(|h| h.name == name).map(|h| h.address).unwrap_or(Ipv4Addr::UNSPECIFIED)
         };
         let internal_tls = spec.tls.internal.value;
+        let host_certificate_days = self.host_certificate_days(spec.tls.host_certificate_days.as_ref());
 
         let web = spec.web.as_ref().filter(|_| !web_hosts.is_empty()).map(|w| WebTier {
             hosts: web_hosts.clone(),
@@ -421,6 +433,7 @@ impl Resolver<'_> {
             stack,
             networks,
             internal_tls,
+            host_certificate_days,
             hosts,
             lb,
             web,
