@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
-use crate::spec::{
+use crate::spec::{SecretsBackend, 
     Agent, Algorithm, DeployTool, EgressPolicy, ImageVariant, Proto, Role, SstMethod, TlsMode, WriteMode,
 };
 
@@ -40,6 +40,24 @@ pub struct Topology {
     /// The third-party deploy tools the flake serves besides `nixstack deploy`, sorted, each once.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deploy_tools: Vec<DeployTool>,
+    /// `[secrets]`: the backend and the operators' recipients.
+    #[serde(skip_serializing_if = "Secrets::is_default")]
+    pub secrets: Secrets,
+}
+
+/// `[secrets]`, resolved.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Secrets {
+    pub backend: SecretsBackend,
+    /// Operators' public keys (`ssh-ed25519 …` without comment, or `age1…`), in spec order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<String>,
+}
+
+impl Secrets {
+    fn is_default(&self) -> bool {
+        self.backend == SecretsBackend::Nixstack && self.recipients.is_empty()
+    }
 }
 
 impl Topology {
@@ -114,6 +132,9 @@ pub struct Host {
     /// is like any other.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The SSH host key's public half, `ssh-ed25519 <base64>` (no comment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
 }
 
 impl Host {

@@ -213,6 +213,7 @@ impl Resolver<'_> {
                 monitored: false,
                 services: Vec::new(),
                 group: Some(group.name.value.clone()),
+                host_key: None,
             });
         }
         for side in ["private", "public"] {
