@@ -351,15 +351,18 @@ fn backend_secrets(topology: &Topology, host: &Host) -> Vec<(&'static str, Nix)>
             ("path", Nix::str(format!("{}/{name}", runtime.display()))),
         ]
     };
-    let names: Vec<String> =
-        crate::secrets::host_secrets(topology, &host.name, std::path::Path::new("")).into_iter().map(|(_, n)| n).collect();
+    let names: Vec<String> = crate::secrets::host_secrets(topology, &host.name, std::path::Path::new(""))
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
     match backend {
         crate::spec::SecretsBackend::Sops => {
             let file = Nix::relative_path(&format!("../../{}", crate::secrets::sops_file(&host.name)));
             let secrets = names
                 .iter()
                 .map(|name| {
-                    let mut values = vec![("sopsFile", file.clone()), ("format", Nix::str("yaml")), ("key", Nix::str(name))];
+                    let mut values =
+                        vec![("sopsFile", file.clone()), ("format", Nix::str("yaml")), ("key", Nix::str(name))];
                     values.extend(common(name));
                     (vec![name.clone()], attrs(values))
                 })
@@ -369,10 +372,7 @@ fn backend_secrets(topology: &Topology, host: &Host) -> Vec<(&'static str, Nix)>
                 // The files are encrypted to the host's ssh-ed25519 key itself (an age
                 // `ssh-ed25519` stanza), which sops decrypts with this identity; sops-nix's
                 // own sshKeyPaths import turns the key into an X25519 identity instead.
-                (
-                    "sops.environment.SOPS_AGE_SSH_PRIVATE_KEY_FILE",
-                    Nix::str(crate::secrets::HOST_KEY_PATH),
-                ),
+                ("sops.environment.SOPS_AGE_SSH_PRIVATE_KEY_FILE", Nix::str(crate::secrets::HOST_KEY_PATH)),
             ]
         }
         crate::spec::SecretsBackend::Agenix => {

@@ -178,7 +178,9 @@ fn run_tool(program: &str, args: &[String], input: &[u8], action: &'static str) 
         .spawn()
         .map_err(|e| SecretsError::Crypto {
             action,
-            reason: format!("cannot run `{program}`: {e} (install it: scripts/setup, or see README.md \"Secrets backends\")"),
+            reason: format!(
+                "cannot run `{program}`: {e} (install it: scripts/setup, or see README.md \"Secrets backends\")"
+            ),
         })?;
     let mut stdin = child.stdin.take().expect("piped");
     let written = stdin.write_all(input);

@@ -10,8 +10,9 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
-use crate::spec::{SecretsBackend, 
-    Agent, Algorithm, DeployTool, EgressPolicy, ImageVariant, Proto, Role, SstMethod, TlsMode, WriteMode,
+use crate::spec::{
+    Agent, Algorithm, DeployTool, EgressPolicy, ImageVariant, Proto, Role, SecretsBackend, SstMethod, TlsMode,
+    WriteMode,
 };
 
 /// The whole stack, resolved: every reference checked, every default filled, every

@@ -11,9 +11,9 @@ use ipnet::Ipv4Net;
 
 use super::model::*;
 use super::{flows, ports};
-use crate::spec::{SecretsBackend, 
-    nearest, BackupTarget, DbBackupSection, DeployTool, Dropped, Located, Proto, RawSpec, Role, SourceMap, SpecError,
-    SpecErrors, SpecSource, WriteMode,
+use crate::spec::{
+    nearest, BackupTarget, DbBackupSection, DeployTool, Dropped, Located, Proto, RawSpec, Role, SecretsBackend,
+    SourceMap, SpecError, SpecErrors, SpecSource, WriteMode,
 };
 
 /// Resolves a parsed spec. All cross-reference errors are collected, not just the first.
@@ -1051,9 +1051,12 @@ impl Resolver<'_> {
         for (name, host) in &spec.hosts {
             match &host.host_key {
                 Some(key) if !is_ssh_ed25519(key) => {
-                    self.error(key.span.clone(), format!("host_key of `{}` is not an ed25519 SSH public key", name.value))
-                        .expected("one line like \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA...\"")
-                        .hint("paste the host's /etc/ssh/ssh_host_ed25519_key.pub (`ssh-keyscan -t ed25519 <host>`)");
+                    self.error(
+                        key.span.clone(),
+                        format!("host_key of `{}` is not an ed25519 SSH public key", name.value),
+                    )
+                    .expected("one line like \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA...\"")
+                    .hint("paste the host's /etc/ssh/ssh_host_ed25519_key.pub (`ssh-keyscan -t ed25519 <host>`)");
                 }
                 None if backend != SecretsBackend::Nixstack => {
                     self.error(name.span.clone(), format!("host `{}` has no host_key", name.value))
