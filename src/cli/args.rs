@@ -71,6 +71,10 @@ pub enum Command {
         /// Overwrite generated files even if they were edited by hand.
         #[arg(long)]
         force: bool,
+        /// Secrets directory: with `[secrets] backend` sops or agenix its encrypted files
+        /// (never the plaintext) are shipped in the flake under encrypted-secrets/.
+        #[arg(long, default_value = "secrets")]
+        secrets: PathBuf,
     },
     /// Manage the stack's secrets (never in the Nix store).
     Secrets {

@@ -67,7 +67,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
             emit(&schema())?;
             Ok(exit::OK)
         }
-        Command::Build { spec, out, check, force } => crate::output::build_command(spec.as_deref(), &out, check, force),
+        Command::Build { spec, out, check, force, secrets } => {
+            crate::output::build_command(spec.as_deref(), &out, &secrets, check, force)
+        }
         Command::Secrets { command: SecretsCommand::Init { spec, dir } } => {
             crate::secrets::init_command(spec.as_deref(), &dir)
         }

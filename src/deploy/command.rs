@@ -84,8 +84,8 @@ pub fn command(args: DeployArgs) -> Result<i32> {
         })
         .collect();
     let systems = Systems::Nixos { flake: args.flake.clone(), nix_config: None };
-    let secrets = args.secrets.exists().then_some(args.secrets.as_path());
-    if secrets.is_none() && !args.dry_run {
+    let secrets = upload_dir(&topology, &args.secrets, args.secrets.exists());
+    if secrets.is_none() && topology.secrets.backend.deploy_uploads() && !args.dry_run {
         bail!(
             "no secrets directory {}: run `nixstack secrets init` first (deploy uploads the secrets before activation)",
             args.secrets.display()
@@ -218,4 +218,33 @@ fn deploy(
     let outcome = execute::execute(&rollout, &progress);
     printer.finish(progress);
     Ok(if outcome.ok { exit::OK } else { exit::FINDINGS })
+}
+
+/// The secrets directory deploy uploads from: none with `[secrets] backend` sops or agenix
+/// (sops-nix / agenix decrypt the flake's encrypted files on the host), none when it does
+/// not exist (deploy then refuses, outside `--dry-run`).
+pub fn upload_dir<'a>(topology: &Topology, dir: &'a Path, exists: bool) -> Option<&'a Path> {
+    (topology.secrets.backend.deploy_uploads() && exists).then_some(dir)
+}
+
+#[cfg(test)]
+mod upload_tests {
+    use super::*;
+    use crate::spec::SecretsBackend;
+
+    fn topology(backend: SecretsBackend) -> Topology {
+        let mut topology =
+            crate::topology::compile(&crate::spec::SpecSource::embedded_default()).expect("the default spec compiles");
+        topology.secrets.backend = backend;
+        topology
+    }
+
+    #[test]
+    fn only_the_nixstack_backend_uploads_secrets() {
+        let dir = Path::new("secrets");
+        assert_eq!(upload_dir(&topology(SecretsBackend::Nixstack), dir, true), Some(dir));
+        assert_eq!(upload_dir(&topology(SecretsBackend::Nixstack), dir, false), None);
+        assert_eq!(upload_dir(&topology(SecretsBackend::Sops), dir, true), None);
+        assert_eq!(upload_dir(&topology(SecretsBackend::Agenix), dir, true), None);
+    }
 }

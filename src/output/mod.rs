@@ -211,9 +211,11 @@ pub fn artifacts(topology: &crate::topology::Topology) -> Artifacts {
 
 /// `nixstack build`: render the spec and write (or `--check`) the tree in `out`.
 /// Exit 0 written or fresh, 1 drift (`--check`), 2 refused or failed.
-pub fn build_command(spec: Option<&Path>, out: &Path, check: bool, force: bool) -> Result<i32> {
+pub fn build_command(spec: Option<&Path>, out: &Path, secrets: &Path, check: bool, force: bool) -> Result<i32> {
     let (_, topology) = crate::topology::load(spec)?;
-    let artifacts = artifacts(&topology);
+    let mut artifacts = artifacts(&topology);
+    // sops / agenix: the encrypted files the hosts' `sops.secrets` / `age.secrets` name.
+    artifacts.extend(crate::secrets::tree_files(&topology, secrets)?);
     let mode = if check { WriteMode::Check } else { WriteMode::Write };
     let report = write(out, &artifacts, mode, force)?;
     if check {

@@ -111,6 +111,9 @@ pub fn host(topology: &Topology, host: &Host) -> String {
     bind("nixpkgs.hostPlatform", Nix::str(&host.system));
     bind("system.stateVersion", Nix::str(&topology.stack.state_version));
     bind("nixstack.base", base(topology, host));
+    for (path, value) in backend_secrets(topology, host) {
+        bind(path, value);
+    }
     let file = |config: NativeConfig| Nix::relative_path(&format!("./{}", config.file_name()));
     let configs = native_configs(topology, host);
     if configs.contains(&NativeConfig::Nftables) {
@@ -345,6 +348,65 @@ fn links(host: &Host, layout: &Layout) -> Option<Nix> {
 
 /// The DNS domain of the host's internal name (`db1.shop.internal` → `shop.internal`), from
 /// the certificate the internal CA issues it, so that `hostname -f` matches the certificate.
+/// With `[secrets] backend` sops or agenix: every runtime secret of the host declared for
+/// sops-nix (`sops.secrets`) or agenix (`age.secrets`), decrypted at activation from the
+/// encrypted files in `encrypted-secrets/` to the same path the modules read under
+/// `nixstack.base.secretsDir`, root:nixstack-secrets 0640 as modules/base.nix lays them out.
+/// Only the encrypted files enter the Nix store. See docs/nixos.md, "Secrets backends".
+fn backend_secrets(topology: &Topology, host: &Host) -> Vec<(&'static str, Nix)> {
+    let backend = topology.secrets.backend;
+    if backend.deploy_uploads() {
+        return Vec::new();
+    }
+    let runtime = Layout::nixos_for(host).secrets;
+    let common = |name: &str| {
+        vec![
+            ("owner", Nix::str("root")),
+            ("group", Nix::str(crate::secrets::SECRETS_GROUP)),
+            ("mode", Nix::str("0640")),
+            ("path", Nix::str(format!("{}/{name}", runtime.display()))),
+        ]
+    };
+    let names: Vec<String> = crate::secrets::host_secrets(topology, &host.name, std::path::Path::new(""))
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    match backend {
+        crate::spec::SecretsBackend::Sops => {
+            let file = Nix::relative_path(&format!("../../{}", crate::secrets::sops_file(&host.name)));
+            let secrets = names
+                .iter()
+                .map(|name| {
+                    let mut values =
+                        vec![("sopsFile", file.clone()), ("format", Nix::str("yaml")), ("key", Nix::str(name))];
+                    values.extend(common(name));
+                    (vec![name.clone()], attrs(values))
+                })
+                .collect();
+            vec![
+                ("sops.secrets", Nix::Attrs(secrets)),
+                // The files are encrypted to the host's ssh-ed25519 key itself (an age
+                // `ssh-ed25519` stanza), which sops decrypts with this identity; sops-nix's
+                // own sshKeyPaths import turns the key into an X25519 identity instead.
+                ("sops.environment.SOPS_AGE_SSH_PRIVATE_KEY_FILE", Nix::str(crate::secrets::HOST_KEY_PATH)),
+            ]
+        }
+        crate::spec::SecretsBackend::Agenix => {
+            let secrets = names
+                .iter()
+                .map(|name| {
+                    let file = Nix::relative_path(&format!("../../{}", crate::secrets::age_file(&host.name, name)));
+                    let mut values = vec![("file", file)];
+                    values.extend(common(name));
+                    (vec![name.clone()], attrs(values))
+                })
+                .collect();
+            vec![("age.secrets", Nix::Attrs(secrets))]
+        }
+        crate::spec::SecretsBackend::Nixstack => Vec::new(),
+    }
+}
+
 fn internal_domain<'a>(topology: &'a Topology, host: &Host) -> Option<&'a str> {
     let prefix = format!("{}.", host.name);
     topology

@@ -15,6 +15,7 @@
 //! <monitoring.endpoint_secret>               the Sumo Logic HTTP source URL (placeholder)
 //! ```
 
+mod backend;
 mod pki;
 mod rotate;
 mod store;
@@ -30,6 +31,7 @@ use crate::exit;
 use crate::spec::{Role, TlsMode};
 use crate::topology::Topology;
 
+pub use backend::{age_file, encrypted_files, sops_file, tree_files, HOST_KEY_PATH, TREE_DIR};
 pub use pki::{ca_name, date, issue, load_ca, pem_body, unix_now, validity, Ca, Issued, Validity};
 pub use rotate::{expiry_findings, rotate, Renewed, RotateReport, EXPIRY_WARNING_DAYS};
 
@@ -81,6 +83,9 @@ pub fn public_certificate_file(topology: &Topology) -> String {
 pub fn db_password_file(user: &str) -> String {
     format!("db-{user}.password")
 }
+
+/// The group that reads the runtime secrets (modules/base.nix: `nixstack.base.secretsGroup`).
+pub const SECRETS_GROUP: &str = "nixstack-secrets";
 
 pub const MYSQL_ROOT_PASSWORD: &str = "mysql-root.password";
 
@@ -193,6 +198,7 @@ pub fn init(topology: &Topology, dir: &Path) -> Result<InitReport, SecretsError>
     init.certificates()?;
     init.passwords()?;
     init.monitoring_endpoint()?;
+    init.encrypt()?;
     init.report.created.sort();
     init.report.existing.sort();
     Ok(init.report)

@@ -44,6 +44,50 @@ pub struct RawSpec {
     /// Deploy tools besides `nixstack deploy` that the generated flake also serves.
     #[serde(default)]
     pub deploy: DeploySection,
+    /// How the hosts get their secrets: uploaded by `nixstack deploy` (default), or decrypted
+    /// on the host by sops-nix or agenix from encrypted files in the flake.
+    #[serde(default)]
+    pub secrets: SecretsSection,
+}
+
+/// `[secrets]`: the secrets backend and the operators who can decrypt the encrypted files.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct SecretsSection {
+    /// `nixstack` (deploy uploads the files), `sops` (sops-nix) or `agenix`.
+    #[serde(default)]
+    pub backend: Located<SecretsBackend>,
+    /// Operators' public keys every encrypted file is also encrypted to (`ssh-ed25519 …` or
+    /// `age1…`); default: the ed25519 keys of `stack.ssh_keys`.
+    pub recipients: Option<Vec<Located<String>>>,
+}
+
+/// Where a host's secrets come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecretsBackend {
+    /// `nixstack deploy` uploads the plaintext files over SSH (today's behaviour).
+    #[default]
+    Nixstack,
+    /// sops-nix (github:Mic92/sops-nix) decrypts `encrypted-secrets/sops/<host>.yaml` at activation.
+    Sops,
+    /// agenix (github:ryantm/agenix) decrypts `encrypted-secrets/age/<host>/<file>.age` at activation.
+    Agenix,
+}
+
+impl SecretsBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretsBackend::Nixstack => "nixstack",
+            SecretsBackend::Sops => "sops",
+            SecretsBackend::Agenix => "agenix",
+        }
+    }
+
+    /// Whether `nixstack deploy` uploads the secrets (only with the nixstack backend).
+    pub fn deploy_uploads(self) -> bool {
+        self == SecretsBackend::Nixstack
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -247,6 +291,10 @@ pub struct HostSpec {
     pub channel: Option<Located<String>>,
     /// Nix system of this host, when it differs from `stack.system`.
     pub system: Option<Located<String>>,
+    /// The host's SSH host key, public half (`ssh-ed25519 AAAA…`, from
+    /// /etc/ssh/ssh_host_ed25519_key.pub); required with `[secrets] backend` sops or agenix,
+    /// which encrypt the host's secrets to it.
+    pub host_key: Option<Located<String>>,
 }
 
 /// `[groups.<name>]`: `count` hosts that differ only in their name and addresses.

@@ -11,7 +11,8 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 
 use crate::spec::{
-    Agent, Algorithm, DeployTool, EgressPolicy, ImageVariant, Proto, Role, SstMethod, TlsMode, WriteMode,
+    Agent, Algorithm, DeployTool, EgressPolicy, ImageVariant, Proto, Role, SecretsBackend, SstMethod, TlsMode,
+    WriteMode,
 };
 
 /// The whole stack, resolved: every reference checked, every default filled, every
@@ -42,6 +43,24 @@ pub struct Topology {
     /// The third-party deploy tools the flake serves besides `nixstack deploy`, sorted, each once.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deploy_tools: Vec<DeployTool>,
+    /// `[secrets]`: the backend and the operators' recipients.
+    #[serde(skip_serializing_if = "Secrets::is_default")]
+    pub secrets: Secrets,
+}
+
+/// `[secrets]`, resolved.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Secrets {
+    pub backend: SecretsBackend,
+    /// Operators' public keys (`ssh-ed25519 …` without comment, or `age1…`), in spec order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<String>,
+}
+
+impl Secrets {
+    fn is_default(&self) -> bool {
+        self.backend == SecretsBackend::Nixstack && self.recipients.is_empty()
+    }
 }
 
 impl Topology {
@@ -170,6 +189,9 @@ pub struct Host {
     pub channel: String,
     /// The host's Nix system: its own or its group's, else the stack's.
     pub system: String,
+    /// The SSH host key's public half, `ssh-ed25519 <base64>` (no comment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
 }
 
 impl Host {

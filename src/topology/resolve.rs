@@ -12,8 +12,8 @@ use ipnet::Ipv4Net;
 use super::model::*;
 use super::{flows, ports};
 use crate::spec::{
-    nearest, BackupTarget, DbBackupSection, DeployTool, Dropped, Located, Proto, RawSpec, Role, SourceMap, SpecError,
-    SpecErrors, SpecSource, WriteMode,
+    nearest, BackupTarget, DbBackupSection, DeployTool, Dropped, Located, Proto, RawSpec, Role, SecretsBackend,
+    SourceMap, SpecError, SpecErrors, SpecSource, WriteMode,
 };
 
 /// Resolves a parsed spec. All cross-reference errors are collected, not just the first.
@@ -428,6 +428,7 @@ impl Resolver<'_> {
         }
         self.check_secret_names(spec);
         let deploy_tools = self.deploy_tools(spec);
+        let secrets = self.secrets(spec, &stack);
 
         let mut topology = Topology {
             stack,
@@ -445,6 +446,7 @@ impl Resolver<'_> {
             certificates: Vec::new(),
             start_order: Vec::new(),
             deploy_tools,
+            secrets,
         };
         topology.flows = flows::flows(&topology);
         topology.firewall = self.firewalls(spec, &topology);
@@ -741,6 +743,7 @@ impl Resolver<'_> {
                 group: None,
                 channel: host.channel.as_ref().unwrap_or(&spec.stack.channel).value.clone(),
                 system: host.system.as_ref().unwrap_or(&spec.stack.system).value.clone(),
+                host_key: host.host_key.as_ref().map(|k| normalized_key(k)),
             });
         }
         for group in groups.iter().filter(|group| !group.own_network) {
@@ -1169,6 +1172,57 @@ impl Resolver<'_> {
             }
         }
         tools.into_iter().collect()
+    }
+
+    /// `[secrets]`: with sops or agenix every host needs its `host_key` (the secrets are
+    /// encrypted to it), and every key must be one the tools accept.
+    fn secrets(&mut self, spec: &RawSpec, stack: &Stack) -> Secrets {
+        let backend = spec.secrets.backend.value;
+        for (name, host) in &spec.hosts {
+            match &host.host_key {
+                Some(key) if !is_ssh_ed25519(key) => {
+                    self.error(
+                        key.span.clone(),
+                        format!("host_key of `{}` is not an ed25519 SSH public key", name.value),
+                    )
+                    .expected("one line like \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA...\"")
+                    .hint("paste the host's /etc/ssh/ssh_host_ed25519_key.pub (`ssh-keyscan -t ed25519 <host>`)");
+                }
+                None if backend != SecretsBackend::Nixstack => {
+                    self.error(name.span.clone(), format!("host `{}` has no host_key", name.value))
+                        .expected(format!("`host_key = \"ssh-ed25519 ...\"` under [hosts.{}]", name.value))
+                        .hint(format!(
+                            "[secrets] backend = \"{}\" encrypts each host's secrets to its SSH host key: paste its /etc/ssh/ssh_host_ed25519_key.pub",
+                            backend.as_str()
+                        ));
+                }
+                _ => {}
+            }
+        }
+        if backend != SecretsBackend::Nixstack {
+            for name in spec.groups.keys() {
+                self.error(name.span.clone(), format!("group `{}` cannot be used with [secrets] backend = \"{}\"", name.value, backend.as_str()))
+                    .expected("hosts declared under [hosts.<name>], each with its host_key")
+                    .hint("a group has no per-host host_key yet: declare its hosts under [hosts], or use backend = \"nixstack\"");
+            }
+        }
+        let recipients = match &spec.secrets.recipients {
+            Some(keys) => {
+                for key in keys {
+                    let age = key.starts_with("age1")
+                        && key.len() > 50
+                        && key[4..].chars().all(|c| "qpzry9x8gf2tvdw0s3jn54khce6mua7l".contains(c));
+                    if !age && !is_ssh_ed25519(key) {
+                        self.error(key.span.clone(), "not a recipient sops and age both accept")
+                            .expected("\"ssh-ed25519 AAAA...\" or an age public key \"age1...\"")
+                            .hint("paste ~/.ssh/id_ed25519.pub, or the public key age-keygen printed");
+                    }
+                }
+                keys.iter().map(|k| normalized_key(k)).collect()
+            }
+            None => stack.ssh_keys.iter().filter(|k| is_ssh_ed25519(k)).map(|k| normalized_key(k)).collect(),
+        };
+        Secrets { backend, recipients }
     }
 
     fn check_secret_names(&mut self, spec: &RawSpec) {
@@ -1617,4 +1671,50 @@ mod group_tests {
         assert_eq!(topology.host("w1").and_then(|h| h.group.as_deref()), Some("more"));
         assert_eq!(topology.host("web1").and_then(|h| h.group.as_deref()), None);
     }
+}
+
+/// Whether `key` is `ssh-ed25519 <base64>[ comment]` whose base64 is the wire form of an
+/// ed25519 public key (string "ssh-ed25519", then 32 bytes).
+fn is_ssh_ed25519(key: &str) -> bool {
+    let mut words = key.split_whitespace();
+    if words.next() != Some("ssh-ed25519") || key.contains('\n') {
+        return false;
+    }
+    let Some(blob) = words.next().and_then(base64_decode) else { return false };
+    let mut expected = Vec::new();
+    expected.extend_from_slice(&11u32.to_be_bytes());
+    expected.extend_from_slice(b"ssh-ed25519");
+    expected.extend_from_slice(&32u32.to_be_bytes());
+    blob.len() == expected.len() + 32 && blob.starts_with(&expected)
+}
+
+/// The key's type and base64, without its comment (what sops and age store as the recipient).
+fn normalized_key(key: &str) -> String {
+    key.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+/// Standard base64 with padding; `None` for anything else.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if !text.len().is_multiple_of(4) {
+        return None;
+    }
+    let body = text.trim_end_matches('=');
+    if text.len() - body.len() > 2 {
+        return None;
+    }
+    let mut bits: u32 = 0;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for byte in body.bytes() {
+        let value = ALPHABET.iter().position(|&a| a == byte)? as u32;
+        bits = (bits << 6) | value;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(out)
 }

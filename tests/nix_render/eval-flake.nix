@@ -1,5 +1,5 @@
 # Calls a generated flake's `outputs` with the stand-in inputs of this directory (nixpkgs, disko,
-# colmena, deploy-rs), as Nix calls it with the real ones: each input is its own outputs plus
+# colmena, deploy-rs, sops-nix, agenix), as Nix calls it with the real ones: each input is its own outputs plus
 # `outPath`, `self` is the flake's outputs, and the function gets exactly the inputs it names.
 # Every nixpkgs input (`nixpkgs`, and `nixpkgs-<release>` for the other channels a spec pins) is
 # the nixpkgs stand-in marked with the input's name: its systems say `builtBy`, the `path` of its
@@ -52,6 +52,8 @@ let
     disko = callFlake ./stub-disko { };
     colmena = callFlake ./stub-colmena { };
     deploy-rs = callFlake ./stub-deploy-rs { };
+    sops-nix = callFlake ./stub-sops-nix { };
+    agenix = callFlake ./stub-agenix { };
   };
 
   flake = import (flakeDir + "/flake.nix");
@@ -82,6 +84,20 @@ in
   inherit arguments;
   outputs = attrNames (removeAttrs self [ "outPath" ]);
   systems = mapAttrs (_: system: map describe system.modules) self.nixosConfigurations;
+  # The secrets backend's module (sops-nix or agenix stand-in) checking each host's values:
+  # the host file called as NixOS calls it (its `lib` and `pkgs` are not read for `sops`/`age`).
+  secrets = mapAttrs (
+    _: system:
+    let
+      hostValues = import (builtins.head system.modules) {
+        lib.optional = condition: value: if condition then [ value ] else [ ];
+        pkgs = { };
+        config = { };
+      };
+      checkers = builtins.filter (module: isAttrs module && module ? _secretsCheck) system.modules;
+    in
+    map (module: module._secretsCheck hostValues) checkers
+  ) self.nixosConfigurations;
   toplevels = mapAttrs (_: system: system.config.system.build.toplevel) self.nixosConfigurations;
   builtBy = mapAttrs (_: system: system.builtBy) self.nixosConfigurations;
   colmena =

@@ -222,6 +222,7 @@ impl Resolver<'_> {
                 group: Some(group.name.value.clone()),
                 channel: group.spec.channel.as_ref().unwrap_or(&stack.channel).value.clone(),
                 system: group.spec.system.as_ref().unwrap_or(&stack.system).value.clone(),
+                host_key: None,
             });
         }
         for side in ["private", "public"] {
