@@ -667,6 +667,7 @@ fn the_plan_names_the_flake_attribute_and_refuses_an_option_as_target() {
         target: target.into(),
         flake: PathBuf::from("/srv/shop"),
         secrets: PathBuf::from(REPO).join("nonexistent-secrets"),
+        host_key: None,
         dry_run: true,
         nixos_anywhere: install::NIXOS_ANYWHERE.into(),
     };
@@ -678,4 +679,120 @@ fn the_plan_names_the_flake_attribute_and_refuses_an_option_as_target() {
         host_secrets(&topology, "lb2", Path::new("/")).into_iter().map(|(_, n)| (n, ())).collect();
     assert!(names.contains_key("host.pem") && names.contains_key("public.pem"), "{names:?}");
     assert_eq!(install::flake_ref(&args(TARGET).flake, "lb2"), "/srv/shop#lb2");
+}
+
+// ---------------------------------------------------------------------------------------
+// [secrets] backend = "agenix" (and sops): the host key instead of the secrets
+
+/// An ed25519 key pair made by ssh-keygen: (private key file, public line without comment).
+fn host_key_pair(dir: &Path, name: &str) -> (PathBuf, String) {
+    let key = dir.join(name);
+    let output = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "ssh-keygen: {}", text(&output.stderr));
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    (key, public.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+}
+
+/// With the agenix backend the secrets are encrypted to each host's SSH key and come with the
+/// flake: install uploads none of them, and instead puts the host key whose public half is
+/// the spec's host_key where sshd and agenix read it, so that the first activation decrypts
+/// them. Without the key, with another host's key, or with a key under the nixstack backend,
+/// it refuses.
+#[test]
+fn with_an_encrypting_backend_install_stages_the_host_key_and_no_secret() {
+    let workdir = Workdir { dir: temp("nxs-install-") };
+    std::fs::create_dir(workdir.tmp()).unwrap();
+    let keys = workdir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let mut spec = String::new();
+    let mut pairs = BTreeMap::new();
+    for line in spec_with_db_disks().lines() {
+        spec.push_str(line);
+        spec.push('\n');
+        if let Some(host) = line.strip_prefix("[hosts.").and_then(|rest| rest.strip_suffix(']')) {
+            let (private, public) = host_key_pair(&keys, host);
+            spec.push_str(&format!("host_key = \"{public}\"\n"));
+            pairs.insert(host.to_string(), (private, public));
+        }
+    }
+    // The example's stack.ssh_keys entry is a made-up key age refuses: an operator of our own.
+    let (_, operator) = host_key_pair(&keys, "operator");
+    spec.push_str(&format!("\n[secrets]\nbackend = \"agenix\"\nrecipients = [\"{operator}\"]\n"));
+    std::fs::write(workdir.path().join("stack.toml"), &spec).unwrap();
+    // The encrypted files exist before the build ships them in the flake.
+    for args in [
+        &["secrets", "init", "stack.toml", "--dir", "secrets"][..],
+        &["build", "stack.toml", "-o", "flake", "--secrets", "secrets"][..],
+    ] {
+        let output = nixstack(workdir.path(), args, &[]);
+        assert!(output.status.success(), "nixstack {args:?}: {}", text(&output.stderr));
+    }
+    let (db1_key, db1_public) = &pairs["db1"];
+
+    let stderr = refused(&workdir.install("db1", &["--dry-run"], &[]));
+    assert!(stderr.contains("encrypts the secrets of db1 to its SSH host key"), "{stderr}");
+    assert!(stderr.contains("--host-key PATH"), "{stderr}");
+
+    let db2_key = pairs["db2"].0.to_str().unwrap();
+    let stderr = refused(&workdir.install("db1", &["--dry-run", "--host-key", db2_key], &[]));
+    assert!(stderr.contains("is not the host key of db1"), "{stderr}");
+    assert!(stderr.contains(&pairs["db2"].1), "names the key it found: {stderr}");
+
+    let output = workdir.install("db1", &["--dry-run", "--host-key", db1_key.to_str().unwrap()], &[]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(stdout.contains("encrypted in the flake (agenix)"), "{stdout}");
+    let listed: Vec<(String, u32)> = stdout
+        .lines()
+        .filter_map(|line| {
+            let (mode, path) = line.trim().split_once(' ')?;
+            (path.starts_with("etc/") || path.starts_with("var/"))
+                .then(|| (path.to_string(), u32::from_str_radix(mode, 8).unwrap()))
+        })
+        .collect();
+    let want: Vec<(String, u32)> = [
+        ("etc/", 0o755),
+        ("etc/ssh/", 0o755),
+        ("etc/ssh/ssh_host_ed25519_key", 0o600),
+        ("etc/ssh/ssh_host_ed25519_key.pub", 0o644),
+        ("var/", 0o755),
+        ("var/lib/", 0o755),
+        ("var/lib/nixstack/", 0o755),
+        ("var/lib/nixstack/secrets/", 0o750),
+    ]
+    .map(|(p, m)| (p.to_string(), m))
+    .to_vec();
+    assert_eq!(listed, want, "no secret is staged, only the host key: {stdout}");
+    assert_eq!(workdir.leftovers(), Vec::<String>::new(), "the staging directory was left behind");
+
+    // What is staged is the key itself: stage it through the library and read it back.
+    let topology = workdir.topology();
+    let args = InstallArgs {
+        host: "db1".into(),
+        spec: None,
+        target: TARGET.into(),
+        flake: workdir.path().join("flake"),
+        secrets: workdir.path().join("secrets"),
+        host_key: Some(db1_key.clone()),
+        dry_run: true,
+        nixos_anywhere: install::NIXOS_ANYWHERE.into(),
+    };
+    let plan = install::plan(&topology, &args, "nixstack secrets init").unwrap();
+    assert!(plan.secrets.is_empty());
+    let staging = install::stage(&plan).unwrap();
+    let staged = staging.root().join("etc/ssh/ssh_host_ed25519_key");
+    assert_eq!(std::fs::read(&staged).unwrap(), std::fs::read(db1_key).unwrap());
+    let derived = Command::new("ssh-keygen").arg("-y").arg("-f").arg(&staged).output().unwrap();
+    assert!(text(&derived.stdout).starts_with(db1_public.as_str()), "{}", text(&derived.stderr));
+    let public = std::fs::read_to_string(staged.with_extension("pub")).unwrap();
+    assert_eq!(public.trim(), db1_public);
+
+    // The nixstack backend uploads secrets itself and has no use for a host key.
+    let plain = Workdir::new(&spec_with_db_disks());
+    let stderr = refused(&plain.install("db1", &["--dry-run", "--host-key", db1_key.to_str().unwrap()], &[]));
+    assert!(stderr.contains("backend = \"nixstack\" uploads the secrets themselves"), "{stderr}");
 }

@@ -236,6 +236,30 @@ fn backend_end_to_end(name: &str, backend: SecretsBackend) {
         let output = nix::nix_output(Command::new("nix-instantiate").arg("--parse").arg(stack.tree.path().join(path)));
         assert!(output.status.success(), "{path}: {}", String::from_utf8_lossy(&output.stderr));
     }
+
+    // `secrets rotate --hosts web1` encrypts web1's renewed secrets again, and only web1's:
+    // web1's key decrypts the new certificate from the encrypted files, web2's stay as they were.
+    let encrypted = |host: &str| {
+        files(stack.secrets.path())
+            .into_iter()
+            .filter(|(p, _)| {
+                p == &format!("encrypted/sops/{host}.yaml") || p.starts_with(&format!("encrypted/age/{host}/"))
+            })
+            .collect::<Vec<_>>()
+    };
+    let (web1_before, web2_before) = (encrypted("web1"), encrypted("web2"));
+    assert!(!web1_before.is_empty() && !web2_before.is_empty());
+    let report = secrets::rotate(topology, stack.secrets.path(), &["web1".to_string()]).unwrap();
+    assert!(report.notes.iter().any(|n| n.contains("encrypted again")), "{report:?}");
+    assert_eq!(encrypted("web2"), web2_before, "web2 was not rotated");
+    assert_ne!(encrypted("web1"), web1_before);
+    let renewed = std::fs::read(stack.secrets.path().join("hosts/web1/host.crt")).unwrap();
+    let file = match backend {
+        SecretsBackend::Sops => stack.secrets.path().join("encrypted/sops/web1.yaml"),
+        _ => stack.secrets.path().join("encrypted/age/web1/host.crt.age"),
+    };
+    let web1_key = &stack.host_keys.iter().find(|(h, _)| h == "web1").unwrap().1;
+    assert_eq!(decrypt(backend, file.to_str().unwrap(), "host.crt", web1_key).unwrap(), renewed);
 }
 
 #[test]

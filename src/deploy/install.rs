@@ -22,7 +22,7 @@ use crate::exit;
 use crate::output::{self, WriteMode};
 use crate::process::{self, CommandError};
 use crate::render::{disko, NIXOS_SECRETS};
-use crate::spec::Role;
+use crate::spec::{Role, SecretsBackend};
 use crate::topology::{Host, Topology};
 
 /// The flake nixos-anywhere is run from (its README's way of running it).
@@ -57,6 +57,11 @@ pub struct InstallArgs {
     /// The local secrets directory (`nixstack secrets init`).
     #[arg(long, default_value = "secrets")]
     pub secrets: PathBuf,
+    /// With `[secrets] backend` sops or agenix: the host's SSH host key (private half), which
+    /// the host's secrets are encrypted to (its public half is the spec's `host_key`). It is
+    /// installed as /etc/ssh/ssh_host_ed25519_key, so that the first activation decrypts them.
+    #[arg(long, value_name = "PATH")]
+    pub host_key: Option<PathBuf>,
     /// Check everything, stage the secrets, print the nixos-anywhere command, run nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -89,12 +94,33 @@ pub enum InstallError {
     StaleFlake { dir: String, drift: Vec<String>, rebuild: String },
     #[error("{0}")]
     Output(#[from] output::OutputError),
+    #[error("{0}")]
+    Secrets(#[from] crate::secrets::SecretsError),
     #[error(
         "secrets of {host} missing in {dir}: {missing}; run `{init}` (the host's services read \
          them from {NIXOS_SECRETS} from the first boot on)",
         missing = missing.join(", ")
     )]
     SecretsMissing { host: String, dir: String, missing: Vec<String>, init: String },
+    #[error(
+        "[secrets] backend = \"{backend}\" encrypts the secrets of {host} to its SSH host key, and a \
+         new machine makes a new one: pass the key whose public half is its host_key with \
+         --host-key PATH (make one with `ssh-keygen -t ed25519 -N '' -f {host}_host_key`, put the \
+         .pub line in stack.toml and run `nixstack secrets init`)"
+    )]
+    HostKeyMissing { host: String, backend: &'static str },
+    #[error(
+        "--host-key {path} is not the host key of {host}: its public half is `{found}`, the spec's \
+         host_key is `{expected}`; pass the matching key, or put its public half in stack.toml and \
+         re-encrypt with `nixstack secrets init`"
+    )]
+    HostKeyMismatch { host: String, path: String, found: String, expected: String },
+    #[error(
+        "--host-key {path} is given, but [secrets] backend = \"nixstack\" uploads the secrets themselves; drop it"
+    )]
+    HostKeyUnused { path: String },
+    #[error("--host-key {path}: ssh-keygen cannot read a private key from it: {detail}")]
+    HostKeyUnreadable { path: String, detail: String },
     #[error(
         "{dir} is a git repository and Nix evaluates a git flake from tracked files only: {} \
          {} not tracked, so nixos-anywhere would not see {}; run `git -C {dir} add {}` first",
@@ -164,8 +190,11 @@ pub struct InstallPlan {
     pub flake_ref: String,
     /// The flake `nix run` takes nixos-anywhere from.
     pub nixos_anywhere: String,
-    /// The host's secrets: (local file, name under `/var/lib/nixstack/secrets`).
+    /// The host's secrets: (local file, name under `/var/lib/nixstack/secrets`); none with the
+    /// sops and agenix backends, whose encrypted files come with the flake.
     pub secrets: Vec<(PathBuf, String)>,
+    /// The SSH host key to install (sops and agenix backends): (private key file, its public line).
+    pub host_key: Option<(PathBuf, String)>,
     /// What the operator must know about this host's first start (the Galera bootstrap).
     pub notes: Vec<String>,
 }
@@ -182,7 +211,22 @@ pub fn plan(topology: &Topology, args: &InstallArgs, init_command: &str) -> Resu
         return Err(InstallError::NoDisk { host: host.into() });
     };
     check_target(target)?;
-    let secrets = crate::secrets::host_secrets(topology, host, secrets_dir);
+    let backend = topology.secrets.backend;
+    let host_key = match (&found.host_key, &args.host_key) {
+        (_, Some(path)) if backend == SecretsBackend::Nixstack => {
+            return Err(InstallError::HostKeyUnused { path: path.display().to_string() })
+        }
+        (Some(expected), Some(path)) => Some((path.clone(), matching_public_key(host, path, expected)?)),
+        (_, None) if backend != SecretsBackend::Nixstack => {
+            return Err(InstallError::HostKeyMissing { host: host.into(), backend: backend.as_str() })
+        }
+        _ => None,
+    };
+    let secrets = if backend == SecretsBackend::Nixstack {
+        crate::secrets::host_secrets(topology, host, secrets_dir)
+    } else {
+        Vec::new()
+    };
     let missing: Vec<String> = secrets
         .iter()
         .filter(|(path, _)| !path.is_file())
@@ -214,8 +258,24 @@ pub fn plan(topology: &Topology, args: &InstallArgs, init_command: &str) -> Resu
         flake_ref: flake_ref(&args.flake, host),
         nixos_anywhere: args.nixos_anywhere.clone(),
         secrets,
+        host_key,
         notes,
     })
+}
+
+/// The public line of the private key at `path` (by `ssh-keygen -y`, the key's own tool),
+/// when it is the spec's `expected` host key.
+fn matching_public_key(host: &str, path: &Path, expected: &str) -> Result<String, InstallError> {
+    let shown = path.display().to_string();
+    let public = process::Cmd::new("ssh-keygen")
+        .args(["-y", "-f", shown.as_str()])
+        .stdout()
+        .map_err(|e| InstallError::HostKeyUnreadable { path: shown.clone(), detail: e.headline() })?;
+    let found = public.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    if found != expected {
+        return Err(InstallError::HostKeyMismatch { host: host.into(), path: shown, found, expected: expected.into() });
+    }
+    Ok(found)
 }
 
 /// An SSH destination ssh and nixos-anywhere take as one argument, never as an option.
@@ -279,8 +339,8 @@ fn galera_notes(topology: &Topology, host: &Host) -> Vec<String> {
 
 /// Refuses a flake directory that is not exactly what the spec generates (`nixstack build
 /// --check` would report drift).
-pub fn check_fresh(dir: &Path, topology: &Topology, rebuild: &str) -> Result<(), InstallError> {
-    let artifacts = output::artifacts(topology);
+pub fn check_fresh(dir: &Path, topology: &Topology, secrets_dir: &Path, rebuild: &str) -> Result<(), InstallError> {
+    let artifacts = output::build_artifacts(topology, secrets_dir)?;
     let report = output::write(dir, &artifacts, WriteMode::Check, false)?;
     if report.is_fresh() {
         return Ok(());
@@ -442,18 +502,41 @@ pub fn stage_secrets(secrets: &[(PathBuf, String)]) -> Result<Staging, InstallEr
             });
         }
         let bytes = std::fs::read(source).map_err(io("read", source))?;
-        let file = target.join(name);
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&file)
-            .map_err(io("create", &file))?;
-        out.write_all(&bytes).map_err(io("write", &file))?;
-        drop(out);
-        set_mode(&file, SECRET_FILE_MODE)?;
+        write_new(&target.join(name), &bytes, SECRET_FILE_MODE)?;
     }
     Ok(Staging { dir })
+}
+
+/// Everything the install of `plan` copies onto the new root: the host's secrets (nixstack
+/// backend), or its SSH host key (sops, agenix), which nixos-anywhere's `--extra-files` puts
+/// in place before the first activation decrypts the secrets with it.
+pub fn stage(plan: &InstallPlan) -> Result<Staging, InstallError> {
+    let staging = stage_secrets(&plan.secrets)?;
+    if let Some((private, public)) = &plan.host_key {
+        let ssh = staging.root().join(HOST_KEY_DIR);
+        for dir in [staging.root().join("etc"), ssh.clone()] {
+            std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+            set_mode(&dir, 0o755)?;
+        }
+        let name = Path::new(crate::secrets::HOST_KEY_PATH).file_name().expect("a file name");
+        let key = ssh.join(name);
+        let bytes = std::fs::read(private).map_err(io("read", private))?;
+        write_new(&key, &bytes, 0o600)?;
+        write_new(&key.with_extension("pub"), format!("{public}\n").as_bytes(), 0o644)?;
+    }
+    Ok(staging)
+}
+
+/// Where sshd and the secrets backends read the host key, relative to the new root.
+const HOST_KEY_DIR: &str = "etc/ssh";
+
+/// Writes a new file (never an existing one) with `mode`.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), InstallError> {
+    let mut out =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io("create", path))?;
+    out.write_all(bytes).map_err(io("write", path))?;
+    drop(out);
+    set_mode(path, mode)
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), InstallError> {
@@ -602,12 +685,20 @@ pub fn describe(
     for line in disko::describe(topology) {
         text.push_str(&format!("             {line}\n"));
     }
-    text.push_str(&format!(
-        "  secrets  {} files from {}/ to {}, owned by root:\n",
-        plan.secrets.len(),
-        secrets_dir.display(),
-        NIXOS_SECRETS
-    ));
+    match &plan.host_key {
+        None => text.push_str(&format!(
+            "  secrets  {} files from {}/ to {}, owned by root:\n",
+            plan.secrets.len(),
+            secrets_dir.display(),
+            NIXOS_SECRETS
+        )),
+        Some((private, _)) => text.push_str(&format!(
+            "  secrets  encrypted in the flake ({}); host key {} to {}, owned by root:\n",
+            topology.secrets.backend.as_str(),
+            private.display(),
+            crate::secrets::HOST_KEY_PATH
+        )),
+    }
     for entry in staging.entries()? {
         text.push_str(&format!("             {:04o} {}\n", entry.mode, entry.path));
     }
@@ -627,15 +718,18 @@ pub fn command(args: InstallArgs) -> Result<i32> {
     let (_, topology) = crate::topology::load(args.spec.as_deref())?;
     let spec_arg = args.spec.as_ref().map(|path| format!(" {}", path.display())).unwrap_or_default();
     let init = format!("nixstack secrets init{spec_arg} --dir {}", args.secrets.display());
-    let rebuild = if args.flake == Path::new(".") {
-        format!("nixstack build{spec_arg}")
+    let out_arg = if args.flake == Path::new(".") { String::new() } else { format!(" -o {}", args.flake.display()) };
+    // The encrypted files come from the secrets directory: the build must read the same one.
+    let secrets_arg = if args.secrets == Path::new("secrets") || topology.secrets.backend.deploy_uploads() {
+        String::new()
     } else {
-        format!("nixstack build{spec_arg} -o {}", args.flake.display())
+        format!(" --secrets {}", args.secrets.display())
     };
+    let rebuild = format!("nixstack build{spec_arg}{out_arg}{secrets_arg}");
     let plan = plan(&topology, &args, &init)?;
-    check_fresh(&args.flake, &topology, &rebuild)?;
+    check_fresh(&args.flake, &topology, &args.secrets, &rebuild)?;
     check_flake_source(&args.flake, &args.secrets, &topology)?;
-    let staging = stage_secrets(&plan.secrets)?;
+    let staging = stage(&plan)?;
 
     if args.dry_run {
         // The staging directory is removed when this returns: the printed command names it

@@ -209,13 +209,22 @@ pub fn artifacts(topology: &crate::topology::Topology) -> Artifacts {
     stamp(&crate::render::tree::artifacts(topology), &format!("stack `{}`", topology.stack.name))
 }
 
+/// Everything `nixstack build` writes: [`artifacts`] and, with sops or agenix, the encrypted
+/// files the hosts' `sops.secrets` / `age.secrets` name, read from the secrets directory.
+pub fn build_artifacts(
+    topology: &crate::topology::Topology,
+    secrets: &Path,
+) -> Result<Artifacts, crate::secrets::SecretsError> {
+    let mut artifacts = artifacts(topology);
+    artifacts.extend(crate::secrets::tree_files(topology, secrets)?);
+    Ok(artifacts)
+}
+
 /// `nixstack build`: render the spec and write (or `--check`) the tree in `out`.
 /// Exit 0 written or fresh, 1 drift (`--check`), 2 refused or failed.
 pub fn build_command(spec: Option<&Path>, out: &Path, secrets: &Path, check: bool, force: bool) -> Result<i32> {
     let (_, topology) = crate::topology::load(spec)?;
-    let mut artifacts = artifacts(&topology);
-    // sops / agenix: the encrypted files the hosts' `sops.secrets` / `age.secrets` name.
-    artifacts.extend(crate::secrets::tree_files(&topology, secrets)?);
+    let artifacts = build_artifacts(&topology, secrets)?;
     let mode = if check { WriteMode::Check } else { WriteMode::Write };
     let report = write(out, &artifacts, mode, force)?;
     if check {

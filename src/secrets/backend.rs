@@ -52,6 +52,17 @@ pub fn encrypted_files(topology: &Topology) -> Vec<(String, String)> {
     tree.into_iter().map(|t| (format!("{ENCRYPTED_DIR}/{}", &t[TREE_DIR.len() + 1..]), t)).collect()
 }
 
+/// The encrypted files of `host`, relative to the secrets directory.
+pub fn host_encrypted_files(topology: &Topology, host: &str) -> Vec<String> {
+    let sops = sops_file(host);
+    let age = format!("{TREE_DIR}/age/{host}/");
+    encrypted_files(topology)
+        .into_iter()
+        .filter(|(_, tree)| *tree == sops || tree.starts_with(&age))
+        .map(|(local, _)| local)
+        .collect()
+}
+
 /// The encrypted files read from `dir` as artifacts of the output tree (`nixstack build`).
 /// A missing one is an error naming `nixstack secrets init`.
 pub fn tree_files(topology: &Topology, dir: &Path) -> Result<Vec<(String, String)>, SecretsError> {

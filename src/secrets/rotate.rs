@@ -117,6 +117,27 @@ pub fn rotate(topology: &Topology, dir: &Path, hosts: &[String]) -> Result<Rotat
     for file in staged {
         file.commit()?;
     }
+    // 4. With sops or agenix the hosts read the encrypted copies: encrypt the renewed hosts'
+    //    secrets again (init encrypts what is missing). A failure here leaves the plaintext
+    //    renewed and `nixstack secrets init` encrypting what is still missing.
+    if !topology.secrets.backend.deploy_uploads() {
+        let public_renewed = report.renewed.iter().any(|r| r.file == public_certificate_file(topology));
+        let mut stale: Vec<String> = Vec::new();
+        for host in &topology.hosts {
+            if selected.iter().any(|c| c.host == host.name) || (public_renewed && host.has(Role::Lb)) {
+                stale.extend(super::backend::host_encrypted_files(topology, &host.name));
+            }
+        }
+        for local in &stale {
+            store::remove(&dir.join(local))?;
+        }
+        super::init(topology, dir)?;
+        report.notes.push(format!(
+            "{} encrypted file(s) of the renewed hosts encrypted again for {}: run `nixstack build` to ship them",
+            stale.len(),
+            topology.secrets.backend.as_str()
+        ));
+    }
     Ok(report)
 }
 

@@ -111,3 +111,14 @@ pub fn read(path: &Path) -> Result<String, SecretsError> {
 pub fn existing(paths: &[PathBuf]) -> Vec<&PathBuf> {
     paths.iter().filter(|path| path.exists()).collect()
 }
+
+/// Removes a file that is derived from others (an encrypted copy about to be made again);
+/// a file that is already gone is fine.
+pub fn remove(path: &Path) -> Result<(), SecretsError> {
+    match fs::remove_file(path) {
+        Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
+            Err(SecretsError::Io { action: "remove", path: path.to_path_buf(), source })
+        }
+        _ => Ok(()),
+    }
+}
