@@ -1412,6 +1412,38 @@ fn each_deploy_tool_comes_alone_and_follows_the_ssh_target() {
     }
 }
 
+/// `[deploy] nixstack`: the flake gets nixstack as the input `nixstack` (the reference as
+/// given, following our nixpkgs) and every system's dev shell carries its
+/// `packages.<system>.nixstack` (the attribute tests/tool_flake.rs holds the tool's own flake
+/// to); without it, neither.
+#[test]
+fn the_dev_shell_carries_the_pinned_nixstack_when_the_spec_names_it() {
+    let reference = "github:acme/nixstack/v0.1.0";
+    let topology = default_spec_with(|text: &str| {
+        text.replace(
+            "tools = [\"colmena\", \"deploy-rs\"]",
+            &format!("tools = [\"colmena\", \"deploy-rs\"]\nnixstack = \"{reference}\""),
+        )
+    });
+    assert_eq!(topology.nixstack_flake.as_deref(), Some(reference));
+    let flake = evaluate_flake(&topology);
+    assert_eq!(flake["inputs"]["nixstack"]["url"], reference, "{}", flake["inputs"]);
+    assert_eq!(flake["inputs"]["nixstack"]["follows"]["nixpkgs"], "nixpkgs");
+    let shells = flake["shells"].as_object().unwrap();
+    assert!(!shells.is_empty());
+    for (system, packages) in shells {
+        let names: Vec<&str> = packages.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        assert!(names.contains(&format!("{system}-nixstack").as_str()), "{system}: {names:?}");
+    }
+
+    let without = evaluate_flake(&topologies()[0]);
+    assert!(without["inputs"].get("nixstack").is_none(), "{}", without["inputs"]);
+    assert!(!without["arguments"].as_array().unwrap().iter().any(|a| a == "nixstack"));
+    for (system, packages) in without["shells"].as_object().unwrap() {
+        assert!(!packages.to_string().contains("nixstack"), "{system}: {packages}");
+    }
+}
+
 /// The stand-ins check what colmena and deploy-rs check: a flake that hands makeHive the
 /// nixpkgs input instead of a package set, a tag that is not a string, an unknown deployment
 /// option, or a deploy-rs node without `hostname`, fails to evaluate with the tool's message.

@@ -164,6 +164,10 @@ pub struct DeploySection {
     /// `colmena` a `colmenaHive`, `deploy-rs` `deploy.nodes` and its checks.
     #[serde(default)]
     pub tools: Vec<Located<DeployTool>>,
+    /// Where this nixstack is published, as a flake reference (`github:org/nixstack`, pinned
+    /// to a tag or not): the generated flake gets it as the input `nixstack` and its dev shell
+    /// carries `packages.<system>.nixstack`, so that the team regenerates with the pinned tool.
+    pub nixstack: Option<Located<String>>,
 }
 
 /// A deploy tool the flake can serve besides `nixstack deploy`.

@@ -43,6 +43,9 @@ pub struct Topology {
     /// The third-party deploy tools the flake serves besides `nixstack deploy`, sorted, each once.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deploy_tools: Vec<DeployTool>,
+    /// `[deploy] nixstack`: the flake reference of nixstack itself, for the dev shell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nixstack_flake: Option<String>,
     /// `[secrets]`: the backend and the operators' recipients.
     #[serde(skip_serializing_if = "Secrets::is_default")]
     pub secrets: Secrets,

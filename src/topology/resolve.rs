@@ -428,6 +428,14 @@ impl Resolver<'_> {
         }
         self.check_secret_names(spec);
         let deploy_tools = self.deploy_tools(spec);
+        let nixstack_flake = spec.deploy.nixstack.as_ref().map(|reference| {
+            self.check_flake_reference(
+                reference,
+                "deploy.nixstack",
+                "\"github:acme/nixstack\" or \"github:acme/nixstack/v0.1.0\" (a tag pins it)",
+            );
+            reference.value.clone()
+        });
         let secrets = self.secrets(spec, &stack);
 
         let mut topology = Topology {
@@ -446,6 +454,7 @@ impl Resolver<'_> {
             certificates: Vec::new(),
             start_order: Vec::new(),
             deploy_tools,
+            nixstack_flake,
             secrets,
         };
         topology.flows = flows::flows(&topology);
@@ -1021,14 +1030,11 @@ impl Resolver<'_> {
             }
         }
         if let Some(source) = &app.source {
-            let known = FLAKE_REFERENCE_SCHEMES.iter().any(|scheme| source.value.starts_with(scheme));
-            if !known || source.value.contains(char::is_whitespace) || source.value.contains('"') {
-                self.error(source.span.clone(), format!("app.source `{}` is not a flake reference", source.value))
-                    .expected(format!("a flake reference starting with one of {}", FLAKE_REFERENCE_SCHEMES.join(", ")))
-                    .hint(
-                        "e.g. \"github:acme/shop\", \"git+https://git.example.com/shop?ref=main\" or \"path:./shop\"",
-                    );
-            }
+            self.check_flake_reference(
+                source,
+                "app.source",
+                "\"github:acme/shop\", \"git+https://git.example.com/shop?ref=main\" or \"path:./shop\"",
+            );
             if let Some(lab) = &app.lab {
                 if lab.command.value.is_empty() {
                     self.error(lab.command.span.clone(), "app.lab.command is empty")
@@ -1148,6 +1154,17 @@ impl Resolver<'_> {
             }
         }
         None
+    }
+
+    /// A flake reference Nix can take as an input's `url`: a known scheme, no whitespace, no
+    /// quote (the value is written into flake.nix as a string).
+    fn check_flake_reference(&mut self, reference: &Located<String>, key: &str, examples: &str) {
+        let known = FLAKE_REFERENCE_SCHEMES.iter().any(|scheme| reference.value.starts_with(scheme));
+        if !known || reference.value.contains(char::is_whitespace) || reference.value.contains('"') {
+            self.error(reference.span.clone(), format!("{key} `{}` is not a flake reference", reference.value))
+                .expected(format!("a flake reference starting with one of {}", FLAKE_REFERENCE_SCHEMES.join(", ")))
+                .hint(format!("e.g. {examples}"));
+        }
     }
 
     /// `[deploy] tools`, each once, sorted. colmena's hive keeps three names for itself

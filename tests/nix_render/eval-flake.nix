@@ -1,5 +1,5 @@
 # Calls a generated flake's `outputs` with the stand-in inputs of this directory (nixpkgs, disko,
-# colmena, deploy-rs, sops-nix, agenix), as Nix calls it with the real ones: each input is its own outputs plus
+# colmena, deploy-rs, sops-nix, agenix, nixstack), as Nix calls it with the real ones: each input is its own outputs plus
 # `outPath`, `self` is the flake's outputs, and the function gets exactly the inputs it names.
 # Every nixpkgs input (`nixpkgs`, and `nixpkgs-<release>` for the other channels a spec pins) is
 # the nixpkgs stand-in marked with the input's name: its systems say `builtBy`, the `path` of its
@@ -54,6 +54,7 @@ let
     deploy-rs = callFlake ./stub-deploy-rs { };
     sops-nix = callFlake ./stub-sops-nix { };
     agenix = callFlake ./stub-agenix { };
+    nixstack = callFlake ./stub-nixstack { };
   };
 
   flake = import (flakeDir + "/flake.nix");
@@ -83,6 +84,8 @@ in
   }) flake.inputs;
   inherit arguments;
   outputs = attrNames (removeAttrs self [ "outPath" ]);
+  # What each system's dev shell carries.
+  shells = mapAttrs (_: shells: shells.default.packages) self.devShells;
   systems = mapAttrs (_: system: map describe system.modules) self.nixosConfigurations;
   # The secrets backend's module (sops-nix or agenix stand-in) checking each host's values:
   # the host file called as NixOS calls it (its `lib` and `pkgs` are not read for `sops`/`age`).
