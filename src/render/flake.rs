@@ -5,7 +5,7 @@
 //! `colmenaHive` and deploy-rs's `deploy` with their inputs. The Nix text lives in
 //! `flake.nix.in`; this fills its slots and keeps or drops its `# @if name@` blocks.
 
-use crate::render::nixos::{quote, NativeConfig, Nix};
+use crate::render::nixos::{quote, NativeConfig, Nix, STATIC_ATTRIBUTE};
 use crate::spec::{DeployTool, Role, SecretsBackend};
 use crate::topology::{Host, Topology};
 
@@ -14,9 +14,6 @@ const TEMPLATE: &str = include_str!("flake.nix.in");
 /// Where the application's package is built from in the artifact tree (`callPackage ./app`):
 /// the demo app's sources, copied there by the tree renderer.
 pub const APP_SOURCE_DIR: &str = "./app";
-
-/// The overlay's name of the `[web] static` package (the web hosts' `nixstack.web.static`).
-pub const STATIC_ATTRIBUTE: &str = "nixstack-static";
 
 /// A check the flake carries beside its own: how the lab adds the NixOS VM test rendered
 /// from its Scenario (`checks.<system>.vm-test`).

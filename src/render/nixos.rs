@@ -63,6 +63,9 @@ impl NativeConfig {
     }
 }
 
+/// The overlay's name of the `[web] static` package (the web hosts' `nixstack.web.static`).
+pub const STATIC_ATTRIBUTE: &str = "nixstack-static";
+
 /// The native configs `host` runs, by its roles, firewall and monitoring.
 pub fn native_configs(topology: &Topology, host: &Host) -> Vec<NativeConfig> {
     let mut configs = Vec::new();
@@ -146,7 +149,7 @@ pub fn host(topology: &Topology, host: &Host) -> String {
     if let (true, Some(web)) = (host.has(Role::Web), &topology.web) {
         let mut values = vec![("enable", Nix::Bool(true)), ("root", Nix::str(&web.root))];
         if web.static_package.is_some() {
-            values.push(("static", Nix::select("pkgs", &[crate::render::flake::STATIC_ATTRIBUTE])));
+            values.push(("static", Nix::select("pkgs", &[STATIC_ATTRIBUTE])));
         }
         bind("nixstack.web", attrs(values));
     }
