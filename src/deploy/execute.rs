@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::closure::{self, StorePath, Systems};
 use super::health::{self, GatePolicy};
 use super::host::{Host, SecretFile};
-use super::plan::Plan;
+use super::plan::{Batch, Plan};
 use super::progress::{Event, Progress};
 use super::Goal;
 use crate::spec::Role;
@@ -275,13 +275,7 @@ fn run(
             let started = Instant::now();
             let spec_host = rollout.topology.host(name).ok_or_else(|| format!("{name} is not in the spec"))?;
             let reloads = crate::stack::tls_reload::reloads(rollout.topology, spec_host, host.layout());
-            let lbs: Vec<&dyn Host> = rollout
-                .topology
-                .lb
-                .iter()
-                .flat_map(|lb| &lb.hosts)
-                .filter_map(|lb| rollout.hosts.get(lb).map(|h| h.as_ref()))
-                .collect();
+            let lbs = load_balancers(rollout);
             // A web backend leaves every HAProxy's pool first, as for a switch: nginx's old
             // workers close their idle keep-alive connections as they finish, which an
             // HAProxy reusing one would answer with an error.
@@ -309,8 +303,8 @@ fn run(
         return Ok(());
     }
 
-    // 6. Batch by batch.
-    for batch in &plan.batches {
+    // 6. Batch by batch, the load balancer holding the VIP last.
+    for batch in &vip_holder_last(rollout, progress, &plan.batches) {
         let members: Vec<String> = batch.hosts.iter().filter(|h| previous.contains_key(*h)).cloned().collect();
         if members.is_empty() {
             continue;
@@ -338,6 +332,41 @@ fn run(
     Ok(())
 }
 
+/// The load balancers of the rollout that it can reach.
+fn load_balancers<'a>(rollout: &Rollout<'a>) -> Vec<&'a dyn Host> {
+    let names = rollout.topology.lb.iter().flat_map(|lb| &lb.hosts);
+    names.filter_map(|name| rollout.hosts.get(name).map(|h| h.as_ref())).collect()
+}
+
+/// `batches` with the load balancer that holds the VIP now moved behind the other load
+/// balancers. The plan puts the primary last, but the LBs do not preempt
+/// (render/keepalived.rs): after a failover the VIP stays on a backup. Switching the holder
+/// first would move the VIP onto the next LB to switch and then again, resetting the
+/// connections in flight twice. When the holder cannot be told (unreachable, not exactly
+/// one), the plan's order stands.
+fn vip_holder_last(rollout: &Rollout, progress: &Progress, batches: &[Batch]) -> Vec<Batch> {
+    let mut ordered = batches.to_vec();
+    let Some(lb) = &rollout.topology.lb else { return ordered };
+    let lbs = load_balancers(rollout);
+    let holder = match health::vip_holders(&lbs, lb.vip) {
+        Ok(holders) if holders.len() == 1 => holders[0].clone(),
+        _ => return ordered,
+    };
+    let (Some(at), Some(last)) = (
+        ordered.iter().position(|b| b.tier == Role::Lb && b.hosts.contains(&holder)),
+        ordered.iter().rposition(|b| b.tier == Role::Lb),
+    ) else {
+        return ordered;
+    };
+    if at != last {
+        let batch = ordered.remove(at);
+        ordered.insert(last, batch);
+        progress
+            .note(Some(&holder), format!("holds the virtual IP {}: deployed after the other load balancers", lb.vip));
+    }
+    ordered
+}
+
 /// One batch; false when the rollout must stop.
 #[allow(clippy::too_many_arguments)]
 fn run_batch(
@@ -352,12 +381,7 @@ fn run_batch(
 ) -> bool {
     let topology = rollout.topology;
     let activates = goal.requires_activation();
-    let lbs: Vec<&dyn Host> = topology
-        .lb
-        .iter()
-        .flat_map(|lb| &lb.hosts)
-        .filter_map(|name| rollout.hosts.get(name).map(|h| h.as_ref()))
-        .collect();
+    let lbs = load_balancers(rollout);
     let is_backend = |name: &str| topology.lb.as_ref().is_some_and(|lb| lb.backends.iter().any(|b| b.host == name));
 
     // Galera: never take a node down unless the cluster is whole, Primary and Synced now.
@@ -601,6 +625,8 @@ mod tests {
         layout: Layout,
         journal: Journal,
         migration_fails: bool,
+        /// Answers the VIP check (`stack::health::vip_script`) with "holds".
+        holds_vip: bool,
     }
 
     const OLD: &str = "/nix/store/00000000000000000000000000000000-nixos-system-old";
@@ -640,7 +666,11 @@ mod tests {
             self.log("rollback");
             Ok(StorePath::parse(OLD).unwrap())
         }
-        fn run(&self, _: &str) -> Result<RunOutput, HostError> {
+        fn run(&self, script: &str) -> Result<RunOutput, HostError> {
+            if script.contains("addr show") {
+                let stdout = if self.holds_vip { "holds\n" } else { "free\n" };
+                return Ok(RunOutput { stdout: stdout.into(), stderr: String::new() });
+            }
             Err(HostError::Other { host: self.name.clone(), detail: "nothing listens here".into() })
         }
     }
@@ -652,6 +682,16 @@ mod tests {
     /// Deploys `spec` on the hosts `on` with recording hosts; the outcome, the events and the
     /// journal of every host's actions in order.
     fn deploy(spec: &str, on: &[&str], failing: &[&str]) -> (Outcome, Vec<Event>, Vec<String>) {
+        deploy_with_vip_on(spec, on, failing, None)
+    }
+
+    /// [`deploy`] with `holder` answering that it holds the VIP.
+    fn deploy_with_vip_on(
+        spec: &str,
+        on: &[&str],
+        failing: &[&str],
+        holder: Option<&str>,
+    ) -> (Outcome, Vec<Event>, Vec<String>) {
         let topology = compile(&SpecSource { name: "stack.toml".into(), text: spec.into() }).unwrap();
         let on: Vec<String> = on.iter().map(|s| s.to_string()).collect();
         let plan = make_plan(Some(&topology), &topology, &on, Goal::Switch, 1).unwrap();
@@ -666,6 +706,7 @@ mod tests {
                     layout: Layout::nixos(),
                     journal: journal.clone(),
                     migration_fails: failing.contains(&h.name.as_str()),
+                    holds_vip: holder == Some(h.name.as_str()),
                 };
                 (h.name.clone(), Box::new(host) as Box<dyn Host>)
             })
@@ -694,6 +735,25 @@ mod tests {
 
     fn default_spec() -> String {
         SpecSource::embedded_default().text
+    }
+
+    #[test]
+    fn the_load_balancer_holding_the_vip_switches_after_the_others() {
+        let first_switched = |journal: &[String]| {
+            journal.iter().find(|a| a.contains(" switch ")).map(|a| a.split(' ').next().unwrap().to_string())
+        };
+        // The plan puts the primary lb1 last. No host here passes its health gate, so the
+        // rollout stops after the first switch: the journal names who went first.
+        let (_, events, journal) = deploy_with_vip_on(&default_spec(), &["lb1", "lb2"], &[], None);
+        assert_eq!(first_switched(&journal).as_deref(), Some("lb2"), "{journal:#?}");
+        assert!(!events.iter().any(|e| matches!(e, Event::Note { message, .. } if message.contains("virtual IP"))));
+        // After a failover the backup lb2 holds the VIP (no preemption): lb1 goes first.
+        let (_, events, journal) = deploy_with_vip_on(&default_spec(), &["lb1", "lb2"], &[], Some("lb2"));
+        assert_eq!(first_switched(&journal).as_deref(), Some("lb1"), "{journal:#?}");
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Note { host: Some(h), message } if h == "lb2" && message.contains("after the other load balancers"))),
+            "{events:#?}"
+        );
     }
 
     #[test]

@@ -72,7 +72,7 @@ pub fn tier_of(host: &Host) -> Role {
 
 /// Orders the selected hosts into batches: tiers in dependency order (db → app → web →
 /// lb); Galera nodes and load balancers strictly one at a time (backup LBs before the
-/// primary, so the VIP moves once); web and app at most `parallel` at a time and never
+/// primary, so the VIP moves once; execute moves whichever LB holds the VIP then last); web and app at most `parallel` at a time and never
 /// the whole tier at once, so some hosts keep serving. In a tier that mixes builds, the hosts
 /// pinned away from the stack's channel and system go first, in batches of their own (canaries):
 /// a fault of their build then stops the deploy while the rest of the tier still runs the

@@ -761,7 +761,9 @@ fn lb_failover(
     }) {
         failures.push(format!("the VIP is on {holder:?}, not on a standby LB"));
     }
-    // Bring the stopped LB back; with the higher priority it takes the VIP back.
+    // Bring the stopped LB back. The LBs do not preempt (render/keepalived.rs): the VIP
+    // stays on its new holder, whose connections a second move would reset. Watched for
+    // longer than a preempting LB needs (track script `rise 2` plus one advertisement).
     let restarted_at = Instant::now();
     let restore = daemons::wait_gone(&active, Service::Keepalived, Duration::from_secs(10))
         .and_then(|_| daemons::wait_gone(&active, Service::Haproxy, Duration::from_secs(10)))
@@ -780,22 +782,24 @@ fn lb_failover(
             );
             match settled {
                 Ok(()) => {
-                    // With its higher priority the primary preempts; leave the lab as `up` left it.
-                    let back = probe::wait_for(
-                        "the VIP back on the primary",
-                        Duration::from_secs(10),
-                        Duration::from_millis(100),
-                        || Ok((daemons::vip_holder(lab).as_deref() == Some(primary)).then_some(())),
-                    );
-                    match back {
-                        Ok(()) => log.line(format!(
-                            "{active} back after {}; the VIP is on {primary} again",
-                            secs(restarted_at.elapsed())
-                        )),
-                        Err(_) => log.line(format!(
+                    let watch_until = restarted_at + Duration::from_secs(6);
+                    let mut moved = None;
+                    while Instant::now() < watch_until && moved.is_none() {
+                        let now = daemons::vip_holder(lab);
+                        if now != holder {
+                            moved = Some(now);
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    match moved {
+                        None => log.line(format!(
                             "{active} back after {}; the VIP stays on {}",
                             secs(restarted_at.elapsed()),
-                            daemons::vip_holder(lab).as_deref().unwrap_or("nobody")
+                            holder.as_deref().unwrap_or("nobody")
+                        )),
+                        Some(now) => failures.push(format!(
+                            "the VIP moved again when {active} came back (to {}): a second interruption",
+                            now.as_deref().unwrap_or("nobody")
                         )),
                     }
                 }
