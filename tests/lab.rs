@@ -89,26 +89,44 @@ fn lab_processes() -> Vec<String> {
 
 /// `nixstack lab qps`: the operator's view lists every monitored web host (and LB) with a
 /// rate from fresh data points, and the stand-in shows in `lab status`.
+///
+/// The scenario's last step restarts a load balancer's HAProxy, whose request counter then
+/// starts again from zero: like Sumo Logic's `rate counter`, the view skips the reset and
+/// has no rate for that host until two samples after it. So the view is read until every
+/// host has a rate, for at most the view's window plus two collection intervals.
 fn check_qps_view(spec: &str) {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(spec)).expect("spec");
     let topology =
         nixstack::cli::compile(&nixstack::spec::SpecSource { name: spec.into(), text }).expect("spec compiles");
-    let (ok, stdout, stderr, _) = nixstack(&["lab", "qps", "--json"]);
-    assert!(ok, "lab qps failed:\n{stdout}\n{stderr}");
-    let view: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("lab qps --json is not one JSON object ({e}): {stdout}"));
-    let rows = view["hosts"].as_array().expect("hosts");
-    for host in topology
+    let monitored: Vec<&str> = topology
         .hosts
         .iter()
         .filter(|h| h.monitored && (h.has(nixstack::spec::Role::Web) || h.has(nixstack::spec::Role::Lb)))
-    {
-        let row = rows
-            .iter()
-            .find(|r| r["host"] == host.name.as_str())
-            .unwrap_or_else(|| panic!("lab qps lacks {}: {stdout}", host.name));
-        assert!(row["qps"].as_f64().is_some_and(|q| q >= 0.0), "no rate for {}: {row}", host.name);
-        assert!(row["age"].as_f64().is_some_and(|a| a < 10.0), "stale data for {}: {row}", host.name);
+        .map(|h| h.name.as_str())
+        .collect();
+    let started = Instant::now();
+    loop {
+        let (ok, stdout, stderr, _) = nixstack(&["lab", "qps", "--json"]);
+        assert!(ok, "lab qps failed:\n{stdout}\n{stderr}");
+        let view: Value = serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("lab qps --json is not one JSON object ({e}): {stdout}"));
+        let rows = view["hosts"].as_array().expect("hosts");
+        let interval = view["window_seconds"].as_f64().expect("window_seconds") / 5.0;
+        let mut missing = Vec::new();
+        for name in &monitored {
+            let row =
+                rows.iter().find(|r| r["host"] == *name).unwrap_or_else(|| panic!("lab qps lacks {name}: {stdout}"));
+            assert!(row["age"].as_f64().is_some_and(|a| a < 10.0), "stale data for {name}: {row}");
+            if !row["qps"].as_f64().is_some_and(|q| q >= 0.0) {
+                missing.push(row.to_string());
+            }
+        }
+        if missing.is_empty() {
+            break;
+        }
+        let waited = started.elapsed().as_secs_f64();
+        assert!(waited < 7.0 * interval, "no rate after {waited:.1}s for {missing:?}");
+        std::thread::sleep(Duration::from_secs_f64(interval / 2.0));
     }
     let (ok, stdout, _, _) = nixstack(&["lab", "qps"]);
     assert!(ok && stdout.contains("total"), "lab qps (human):\n{stdout}");
