@@ -12,12 +12,15 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `nix-instantiate` with a state directory of its own: Nix creates its state on first use,
+/// and two runs creating one directory at once collide ("creating symlink ... File exists").
 fn nix_instantiate(args: &[&str]) -> std::process::Output {
+    let state = tempfile::tempdir().expect("a temporary directory");
     Command::new("nix-instantiate")
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("NIX_STATE_DIR", std::env::temp_dir().join("nxs-tool-flake-nix-state"))
+        .env("NIX_STATE_DIR", state.path())
         .output()
         .expect("nix-instantiate runs (scripts/setup installs nix-bin)")
 }
