@@ -4,7 +4,14 @@
 GET /         writes a row to the Galera cluster through the first reachable database
               node (failing over between nodes in order) and reads it back, then reports
               which web, app and database host served the request.
+POST /        the same write, for a form: the body is read and ignored; nginx never passes
+              a POST on to another app once it reached one, so the rollout keeps them off
+              a host that is about to restart (docs/app.md, "Rollout").
 GET /healthz  200 when a database node answers, 503 otherwise (the path is configurable).
+
+SIGTERM (systemd's stop) is a graceful stop: the listening socket closes at once (new
+connections are refused, and the web tier passes them to another app), idle keep-alive
+connections are closed, the requests in flight are answered, then the process exits.
 
 Plain HTTP, as nearly every framework serves: nixstack's TLS terminator (nginx on the app
 host) takes the web tier's TLS in front of it. The contract it reads is nixstack's
@@ -27,6 +34,7 @@ import argparse
 import html
 import os
 import queue
+import signal
 import socket
 import sys
 import threading
@@ -267,11 +275,79 @@ class Handler(BaseHTTPRequestHandler):
 
     do_HEAD = do_GET
 
+    def do_POST(self):  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        if self.path.split("?", 1)[0] == "/":
+            self.do_GET()
+        else:
+            self.reply(404, "not found\n", "text/plain; charset=utf-8")
+
+    # A graceful stop needs to know which connections sit idle between requests (closed at
+    # once) and which carry a request (answered first).
+    def setup(self):
+        super().setup()
+        self.busy = False
+        with self.server.lock:
+            self.server.connections.add(self)
+
+    def finish(self):
+        with self.server.lock:
+            self.server.connections.discard(self)
+        super().finish()
+
+    def parse_request(self):
+        self.busy = True
+        return super().parse_request()
+
+    def handle(self):
+        self.close_connection = True
+        self.handle_one_request()
+        while not self.close_connection:
+            self.busy = False
+            if self.server.stopping.is_set():
+                break
+            self.handle_one_request()
+
+    def end_headers(self):
+        if self.server.stopping.is_set():
+            # Stopping: this answer is the connection's last.
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        super().end_headers()
+
 
 class Server(ThreadingHTTPServer):
-    daemon_threads = True
+    # Request threads are joined on close (`block_on_close`), so a stop answers them first.
+    daemon_threads = False
+    block_on_close = True
     allow_reuse_address = True
     request_queue_size = 128
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lock = threading.Lock()
+        self.connections = set()
+        self.stopping = threading.Event()
+
+    def graceful_stop(self):
+        """Stops accepting, closes idle connections, lets requests in flight finish."""
+        self.stopping.set()
+        try:
+            # Refuses new connections at once (and those queued, unaccepted): the client, the
+            # terminator or nginx, sees a refused connection, never a half-served request.
+            self.socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        with self.lock:
+            idle = [handler for handler in self.connections if not handler.busy]
+        for handler in idle:
+            try:
+                handler.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.shutdown()  # serve_forever returns
 
 
 def migrate(args):
@@ -305,10 +381,18 @@ def main(argv=None):
     server.database = Database(args)
     sys.stderr.write(f"nixstack-demo-app {args.name} listening on http://{args.host}:{args.port}\n")
     sys.stderr.flush()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    stopped = threading.Event()
+
+    def on_stop(signum, frame):  # noqa: ARG001 - signal handler signature
+        if not stopped.is_set():
+            stopped.set()
+            threading.Thread(target=server.graceful_stop, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    server.serve_forever()
+    server.server_close()  # joins the request threads: every request in flight is answered
+    sys.stderr.write(f"nixstack-demo-app {args.name}: stopped, every request answered\n")
 
 
 if __name__ == "__main__":

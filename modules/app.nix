@@ -138,6 +138,10 @@ in
         ExecStart = program cfg.command;
         Restart = "on-failure";
         RestartSec = "2s";
+        # A stop is graceful (docs/app.md, "Rollout"): SIGTERM, and the app answers what it
+        # has in flight; no request lives longer than the web tier's 30s proxy_read_timeout.
+        KillSignal = "SIGTERM";
+        TimeoutStopSec = "35s";
       };
     };
 

@@ -383,15 +383,23 @@ struct Load {
     child: Option<Child>,
 }
 
+/// A wrk script that sends every request as a form POST (the demo app writes a row for it).
+const POST_SCRIPT: &str = "wrk.method = \"POST\"\nwrk.body = \"visit=1\"\nwrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n";
+
 impl Load {
     fn start(vip: std::net::Ipv4Addr) -> Load {
-        let child = in_ns(nixstack::stack::address_plan::INTERNET, "wrk")
-            .args(["-t2", "-c8", "-d600s", "--timeout", "5s"])
-            .arg(format!("https://{vip}/"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("wrk");
+        Load::start_with(vip, None)
+    }
+
+    /// Load with a wrk script (`-s`), e.g. [`POST_SCRIPT`] written to a file.
+    fn start_with(vip: std::net::Ipv4Addr, script: Option<&Path>) -> Load {
+        let mut command = in_ns(nixstack::stack::address_plan::INTERNET, "wrk");
+        command.args(["-t2", "-c8", "-d600s", "--timeout", "5s"]);
+        if let Some(script) = script {
+            command.arg("-s").arg(script);
+        }
+        let child =
+            command.arg(format!("https://{vip}/")).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("wrk");
         std::thread::sleep(Duration::from_secs(1));
         Load { child: Some(child) }
     }
@@ -604,12 +612,90 @@ fn lab_rolling_deploy_under_load() {
     assert_eq!(names(&done(&events)["activated"]), webs, "{out}");
     assert_eq!(failed, 0, "{report}");
 
-    // Six deploys (the first, the no-op, the renewed certificates, the web change, the broken
-    // one, the way back), dozens of commands per host, one SSH connection per host and
-    // deploy: the hosts' firewalls let 10 new SSH connections a minute in from one source.
+    // 6. A new version of the app on every app host, one at a time, under keep-alive GET load
+    //    and POST load through the VIP: each app host leaves the web tier's rotation, its app
+    //    stops gracefully and starts again, and no request fails, GET or POST.
+    let apps = ["app1", "app2", "app3"];
+    let current = LabSystems::new(&old, lab_root);
+    let mut next = current.clone();
+    for app in apps {
+        let code = &current.files[app]["nixstack-demo-app.py"];
+        let newer = code.replace("server_version = \"nixstack-demo-app\"", "server_version = \"nixstack-demo-app/2\"");
+        assert_ne!(&newer, code, "the demo app names its server version");
+        next = next.with_file(app, "nixstack-demo-app.py", newer);
+    }
+    let systems = next.write(&dir.path().join("app-v2")).unwrap();
+    let hosts = lab_hosts(
+        &old,
+        lab_root,
+        &admin.join("id_ed25519"),
+        &admin.join("known_hosts"),
+        nixstack::stack::address_plan::ADMIN,
+    );
+    let plan = make_plan(Some(&old), &old, &[], Goal::Switch, 1).unwrap();
+    let rollout = Rollout {
+        topology: &old,
+        plan: &plan,
+        systems: &systems,
+        hosts: &hosts,
+        secrets_dir: Some(&secrets),
+        options: Options::default(),
+    };
+    let pids_before: Vec<u32> = apps.iter().map(|app| lab_pid(app, "app")).collect();
+    let post_script = dir.path().join("post.lua");
+    std::fs::write(&post_script, POST_SCRIPT).unwrap();
+    let gets = Load::start(vip);
+    let posts = Load::start_with(vip, Some(&post_script));
+    let (progress, printer) = Printer::start(Format::Human { bar: false }, Box::new(std::io::stderr()));
+    let started = Instant::now();
+    let outcome = execute::execute(&rollout, &progress);
+    let took = started.elapsed();
+    let events = progress.events();
+    printer.finish(progress);
+    let (get_requests, get_failed, get_report) = gets.stop();
+    let (post_requests, post_failed, post_report) = posts.stop();
+    eprintln!("lab: app rollout on {apps:?} took {took:?}; through the VIP meanwhile GET {get_requests} requests, {get_failed} failed; POST {post_requests} requests, {post_failed} failed");
+    assert!(outcome.ok, "{events:#?}");
+    assert_eq!(outcome.activated, apps, "{outcome:?}");
+    for app in apps {
+        let position = |pred: &dyn Fn(&Event) -> bool| events.iter().position(|e| pred(e));
+        let out = position(&|e| matches!(e, Event::OutOfRotation { host, .. } if host == app));
+        let switched = position(&|e| matches!(e, Event::Activated { host, .. } if host == app));
+        let back = position(&|e| matches!(e, Event::BackInRotation { host } if host == app));
+        assert!(
+            out < switched && switched < back && out.is_some(),
+            "{app}: out of rotation, switched, back: {events:#?}"
+        );
+    }
+    let pids_after: Vec<u32> = apps.iter().map(|app| lab_pid(app, "app")).collect();
+    for (app, (before, after)) in apps.iter().zip(pids_before.iter().zip(&pids_after)) {
+        assert_ne!(before, after, "{app}'s app was restarted");
+        let listen = old.app.as_ref().unwrap().listen_port;
+        let out = in_ns(&format!("nxs-{app}"), "curl")
+            .args(["-sS", "-o", "/dev/null", "-D", "-", &format!("http://127.0.0.1:{listen}/version-probe")])
+            .output()
+            .unwrap();
+        let headers = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        assert!(headers.contains("server: nixstack-demo-app/2"), "{app} runs the new app: {headers}");
+    }
+    assert!(get_requests > 200 && post_requests > 100, "{get_report}\n{post_report}");
+    assert_eq!(get_failed, 0, "no GET fails during the app rollout:\n{get_report}");
+    assert_eq!(post_failed, 0, "no POST fails during the app rollout:\n{post_report}");
+    drop(hosts);
+
+    // Seven deploys (the first, the no-op, the renewed certificates, the web change, the
+    // broken one, the way back, the app), dozens of commands per host, one SSH connection per
+    // host and deploy: the hosts' firewalls let 10 new SSH connections a minute in from one
+    // source.
     let logins: BTreeMap<String, usize> = all.iter().map(|h| (h.clone(), ssh_logins(h) - logins_before[h])).collect();
-    eprintln!("lab: SSH logins per host over the six deploys: {logins:?}");
-    assert!(logins.values().all(|n| *n <= 6), "{logins:?}");
+    eprintln!("lab: SSH logins per host over the seven deploys: {logins:?}");
+    assert!(logins.values().all(|n| *n <= 7), "{logins:?}");
+}
+
+/// The pid a lab host's daemon runs as (its pid file).
+fn lab_pid(host: &str, daemon: &str) -> u32 {
+    let file = nixstack::render::Layout::lab(host).pid_file(daemon);
+    std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())).trim().parse().unwrap()
 }
 
 /// Logins sshd accepted on a lab host so far (its log).

@@ -1025,3 +1025,71 @@ fn the_app_hop_terminates_tls_in_front_of_a_plain_http_app() {
     let (status, text) = get(&namespaces);
     assert_eq!(status, 502, "the app is down: the terminator says so at once: {text}");
 }
+
+// ---------------------------------------------------------------------------------------
+// An app host out of the web tier's rotation, with real traffic
+
+/// `stack::app::out_of_rotation`, what `nixstack deploy` loads on an app host before its app
+/// restarts, by the real nft and kernel between two namespaces of the test's own: a
+/// connection the web host has open keeps working, a new one is refused with a reset (so
+/// nginx passes the request on before sending it), the host's own health check still gets
+/// in, and the way back (also loaded when nothing is out) accepts again.
+#[test]
+fn out_of_rotation_refuses_new_connections_and_keeps_open_ones() {
+    require("nft");
+    let topology = topology("default");
+    let port = topology.app.as_ref().unwrap().port;
+    let out =
+        nixstack::stack::app::out_of_rotation(&topology, topology.host("app1").unwrap()).expect("app1 runs the app");
+    assert!(nixstack::stack::app::out_of_rotation(&topology, topology.host("web1").unwrap()).is_none());
+    let work = temp_root();
+    let (out_file, back_file) = (work.path().join("out.nft"), work.path().join("back.nft"));
+    std::fs::write(&out_file, &out).unwrap();
+    std::fs::write(&back_file, nixstack::stack::app::back_in_rotation()).unwrap();
+    let mut lan = Lan::new("rot");
+    let app = lan.host("rot-app", &["10.99.0.31/24"]);
+    let web = lan.host("rot-web", &["10.99.0.21/24"]);
+    let port_text = port.to_string();
+    lan.namespaces.spawn(
+        &app,
+        "python3",
+        &["-m", "http.server", &port_text, "--bind", "10.99.0.31", "--protocol", "HTTP/1.1", "--directory", "/"],
+    );
+    let client = format!(
+        r#"
+import http.client, subprocess, sys, time
+def new():
+    c = http.client.HTTPConnection("10.99.0.31", {port}, timeout=5)
+    c.request("HEAD", "/"); r = c.getresponse(); r.read(); return c, r.status
+def nft(f):
+    subprocess.run(["ip", "netns", "exec", "{app}", "nft", "-f", f], check=True)
+def own_check():
+    return subprocess.run(["ip", "netns", "exec", "{app}", "python3", "-c",
+        "import socket; socket.create_connection(('10.99.0.31', {port}), timeout=5)"]).returncode
+for _ in range(50):
+    try:
+        new(); break
+    except OSError:
+        time.sleep(0.1)
+nft("{back}")
+kept, status = new(); print("before", status)
+nft("{out}"); nft("{out}")
+kept.request("HEAD", "/"); r = kept.getresponse(); r.read(); print("open connection", r.status)
+try:
+    new(); print("new connection accepted")
+except ConnectionRefusedError:
+    print("new connection refused")
+print("own health check", "gets in" if own_check() == 0 else "refused")
+nft("{back}")
+print("after", new()[1])
+"#,
+        back = back_file.display(),
+        out = out_file.display(),
+    );
+    let stdout = must(lan.namespaces.exec(&web, "python3").args(["-c", &client]));
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["before 200", "open connection 200", "new connection refused", "own health check gets in", "after 200"],
+        "{out}"
+    );
+}

@@ -204,6 +204,16 @@ pub enum LabCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Restart one daemon of one lab host as systemd restarts its unit: SIGTERM, wait until it
+    /// has exited (a graceful stop answers the requests in flight), start it again. The lab's
+    /// `switch-to-configuration` runs it when a new app version is deployed.
+    Restart {
+        host: String,
+        /// The daemon's name in `lab status` (app, nginx, haproxy, ...).
+        daemon: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show each host's daemons and health.
     Status {
         #[arg(long)]

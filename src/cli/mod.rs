@@ -229,6 +229,7 @@ fn lab(command: LabCommand) -> Result<i32> {
             lab::chaos(spec.as_deref(), &faults, timing, &Reporter::new(json))
         }
         LabCommand::Rotate { spec, hosts, json } => lab::rotate(spec.as_deref(), &hosts, &Reporter::new(json)),
+        LabCommand::Restart { host, daemon, json } => lab::restart(&host, &daemon, &Reporter::new(json)),
         LabCommand::Status { json } => lab::status(json),
         LabCommand::Down { json } => lab::down(&Reporter::new(json)),
         LabCommand::Qps { json, watch } => lab::monitoring::qps_command(json, watch),

@@ -173,11 +173,17 @@ pub struct LabSystems {
     /// host → its lab layout (where the switch installs the configs).
     pub layouts: BTreeMap<String, Layout>,
     pub system: String,
+    /// The lab root (its `nixstack` link restarts a new app version).
+    pub root: PathBuf,
 }
 
 /// Configs the lab switch applies in place (checked first, then installed and reloaded);
 /// a change to any other file is refused before anything is installed.
-pub const LAB_RELOADABLE: &[&str] = &["nginx.conf", "nftables.conf"];
+pub const LAB_RELOADABLE: &[&str] = &["nginx.conf", "nftables.conf", DEMO_APP_FILE];
+
+/// The demo app's code, the lab's stand-in for the app's package: a new one restarts the app
+/// (`nixstack lab restart`, SIGTERM and a graceful stop), as NixOS restarts its unit.
+const DEMO_APP_FILE: &str = "nixstack-demo-app.py";
 
 impl LabSystems {
     /// The systems of every host of `topology` in the lab under `root` (normally
@@ -190,7 +196,7 @@ impl LabSystems {
             files.insert(host.name.clone(), lab_configs(topology, host, &layout));
             layouts.insert(host.name.clone(), layout);
         }
-        LabSystems { files, layouts, system: topology.stack.system.clone() }
+        LabSystems { files, layouts, system: topology.stack.system.clone(), root: root.to_path_buf() }
     }
 
     /// Replaces one config of one host (what a bad deploy looks like in a test).
@@ -229,7 +235,7 @@ impl LabSystems {
             }
             out.insert(
                 format!("hosts/{host}/switch-to-configuration"),
-                lab_switch_script(host, &self.layouts[host], files),
+                lab_switch_script(host, &self.layouts[host], &self.root, files),
             );
         }
         out
@@ -286,7 +292,7 @@ pub fn lab_store_root(layout: &Layout) -> PathBuf {
 /// installed ones, checks every changed one with its daemon's checker before installing
 /// anything, installs, points `current-system` at itself and reloads. A change the lab
 /// cannot apply in place (MariaDB, HAProxy, keepalived, the app) is refused up front.
-fn lab_switch_script(host: &str, layout: &Layout, files: &BTreeMap<String, String>) -> String {
+fn lab_switch_script(host: &str, layout: &Layout, root: &Path, files: &BTreeMap<String, String>) -> String {
     let etc = layout.etc.display();
     let current = layout.run.join("current-system");
     let nginx_pid = crate::stack::launch::nginx_pid_file(layout);
@@ -312,6 +318,7 @@ fn lab_switch_script(host: &str, layout: &Layout, files: &BTreeMap<String, Strin
     s.push_str("for name in $changed; do\n  case \"$name\" in\n");
     s.push_str("    nginx.conf) nginx -t -q -c \"$configs/nginx.conf\" ;;\n");
     s.push_str("    nftables.conf) nft -c -f \"$configs/nftables.conf\" ;;\n");
+    let _ = writeln!(s, "    {DEMO_APP_FILE}) /usr/bin/python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' \"$configs/{DEMO_APP_FILE}\" ;;");
     let _ = writeln!(s, "    *) echo \"{host}: the lab applies only {} in place; $name changed: run 'nixstack lab down' and 'nixstack lab up' instead\" >&2; exit 2 ;;", LAB_RELOADABLE.join(" and "));
     s.push_str("  esac\ndone\n");
     s.push_str("for name in $changed; do\n");
@@ -320,6 +327,8 @@ fn lab_switch_script(host: &str, layout: &Layout, files: &BTreeMap<String, Strin
     let _ = writeln!(s, "ln -sfn \"$logical\" {}", current.display());
     s.push_str("for name in $changed; do\n  case \"$name\" in\n");
     s.push_str("    nftables.conf) nft -f \"$etc/nftables.conf\"; echo 'nftables: ruleset loaded' ;;\n");
+    let exe = root.join(crate::stack::LAB_EXECUTABLE);
+    let _ = writeln!(s, "    {DEMO_APP_FILE}) {} lab restart {host} app; echo 'app: restarted' ;;", exe.display());
     s.push_str("    nginx.conf)\n");
     // A reload is asynchronous: wait until the old workers have finished their requests
     // and exited, so that the health gate that follows judges the new configuration.

@@ -436,6 +436,9 @@ fn run_batch(
         return false;
     }
 
+    // App hosts leave the web tier's rotation while their app restarts.
+    let rotated = if activates && tier == Role::App { out_of_rotation(rollout, progress, members) } else { Vec::new() };
+
     // Switch and gate every member in parallel; roll back each one that fails.
     let results = parallel(members, |name| {
         let host = rollout.hosts[name].as_ref();
@@ -508,6 +511,23 @@ fn run_batch(
             }
         }
     }
+    // Out of rotation ends whatever happened: a host that is still unhealthy fails the web
+    // tier's requests fast (refused or 502), and nginx passes them on.
+    for name in &rotated {
+        match rollout.hosts[name].run(&nft_load(&crate::stack::app::back_in_rotation())) {
+            Ok(_) => progress.emit(Event::BackInRotation { host: name.clone() }),
+            Err(e) => {
+                progress.emit(Event::Failed {
+                    host: Some(name.clone()),
+                    error: format!("putting it back in the web tier's rotation failed: {e}"),
+                });
+                if !outcome.failed.contains(name) {
+                    outcome.failed.push(name.clone());
+                }
+                ok = false;
+            }
+        }
+    }
     let back: Vec<String> = drained.iter().filter(|d| back.contains(d)).cloned().collect();
     let left_out: Vec<&String> = drained.iter().filter(|d| !back.contains(d)).collect();
     let not_back = undrain(rollout, progress, &lbs, &back);
@@ -519,6 +539,55 @@ fn run_batch(
         progress.note(Some(name), "left drained in the load balancers: it is not healthy");
     }
     ok
+}
+
+/// Takes the app hosts among `members` out of the web tier's rotation (their app hop
+/// refuses new connections) when other app hosts stay in to take the requests, then waits
+/// [`crate::stack::app::ROTATION_SETTLE`]. Returns the hosts taken out; one that cannot be
+/// is noted and switched anyway (the web tier then retries only idempotent requests).
+fn out_of_rotation(rollout: &Rollout, progress: &Progress, members: &[String]) -> Vec<String> {
+    let topology = rollout.topology;
+    let Some(app) = topology.app.as_ref().filter(|_| topology.web.as_ref().is_some_and(|w| w.proxy_app)) else {
+        return Vec::new();
+    };
+    if app.hosts.iter().all(|h| members.contains(h)) {
+        progress
+            .note(None, "every app host switches at once: none stays to take the requests, none leaves the rotation");
+        return Vec::new();
+    }
+    let started = Instant::now();
+    let candidates: Vec<(&String, String)> = members
+        .iter()
+        .filter_map(|name| {
+            let host = topology.host(name)?;
+            crate::stack::app::out_of_rotation(topology, host).map(|ruleset| (name, ruleset))
+        })
+        .collect();
+    let results = parallel(&candidates, |(name, ruleset)| rollout.hosts[*name].run(&nft_load(ruleset)));
+    let mut out = Vec::new();
+    for ((name, _), result) in candidates.iter().zip(results) {
+        match result {
+            Ok(_) => out.push((*name).clone()),
+            Err(e) => progress.note(
+                Some(name),
+                format!(
+                    "could not leave the web tier's rotation ({e}): a POST it is sent while its app restarts fails"
+                ),
+            ),
+        }
+    }
+    if !out.is_empty() {
+        std::thread::sleep(crate::stack::app::ROTATION_SETTLE);
+        for name in &out {
+            progress.emit(Event::OutOfRotation { host: name.clone(), ms: ms(started) });
+        }
+    }
+    out
+}
+
+/// A shell script loading `ruleset` with `nft -f`.
+fn nft_load(ruleset: &str) -> String {
+    format!("nft -f - <<'NIXSTACK_RULESET'\n{ruleset}NIXSTACK_RULESET\n")
 }
 
 enum HostResult {

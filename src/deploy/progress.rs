@@ -63,6 +63,16 @@ pub enum Event {
         lb: String,
         ms: u64,
     },
+    /// The app host's hop refuses new connections (the web tier sends its requests to the
+    /// other app hosts) and the requests accepted before it had time to reach the app.
+    OutOfRotation {
+        host: String,
+        ms: u64,
+    },
+    /// The app host's hop accepts new connections again.
+    BackInRotation {
+        host: String,
+    },
     Activated {
         host: String,
         goal: String,
@@ -120,6 +130,8 @@ impl Event {
             | Event::Migrated { host, .. }
             | Event::TlsReloaded { host, .. }
             | Event::Drained { host, .. }
+            | Event::OutOfRotation { host, .. }
+            | Event::BackInRotation { host }
             | Event::Activated { host, .. }
             | Event::Healthy { host, .. }
             | Event::Undrained { host, .. }
@@ -158,6 +170,10 @@ impl Event {
                 format!("certificates reloaded: {}; healthy ({:.1}s)", reloaded.join("; "), *ms as f64 / 1000.0)
             }
             Event::Drained { lb, ms, .. } => format!("drained in {lb} ({:.1}s)", *ms as f64 / 1000.0),
+            Event::OutOfRotation { ms, .. } => {
+                format!("out of the web tier's rotation: new connections refused ({:.1}s)", *ms as f64 / 1000.0)
+            }
+            Event::BackInRotation { .. } => "back in the web tier's rotation".into(),
             Event::Activated { goal, ms, .. } => format!("{goal} done ({:.1}s)", *ms as f64 / 1000.0),
             Event::Healthy { details, ms, .. } => {
                 format!("healthy: {} ({:.1}s)", details.join("; "), *ms as f64 / 1000.0)

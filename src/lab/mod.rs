@@ -109,6 +109,12 @@ pub fn up(spec: Option<&Path>, reporter: &Reporter) -> Result<i32> {
     state.spec_name = source.name.clone();
     state.spec_text = source.text.clone();
     state.save()?;
+    // The lab's systems restart the app through this binary (`lab restart`, from their
+    // switch-to-configuration).
+    let exe = root.join(crate::stack::LAB_EXECUTABLE);
+    let _ = std::fs::remove_file(&exe);
+    std::os::unix::fs::symlink(std::env::current_exe()?, &exe)
+        .with_context(|| format!("cannot link {}", exe.display()))?;
 
     let plan = crate::stack::address_plan::plan(&topology)?;
     let result = network::apply(&plan, &mut state, reporter).and_then(|()| {
@@ -122,6 +128,30 @@ pub fn up(spec: Option<&Path>, reporter: &Reporter) -> Result<i32> {
         ));
     }
     reporter.done("up", true);
+    Ok(0)
+}
+
+/// `lab restart HOST DAEMON`: stops the daemon as systemd stops a unit (SIGTERM, then waits
+/// until it has exited, up to systemd's default `TimeoutStopSec=` of 90 s) and starts it as
+/// `lab up` does.
+pub fn restart(host: &str, daemon: &str, reporter: &Reporter) -> Result<i32> {
+    let Some(existing) = State::load()? else { bail!("no lab is up: run `nixstack lab up` first") };
+    let source = lab_spec(None, Some(&existing))?;
+    let topology = compile(&source)?;
+    let plan = crate::stack::address_plan::plan(&topology)?;
+    let Some(spec_host) = topology.host(host) else { bail!("the lab's spec has no host {host}") };
+    let services = crate::stack::for_host(&topology, spec_host);
+    let Some(service) = services.iter().copied().find(|s| s.name() == daemon && !s.is_oneshot()) else {
+        let names: Vec<&str> = services.iter().filter(|s| !s.is_oneshot()).map(|s| s.name()).collect();
+        bail!("{host} runs no daemon {daemon}; it runs: {}", names.join(", "));
+    };
+    let state = Mutex::new(existing);
+    let lab = context::Lab { topology: &topology, plan: &plan, state: &state, reporter };
+    let stopped = daemons::kill(host, service, libc::SIGTERM);
+    daemons::wait_gone(host, service, Duration::from_secs(90))?;
+    reporter.emit(Event::Applied { host: host.into(), what: format!("{daemon} stopped (pids {stopped:?})") });
+    daemons::start(&lab, lab.host(host), service)?;
+    reporter.done("restart", true);
     Ok(0)
 }
 

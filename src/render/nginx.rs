@@ -27,6 +27,13 @@ use crate::topology::{Host, Topology};
 /// Name of the upstream block holding every app backend.
 const APP_UPSTREAM: &str = "app";
 
+/// The app backends again, without kept-alive connections (non-idempotent requests).
+const APP_UPSTREAM_NO_REUSE: &str = "app_no_reuse";
+
+/// The methods nginx treats as non-idempotent: never passed to another upstream server once
+/// sent to one (ngx_http_upstream_next, unless `proxy_next_upstream non_idempotent`).
+const NON_IDEMPOTENT_METHODS: [&str; 3] = ["POST", "PATCH", "LOCK"];
+
 /// Path of the `stub_status` page on the loopback status server (the NixOS `statusPage`
 /// and the Prometheus nginx exporter use the same path).
 pub const STATUS_PATH: &str = "/nginx_status";
@@ -99,15 +106,31 @@ pub fn render(topology: &Topology, host: &Host, layout: &Layout) -> String {
             let _ = writeln!(out, "\n    # This host's {} of the {} app backends (the app tier is split among the web hosts); a failed one rests 2s.", crate::topology::APP_UPSTREAM_SUBSET, web.app_upstream.len());
         }
         let _ = writeln!(out, "    upstream {APP_UPSTREAM} {{");
-        for backend in web.upstream_of(&host.name) {
-            let _ = writeln!(
-                out,
-                "        server {}:{} max_fails=1 fail_timeout=2s;  # {}",
-                backend.address, backend.port, backend.host
-            );
-        }
+        let servers = |out: &mut String| {
+            for backend in web.upstream_of(&host.name) {
+                let _ = writeln!(
+                    out,
+                    "        server {}:{} max_fails=1 fail_timeout=2s;  # {}",
+                    backend.address, backend.port, backend.host
+                );
+            }
+        };
+        servers(&mut out);
         out.push_str("        keepalive 32;\n");
         out.push_str("        keepalive_timeout 60s;\n");
+        out.push_str("    }\n");
+        out.push_str("\n    # The same backends without kept-alive connections, for the requests nginx never passes\n");
+        out.push_str("    # on once one reached an app (POST, PATCH, LOCK): a reused connection the app host\n");
+        out.push_str("    # closes as it restarts would fail such a request; a new one is refused instead, and\n");
+        out.push_str("    # nginx passes the request to another app host before sending it.\n");
+        let _ = writeln!(out, "    upstream {APP_UPSTREAM_NO_REUSE} {{");
+        servers(&mut out);
+        out.push_str("    }\n");
+        out.push_str("    map $request_method $app_upstream {\n");
+        let _ = writeln!(out, "        default {APP_UPSTREAM};");
+        for method in NON_IDEMPOTENT_METHODS {
+            let _ = writeln!(out, "        {method} {APP_UPSTREAM_NO_REUSE};");
+        }
         out.push_str("    }\n");
     }
 
@@ -133,11 +156,12 @@ const LOCAL_APP_UPSTREAM: &str = "app_on_loopback";
 fn app_terminator(out: &mut String, topology: &Topology, host: &Host, layout: &Layout) {
     let Some(app) = &topology.app else { return };
     let Some((address, port)) = crate::stack::app::listen(topology, host) else { return };
-    out.push_str("\n    # The app itself, plain HTTP on loopback; kept-alive connections.\n");
+    out.push_str("\n    # The app itself, plain HTTP on loopback, a new connection per request: an app closes an\n");
+    out.push_str("    # idle kept-alive connection when it likes (gunicorn after 2s, uvicorn 5s, any app as it\n");
+    out.push_str("    # stops), and a request nginx just sent on it would fail; on loopback a connection is cheap.\n");
     let _ = writeln!(out, "    upstream {LOCAL_APP_UPSTREAM} {{");
     // max_fails=0: the only server is never marked down, so a restarted app is used at once.
     let _ = writeln!(out, "        server {address}:{port} max_fails=0;");
-    out.push_str("        keepalive 16;\n");
     out.push_str("    }\n");
     out.push_str("\n    # The app hop: the web tier's TLS ends here (internal CA), never plaintext off the host.\n");
     out.push_str("    server {\n");
@@ -155,7 +179,7 @@ fn app_terminator(out: &mut String, topology: &Topology, host: &Host, layout: &L
     out.push_str("        location / {\n");
     let _ = writeln!(out, "            proxy_pass http://{LOCAL_APP_UPSTREAM};");
     out.push_str("            proxy_http_version 1.1;\n");
-    out.push_str("            proxy_set_header Connection \"\";\n");
+    out.push_str("            proxy_set_header Connection close;\n");
     out.push_str("            proxy_set_header Host $host;\n");
     out.push_str("            # The web host that sent it, appended: the app's last hop.\n");
     out.push_str("            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n");
@@ -333,7 +357,8 @@ fn static_locations(out: &mut String, host: &Host, layout: &Layout, proxy_app: b
 fn app_location(out: &mut String, topology: &Topology, layout: &Layout) {
     let tls = topology.internal_tls;
     out.push_str("\n        location @app {\n");
-    let _ = writeln!(out, "            proxy_pass {}://{APP_UPSTREAM};", if tls { "https" } else { "http" });
+    out.push_str("            # The kept-alive pool, or for a POST new connections ($app_upstream, above).\n");
+    let _ = writeln!(out, "            proxy_pass {}://$app_upstream;", if tls { "https" } else { "http" });
     out.push_str("            # HTTP/1.1 without a Connection header, so the upstream keepalive pool is used.\n");
     out.push_str("            proxy_http_version 1.1;\n");
     out.push_str("            proxy_set_header Connection \"\";\n");
@@ -439,7 +464,11 @@ mod tests {
         let listens: Vec<&str> = cfg.lines().map(str::trim).filter(|l| l.starts_with("listen ")).collect();
         assert_eq!(listens, ["listen 10.10.0.21:443 ssl default_server;", "listen 127.0.0.1:8081;"]);
         assert!(cfg.contains("ssl_certificate /var/lib/nixstack/secrets/host.crt;"), "{cfg}");
-        assert!(cfg.contains("proxy_pass https://app;"));
+        assert!(cfg.contains("proxy_pass https://$app_upstream;"), "{cfg}");
+        // Non-idempotent requests go to the upstream without kept-alive connections.
+        assert!(cfg.contains("upstream app_no_reuse {") && cfg.contains("        POST app_no_reuse;"), "{cfg}");
+        let no_reuse = &cfg[cfg.find("upstream app_no_reuse {").unwrap()..];
+        assert!(!no_reuse[..no_reuse.find('}').unwrap()].contains("keepalive"), "{cfg}");
         assert!(cfg.contains("proxy_ssl_verify on;"));
         assert!(cfg.contains("proxy_ssl_trusted_certificate /var/lib/nixstack/secrets/ca.crt;"));
         assert!(cfg.contains("proxy_ssl_name app.shop.internal;"));
@@ -459,7 +488,7 @@ mod tests {
         let cfg = render_for(&topology, "server1", &layout);
         assert!(cfg.contains("listen 10.20.0.11:80 default_server;"), "{cfg}");
         assert!(!cfg.contains("ssl"), "{cfg}");
-        assert!(cfg.contains("proxy_pass http://app;"));
+        assert!(cfg.contains("proxy_pass http://$app_upstream;"));
         assert!(
             !cfg.contains("\npid "),
             "the pid line is the nixpkgs module's prelude, added where the config is installed"

@@ -109,6 +109,28 @@ pub const OPTIONAL_APP_VARIABLES: &[&str] = &["DATABASE_CONNECT_TIMEOUT"];
 /// Variables systemd sets for every unit with credentials, which the app reads.
 pub const SYSTEMD_APP_VARIABLES: &[&str] = &["CREDENTIALS_DIRECTORY"];
 
+/// The nftables table that takes an app host out of the web tier's rotation.
+pub const ROTATION_TABLE: &str = "nixstack_rotation";
+
+/// After the app hop refuses new connections, how long a deploy waits before the app
+/// restarts: a request the terminator accepted just before reaches the app within
+/// milliseconds, and the app's graceful stop answers it. A request whose body is still
+/// being uploaded after this long may fail (docs/app.md, "Rollout").
+pub const ROTATION_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The nftables ruleset that takes `host`'s app hop out of rotation (loaded with `nft -f`);
+/// `None` when the host runs no app.
+pub fn out_of_rotation(topology: &Topology, host: &Host) -> Option<String> {
+    let app = topology.app.as_ref().filter(|_| host.has(crate::spec::Role::App))?;
+    Some(include_str!("app-rotation.nft").replace("@PORT@", &app.port.to_string()))
+}
+
+/// The nftables ruleset that puts an app host back: the rotation table declared and
+/// deleted, which removes it whether or not it is there.
+pub fn back_in_rotation() -> String {
+    format!("table inet {ROTATION_TABLE}\ndelete table inet {ROTATION_TABLE}\n")
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;

@@ -16,6 +16,10 @@ use super::Service;
 /// lab configs written by `nixstack build` are deterministic.
 pub const LAB_ROOT: &str = "/var/lib/nixstack-lab";
 
+/// The link in a lab root to the nixstack binary that brought the lab up: the lab's systems
+/// restart the app through it (`lab restart`), the one way the lab starts a daemon.
+pub const LAB_EXECUTABLE: &str = "nixstack";
+
 /// Where the runtime secrets live on a NixOS host (uploaded by deploy, never in the store).
 pub const NIXOS_SECRETS: &str = "/var/lib/nixstack/secrets";
 

@@ -18,7 +18,7 @@ pub mod scenario;
 pub mod tls_reload;
 pub mod units;
 
-pub use layout::{Layout, LayoutKind, LAB_ROOT, NIXOS_SECRETS};
+pub use layout::{Layout, LayoutKind, LAB_EXECUTABLE, LAB_ROOT, NIXOS_SECRETS};
 
 use crate::spec::Role;
 use crate::topology::{Host, Topology};
