@@ -658,7 +658,7 @@ fn lab_rolling_deploy_under_load() {
     assert!(outcome.ok, "{events:#?}");
     assert_eq!(outcome.activated, apps, "{outcome:?}");
     for app in apps {
-        let position = |pred: &dyn Fn(&Event) -> bool| events.iter().position(|e| pred(e));
+        let position = |pred: &dyn Fn(&Event) -> bool| events.iter().position(pred);
         let out = position(&|e| matches!(e, Event::OutOfRotation { host, .. } if host == app));
         let switched = position(&|e| matches!(e, Event::Activated { host, .. } if host == app));
         let back = position(&|e| matches!(e, Event::BackInRotation { host } if host == app));
