@@ -904,6 +904,7 @@ fn default_spec_up_test_down_leaves_nothing_behind() {
         "examples/default.toml",
         &[
             "https via the virtual IP",
+            "https via the virtual IPv6",
             "lb → web is TLS only",
             "ssh from admin",
             "multi-master writes",

@@ -19,12 +19,13 @@ pub fn probe(host: &dyn Host, checks: &[Check]) -> Result<Vec<String>, String> {
 }
 
 /// Whether `lb` holds the virtual IP now.
-pub fn holds_vip(lb: &dyn Host, vip: std::net::Ipv4Addr) -> Result<bool, HostError> {
+pub fn holds_vip(lb: &dyn Host, vip: impl Into<std::net::IpAddr>) -> Result<bool, HostError> {
     Ok(crate::stack::health::holds_vip(&lb.run(&crate::stack::health::vip_script(vip))?.stdout))
 }
 
 /// Which of `lbs` hold the virtual IP now.
-pub fn vip_holders(lbs: &[&dyn Host], vip: std::net::Ipv4Addr) -> Result<Vec<String>, HostError> {
+pub fn vip_holders(lbs: &[&dyn Host], vip: impl Into<std::net::IpAddr>) -> Result<Vec<String>, HostError> {
+    let vip = vip.into();
     let mut holders = Vec::new();
     for lb in lbs {
         if holds_vip(*lb, vip)? {

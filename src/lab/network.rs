@@ -52,6 +52,11 @@ pub fn apply(plan: &NetworkPlan, state: &mut State, reporter: &Reporter) -> Resu
             }
             ip(SWITCH, &["link", "set", &link.switch_port, "master", link.bridge.name(), "up"])?;
             ip(&namespace.name, &["addr", "replace", &link.address.to_string(), "dev", &link.ifname])?;
+            if let Some(address6) = &link.address6 {
+                // No duplicate address detection: the lab's addresses are planned, and a
+                // tentative address cannot be bound for its first second.
+                ip(&namespace.name, &["-6", "addr", "replace", &address6.to_string(), "dev", &link.ifname, "nodad"])?;
+            }
             ip(&namespace.name, &["link", "set", &link.ifname, "up"])?;
         }
         for route in &namespace.onlink_routes {
@@ -59,6 +64,9 @@ pub fn apply(plan: &NetworkPlan, state: &mut State, reporter: &Reporter) -> Resu
         }
         if namespace.nonlocal_bind {
             Cmd::new("sysctl").args(["-q", "-w", "net.ipv4.ip_nonlocal_bind=1"]).netns(&namespace.name).run()?;
+            if namespace.links.iter().any(|l| l.address6.is_some()) {
+                Cmd::new("sysctl").args(["-q", "-w", "net.ipv6.ip_nonlocal_bind=1"]).netns(&namespace.name).run()?;
+            }
         }
     }
     Ok(())

@@ -15,9 +15,9 @@ use super::netns;
 use crate::stack::scenario::Connect;
 
 /// One TCP connect from inside `netns`.
-pub fn tcp_connect(netns: &str, address: Ipv4Addr, port: u16, timeout: Duration) -> Result<Connect> {
-    let mut outcomes = tcp_connect_many(netns, &[(address, port)], timeout)?;
-    Ok(outcomes.remove(0))
+pub fn tcp_connect(netns: &str, address: impl Into<std::net::IpAddr>, port: u16, timeout: Duration) -> Result<Connect> {
+    let target = SocketAddr::from((address.into(), port));
+    netns::run_in(netns, || classify(TcpStream::connect_timeout(&target, timeout)))
 }
 
 /// TCP connects from inside `netns` to every target at once (one thread each), so a
@@ -63,7 +63,7 @@ pub struct Request {
     /// Verify the server against this CA (else no TLS verification is asked for: plain HTTP).
     pub cacert: Option<PathBuf>,
     /// `--resolve host:port:address`, to reach a name at a lab address.
-    pub resolve: Option<(String, u16, Ipv4Addr)>,
+    pub resolve: Option<(String, u16, std::net::IpAddr)>,
     pub timeout: Duration,
     /// Extra curl arguments.
     pub extra: Vec<String>,
@@ -79,8 +79,8 @@ impl Request {
         self
     }
 
-    pub fn resolve(mut self, name: &str, port: u16, address: Ipv4Addr) -> Self {
-        self.resolve = Some((name.into(), port, address));
+    pub fn resolve(mut self, name: &str, port: u16, address: impl Into<std::net::IpAddr>) -> Self {
+        self.resolve = Some((name.into(), port, address.into()));
         self
     }
 
@@ -108,6 +108,11 @@ impl Request {
             args.extend(["--cacert".into(), cacert.display().to_string()]);
         }
         if let Some((name, port, address)) = &self.resolve {
+            // curl takes an IPv6 address in brackets.
+            let address = match address {
+                std::net::IpAddr::V4(v4) => v4.to_string(),
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            };
             args.extend(["--resolve".into(), format!("{name}:{port}:{address}")]);
         }
         args.extend(self.extra.iter().cloned());

@@ -62,6 +62,9 @@ fn execute(lab: &Lab, log: &StepLog, step: &Step) -> Result<Verdict> {
         Step::HttpsViaVip { domain, vip, requests, web_hosts } => {
             https_via_vip(lab, log, domain, *vip, *requests, web_hosts)
         }
+        Step::HttpsViaVip6 { domain, vip6, requests, lbs, closed_ports } => {
+            https_via_vip6(lab, log, domain, *vip6, *requests, lbs, closed_ports)
+        }
         Step::BackendTls { lbs, backends, health_path, reachable_ports } => {
             backend_tls(lab, log, lbs, backends, health_path, reachable_ports)
         }
@@ -74,8 +77,8 @@ fn execute(lab: &Lab, log: &StepLog, step: &Step) -> Result<Verdict> {
         Step::DbFailover { domain, vip, victim, survivors, writers } => {
             db_failover(lab, log, domain, *vip, victim, survivors, writers)
         }
-        Step::LbFailover { domain, vip, active, standby, within_ms } => {
-            lb_failover(lab, log, domain, *vip, active, standby, *within_ms)
+        Step::LbFailover { domain, vip, vip6, active, standby, within_ms } => {
+            lb_failover(lab, log, domain, (*vip, *vip6), active, standby, *within_ms)
         }
         Step::MetricsArrive { endpoint, hosts, egress, within_ms } => {
             super::monitoring::metrics_arrive(lab, log, *endpoint, hosts, egress, *within_ms)
@@ -88,7 +91,12 @@ fn execute(lab: &Lab, log: &StepLog, step: &Step) -> Result<Verdict> {
 }
 
 /// `https://<domain><path>` through the virtual IP, from the internet namespace.
-pub(super) fn https_get(domain: &str, vip: Ipv4Addr, path: &str, timeout: Duration) -> Result<Response> {
+pub(super) fn https_get(
+    domain: &str,
+    vip: impl Into<std::net::IpAddr>,
+    path: &str,
+    timeout: Duration,
+) -> Result<Response> {
     Request::get(format!("https://{domain}{path}"))
         .cacert(super::public_trust())
         .resolve(domain, 443, vip)
@@ -108,10 +116,11 @@ fn https_via_vip(
     lab: &Lab,
     log: &StepLog,
     domain: &str,
-    vip: Ipv4Addr,
+    vip: impl Into<std::net::IpAddr>,
     requests: u32,
     web_hosts: &[String],
 ) -> Result<Verdict> {
+    let vip = vip.into();
     let mut failures = Vec::new();
     let mut webs = BTreeSet::new();
     let mut apps = BTreeSet::new();
@@ -158,6 +167,39 @@ fn https_via_vip(
         &failures,
         format!("{requests} HTTPS requests via {vip} OK, {} web node(s) seen", webs.len()),
     ))
+}
+
+/// [`https_via_vip`] through the VIP6, then each LB's public IPv6 address from the internet:
+/// HTTPS connects, the ports the firewall closes do not.
+fn https_via_vip6(
+    lab: &Lab,
+    log: &StepLog,
+    domain: &str,
+    vip6: std::net::Ipv6Addr,
+    requests: u32,
+    lbs: &[(String, std::net::Ipv6Addr)],
+    closed_ports: &[u16],
+) -> Result<Verdict> {
+    let web_hosts: Vec<String> = lab.topology.web.as_ref().map(|w| w.hosts.clone()).unwrap_or_default();
+    let served = https_via_vip(lab, log, domain, vip6, requests, &web_hosts)?;
+    let mut failures = Vec::new();
+    if !served.passed {
+        failures.push(served.summary.clone());
+    }
+    for (name, address) in lbs {
+        let https = probe::tcp_connect(address_plan::INTERNET, *address, crate::topology::ports::HTTPS, Duration::from_secs(2))?;
+        if https != Connect::Open {
+            failures.push(format!("{name} [{address}]:443 from the internet: {https:?}, not open"));
+        }
+        for port in closed_ports {
+            let got = probe::tcp_connect(address_plan::INTERNET, *address, *port, Duration::from_millis(500))?;
+            if got == Connect::Open {
+                failures.push(format!("{name} [{address}]:{port} is open to the internet over IPv6"));
+            }
+        }
+        log.line(format!("{name} [{address}]: 443 open, {closed_ports:?} closed from the internet"));
+    }
+    Ok(Verdict::from_failures(log, &failures, format!("{requests} HTTPS requests via [{vip6}] OK; IPv6 firewall as the spec says")))
 }
 
 fn backend_tls(
@@ -717,7 +759,7 @@ fn lb_failover(
     lab: &Lab,
     log: &StepLog,
     domain: &str,
-    vip: Ipv4Addr,
+    (vip, vip6): (Ipv4Addr, Option<std::net::Ipv6Addr>),
     primary: &str,
     standby: &[String],
     within_ms: u64,
@@ -761,6 +803,9 @@ fn lb_failover(
     }) {
         failures.push(format!("the VIP is on {holder:?}, not on a standby LB"));
     }
+    if let Some(vip6) = vip6 {
+        vip6_follows(lab, log, domain, vip6, holder.as_deref(), &mut failures);
+    }
     // Bring the stopped LB back. The LBs do not preempt (render/keepalived.rs): the VIP
     // stays on its new holder, whose connections a second move would reset. Watched for
     // longer than a preempting LB needs (track script `rise 2` plus one advertisement).
@@ -792,11 +837,16 @@ fn lb_failover(
                         std::thread::sleep(Duration::from_millis(100));
                     }
                     match moved {
-                        None => log.line(format!(
-                            "{active} back after {}; the VIP stays on {}",
-                            secs(restarted_at.elapsed()),
-                            holder.as_deref().unwrap_or("nobody")
-                        )),
+                        None => {
+                            log.line(format!(
+                                "{active} back after {}; the VIP stays on {}",
+                                secs(restarted_at.elapsed()),
+                                holder.as_deref().unwrap_or("nobody")
+                            ));
+                            if let Some(vip6) = vip6 {
+                                vip6_follows(lab, log, domain, vip6, holder.as_deref(), &mut failures);
+                            }
+                        }
                         Some(now) => failures.push(format!(
                             "the VIP moved again when {active} came back (to {}): a second interruption",
                             now.as_deref().unwrap_or("nobody")
@@ -810,6 +860,30 @@ fn lb_failover(
     }
     let took = answered.map(|at| at - stopped_at).unwrap_or_default();
     Ok(Verdict::from_failures(log, &failures, format!("VIP moved, HTTPS back in {}", secs(took))))
+}
+
+/// The VIP6 is where the VIP is (keepalived's sync group moves them together, within a
+/// few advertisements) and HTTPS answers through it.
+fn vip6_follows(lab: &Lab, log: &StepLog, domain: &str, vip6: std::net::Ipv6Addr, holder: Option<&str>, failures: &mut Vec<String>) {
+    let Some(lb) = &lab.topology.lb else { return };
+    let holder6 = || {
+        lb.hosts.iter().find(|name| crate::host::health::holds_vip(&NamespaceHost::lab(name), vip6).unwrap_or(false)).cloned()
+    };
+    let together = probe::wait_for("the VIP6 on the VIP's holder", Duration::from_secs(5), Duration::from_millis(50), || {
+        Ok((holder6().as_deref() == holder).then_some(()))
+    });
+    if together.is_err() {
+        failures.push(format!("the VIP6 is on {:?}, the VIP on {holder:?}", holder6()));
+        return;
+    }
+    let answered = probe::wait_for("HTTPS through the VIP6", Duration::from_secs(5), Duration::from_millis(50), || {
+        let response = https_get(domain, vip6, "/", Duration::from_secs(1))?;
+        Ok((response.status == 200 && ServedBy::parse(&response.body).is_some()).then_some(()))
+    });
+    match answered {
+        Ok(()) => log.line(format!("the VIP6 {vip6} is on {} too; HTTPS answers through it", holder.unwrap_or("nobody"))),
+        Err(e) => failures.push(format!("through the VIP6 {vip6}: {e:#}")),
+    }
 }
 
 fn first_line(text: &str) -> &str {

@@ -10,6 +10,9 @@ use crate::topology::{Host, Topology};
 /// module refer to them.
 pub const TRACK_SCRIPT: &str = "chk_haproxy";
 pub const INSTANCE: &str = "vip";
+/// The VRRPv3 instance of the virtual IPv6 address, and the sync group of both.
+pub const INSTANCE6: &str = "vip6";
+const SYNC_GROUP: &str = "vips";
 
 /// The `curl` the track script runs. keepalived wants an absolute path to an executable no
 /// unprivileged user can write (`enable_script_security`), and `keepalived --config-test`
@@ -85,29 +88,77 @@ vrrp_script {TRACK_SCRIPT} {{
     fall 2
     rise 2
 }}
-
-vrrp_instance {INSTANCE} {{
-    state {state}
-    interface {interface}
-    virtual_router_id {vrid}
-    priority {priority}
-    advert_int 1
-{preempt}",
+",
         name = host.name,
         curl = curl(layout),
         address = host.address,
         stats_port = lb.stats_port,
-        vrid = lb.virtual_router_id,
-        preempt = if several { "    nopreempt\n" } else { "" },
     );
+    let settings = Instance { state, vrid: lb.virtual_router_id, priority, nopreempt: several, interface };
+    let peers4: Vec<String> = peers.iter().map(ToString::to_string).collect();
+    let vip4 = format!("{}/{}", lb.vip, topology.networks.public.prefix_len());
+    instance(&mut out, INSTANCE, &settings, None, &public.to_string(), &peers4, &vip4);
+    if let (Some(vip6), Some(public6)) = (lb.vip6, topology.networks.public6) {
+        let own = host.public_address6.expect("load balancers of a stack with vip6 have a public_address6");
+        let peers6: Vec<String> = lb
+            .hosts
+            .iter()
+            .filter(|name| **name != host.name)
+            .filter_map(|name| topology.host(name).and_then(|peer| peer.public_address6))
+            .map(|a| a.to_string())
+            .collect();
+        // VRRPv3 (RFC 5798) carries IPv6; the v4 instance stays VRRPv2, which every
+        // keepalived peer speaks.
+        instance(&mut out, INSTANCE6, &settings, Some(3), &own.to_string(), &peers6, &format!("{vip6}/{}", public6.prefix_len()));
+        let _ = write!(
+            out,
+            "
+# Both addresses move together: a client must never find the VIP on one LB and the VIP6
+# on another (the certificates, ACME and the health state are per LB).
+vrrp_sync_group {SYNC_GROUP} {{
+    group {{
+        {INSTANCE}
+        {INSTANCE6}
+    }}
+}}
+"
+        );
+    }
+    out
+}
+
+/// What the VRRP instances of one LB share.
+struct Instance<'a> {
+    state: &'a str,
+    vrid: u8,
+    priority: u8,
+    nopreempt: bool,
+    interface: &'a str,
+}
+
+/// One `vrrp_instance`: `source` and `peers` are this LB's and the other LBs' addresses of
+/// the instance's family, `vip` the address with its prefix length.
+fn instance(out: &mut String, name: &str, s: &Instance, version: Option<u8>, source: &str, peers: &[String], vip: &str) {
+    let _ = writeln!(out, "\nvrrp_instance {name} {{");
+    let _ = writeln!(out, "    state {}", s.state);
+    let _ = writeln!(out, "    interface {}", s.interface);
+    if let Some(version) = version {
+        let _ = writeln!(out, "    version {version}");
+    }
+    let _ = writeln!(out, "    virtual_router_id {}", s.vrid);
+    let _ = writeln!(out, "    priority {}", s.priority);
+    out.push_str("    advert_int 1\n");
+    if s.nopreempt {
+        out.push_str("    nopreempt\n");
+    }
     if peers.is_empty() {
         // One LB: nobody to talk to. keepalived still owns the VIP; without peers it
         // advertises by multicast (unicast without peers is deprecated in keepalived 2.2).
         out.push_str("    # single load balancer: no unicast peers\n");
     } else {
-        let _ = writeln!(out, "    unicast_src_ip {public}");
+        let _ = writeln!(out, "    unicast_src_ip {source}");
         out.push_str("    unicast_peer {\n");
-        for peer in &peers {
+        for peer in peers {
             let _ = writeln!(out, "        {peer}");
         }
         out.push_str("    }\n");
@@ -115,17 +166,15 @@ vrrp_instance {INSTANCE} {{
     let _ = write!(
         out,
         "    virtual_ipaddress {{
-        {vip}/{prefix} dev {interface}
+        {vip} dev {interface}
     }}
     track_script {{
         {TRACK_SCRIPT}
     }}
 }}
 ",
-        vip = lb.vip,
-        prefix = topology.networks.public.prefix_len(),
+        interface = s.interface
     );
-    out
 }
 
 #[cfg(test)]

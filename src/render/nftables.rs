@@ -8,6 +8,7 @@
 //! earlier nixstack rules and adds none.
 
 use std::fmt::Write as _;
+use std::net::Ipv6Addr;
 
 use ipnet::Ipv4Net;
 
@@ -64,17 +65,18 @@ pub fn render(topology: &Topology, host: &Host, _layout: &Layout) -> String {
         out.push_str("\t\ttimeout 5m\n");
         out.push_str("\t}\n\n");
     }
-    input_chain(&mut out, firewall);
+    let vrrp6 = vrrp6_peers(topology, host);
+    input_chain(&mut out, firewall, &vrrp6);
     out.push_str("\n\t# Hosts of the stack route nothing.\n");
     out.push_str("\tchain forward {\n");
     out.push_str("\t\ttype filter hook forward priority filter; policy drop;\n");
     out.push_str("\t}\n\n");
-    output_chain(&mut out, firewall);
+    output_chain(&mut out, firewall, &vrrp6);
     out.push_str("}\n");
     out
 }
 
-fn input_chain(out: &mut String, firewall: &HostFirewall) {
+fn input_chain(out: &mut String, firewall: &HostFirewall, vrrp6: &[Ipv6Addr]) {
     out.push_str("\tchain input {\n");
     out.push_str("\t\ttype filter hook input priority filter; policy drop;\n");
     out.push_str("\t\tct state established,related accept\n");
@@ -122,10 +124,36 @@ fn input_chain(out: &mut String, firewall: &HostFirewall) {
         }
         let _ = writeln!(out, "\t\t{matches} accept comment {}", comment(&purpose(allow)));
     }
+    if let Some(peers) = address_set6(vrrp6) {
+        let _ = writeln!(out, "\t\tip6 saddr {peers} meta l4proto {VRRP_PROTOCOL} accept comment \"vrrp (IPv6)\"");
+    }
     out.push_str("\t}\n");
 }
 
-fn output_chain(out: &mut String, firewall: &HostFirewall) {
+/// The other load balancers' public IPv6 addresses, the VRRPv3 peers of the VIP6 (the
+/// flows are IPv4; the public side's IPv6 is this one instance and the client ports, whose
+/// rules match both families already).
+fn vrrp6_peers(topology: &Topology, host: &Host) -> Vec<Ipv6Addr> {
+    let Some(lb) = topology.lb.as_ref().filter(|lb| lb.vip6.is_some() && lb.hosts.contains(&host.name)) else {
+        return Vec::new();
+    };
+    let mut peers: Vec<Ipv6Addr> = lb
+        .hosts
+        .iter()
+        .filter(|name| **name != host.name)
+        .filter_map(|name| topology.host(name).and_then(|h| h.public_address6))
+        .collect();
+    peers.sort();
+    peers
+}
+
+/// `{ a, b }` of IPv6 addresses, `None` when there are none.
+fn address_set6(addresses: &[Ipv6Addr]) -> Option<String> {
+    (!addresses.is_empty())
+        .then(|| format!("{{ {} }}", addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")))
+}
+
+fn output_chain(out: &mut String, firewall: &HostFirewall, vrrp6: &[Ipv6Addr]) {
     out.push_str("\tchain output {\n");
     match firewall.egress {
         EgressPolicy::Open => {
@@ -149,6 +177,9 @@ fn output_chain(out: &mut String, firewall: &HostFirewall) {
                         let _ = writeln!(out, "\t\t# {}: no peers, nothing allowed", purpose(allow));
                     }
                 }
+            }
+            if let Some(peers) = address_set6(vrrp6) {
+                let _ = writeln!(out, "\t\tip6 daddr {peers} meta l4proto {VRRP_PROTOCOL} accept comment \"vrrp (IPv6)\"");
             }
         }
     }

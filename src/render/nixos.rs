@@ -311,7 +311,23 @@ fn networking(topology: &Topology, host: &Host, layout: &Layout) -> Nix {
         interfaces
             .push((vec![interface.to_string(), "ipv4".into(), "addresses".into()], address(ip, network.prefix_len())));
     }
+    // A dual-stack LB: its public IPv6 address beside the IPv4 one (the VIP6 is keepalived's).
+    if let (Some(ip6), Some(public6)) = (host.public_address6, topology.networks.public6) {
+        interfaces.push((
+            vec![layout.public_interface.clone(), "ipv6".into(), "addresses".into()],
+            Nix::List(vec![attrs([
+                ("address", Nix::str(ip6.to_string())),
+                ("prefixLength", Nix::Int(i64::from(public6.prefix_len()))),
+            ])]),
+        ));
+    }
     values.push(("interfaces", Nix::Attrs(interfaces)));
+    if let (Some(gateway6), Some(_)) = (topology.networks.gateway6, host.public_address6) {
+        values.push((
+            "defaultGateway6",
+            attrs([("address", Nix::str(gateway6.to_string())), ("interface", Nix::str(&layout.public_interface))]),
+        ));
+    }
     // The default route goes through a gateway on one of the host's own networks, on that
     // network's interface (the topology picks it); a host without one gets none.
     if let Some(route) = host.default_route {

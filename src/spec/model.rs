@@ -1,9 +1,9 @@
 //! The spec as written: the serde types behind `stack.toml` (and its JSON Schema).
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -214,6 +214,13 @@ pub struct NetworksSection {
     /// DNS servers of every host (`networking.nameservers`).
     #[serde(default)]
     pub dns: Vec<Located<Ipv4Addr>>,
+    /// The public network's IPv6 prefix (optional, e.g. "2001:db8:10::/64"): the load
+    /// balancers then serve clients on IPv6 too, at `lb.vip6`, each with its
+    /// `public_address6`.
+    pub public6: Option<Located<Ipv6Net>>,
+    /// IPv6 default gateway on the public network (optional): an address in `public6` or a
+    /// link-local `fe80::` address of the router.
+    pub gateway6: Option<Located<Ipv6Addr>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -278,6 +285,8 @@ pub struct HostSpec {
     pub address: Option<Located<Ipv4Addr>>,
     /// Public IPv4 address (load balancers); allocated from `networks.public` when omitted.
     pub public_address: Option<Located<Ipv4Addr>>,
+    /// Public IPv6 address in `networks.public6` (load balancers, when the stack has one).
+    pub public_address6: Option<Located<Ipv6Addr>>,
     /// Roles this host runs.
     pub roles: Located<Vec<Located<Role>>>,
     /// SSH target for deploy, `user@host[:port]`; defaults to `root@<address>`.
@@ -351,6 +360,9 @@ impl GroupSpec {
 pub struct LbSection {
     /// The virtual IP on the public network that clients connect to (keepalived VRRP).
     pub vip: Located<Ipv4Addr>,
+    /// The virtual IPv6 address in `networks.public6` (keepalived VRRPv3); required with
+    /// `public6`. It moves together with `vip`.
+    pub vip6: Option<Located<Ipv6Addr>>,
     /// HAProxy balancing algorithm.
     #[serde(default)]
     pub algorithm: Algorithm,

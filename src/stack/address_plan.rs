@@ -10,10 +10,10 @@
 //! both ways, so the admin networks reach SSH like a routed operator network would. Nothing
 //! has a default route: lab traffic cannot leave the namespaces.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use anyhow::{bail, Result};
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
 use crate::topology::Topology;
@@ -57,6 +57,9 @@ pub struct Link {
     pub bridge: Bridge,
     /// Address with the network's prefix length.
     pub address: Ipv4Net,
+    /// The IPv6 address of a dual-stack public link (`networks.public6`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address6: Option<Ipv6Net>,
 }
 
 /// One namespace of the lab.
@@ -104,6 +107,7 @@ impl NetworkPlan {
 pub fn plan(topology: &Topology) -> Result<NetworkPlan> {
     let private = topology.networks.private;
     let public = topology.networks.public;
+    let public6 = topology.networks.public6;
     let Some(admin) = topology.networks.admin.first().copied() else {
         bail!("the lab needs an admin network (networks.admin) to place the admin namespace");
     };
@@ -114,6 +118,7 @@ pub fn plan(topology: &Topology) -> Result<NetworkPlan> {
             switch_port: switch_port('p', index, &host.name),
             bridge: Bridge::Private,
             address: Ipv4Net::new(host.address, private.prefix_len()).expect("prefix from a valid net"),
+            address6: None,
         }];
         if let Some(public_address) = host.public_address {
             links.push(Link {
@@ -121,6 +126,7 @@ pub fn plan(topology: &Topology) -> Result<NetworkPlan> {
                 switch_port: switch_port('u', index, &host.name),
                 bridge: Bridge::Public,
                 address: Ipv4Net::new(public_address, public.prefix_len()).expect("prefix from a valid net"),
+                address6: host.public_address6.zip(public6).map(|(a, net)| Ipv6Net::new(a, net.prefix_len()).expect("prefix from a valid net")),
             });
         }
         namespaces.push(Namespace {
@@ -145,6 +151,7 @@ pub fn plan(topology: &Topology) -> Result<NetworkPlan> {
             switch_port: "u-internet".into(),
             bridge: Bridge::Public,
             address: Ipv4Net::new(internet, public.prefix_len()).expect("valid prefix"),
+            address6: public6.map(|net| Ipv6Net::new(internet6(topology, net), net.prefix_len()).expect("valid prefix")),
         }],
         onlink_routes: Vec::new(),
         nonlocal_bind: false,
@@ -161,6 +168,7 @@ pub fn plan(topology: &Topology) -> Result<NetworkPlan> {
             switch_port: "p-admin".into(),
             bridge: Bridge::Private,
             address: Ipv4Net::new(admin_address, admin.prefix_len()).expect("valid prefix"),
+            address6: None,
         }],
         onlink_routes: vec![private],
         nonlocal_bind: false,
@@ -191,6 +199,19 @@ fn truncate(name: &str, max: usize) -> &str {
         Some((index, _)) => &name[..index],
         None => name,
     }
+}
+
+/// The internet client's IPv6 address: the first of `net` from `::100` on that no load
+/// balancer, VIP6 or gateway uses.
+fn internet6(topology: &Topology, net: Ipv6Net) -> Ipv6Addr {
+    let mut used: Vec<Ipv6Addr> = topology.hosts.iter().filter_map(|h| h.public_address6).collect();
+    used.extend(topology.lb.as_ref().and_then(|lb| lb.vip6));
+    used.extend(topology.networks.gateway6);
+    let base = u128::from(net.network());
+    (0x100u128..)
+        .map(|offset| Ipv6Addr::from(base + offset))
+        .find(|a| !used.contains(a))
+        .expect("a /126 or wider prefix has room beyond ::100")
 }
 
 /// The highest host address of `net` not in `used`.

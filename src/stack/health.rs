@@ -227,8 +227,12 @@ impl GaleraStatus {
 }
 
 /// The shell command that tells whether this host carries `vip` (see [`holds_vip`]).
-pub fn vip_script(vip: Ipv4Addr) -> String {
-    format!("if ip -4 -o addr show | grep -qF ' {vip}/'; then echo holds; else echo free; fi")
+pub fn vip_script(vip: impl Into<std::net::IpAddr>) -> String {
+    let (family, vip) = match vip.into() {
+        std::net::IpAddr::V4(v4) => ("-4", v4.to_string()),
+        std::net::IpAddr::V6(v6) => ("-6", v6.to_string()),
+    };
+    format!("if ip {family} -o addr show | grep -qF ' {vip}/'; then echo holds; else echo free; fi")
 }
 
 /// Judges [`vip_script`]'s output.

@@ -4,7 +4,7 @@
 //! `checks/scenario.json`), so a step says *what* to check with every address, port and
 //! expectation spelled out, never *how*.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
@@ -94,6 +94,10 @@ pub enum Step {
     /// From the internet: `https://<domain>/` through the virtual IP returns the app's
     /// page, the certificate verifies against the stack's CA; `http://` redirects to HTTPS.
     HttpsViaVip { domain: String, vip: Ipv4Addr, requests: u32, web_hosts: Vec<String> },
+    /// The same over IPv6, through the virtual IPv6 address; and from the internet each load
+    /// balancer's public IPv6 address takes HTTPS and nothing else the firewall closes
+    /// (`closed_ports`: SSH, the stats port).
+    HttpsViaVip6 { domain: String, vip6: Ipv6Addr, requests: u32, lbs: Vec<(String, Ipv6Addr)>, closed_ports: Vec<u16> },
     /// From each load balancer, every web backend speaks TLS with a certificate the
     /// internal CA verifies for the backend's name, and no port the LB may reach on a web
     /// node answers plaintext HTTP.
@@ -113,7 +117,15 @@ pub enum Step {
     DbFailover { domain: String, vip: Ipv4Addr, victim: String, survivors: Vec<String>, writers: Vec<String> },
     /// The load balancer holding the virtual IP stops: the VIP moves to the standby and
     /// HTTPS answers again within `within_ms`.
-    LbFailover { domain: String, vip: Ipv4Addr, active: String, standby: Vec<String>, within_ms: u64 },
+    /// With a VIP6, it moves with the VIP (one sync group) and HTTPS answers on it too.
+    LbFailover {
+        domain: String,
+        vip: Ipv4Addr,
+        vip6: Option<Ipv6Addr>,
+        active: String,
+        standby: Vec<String>,
+        within_ms: u64,
+    },
     /// Every monitored host's collector ships to the monitoring endpoint (HTTPS on
     /// `endpoint`) through the host's egress rule (the `egress` connects), and its metrics
     /// arrive within `within_ms` with the host's name (`X-Sumo-Host`), its category
@@ -191,6 +203,7 @@ impl Step {
     pub fn name(&self) -> &'static str {
         match self {
             Step::HttpsViaVip { .. } => "https via the virtual IP",
+            Step::HttpsViaVip6 { .. } => "https via the virtual IPv6",
             Step::BackendTls { .. } => "lb → web is TLS only",
             Step::AdminSsh { .. } => "ssh from admin",
             Step::MultiMaster { .. } => "multi-master writes",
@@ -233,6 +246,15 @@ impl Scenario {
                     requests: 6,
                     web_hosts: web_hosts.clone(),
                 });
+                if let Some(vip6) = lb.vip6 {
+                    let lbs = lb
+                        .hosts
+                        .iter()
+                        .filter_map(|name| topology.host(name)?.public_address6.map(|a| (name.clone(), a)))
+                        .collect();
+                    let closed_ports = vec![crate::topology::ports::SSH, lb.stats_port];
+                    steps.push(Step::HttpsViaVip6 { domain: domain.clone(), vip6, requests: 6, lbs, closed_ports });
+                }
             }
             if topology.internal_tls {
                 let backends: Vec<Node> = lb
@@ -310,6 +332,7 @@ impl Scenario {
                 steps.push(Step::LbFailover {
                     domain,
                     vip: lb.vip,
+                    vip6: lb.vip6,
                     active: lb.primary.clone(),
                     standby,
                     within_ms: LB_FAILOVER_WITHIN_MS,

@@ -5,9 +5,9 @@
 pub const DB_MONITOR_USER: &str = "monitor";
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
 use crate::spec::{
@@ -145,6 +145,12 @@ pub struct Networks {
     pub private_gateway: Option<Ipv4Addr>,
     /// DNS servers every host uses.
     pub dns: Vec<Ipv4Addr>,
+    /// The public network's IPv6 prefix: the load balancers serve clients on IPv6 too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public6: Option<Ipv6Net>,
+    /// The public network's IPv6 gateway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// One of the two networks a host can have an interface on.
@@ -168,6 +174,9 @@ pub struct Host {
     pub name: String,
     pub address: Ipv4Addr,
     pub public_address: Option<Ipv4Addr>,
+    /// The public IPv6 address (load balancers of a stack with `networks.public6`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_address6: Option<Ipv6Addr>,
     pub roles: Vec<Role>,
     /// `user@host[:port]` used by deploy.
     pub ssh_target: String,
@@ -259,6 +268,9 @@ pub enum Bind {
 pub struct LbTier {
     pub hosts: Vec<String>,
     pub vip: Ipv4Addr,
+    /// The virtual IPv6 address, held with `vip` (one keepalived sync group).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vip6: Option<Ipv6Addr>,
     pub algorithm: Algorithm,
     pub health_path: String,
     pub tls: TlsMode,

@@ -4,7 +4,7 @@
 mod groups;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
 use ipnet::Ipv4Net;
@@ -201,10 +201,13 @@ impl Resolver<'_> {
             gateway: spec.networks.gateway.as_ref().map(|g| g.value),
             private_gateway: spec.networks.private_gateway.as_ref().map(|g| g.value),
             dns: spec.networks.dns.iter().map(|d| d.value).collect(),
+            public6: spec.networks.public6.as_ref().map(|n| n.value.trunc()),
+            gateway6: spec.networks.gateway6.as_ref().map(|g| g.value),
         };
         self.check_networks(spec);
         self.check_channel_inputs(spec);
         let mut hosts = self.hosts(spec, &networks);
+        self.check_ipv6(spec, &hosts);
         let host_names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
 
         let members =
@@ -386,6 +389,7 @@ impl Resolver<'_> {
             LbTier {
                 hosts: lb_hosts.clone(),
                 vip: l.vip.value,
+                vip6: l.vip6.as_ref().map(|v| v.value),
                 algorithm: l.algorithm,
                 health_path: l.health_path.value.clone(),
                 tls: l.tls.mode.value,
@@ -740,6 +744,7 @@ impl Resolver<'_> {
                 name: name.value.clone(),
                 address,
                 public_address,
+                public_address6: host.public_address6.as_ref().map(|a| a.value),
                 roles,
                 ssh_target,
                 disk: host.disk.as_ref().map(|d| d.value.clone()),
@@ -971,6 +976,103 @@ impl Resolver<'_> {
         self.error(span, format!("the Galera cluster has {problem}: {}", quoted_list(members)))
             .expected("an odd number of db hosts, at least 3, so that a network split keeps a majority")
             .hint(if n < 3 { "add db hosts to reach 3, or set db.allow_unsafe_size = true to accept losing writes when one node fails" } else { "add or remove one db host, or set db.allow_unsafe_size = true" });
+    }
+
+    /// The public side's IPv6: `networks.public6`, `gateway6`, the load balancers'
+    /// `public_address6` and `lb.vip6` come together, each inside the prefix, none twice.
+    fn check_ipv6(&mut self, spec: &RawSpec, hosts: &[Host]) {
+        let prefix = spec.networks.public6.as_ref().map(|p| p.value.trunc());
+        if let Some(public6) = &spec.networks.public6 {
+            let net = public6.value.trunc();
+            let addr = net.network();
+            if net.prefix_len() > 126 || addr.is_multicast() || addr.is_loopback() || (addr.segments()[0] & 0xffc0) == 0xfe80 {
+                self.error(public6.span.clone(), format!("{} is not a public IPv6 prefix", public6.value))
+                    .expected("a global (or unique local) IPv6 prefix of length 126 or shorter")
+                    .hint("the prefix your provider routes to the load balancers' network, e.g. \"2001:db8:10::/64\"");
+            }
+        }
+        let lb_span = self.section_span("lb");
+        let inside = |address: &Ipv6Addr| prefix.is_some_and(|p| p.contains(address));
+        let mut used: BTreeMap<Ipv6Addr, String> = BTreeMap::new();
+        if let Some(gateway) = &spec.networks.gateway6 {
+            let link_local = (gateway.value.segments()[0] & 0xffc0) == 0xfe80;
+            match prefix {
+                None => {
+                    self.error(gateway.span.clone(), "networks.gateway6 without networks.public6")
+                        .expected("networks.public6, the IPv6 prefix the gateway routes")
+                        .hint("add public6 = \"<prefix>/64\" under [networks], or drop gateway6");
+                }
+                Some(p) if !link_local && !p.contains(&gateway.value) => {
+                    self.error(gateway.span.clone(), format!("IPv6 gateway {} is outside {p}", gateway.value))
+                        .expected(format!("an address in {p}, or the router's link-local fe80:: address"))
+                        .hint("routers advertise a link-local address; both work as a default route");
+                }
+                _ => {}
+            }
+            used.insert(gateway.value, "the IPv6 gateway".into());
+        }
+        for (name, host) in &spec.hosts {
+            let Some(address) = &host.public_address6 else { continue };
+            let is_lb = host.roles.value.iter().any(|r| r.value == Role::Lb);
+            if prefix.is_none() {
+                self.error(address.span.clone(), format!("host `{}` has a public_address6 but the stack has no networks.public6", name.value))
+                    .expected("networks.public6, the prefix the address is in")
+                    .hint("add public6 = \"<prefix>/64\" under [networks]");
+            } else if !inside(&address.value) {
+                self.error(address.span.clone(), format!("public_address6 {} of host `{}` is outside {}", address.value, name.value, prefix.unwrap()))
+                    .expected(format!("an address in {}", prefix.unwrap()))
+                    .hint("the load balancers' public IPv6 addresses are in networks.public6");
+            } else if !is_lb {
+                self.error(address.span.clone(), format!("host `{}` is not a load balancer: only load balancers have a public IPv6 address", name.value))
+                    .expected("public_address6 on hosts with the \"lb\" role")
+                    .hint("remove it, or give the host the \"lb\" role");
+            } else if let Some(other) = used.insert(address.value, format!("host `{}`", name.value)) {
+                self.error(address.span.clone(), format!("public_address6 {} of host `{}` is also {other}", address.value, name.value))
+                    .expected("an address no other part of the stack uses")
+                    .hint("give each load balancer its own address");
+            }
+        }
+        let Some(lb) = &spec.lb else { return };
+        match (&lb.vip6, &spec.networks.public6) {
+            (Some(vip6), None) => {
+                self.error(vip6.span.clone(), "lb.vip6 without networks.public6")
+                    .expected("networks.public6, the IPv6 prefix of the public network")
+                    .hint("add public6 = \"<prefix>/64\" under [networks], or drop vip6");
+            }
+            (None, Some(public6)) if hosts.iter().any(|h| h.has(Role::Lb)) => {
+                self.error(public6.span.clone(), "networks.public6 without lb.vip6")
+                    .expected("lb.vip6: the virtual IPv6 address the clients connect to")
+                    .hint(format!("add vip6 = \"{}\" under [lb]", public6.value.trunc().hosts().nth(9).unwrap_or(public6.value.addr())));
+            }
+            (Some(vip6), Some(_)) => {
+                if !inside(&vip6.value) {
+                    self.error(vip6.span.clone(), format!("virtual IPv6 {} is outside {}", vip6.value, prefix.unwrap()))
+                        .expected(format!("an address in {}", prefix.unwrap()))
+                        .hint("clients reach the VIP6 on the public network; pick a free address there");
+                } else if let Some(other) = used.get(&vip6.value) {
+                    self.error(vip6.span.clone(), format!("virtual IPv6 {} is also {other}", vip6.value))
+                        .expected("an address no host or router uses")
+                        .hint("the VIP6 moves between load balancers; it must not be any host's own address");
+                }
+                for host in hosts.iter().filter(|h| h.has(Role::Lb) && h.public_address6.is_none()) {
+                    let span = spec
+                        .hosts
+                        .keys()
+                        .find(|n| n.value == host.name)
+                        .map(|n| n.span.clone())
+                        .or_else(|| lb_span.clone())
+                        .unwrap_or_else(|| vip6.span.clone());
+                    self.error(span, format!("load balancer `{}` has no public_address6", host.name))
+                        .expected("public_address6 on every load balancer of a stack with lb.vip6")
+                        .hint(if host.group.is_some() {
+                            "declare load balancers as [hosts.<name>] tables: a group's hosts get no IPv6 address".to_string()
+                        } else {
+                            format!("add public_address6 = \"<an address in {}>\" under [hosts.{}]", prefix.unwrap(), host.name)
+                        });
+                }
+            }
+            _ => {}
+        }
     }
 
     fn check_vip(&mut self, vip: &Located<Ipv4Addr>, networks: &Networks, hosts: &[Host]) {

@@ -210,6 +210,7 @@ impl Resolver<'_> {
                 name: name.clone(),
                 address,
                 public_address,
+                public_address6: None,
                 roles: roles.clone(),
                 ssh_target: format!("root@{address}"),
                 disk: group.spec.disk.as_ref().map(|d| d.value.clone()),
