@@ -570,6 +570,7 @@ fn haproxy_serves_https_through_the_vip_and_keepalived_follows_its_health() {
     let private_prefix = topology.networks.private.prefix_len();
     netns.ip(&["addr", "add", &format!("{public}/{public_prefix}"), "dev", "pub0"]);
     netns.ip(&["addr", "add", &format!("{}/{private_prefix}", host.address), "dev", "priv0"]);
+    add_public6(&netns, &topology, host, "pub0");
 
     // Backends on the private network, each with its own certificate.
     let mut specs = Vec::new();
@@ -724,6 +725,7 @@ fn unprivileged_haproxy_binds_the_vip_before_it_arrives() {
     let public = host.public_address.unwrap();
     netns.ip(&["addr", "add", &format!("{public}/{}", topology.networks.public.prefix_len()), "dev", "pub0"]);
     netns.ip(&["addr", "add", &format!("{}/{}", host.address, topology.networks.private.prefix_len()), "dev", "priv0"]);
+    add_public6(&netns, &topology, host, "pub0");
 
     let mut command = netns.command("setpriv");
     command
@@ -751,6 +753,14 @@ fn unprivileged_haproxy_binds_the_vip_before_it_arrives() {
     assert!(text.starts_with("HTTP/1.1 301"), "{text}{}", String::from_utf8_lossy(&output.stderr));
 }
 
+/// A dual-stack LB's public IPv6 address on `dev`, as the lab and NixOS give it (no
+/// duplicate address detection: a tentative address cannot be bound).
+fn add_public6(netns: &Netns, topology: &nixstack::topology::Topology, host: &nixstack::topology::Host, dev: &str) {
+    if let (Some(address), Some(public6)) = (host.public_address6, topology.networks.public6) {
+        netns.ip(&["-6", "addr", "add", &format!("{address}/{}", public6.prefix_len()), "dev", dev, "nodad"]);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // TLS policy at the VIP, measured by a real scanner (testssl.sh) against Mozilla's file.
 
@@ -774,6 +784,9 @@ fn haproxy_offers_exactly_mozilla_intermediate_at_the_vip() {
     let netns = Netns::new("lbtls");
     for address in [host.public_address.unwrap(), lb.vip, host.address] {
         netns.ip(&["addr", "add", &format!("{address}/32"), "dev", "lo"]);
+    }
+    for address in host.public_address6.iter().chain(&lb.vip6) {
+        netns.ip(&["-6", "addr", "add", &format!("{address}/128"), "dev", "lo", "nodad"]);
     }
     let haproxy_log = layout.log_file("haproxy.log");
     let mut command = netns.command("haproxy");

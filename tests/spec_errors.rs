@@ -134,7 +134,7 @@ fn five_mistakes_of_five_kinds_are_all_reported_in_file_order() {
             49,
             1,
             "unknown key `adress`",
-            "one of `address`, `public_address`, `roles`, `ssh`, `disk`, `mac`, `public_mac`, `channel`, `system`, `host_key`",
+            "one of `address`, `public_address`, `public_address6`, `roles`, `ssh`, `disk`, `mac`, `public_mac`, `channel`, `system`, `host_key`",
         ),
         // Bad cross-reference, found by the resolver on what was well-formed.
         (85, 11, "lb.primary names `lb3`, which is not a host with role `lb`", "one of the lb hosts: `lb1`, `lb2`"),

@@ -187,7 +187,12 @@ fn https_via_vip6(
         failures.push(served.summary.clone());
     }
     for (name, address) in lbs {
-        let https = probe::tcp_connect(address_plan::INTERNET, *address, crate::topology::ports::HTTPS, Duration::from_secs(2))?;
+        let https = probe::tcp_connect(
+            address_plan::INTERNET,
+            *address,
+            crate::topology::ports::HTTPS,
+            Duration::from_secs(2),
+        )?;
         if https != Connect::Open {
             failures.push(format!("{name} [{address}]:443 from the internet: {https:?}, not open"));
         }
@@ -199,7 +204,11 @@ fn https_via_vip6(
         }
         log.line(format!("{name} [{address}]: 443 open, {closed_ports:?} closed from the internet"));
     }
-    Ok(Verdict::from_failures(log, &failures, format!("{requests} HTTPS requests via [{vip6}] OK; IPv6 firewall as the spec says")))
+    Ok(Verdict::from_failures(
+        log,
+        &failures,
+        format!("{requests} HTTPS requests via [{vip6}] OK; IPv6 firewall as the spec says"),
+    ))
 }
 
 fn backend_tls(
@@ -864,14 +873,25 @@ fn lb_failover(
 
 /// The VIP6 is where the VIP is (keepalived's sync group moves them together, within a
 /// few advertisements) and HTTPS answers through it.
-fn vip6_follows(lab: &Lab, log: &StepLog, domain: &str, vip6: std::net::Ipv6Addr, holder: Option<&str>, failures: &mut Vec<String>) {
+fn vip6_follows(
+    lab: &Lab,
+    log: &StepLog,
+    domain: &str,
+    vip6: std::net::Ipv6Addr,
+    holder: Option<&str>,
+    failures: &mut Vec<String>,
+) {
     let Some(lb) = &lab.topology.lb else { return };
     let holder6 = || {
-        lb.hosts.iter().find(|name| crate::host::health::holds_vip(&NamespaceHost::lab(name), vip6).unwrap_or(false)).cloned()
+        lb.hosts
+            .iter()
+            .find(|name| crate::host::health::holds_vip(&NamespaceHost::lab(name), vip6).unwrap_or(false))
+            .cloned()
     };
-    let together = probe::wait_for("the VIP6 on the VIP's holder", Duration::from_secs(5), Duration::from_millis(50), || {
-        Ok((holder6().as_deref() == holder).then_some(()))
-    });
+    let together =
+        probe::wait_for("the VIP6 on the VIP's holder", Duration::from_secs(5), Duration::from_millis(50), || {
+            Ok((holder6().as_deref() == holder).then_some(()))
+        });
     if together.is_err() {
         failures.push(format!("the VIP6 is on {:?}, the VIP on {holder:?}", holder6()));
         return;
@@ -881,7 +901,9 @@ fn vip6_follows(lab: &Lab, log: &StepLog, domain: &str, vip6: std::net::Ipv6Addr
         Ok((response.status == 200 && ServedBy::parse(&response.body).is_some()).then_some(()))
     });
     match answered {
-        Ok(()) => log.line(format!("the VIP6 {vip6} is on {} too; HTTPS answers through it", holder.unwrap_or("nobody"))),
+        Ok(()) => {
+            log.line(format!("the VIP6 {vip6} is on {} too; HTTPS answers through it", holder.unwrap_or("nobody")))
+        }
         Err(e) => failures.push(format!("through the VIP6 {vip6}: {e:#}")),
     }
 }

@@ -109,11 +109,19 @@ vrrp_script {TRACK_SCRIPT} {{
             .collect();
         // VRRPv3 (RFC 5798) carries IPv6; the v4 instance stays VRRPv2, which every
         // keepalived peer speaks.
-        instance(&mut out, INSTANCE6, &settings, Some(3), &own.to_string(), &peers6, &format!("{vip6}/{}", public6.prefix_len()));
+        instance(
+            &mut out,
+            INSTANCE6,
+            &settings,
+            Some(3),
+            &own.to_string(),
+            &peers6,
+            &format!("{vip6}/{}", public6.prefix_len()),
+        );
         let _ = write!(
             out,
             "
-# Both addresses move together: a client must never find the VIP on one LB and the VIP6
+# Both addresses move as one: a client must never find the VIP on one LB and the VIP6
 # on another (the certificates, ACME and the health state are per LB).
 vrrp_sync_group {SYNC_GROUP} {{
     group {{
@@ -138,7 +146,15 @@ struct Instance<'a> {
 
 /// One `vrrp_instance`: `source` and `peers` are this LB's and the other LBs' addresses of
 /// the instance's family, `vip` the address with its prefix length.
-fn instance(out: &mut String, name: &str, s: &Instance, version: Option<u8>, source: &str, peers: &[String], vip: &str) {
+fn instance(
+    out: &mut String,
+    name: &str,
+    s: &Instance,
+    version: Option<u8>,
+    source: &str,
+    peers: &[String],
+    vip: &str,
+) {
     let _ = writeln!(out, "\nvrrp_instance {name} {{");
     let _ = writeln!(out, "    state {}", s.state);
     let _ = writeln!(out, "    interface {}", s.interface);

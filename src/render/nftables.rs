@@ -179,7 +179,8 @@ fn output_chain(out: &mut String, firewall: &HostFirewall, vrrp6: &[Ipv6Addr]) {
                 }
             }
             if let Some(peers) = address_set6(vrrp6) {
-                let _ = writeln!(out, "\t\tip6 daddr {peers} meta l4proto {VRRP_PROTOCOL} accept comment \"vrrp (IPv6)\"");
+                let _ =
+                    writeln!(out, "\t\tip6 daddr {peers} meta l4proto {VRRP_PROTOCOL} accept comment \"vrrp (IPv6)\"");
             }
         }
     }

@@ -126,7 +126,10 @@ pub fn plan(topology: &Topology) -> Result<NetworkPlan> {
                 switch_port: switch_port('u', index, &host.name),
                 bridge: Bridge::Public,
                 address: Ipv4Net::new(public_address, public.prefix_len()).expect("prefix from a valid net"),
-                address6: host.public_address6.zip(public6).map(|(a, net)| Ipv6Net::new(a, net.prefix_len()).expect("prefix from a valid net")),
+                address6: host
+                    .public_address6
+                    .zip(public6)
+                    .map(|(a, net)| Ipv6Net::new(a, net.prefix_len()).expect("prefix from a valid net")),
             });
         }
         namespaces.push(Namespace {
@@ -151,7 +154,8 @@ pub fn plan(topology: &Topology) -> Result<NetworkPlan> {
             switch_port: "u-internet".into(),
             bridge: Bridge::Public,
             address: Ipv4Net::new(internet, public.prefix_len()).expect("valid prefix"),
-            address6: public6.map(|net| Ipv6Net::new(internet6(topology, net), net.prefix_len()).expect("valid prefix")),
+            address6: public6
+                .map(|net| Ipv6Net::new(internet6(topology, net), net.prefix_len()).expect("valid prefix")),
         }],
         onlink_routes: Vec::new(),
         nonlocal_bind: false,

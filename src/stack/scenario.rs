@@ -765,6 +765,7 @@ mod tests {
             names,
             [
                 "https via the virtual IP",
+                "https via the virtual IPv6",
                 "lb → web is TLS only",
                 "ssh from admin",
                 "multi-master writes",

@@ -985,7 +985,11 @@ impl Resolver<'_> {
         if let Some(public6) = &spec.networks.public6 {
             let net = public6.value.trunc();
             let addr = net.network();
-            if net.prefix_len() > 126 || addr.is_multicast() || addr.is_loopback() || (addr.segments()[0] & 0xffc0) == 0xfe80 {
+            if net.prefix_len() > 126
+                || addr.is_multicast()
+                || addr.is_loopback()
+                || (addr.segments()[0] & 0xffc0) == 0xfe80
+            {
                 self.error(public6.span.clone(), format!("{} is not a public IPv6 prefix", public6.value))
                     .expected("a global (or unique local) IPv6 prefix of length 126 or shorter")
                     .hint("the prefix your provider routes to the load balancers' network, e.g. \"2001:db8:10::/64\"");
@@ -1015,21 +1019,41 @@ impl Resolver<'_> {
             let Some(address) = &host.public_address6 else { continue };
             let is_lb = host.roles.value.iter().any(|r| r.value == Role::Lb);
             if prefix.is_none() {
-                self.error(address.span.clone(), format!("host `{}` has a public_address6 but the stack has no networks.public6", name.value))
-                    .expected("networks.public6, the prefix the address is in")
-                    .hint("add public6 = \"<prefix>/64\" under [networks]");
+                self.error(
+                    address.span.clone(),
+                    format!("host `{}` has a public_address6 but the stack has no networks.public6", name.value),
+                )
+                .expected("networks.public6, the prefix the address is in")
+                .hint("add public6 = \"<prefix>/64\" under [networks]");
             } else if !inside(&address.value) {
-                self.error(address.span.clone(), format!("public_address6 {} of host `{}` is outside {}", address.value, name.value, prefix.unwrap()))
-                    .expected(format!("an address in {}", prefix.unwrap()))
-                    .hint("the load balancers' public IPv6 addresses are in networks.public6");
+                self.error(
+                    address.span.clone(),
+                    format!(
+                        "public_address6 {} of host `{}` is outside {}",
+                        address.value,
+                        name.value,
+                        prefix.unwrap()
+                    ),
+                )
+                .expected(format!("an address in {}", prefix.unwrap()))
+                .hint("the load balancers' public IPv6 addresses are in networks.public6");
             } else if !is_lb {
-                self.error(address.span.clone(), format!("host `{}` is not a load balancer: only load balancers have a public IPv6 address", name.value))
-                    .expected("public_address6 on hosts with the \"lb\" role")
-                    .hint("remove it, or give the host the \"lb\" role");
+                self.error(
+                    address.span.clone(),
+                    format!(
+                        "host `{}` is not a load balancer: only load balancers have a public IPv6 address",
+                        name.value
+                    ),
+                )
+                .expected("public_address6 on hosts with the \"lb\" role")
+                .hint("remove it, or give the host the \"lb\" role");
             } else if let Some(other) = used.insert(address.value, format!("host `{}`", name.value)) {
-                self.error(address.span.clone(), format!("public_address6 {} of host `{}` is also {other}", address.value, name.value))
-                    .expected("an address no other part of the stack uses")
-                    .hint("give each load balancer its own address");
+                self.error(
+                    address.span.clone(),
+                    format!("public_address6 {} of host `{}` is also {other}", address.value, name.value),
+                )
+                .expected("an address no other part of the stack uses")
+                .hint("give each load balancer its own address");
             }
         }
         let Some(lb) = &spec.lb else { return };
@@ -1042,13 +1066,19 @@ impl Resolver<'_> {
             (None, Some(public6)) if hosts.iter().any(|h| h.has(Role::Lb)) => {
                 self.error(public6.span.clone(), "networks.public6 without lb.vip6")
                     .expected("lb.vip6: the virtual IPv6 address the clients connect to")
-                    .hint(format!("add vip6 = \"{}\" under [lb]", public6.value.trunc().hosts().nth(9).unwrap_or(public6.value.addr())));
+                    .hint(format!(
+                        "add vip6 = \"{}\" under [lb]",
+                        public6.value.trunc().hosts().nth(9).unwrap_or(public6.value.addr())
+                    ));
             }
             (Some(vip6), Some(_)) => {
                 if !inside(&vip6.value) {
-                    self.error(vip6.span.clone(), format!("virtual IPv6 {} is outside {}", vip6.value, prefix.unwrap()))
-                        .expected(format!("an address in {}", prefix.unwrap()))
-                        .hint("clients reach the VIP6 on the public network; pick a free address there");
+                    self.error(
+                        vip6.span.clone(),
+                        format!("virtual IPv6 {} is outside {}", vip6.value, prefix.unwrap()),
+                    )
+                    .expected(format!("an address in {}", prefix.unwrap()))
+                    .hint("clients reach the VIP6 on the public network; pick a free address there");
                 } else if let Some(other) = used.get(&vip6.value) {
                     self.error(vip6.span.clone(), format!("virtual IPv6 {} is also {other}", vip6.value))
                         .expected("an address no host or router uses")
@@ -1065,9 +1095,14 @@ impl Resolver<'_> {
                     self.error(span, format!("load balancer `{}` has no public_address6", host.name))
                         .expected("public_address6 on every load balancer of a stack with lb.vip6")
                         .hint(if host.group.is_some() {
-                            "declare load balancers as [hosts.<name>] tables: a group's hosts get no IPv6 address".to_string()
+                            "declare load balancers as [hosts.<name>] tables: a group's hosts get no IPv6 address"
+                                .to_string()
                         } else {
-                            format!("add public_address6 = \"<an address in {}>\" under [hosts.{}]", prefix.unwrap(), host.name)
+                            format!(
+                                "add public_address6 = \"<an address in {}>\" under [hosts.{}]",
+                                prefix.unwrap(),
+                                host.name
+                            )
                         });
                 }
             }
