@@ -1018,24 +1018,21 @@ impl Resolver<'_> {
         for (name, host) in &spec.hosts {
             let Some(address) = &host.public_address6 else { continue };
             let is_lb = host.roles.value.iter().any(|r| r.value == Role::Lb);
-            if prefix.is_none() {
+            let Some(net) = prefix else {
                 self.error(
                     address.span.clone(),
                     format!("host `{}` has a public_address6 but the stack has no networks.public6", name.value),
                 )
                 .expected("networks.public6, the prefix the address is in")
                 .hint("add public6 = \"<prefix>/64\" under [networks]");
-            } else if !inside(&address.value) {
+                continue;
+            };
+            if !inside(&address.value) {
                 self.error(
                     address.span.clone(),
-                    format!(
-                        "public_address6 {} of host `{}` is outside {}",
-                        address.value,
-                        name.value,
-                        prefix.unwrap()
-                    ),
+                    format!("public_address6 {} of host `{}` is outside {net}", address.value, name.value),
                 )
-                .expected(format!("an address in {}", prefix.unwrap()))
+                .expected(format!("an address in {net}"))
                 .hint("the load balancers' public IPv6 addresses are in networks.public6");
             } else if !is_lb {
                 self.error(
