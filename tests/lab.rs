@@ -442,19 +442,31 @@ fn acme_certificates_survive_lb_failover(spec: &str, topology: &nixstack::topolo
     assert!(ok, "renewal from the backup {first} failed:\n{}\n{}", tail(&stdout, 20), tail(&stderr, 20));
     let after = serial_of(&full_pem(&first));
     assert!(!after.is_empty() && after != before, "{first} renewed: serial {before} → {after}");
-    let (ok, served) = in_namespace(
-        "nxs-internet",
-        &[
-            "sh",
-            "-c",
-            &format!(
-                "openssl s_client -connect {}:443 -servername {domain} </dev/null 2>/dev/null",
-                topology.host(&first).unwrap().public_address.unwrap()
-            ),
-        ],
-    );
-    assert!(ok, "{served}");
-    assert_eq!(serial_of(&served), after, "{first}'s HAProxy serves the renewed certificate (reloaded)");
+    // HAProxy's reload is asynchronous (nixpkgs' ExecReload sends SIGUSR2 to the master, which
+    // forks a new worker; systemd does not wait for it), so the old worker may answer for a
+    // moment: poll, bounded.
+    let served_by_first = || {
+        let (ok, served) = in_namespace(
+            "nxs-internet",
+            &[
+                "sh",
+                "-c",
+                &format!(
+                    "openssl s_client -connect {}:443 -servername {domain} </dev/null 2>/dev/null",
+                    topology.host(&first).unwrap().public_address.unwrap()
+                ),
+            ],
+        );
+        assert!(ok, "{served}");
+        serial_of(&served)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut served = served_by_first();
+    while served != after && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        served = served_by_first();
+    }
+    assert_eq!(served, after, "{first}'s HAProxy serves the renewed certificate (reloaded)");
     eprintln!("acme: renewal from the backup {first} took {:.1}s", took.as_secs_f64());
     // Back to a whole lab for what follows.
     let (ok, stdout, stderr, _) = nixstack(&["lab", "up", spec]);
