@@ -404,11 +404,7 @@ fn acme_certificates_survive_lb_failover(spec: &str, topology: &nixstack::topolo
             ],
         );
         assert!(ok && text.trim() == "200", "HTTPS through the VIP, verified against pebble's root: {text}");
-        let (_, chain) = in_namespace(
-            "nxs-internet",
-            &["sh", "-c", &format!("openssl s_client -connect {vip}:443 -servername {domain} </dev/null 2>/dev/null")],
-        );
-        serial_of(&chain)
+        public_serial(&vip, &domain)
     };
     let first = vip_holder(&lb.hosts, &vip).expect("an LB holds the VIP");
     assert_eq!(served_serial(), serial_of(&full_pem(&first)), "the VIP serves its holder's certificate ({first})");
@@ -445,21 +441,8 @@ fn acme_certificates_survive_lb_failover(spec: &str, topology: &nixstack::topolo
     // HAProxy's reload is asynchronous (nixpkgs' ExecReload sends SIGUSR2 to the master, which
     // forks a new worker; systemd does not wait for it), so the old worker may answer for a
     // moment: poll, bounded.
-    let served_by_first = || {
-        let (ok, served) = in_namespace(
-            "nxs-internet",
-            &[
-                "sh",
-                "-c",
-                &format!(
-                    "openssl s_client -connect {}:443 -servername {domain} </dev/null 2>/dev/null",
-                    topology.host(&first).unwrap().public_address.unwrap()
-                ),
-            ],
-        );
-        assert!(ok, "{served}");
-        serial_of(&served)
-    };
+    let first_address = topology.host(&first).unwrap().public_address.unwrap().to_string();
+    let served_by_first = || public_serial(&first_address, &domain);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut served = served_by_first();
     while served != after && std::time::Instant::now() < deadline {
@@ -492,6 +475,20 @@ fn internal_listeners(topology: &nixstack::topology::Topology) -> Vec<(String, S
         }
     }
     listeners
+}
+
+/// The serial of the certificate served for `domain` at `address`:443, asked from the
+/// internet namespace as a client would (empty when nothing answered).
+fn public_serial(address: &str, domain: &str) -> String {
+    let (_, chain) = in_namespace(
+        "nxs-internet",
+        &[
+            "sh",
+            "-c",
+            &format!("timeout 10 openssl s_client -connect {address}:443 -servername {domain} </dev/null 2>/dev/null"),
+        ],
+    );
+    serial_of(&chain)
 }
 
 /// The serial of the certificate `address` serves, asked with `openssl s_client` from the
