@@ -22,6 +22,14 @@ let
   addressPattern = host: host == "localhost" || builtins.match "[0-9.%_]+(/[0-9.]+)?" host != null;
   namedUsers = lib.filter (user: !addressPattern user.host) cfg.users;
 
+  # `stunnel` for wsrep_sst_rsync: Mozilla's options before the configuration the script
+  # writes (sst-stunnel.sh says why). The script finds stunnel on PATH (`commandex stunnel` on
+  # the donor, a bare `stunnel` on the joiner), and nixpkgs' mysql module puts pkgs.stunnel on
+  # the unit's path itself, so this one goes first (mkBefore).
+  sstStunnel = pkgs.writeShellScriptBin "stunnel" ''
+    exec ${pkgs.runtimeShell} ${./sst-stunnel.sh} ${pkgs.stunnel}/bin/stunnel ${cfg.sstStunnelOptions} "$@"
+  '';
+
   backupCfg = cfg.backup;
   restic = backupCfg.target == "restic";
   # mariabackup and the server's socket (nixpkgs' mysql module: /run/mysqld/mysqld.sock).
@@ -157,6 +165,18 @@ in
       '';
     };
 
+    sstStunnelOptions = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      description = ''
+        stunnel options (protocols, ciphers, curves) put before the configuration MariaDB's
+        rsync state snapshot transfer writes for stunnel, through a `stunnel` wrapper first on
+        the mysql unit's path (nixstack renders Mozilla's intermediate). stunnel sets its own
+        ciphers and curves, so {option}`opensslConfig` cannot limit them. Not a secret: it
+        lands in the store.
+      '';
+    };
+
     bootstrapNewCluster = mkOption {
       type = types.bool;
       default = false;
@@ -204,25 +224,28 @@ in
     };
     # TLS certificate and key for clients and replication.
     users.users.${mysql.user}.extraGroups = [ secretsGroup ];
-    # What MariaDB's state transfer scripts call (rsync SST through stunnel, mariabackup
-    # through socat), as in NixOS's own Galera test.
     systemd.services.mysql.environment = lib.mkIf (cfg.opensslConfig != null) {
       OPENSSL_CONF = "${cfg.opensslConfig}";
     };
-    systemd.services.mysql.path = [
-      pkgs.bash
-      pkgs.gawk
-      pkgs.gnutar
-      pkgs.gzip
-      pkgs.inetutils
-      pkgs.iproute2
-      pkgs.netcat
-      pkgs.procps
-      pkgs.pv
-      pkgs.rsync
-      pkgs.socat
-      pkgs.stunnel
-      pkgs.which
+    # What MariaDB's state transfer scripts call (rsync SST through stunnel, mariabackup
+    # through socat), as in NixOS's own Galera test; the stunnel wrapper first.
+    systemd.services.mysql.path = lib.mkMerge [
+      (lib.mkIf (cfg.sstStunnelOptions != null) (lib.mkBefore [ sstStunnel ]))
+      [
+        pkgs.bash
+        pkgs.gawk
+        pkgs.gnutar
+        pkgs.gzip
+        pkgs.inetutils
+        pkgs.iproute2
+        pkgs.netcat
+        pkgs.procps
+        pkgs.pv
+        pkgs.rsync
+        pkgs.socat
+        pkgs.stunnel
+        pkgs.which
+      ]
     ];
 
     # Scheduled backups (docs/galera.md, "Backups"): the script in db-backup.sh, shipped verbatim

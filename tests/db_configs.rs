@@ -355,6 +355,7 @@ fn prepare(node: &Node, topology: &Topology, host: &Host, ca: Option<&Path>) -> 
         let text = nixstack::render::nixos::NativeConfig::MariadbOpenssl.render(topology, host, &layout);
         fs::write(layout.config(nixstack::stack::launch::MARIADB_OPENSSL_CONF), text).unwrap();
     }
+    install_sst_stunnel(topology, host, &layout);
     run_ok(
         Command::new(install_db)
             .args(["--no-defaults", "--user=mysql", "--skip-test-db", "--auth-root-authentication-method=socket"])
@@ -364,6 +365,24 @@ fn prepare(node: &Node, topology: &Topology, host: &Host, ca: Option<&Path>) -> 
             .arg(format!("--tmpdir={}", layout.run.display())),
     );
     layout
+}
+
+/// The stunnel wrapper for the rsync state snapshot transfer, as the lab installs it
+/// (src/lab/daemons.rs): the rendered options, modules/sst-stunnel.sh, and `stunnel` in the
+/// directory first on the unit's lab PATH (stack::launch).
+fn install_sst_stunnel(topology: &Topology, host: &Host, layout: &Layout) {
+    if !nixstack::stack::launch::sst_stunnel(topology, host) {
+        return;
+    }
+    let text = nixstack::render::nixos::NativeConfig::SstStunnel.render(topology, host, layout);
+    fs::write(layout.config(nixstack::stack::launch::SST_STUNNEL_OPTIONS), text).unwrap();
+    for (path, text, executable) in nixstack::stack::launch::lab_sst_stunnel_files(layout) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, text).unwrap();
+        if executable {
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
 }
 
 /// Starts mariadbd on the rendered config (bootstrapping a new cluster or joining one) and
@@ -674,4 +693,99 @@ fn client_port_groups_are_mozillas(node: &Node, layout: &Layout, host: &Host) {
     let tls12 = accepted("-tls1_2");
     assert!(tls12.is_subset(&mozilla.curves), "3306, TLS 1.2: {tls12:?} beyond Mozilla's {:?}", mozilla.curves);
     assert_eq!(tls12, ["prime256v1".to_string()].into(), "3306, TLS 1.2: MariaDB's own curve");
+}
+
+/// The stunnel configuration MariaDB's wsrep_sst_rsync writes on a joiner, from the script
+/// itself (/usr/bin/wsrep_sst_rsync, MariaDB 10.11): its first heredoc with an `[rsync]`
+/// service, expanded by a shell with the values the script computes for `[sst]`'s keys and
+/// `ssl-mode = VERIFY_CA` (CAFILE_OPT, VERIFY_OPT = `verifyChain = yes`, no CHECK_OPT).
+fn joiner_stunnel_conf(sst: &BTreeMap<String, String>, accept: &str, work: &Path) -> String {
+    let script = fs::read_to_string("/usr/bin/wsrep_sst_rsync").expect("wsrep_sst_rsync: run scripts/setup");
+    let mut heredocs = script.split("cat << EOF > \"$STUNNEL_CONF\"\n").skip(1);
+    let joiner = heredocs
+        .find_map(|rest| rest.split_once("\nEOF\n").map(|(body, _)| body).filter(|body| body.contains("[rsync]")))
+        .expect("wsrep_sst_rsync writes a joiner stunnel.conf with an [rsync] service");
+    let expanded = Command::new("sh")
+        .arg("-c")
+        .arg(format!("cat <<EOF\n{joiner}\nEOF"))
+        .env_clear()
+        .env("SSTKEY", &sst["tkey"])
+        .env("SSTCERT", &sst["tcert"])
+        .env("CAFILE_OPT", format!("CAfile = {}", sst["tca"]))
+        .env("CAPATH_OPT", "")
+        .env("STUNNEL_PID", work.join("stunnel.pid"))
+        .env("VERIFY_OPT", "verifyChain = yes")
+        .env("CHECK_OPT", "")
+        .env("CHECK_OPT_LOCAL", "")
+        .env("STUNNEL_ACCEPT", accept)
+        .env("RSYNC_BIN", "/usr/bin/rsync")
+        .env("RSYNC_CONF", work.join("rsyncd.conf"))
+        .output()
+        .unwrap();
+    assert!(expanded.status.success());
+    String::from_utf8(expanded.stdout).unwrap()
+}
+
+/// The rsync state snapshot transfer's listener (the joiner's stunnel on 4444), scanned:
+/// exactly Mozilla's protocols, suites and groups. wsrep_sst_rsync's own configuration
+/// started by stunnel 5.68 as it is offers CBC, CCM, ARIA and CAMELLIA suites and X448 and
+/// secp521r1 (measured here, the `unwrapped` scan below); started as the script starts it,
+/// `stunnel "$STUNNEL_CONF"` found on the unit's PATH, it runs modules/sst-stunnel.sh with
+/// the rendered options.
+#[test]
+fn sst_stunnel_scanned_against_mozilla_intermediate() {
+    let topology = spec("default");
+    let host = host(&topology, "db1");
+    let node = Node::new(&host.address.to_string());
+    let layout = prepare(&node, &topology, host, None);
+    let ini = parse_ini(&lab_ini(&topology, host, &layout));
+    let sst: BTreeMap<String, String> =
+        ini["sst"].iter().map(|(k, v)| (k.clone(), v.trim_matches('"').to_string())).collect();
+    let work = node.root.path().join("sst");
+    fs::create_dir_all(&work).unwrap();
+    let accept = format!("{}:4444", host.address);
+    let conf = work.join("stunnel.conf");
+    fs::write(&conf, joiner_stunnel_conf(&sst, &accept, &work)).unwrap();
+    chown_mysql(&work);
+    let launch = nixstack::stack::launch::launch(&topology, host, &layout, nixstack::stack::Service::Mariadb, false)
+        .expect("mariadb is a process");
+    let path = launch.environment.get("PATH").expect("the lab's PATH with the wrapper first").clone();
+    let mozilla = testssl::mozilla_intermediate_for_ecdsa();
+    let scan_with = |path: &str, what: &str| {
+        // As wsrep_sst_rsync runs it: `stunnel "$STUNNEL_CONF" &`, by name, as mysql, with
+        // the unit's PATH only. Every step execs (setpriv, env, sh, the wrapper), so the
+        // child is stunnel itself; its log goes to a file (a pipe could fill and stall it).
+        let log = work.join(format!("stunnel-{}.log", what.replace(' ', "-")));
+        let mut stunnel = node
+            .exec(Path::new("/usr/bin/setpriv"))
+            .args(["--reuid=mysql", "--regid=mysql", "--init-groups", "--"])
+            .args(["/usr/bin/env", "-i", &format!("PATH={path}"), "sh", "-c", "exec stunnel \"$0\""])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let listening = node.exec(Path::new("/usr/bin/ss")).args(["-Hltn", "sport = :4444"]).output().unwrap();
+            if !String::from_utf8_lossy(&listening.stdout).trim().is_empty() {
+                break;
+            }
+            assert!(stunnel.try_wait().unwrap().is_none(), "{what}: stunnel exited");
+            assert!(Instant::now() < deadline, "{what}: stunnel not listening on {accept} after 10 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let offered = testssl::scan(&node.netns, &accept, None, &work);
+        let _ = stunnel.kill();
+        let _ = stunnel.wait();
+        (offered, fs::read_to_string(&log).unwrap_or_default())
+    };
+    let (unwrapped, _) = scan_with(nixstack::stack::launch::LAB_PATH, "stunnel as Debian ships it");
+    eprintln!("sst 4444, stunnel alone: {unwrapped:?}");
+    assert_ne!(unwrapped, mozilla, "stunnel's own defaults are Mozilla's now: the wrapper may be unneeded");
+    let (offered, stderr) = scan_with(&path, "the wrapper");
+    eprintln!("sst 4444, through the wrapper: {offered:?}");
+    assert!(stderr.contains("nixstack: stunnel with"), "the wrapper did not run:\n{stderr}");
+    assert_eq!(offered, mozilla, "the SST listener is not exactly Mozilla intermediate");
 }

@@ -685,6 +685,68 @@ fn galera_nodes_get_a_package_a_local_address_and_their_peers() {
     assert!(failed.iter().any(|m| m.contains("nodeAddresses must include")), "{failed:?}");
 }
 
+/// nixpkgs' mysql.nix puts `pkgs.stunnel` on the mysql unit's path itself (Galera's SST
+/// tools, nixos/modules/services/databases/mysql.nix), and wsrep_sst_rsync runs whichever
+/// `stunnel` PATH finds first: db.nix's wrapper must come first (`lib.mkBefore`), and must run
+/// modules/sst-stunnel.sh on the real stunnel with the host's rendered options, the file the
+/// lab's scan (tests/db_configs.rs) proves Mozilla's. Without TLS or with mariabackup there is
+/// no wrapper.
+#[test]
+fn rsync_sst_runs_the_stunnel_wrapper_first_on_the_mysql_path() {
+    let mut wrapped = 0;
+    for topology in topologies() {
+        let Some(db) = &topology.db else { continue };
+        for name in &db.hosts {
+            let evaluation = &evaluations()[&(topology.stack.name.clone(), name.clone())];
+            let path = evaluation["config"]["systemd"]["services"]["mysql"]["path"].as_array().unwrap();
+            let options = &evaluation["host"]["nixstack"]["db"]["sstStunnelOptions"];
+            let host = topology.hosts.iter().find(|h| &h.name == name).unwrap();
+            let scripts: Vec<&Value> = path.iter().filter(|p| p["_type"] == "writeShellScriptBin").collect();
+            if !nixstack::stack::launch::sst_stunnel(topology, host) {
+                assert!(options.is_null(), "{name}: {options}");
+                assert!(scripts.is_empty(), "{name}: a wrapper without options: {path:?}");
+                continue;
+            }
+            assert_eq!(scripts.len(), 1, "{name}: {path:?}");
+            assert_eq!(&path[0], scripts[0], "{name}: the wrapper is not first on the path: {path:?}");
+            assert_eq!(path[0]["name"], "stunnel", "{name}: found as `stunnel`");
+            assert!(path.contains(&Value::from("/nix/store/stunnel")), "{name}: the real stunnel too: {path:?}");
+            let wrapper = path[0]["text"].as_str().unwrap();
+            let words: Vec<&str> = wrapper.split_whitespace().collect();
+            assert_eq!(words[0], "exec", "{name}: {wrapper}");
+            assert_eq!(words[1], "/nix/store/bash/bin/bash", "{name}: runtimeShell");
+            // Paths in the store (an evaluation here writes none, so names are compared).
+            assert!(words[2].starts_with("/nix/store/") && words[2].ends_with("-sst-stunnel.sh"), "{name}: {wrapper}");
+            assert_eq!(words[3], "/nix/store/stunnel/bin/stunnel", "{name}: the real stunnel");
+            // The host's sstStunnelOptions, `./sst-stunnel.conf` beside its default.nix, copied
+            // to the store by the interpolation; the tree holds the rendered options there.
+            let relative = format!("hosts/{name}/sst-stunnel.conf");
+            assert!(options.as_str().is_some_and(|o| o.ends_with(&relative)), "{name}: {options}");
+            assert!(
+                words[4].starts_with("/nix/store/") && words[4].ends_with("-sst-stunnel.conf"),
+                "{name}: {wrapper}"
+            );
+            let tree = tree::artifacts(topology);
+            assert_eq!(
+                tree.get(&relative).map(String::as_str),
+                Some(nixstack::render::tls::stunnel_options().as_str())
+            );
+            assert_eq!(&words[5..], ["\"$@\""], "{name}: wsrep_sst_rsync's arguments passed on");
+            // writeShellScriptBin's build-time check (trivial-builders: `#!${runtimeShell}`, then
+            // the text, checked by `stdenv.shellDryRun`, bash -n), on the wrapper and the script.
+            for (what, text) in [
+                ("the wrapper", format!("#!/bin/bash\n{wrapper}")),
+                ("sst-stunnel.sh", nixstack::stack::launch::SST_STUNNEL_SCRIPT.to_string()),
+            ] {
+                let dry = Command::new("bash").args(["-n", "-c", &text]).output().unwrap();
+                assert!(dry.status.success(), "{name}: {what}: {}", String::from_utf8_lossy(&dry.stderr));
+            }
+            wrapped += 1;
+        }
+    }
+    assert!(wrapped >= 3, "the default stack's three db nodes run rsync SST over TLS");
+}
+
 /// nixpkgs' mysql.nix declares `services.mysql.galeraCluster.package` with
 /// `default = lib.literalExpression "pkgs.mariadb-galera"`: an attribute set, so its
 /// `wsrep_provider = "${cfg.galeraCluster.package}/lib/galera/libgalera_smm.so"` stops the

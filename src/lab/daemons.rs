@@ -140,6 +140,17 @@ fn prepare_host(lab: &Lab, host: &Host) -> Result<()> {
         let text = render::nixos::NativeConfig::MariadbOpenssl.render(lab.topology, host, &layout);
         write_if_changed(&layout.config(stack::launch::MARIADB_OPENSSL_CONF), &text)?;
     }
+    if stack::launch::sst_stunnel(lab.topology, host) {
+        let text = render::nixos::NativeConfig::SstStunnel.render(lab.topology, host, &layout);
+        write_if_changed(&layout.config(stack::launch::SST_STUNNEL_OPTIONS), &text)?;
+        for (path, text, executable) in stack::launch::lab_sst_stunnel_files(&layout) {
+            write_if_changed(&path, &text)?;
+            if executable {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+            }
+        }
+    }
     if stack::runs_nginx(lab.topology, host) {
         // nginx runs as its unit's user: its temporary files' directory is its own.
         let (uid, gid) = accounts::ensure_user(lab.state, "nginx", "nginx")?;
@@ -485,7 +496,7 @@ fn launch(
     let mut env: Vec<(String, String)> = service.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     // systemd gives every unit a PATH (NixOS: the unit's `path` packages); Debian's here.
     if !service.environment.contains_key("PATH") {
-        env.push(("PATH".into(), LAB_PATH.into()));
+        env.push(("PATH".into(), stack::launch::LAB_PATH.into()));
     }
     if daemon == Service::Collectd {
         env.extend(super::monitoring::collectd_environment(layout));
@@ -507,9 +518,6 @@ fn launch(
     };
     Ok((service, process))
 }
-
-/// The `PATH` lab daemons get (systemd's default for units, with Debian's sbin first).
-const LAB_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Arguments the lab adds to a unit's command line, each a deviation from NixOS that the
 /// lab's situation forces: no systemd to follow a forking daemon or collect its log, and one

@@ -31,6 +31,8 @@ pub enum NativeConfig {
     /// MariaDB's OpenSSL configuration (`OPENSSL_CONF`): the TLS groups of its client port
     /// and Galera's replication socket.
     MariadbOpenssl,
+    /// stunnel's options for MariaDB's rsync state snapshot transfer (modules/sst-stunnel.sh).
+    SstStunnel,
 }
 
 impl NativeConfig {
@@ -45,6 +47,7 @@ impl NativeConfig {
             NativeConfig::Collectd => "collectd.conf",
             NativeConfig::CollectdSecrets => "collectd-secrets.conf.in",
             NativeConfig::MariadbOpenssl => crate::stack::launch::MARIADB_OPENSSL_CONF,
+            NativeConfig::SstStunnel => crate::stack::launch::SST_STUNNEL_OPTIONS,
         }
     }
 
@@ -59,6 +62,7 @@ impl NativeConfig {
             NativeConfig::Collectd => monitoring::collectd(topology, host, layout),
             NativeConfig::CollectdSecrets => monitoring::collectd_secrets_template(topology, host, layout),
             NativeConfig::MariadbOpenssl => super::tls::openssl_system_default(),
+            NativeConfig::SstStunnel => super::tls::stunnel_options(),
         }
     }
 }
@@ -80,6 +84,9 @@ pub fn native_configs(topology: &Topology, host: &Host) -> Vec<NativeConfig> {
     }
     if crate::stack::launch::mariadb_openssl_conf(topology, host) {
         configs.push(NativeConfig::MariadbOpenssl);
+    }
+    if crate::stack::launch::sst_stunnel(topology, host) {
+        configs.push(NativeConfig::SstStunnel);
     }
     if host.monitored {
         match topology.monitoring.as_ref().map(|m| m.agent) {
@@ -208,6 +215,9 @@ pub fn host(topology: &Topology, host: &Host) -> String {
             vec![("enable", Nix::Bool(true)), ("databases", Nix::strs(&db.databases)), ("users", Nix::List(users))];
         if configs.contains(&NativeConfig::MariadbOpenssl) {
             values.push(("opensslConfig", file(NativeConfig::MariadbOpenssl)));
+        }
+        if configs.contains(&NativeConfig::SstStunnel) {
+            values.push(("sstStunnelOptions", file(NativeConfig::SstStunnel)));
         }
         bind("nixstack.db", attrs(values));
         if let Some(backup) = db.backup.as_ref().filter(|b| b.host == host.name) {
@@ -523,7 +533,7 @@ mod tests {
         );
         assert_eq!(
             native_configs(&topology, by_name("db1")),
-            [NativeConfig::Nftables, NativeConfig::Otelcol, NativeConfig::MariadbOpenssl]
+            [NativeConfig::Nftables, NativeConfig::Otelcol, NativeConfig::MariadbOpenssl, NativeConfig::SstStunnel]
         );
     }
 

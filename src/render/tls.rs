@@ -96,6 +96,19 @@ pub fn openssl_system_default() -> String {
     include_str!("openssl-system-default.cnf.in").replace("@version@", &version()).replace("@groups@", &groups())
 }
 
+/// stunnel's options for MariaDB's rsync state snapshot transfer (modules/sst-stunnel.sh puts
+/// them before the configuration wsrep_sst_rsync writes): stunnel 5.68 sets its own ciphers
+/// and curves, so `OPENSSL_CONF` cannot limit them. tests/db_configs.rs scans the joiner's
+/// stunnel started this way.
+pub fn stunnel_options() -> String {
+    include_str!("sst-stunnel.conf.in")
+        .replace("@version@", &version())
+        .replace("@min_version@", min_version())
+        .replace("@ciphers@", &openssl_ciphers())
+        .replace("@ciphersuites@", &ciphersuites())
+        .replace("@groups@", &groups())
+}
+
 /// The lowest protocol version (`TLSv1.2`).
 pub fn min_version() -> &'static str {
     intermediate().tls_versions.iter().min().expect("Mozilla lists protocol versions")

@@ -19,6 +19,7 @@ pub const MODULES: &[(&str, &str)] = &[
     ("modules/lb.nix", include_str!("../../modules/lb.nix")),
     ("modules/monitoring.nix", include_str!("../../modules/monitoring.nix")),
     ("modules/nginx.nix", include_str!("../../modules/nginx.nix")),
+    ("modules/sst-stunnel.sh", include_str!("../../modules/sst-stunnel.sh")),
     ("modules/web.nix", include_str!("../../modules/web.nix")),
 ];
 

@@ -27,6 +27,44 @@ pub fn mariadb_openssl_conf(topology: &Topology, host: &Host) -> bool {
     host.has(crate::spec::Role::Db) && topology.internal_tls
 }
 
+/// stunnel's options for MariaDB's rsync state snapshot transfer (modules/db.nix
+/// `sstStunnelOptions`; render::tls::stunnel_options): beside the host's default.nix, in the
+/// lab's etc/.
+pub const SST_STUNNEL_OPTIONS: &str = "sst-stunnel.conf";
+
+/// modules/sst-stunnel.sh: puts [`SST_STUNNEL_OPTIONS`] before the configuration
+/// wsrep_sst_rsync writes and execs the real stunnel. One script, shipped verbatim to NixOS
+/// (modules/db.nix's `stunnel` wrapper runs it) and run by the lab.
+pub const SST_STUNNEL_SCRIPT: &str = include_str!("../../modules/sst-stunnel.sh");
+
+/// The `PATH` lab daemons get (systemd's default for units, with Debian's sbin first).
+pub const LAB_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Whether `host`'s MariaDB runs its rsync state snapshot transfer through nixstack's stunnel
+/// wrapper: a db host whose transfers are TLS (`[sst]` keys, internal TLS) by rsync.
+pub fn sst_stunnel(topology: &Topology, host: &Host) -> bool {
+    mariadb_openssl_conf(topology, host)
+        && topology.db.as_ref().is_some_and(|db| db.sst_method == crate::spec::SstMethod::Rsync)
+}
+
+/// The directory of the lab's `stunnel` wrapper, first on MariaDB's lab `PATH` as
+/// modules/db.nix puts its wrapper first on the unit's path (`lib.mkBefore`).
+fn lab_sst_bin(layout: &Layout) -> PathBuf {
+    layout.config("sst-bin")
+}
+
+/// The files the lab installs for [`sst_stunnel`] hosts, as (path, text, executable): the
+/// script and a `stunnel` on PATH that runs it as modules/db.nix's `writeShellScriptBin` does
+/// (`exec <shell> sst-stunnel.sh <real stunnel> <options> "$@"`). The options file itself is
+/// the rendered [`SST_STUNNEL_OPTIONS`].
+pub fn lab_sst_stunnel_files(layout: &Layout) -> Vec<(PathBuf, String, bool)> {
+    let script = layout.config("sst-stunnel.sh");
+    let wrapper = include_str!("sst-stunnel-wrapper.sh.in")
+        .replace("@script@", &script.display().to_string())
+        .replace("@options@", &layout.config(SST_STUNNEL_OPTIONS).display().to_string());
+    vec![(script, SST_STUNNEL_SCRIPT.to_string(), false), (lab_sst_bin(layout).join("stunnel"), wrapper, true)]
+}
+
 /// The variables nixstack's role modules add to a nixpkgs unit
 /// (`systemd.services.<unit>.environment`), with `layout`'s paths. NixOS's value is a store
 /// path (`{store:…}`, as in the unit records).
@@ -40,6 +78,12 @@ fn module_environment(topology: &Topology, host: &Host, layout: &Layout, service
             format!("{{store:{MARIADB_OPENSSL_CONF}}}")
         };
         environment.insert("OPENSSL_CONF".to_string(), path);
+    }
+    if service == Service::Mariadb && layout.is_lab() && sst_stunnel(topology, host) {
+        // modules/db.nix: systemd.services.mysql.path = lib.mkBefore [ sstStunnel ]. On NixOS
+        // systemd builds PATH from the unit's `path`, store paths the lab has none of; in the
+        // lab the wrapper's directory goes before the lab's PATH.
+        environment.insert("PATH".to_string(), format!("{}:{LAB_PATH}", lab_sst_bin(layout).display()));
     }
     environment
 }

@@ -68,6 +68,13 @@ let
     };
     mkDefault = mkOverride 1000;
     mkForce = mkOverride 50;
+    # Order within a merged list (lib.mkOrder; mkBefore is 500, a plain definition 1000): kept
+    # as given here, as only nixstack's modules are merged (a test reads where it matters).
+    mkOrder = priority: content: {
+      _type = "order";
+      inherit priority content;
+    };
+    mkBefore = mkOrder 500;
 
     # Option declarations: kept as data, their defaults are applied to the host's values.
     mkOption = declaration: declaration // { _type = "option"; };
@@ -165,6 +172,13 @@ let
     )
     // {
       writeShellScript = _name: text: text;
+      # The script as data (nixpkgs: a store directory with bin/<name>, `#!${runtimeShell}`
+      # then the text).
+      writeShellScriptBin = name: text: {
+        _type = "writeShellScriptBin";
+        inherit name text;
+      };
+      runtimeShell = "/nix/store/bash/bin/bash";
       # pkgs.replaceVars: the file with each `@name@` replaced (a store path in nixpkgs).
       replaceVars =
         src: replacements:
@@ -250,6 +264,8 @@ let
       foldl' union { } (filter (v: !isSkipped v) (map resolve value.contents))
     else if isAttrs value && (value._type or null) == "override" then
       resolve value.content
+    else if isAttrs value && (value._type or null) == "order" then
+      resolve value.content
     else if isAttrs value && !(value ? _type) then
       let
         resolved = mapAttrs (_: resolve) value;
@@ -278,6 +294,8 @@ let
       builtins.concatMap (peel priority) value.contents
     else if isAttrs value && (value._type or null) == "override" then
       peel value.priority value.content
+    else if isAttrs value && (value._type or null) == "order" then
+      peel priority value.content
     else
       [
         {
