@@ -109,6 +109,13 @@ pub fn stunnel_options() -> String {
         .replace("@groups@", &groups())
 }
 
+/// socat's OpenSSL address options for MariaDB's mariabackup state snapshot transfer
+/// (`[sst] sockopt`): the lowest protocol version (socat spells it `TLS1.2`) and the TLS 1.2
+/// ciphers.
+pub fn socat_options() -> String {
+    format!("openssl-min-proto-version={},cipher={}", min_version().replace("TLSv", "TLS"), openssl_ciphers())
+}
+
 /// The lowest protocol version (`TLSv1.2`).
 pub fn min_version() -> &'static str {
     intermediate().tls_versions.iter().min().expect("Mozilla lists protocol versions")
