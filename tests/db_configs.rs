@@ -655,16 +655,20 @@ fn galera_replication_tls_scanned_against_mozilla_intermediate() {
     assert_eq!(galera.tls13_ciphers, mozilla.tls13_ciphers);
     assert_eq!(galera.curves, mozilla.curves, "groups: {:?}", galera.curves);
     assert!(galera.dh_groups.is_empty(), "TLS 1.3 ffdhe groups offered: {:?}", galera.dh_groups);
-    client_port_groups_are_mozillas(&node, &layout, host);
+    client_port_scanned_against_mozilla(&node, &layout, host);
 }
 
-/// MariaDB's client port (3306): testssl 3.0's `--starttls mysql` finds no TLS on MariaDB
-/// 10.11, so each group OpenSSL 3.0 knows by default is tried alone with `openssl s_client
-/// -starttls mysql -groups <g>`, on each protocol version. TLS 1.3: exactly Mozilla's groups
-/// (the OpenSSL configuration at work). TLS 1.2: prime256v1 alone, a subset of Mozilla's, as
-/// MariaDB 10.11 itself fixes TLS 1.2's ECDH curve (observed here; its source not read). The
-/// test pins both, so any change shows.
-fn client_port_groups_are_mozillas(node: &Node, layout: &Layout, host: &Host) {
+/// MariaDB's client port (3306), scanned by handshakes: testssl 3.0's `--starttls mysql` finds
+/// no TLS on MariaDB 10.11, so each candidate is tried alone with `openssl s_client -starttls
+/// mysql` (its client policy lifted: `OPENSSL_CONF=/dev/null`, `@SECLEVEL=0`, so that only the
+/// server refuses): each protocol version TLS 1.0 to 1.3; on TLS 1.2 every cipher suite this
+/// OpenSSL knows (`openssl ciphers -stdname ALL:COMPLEMENTOFALL`, 155 besides TLS 1.3's); on
+/// TLS 1.3 its five suites; each group OpenSSL 3.0 offers by default on each version.
+/// Protocols and suites: exactly Mozilla's. Groups: TLS 1.3 exactly Mozilla's (the OpenSSL
+/// configuration at work); TLS 1.2 prime256v1 alone, a subset of Mozilla's, as MariaDB 10.11
+/// itself fixes TLS 1.2's ECDH curve (observed here; its source not read). The test pins both,
+/// so any change shows.
+fn client_port_scanned_against_mozilla(node: &Node, layout: &Layout, host: &Host) {
     let mozilla = testssl::mozilla_intermediate_for_ecdsa();
     // MariaDB answers a host no account matches with an error instead of its greeting (and
     // so before TLS): an account for any host, which the probe never logs in as.
@@ -672,27 +676,79 @@ fn client_port_groups_are_mozillas(node: &Node, layout: &Layout, host: &Host) {
         socket_sql(node, layout, "CREATE USER IF NOT EXISTS 'tls_probe'@'%' IDENTIFIED BY 'unused' REQUIRE SSL"),
         "probe account",
     );
-    let accepts = |group: &str, version: &str| {
+    // The cipher a handshake with these s_client options agreed on, if it completed.
+    let handshake = |options: &[&str]| -> Option<String> {
         let output = node
             .exec(Path::new("/usr/bin/openssl"))
             .args(["s_client", "-starttls", "mysql", "-connect", &format!("{}:3306", host.address)])
-            .args(["-groups", group, version, "-CAfile"])
+            .args(options)
+            .arg("-CAfile")
             .arg(layout.secret("ca.crt"))
+            .env("OPENSSL_CONF", "/dev/null")
             .stdin(Stdio::null())
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&output.stdout);
         // A completed handshake names its cipher; a refused one prints `Cipher is (NONE)`.
-        output.status.success() && text.contains("Cipher is ") && !text.contains("Cipher is (NONE)")
+        let cipher =
+            text.lines().find_map(|line| line.split_once(", Cipher is ").map(|(_, c)| c.trim().to_string()))?;
+        (output.status.success() && cipher != "(NONE)").then_some(cipher)
     };
+    let protocols: std::collections::BTreeSet<String> =
+        [("TLSv1", "-tls1"), ("TLSv1.1", "-tls1_1"), ("TLSv1.2", "-tls1_2"), ("TLSv1.3", "-tls1_3")]
+            .iter()
+            .filter(|(_, flag)| handshake(&[flag, "-cipher", "ALL:@SECLEVEL=0"]).is_some())
+            .map(|(name, _)| name.to_string())
+            .collect();
+    assert_eq!(protocols, mozilla.protocols, "3306: protocol versions");
+
+    // OpenSSL's names of every suite it knows, with their IANA names.
+    let known = run_ok(
+        Command::new("openssl")
+            .args(["ciphers", "-stdname", "ALL:COMPLEMENTOFALL:@SECLEVEL=0"])
+            .env("OPENSSL_CONF", "/dev/null"),
+    );
+    let mut tls12 = std::collections::BTreeSet::new();
+    let mut tried = 0;
+    for line in known.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (iana, openssl, version) = (words[0], words[2], words[3]);
+        if version == "TLSv1.3" {
+            continue;
+        }
+        tried += 1;
+        if handshake(&["-tls1_2", "-cipher", &format!("{openssl}:@SECLEVEL=0")]).is_some() {
+            tls12.insert(iana.to_string());
+        }
+    }
+    assert!(tried > 100, "openssl knows {tried} TLS 1.2 suites");
+    assert_eq!(tls12, mozilla.tls12_ciphers, "3306: TLS 1.2 suites (of {tried} tried)");
+    let tls13: std::collections::BTreeSet<String> = [
+        "TLS_AES_128_GCM_SHA256",
+        "TLS_AES_256_GCM_SHA384",
+        "TLS_CHACHA20_POLY1305_SHA256",
+        "TLS_AES_128_CCM_SHA256",
+        "TLS_AES_128_CCM_8_SHA256",
+    ]
+    .iter()
+    .filter(|suite| handshake(&["-tls1_3", "-ciphersuites", suite]).is_some())
+    .map(|suite| suite.to_string())
+    .collect();
+    assert_eq!(tls13, mozilla.tls13_ciphers, "3306: TLS 1.3 suites");
+
     let candidates = ["X25519", "prime256v1", "secp384r1", "X448", "secp521r1", "ffdhe2048", "ffdhe3072"];
     let accepted = |version: &str| -> std::collections::BTreeSet<String> {
-        candidates.iter().filter(|g| accepts(g, version)).map(|g| g.to_string()).collect()
+        candidates.iter().filter(|g| handshake(&["-groups", g, version]).is_some()).map(|g| g.to_string()).collect()
     };
     assert_eq!(accepted("-tls1_3"), mozilla.curves, "3306, TLS 1.3: the groups a client may use");
-    let tls12 = accepted("-tls1_2");
-    assert!(tls12.is_subset(&mozilla.curves), "3306, TLS 1.2: {tls12:?} beyond Mozilla's {:?}", mozilla.curves);
-    assert_eq!(tls12, ["prime256v1".to_string()].into(), "3306, TLS 1.2: MariaDB's own curve");
+    let tls12_groups = accepted("-tls1_2");
+    assert!(
+        tls12_groups.is_subset(&mozilla.curves),
+        "3306, TLS 1.2: {tls12_groups:?} beyond Mozilla's {:?}",
+        mozilla.curves
+    );
+    assert_eq!(tls12_groups, ["prime256v1".to_string()].into(), "3306, TLS 1.2: MariaDB's own curve");
+    eprintln!("3306: {protocols:?}, TLS 1.2 {tls12:?} of {tried}, TLS 1.3 {tls13:?}, TLS 1.2 groups {tls12_groups:?}");
 }
 
 /// The stunnel configuration MariaDB's wsrep_sst_rsync writes on a joiner, from the script
