@@ -751,6 +751,25 @@ fn client_port_scanned_against_mozilla(node: &Node, layout: &Layout, host: &Host
     eprintln!("3306: {protocols:?}, TLS 1.2 {tls12:?} of {tried}, TLS 1.3 {tls13:?}, TLS 1.2 groups {tls12_groups:?}");
 }
 
+/// Waits (at most 10 s) until `listener`, a state transfer's TLS listener started in `node`,
+/// listens on `accept` (port 4444), scans it, and stops it.
+fn scan_sst_listener(node: &Node, mut listener: Child, accept: &str, work: &Path, what: &str) -> testssl::Offered {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listening = node.exec(Path::new("/usr/bin/ss")).args(["-Hltn", "sport = :4444"]).output().unwrap();
+        if !String::from_utf8_lossy(&listening.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(listener.try_wait().unwrap().is_none(), "{what}: the listener exited");
+        assert!(Instant::now() < deadline, "{what}: nothing listening on {accept} after 10 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let offered = testssl::scan(&node.netns, accept, None, work);
+    let _ = listener.kill();
+    let _ = listener.wait();
+    offered
+}
+
 /// The stunnel configuration MariaDB's wsrep_sst_rsync writes on a joiner, from the script
 /// itself (/usr/bin/wsrep_sst_rsync, MariaDB 10.11): its first heredoc with an `[rsync]`
 /// service, expanded by a shell with the values the script computes for `[sst]`'s keys and
@@ -812,7 +831,7 @@ fn sst_stunnel_scanned_against_mozilla_intermediate() {
         // the unit's PATH only. Every step execs (setpriv, env, sh, the wrapper), so the
         // child is stunnel itself; its log goes to a file (a pipe could fill and stall it).
         let log = work.join(format!("stunnel-{}.log", what.replace(' ', "-")));
-        let mut stunnel = node
+        let stunnel = node
             .exec(Path::new("/usr/bin/setpriv"))
             .args(["--reuid=mysql", "--regid=mysql", "--init-groups", "--"])
             .args(["/usr/bin/env", "-i", &format!("PATH={path}"), "sh", "-c", "exec stunnel \"$0\""])
@@ -822,19 +841,7 @@ fn sst_stunnel_scanned_against_mozilla_intermediate() {
             .stderr(fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let listening = node.exec(Path::new("/usr/bin/ss")).args(["-Hltn", "sport = :4444"]).output().unwrap();
-            if !String::from_utf8_lossy(&listening.stdout).trim().is_empty() {
-                break;
-            }
-            assert!(stunnel.try_wait().unwrap().is_none(), "{what}: stunnel exited");
-            assert!(Instant::now() < deadline, "{what}: stunnel not listening on {accept} after 10 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let offered = testssl::scan(&node.netns, &accept, None, &work);
-        let _ = stunnel.kill();
-        let _ = stunnel.wait();
+        let offered = scan_sst_listener(&node, stunnel, &accept, &work, what);
         (offered, fs::read_to_string(&log).unwrap_or_default())
     };
     let (unwrapped, _) = scan_with(nixstack::stack::launch::LAB_PATH, "stunnel as Debian ships it");
@@ -903,7 +910,7 @@ fn default_db2_joins_db1_by_mariabackup_sst_scanned_against_mozilla_intermediate
         let command = command.replacen(",reuseaddr", ",reuseaddr,fork", 1);
         let mut env = vec![("PATH".to_string(), nixstack::stack::launch::LAB_PATH.to_string())];
         env.extend(launch.environment.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let mut socat = scanner
+        let socat = scanner
             .exec(Path::new("/usr/bin/setpriv"))
             .args(["--reuid=mysql", "--regid=mysql", "--init-groups", "--", "/usr/bin/env", "-i"])
             .args(env.iter().map(|(k, v)| format!("{k}={v}")))
@@ -912,20 +919,7 @@ fn default_db2_joins_db1_by_mariabackup_sst_scanned_against_mozilla_intermediate
             .stderr(fs::File::create(work.join(format!("socat-{what}.log"))).unwrap())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let listening = scanner.exec(Path::new("/usr/bin/ss")).args(["-Hltn", "sport = :4444"]).output().unwrap();
-            if !String::from_utf8_lossy(&listening.stdout).trim().is_empty() {
-                break;
-            }
-            assert!(socat.try_wait().unwrap().is_none(), "{what}: socat exited: {command}");
-            assert!(Instant::now() < deadline, "{what}: socat not listening on {accept} after 10 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let offered = testssl::scan(&scanner.netns, &accept, None, &work);
-        let _ = socat.kill();
-        let _ = socat.wait();
-        offered
+        scan_sst_listener(scanner, socat, &accept, &work, &format!("{what}: {command}"))
     };
     let mozilla = testssl::mozilla_intermediate_for_ecdsa();
     let without = socat.replacen(&format!(",{sockopt}"), "", 1);
