@@ -589,22 +589,28 @@ fn whiteboard_server1_bootstraps_without_tls() {
     }
 }
 
+/// db1 bootstraps a cluster and takes a row, then db2 joins it (by a snapshot transfer: the
+/// row can reach db2 no other way) and is Synced: both nodes running, with their layouts.
+fn join_db2_to_db1(topology: &Topology) -> (Node, Layout, Node, Layout) {
+    let (db1, db2) = (host(topology, "db1"), host(topology, "db2"));
+    let (mut first, mut second) = Node::pair(&db1.address.to_string(), &db2.address.to_string());
+    let first_layout = prepare(&first, topology, db1, None);
+    let second_layout = prepare(&second, topology, db2, Some(&first_layout.secrets));
+    start(&mut first, topology, &first_layout, db1, true);
+    stdout_ok(
+        socket_sql(&first, &first_layout, "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB; INSERT INTO shop.t VALUES (1, 'before-join');"),
+        "write on db1",
+    );
+    start(&mut second, topology, &second_layout, db2, false);
+    (first, first_layout, second, second_layout)
+}
+
 #[test]
 fn default_db2_joins_db1_by_rsync_sst_over_tls() {
     // db2 joins the cluster db1 bootstrapped: Galera replication (socket.ssl) and the rsync
     // snapshot transfer (stunnel, ssl-mode VERIFY_CA from [sst]) both over the internal CA.
     let topology = spec("default");
-    let (db1, db2) = (host(&topology, "db1"), host(&topology, "db2"));
-    let (mut first, mut second) = Node::pair(&db1.address.to_string(), &db2.address.to_string());
-    let first_layout = prepare(&first, &topology, db1, None);
-    let second_layout = prepare(&second, &topology, db2, Some(&first_layout.secrets));
-    start(&mut first, &topology, &first_layout, db1, true);
-    // Data the joiner can only get through the snapshot transfer.
-    stdout_ok(
-        socket_sql(&first, &first_layout, "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB; INSERT INTO shop.t VALUES (1, 'before-join');"),
-        "write on db1",
-    );
-    start(&mut second, &topology, &second_layout, db2, false);
+    let (first, first_layout, second, second_layout) = join_db2_to_db1(&topology);
     let joined_log = fs::read_to_string(second_layout.log_file("mariadbd.err")).unwrap_or_default();
     // wsrep_sst_rsync logs this on the joiner when it wraps the transfer in stunnel.
     assert!(
@@ -872,17 +878,9 @@ fn mariabackup_spec() -> Topology {
 #[test]
 fn default_db2_joins_db1_by_mariabackup_sst_scanned_against_mozilla_intermediate() {
     let topology = mariabackup_spec();
-    let (db1, db2) = (host(&topology, "db1"), host(&topology, "db2"));
-    let (mut first, mut second) = Node::pair(&db1.address.to_string(), &db2.address.to_string());
-    let first_layout = prepare(&first, &topology, db1, None);
-    let second_layout = prepare(&second, &topology, db2, Some(&first_layout.secrets));
+    let db2 = host(&topology, "db2");
+    let (first, _first_layout, second, second_layout) = join_db2_to_db1(&topology);
     let sockopt = parse_ini(&lab_ini(&topology, db2, &second_layout))["sst"]["sockopt"].clone();
-    start(&mut first, &topology, &first_layout, db1, true);
-    stdout_ok(
-        socket_sql(&first, &first_layout, "CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB; INSERT INTO shop.t VALUES (1, 'before-join');"),
-        "write on db1",
-    );
-    start(&mut second, &topology, &second_layout, db2, false);
     let joined_log = fs::read_to_string(second_layout.log_file("mariadbd.err")).unwrap_or_default();
     assert_eq!(
         stdout_ok(socket_sql(&second, &second_layout, "SELECT v FROM shop.t WHERE id = 1"), "read on db2"),
