@@ -197,9 +197,10 @@ pub fn settings(topology: &Topology, host: &Host, layout: &Layout) -> Sections {
         if topology.db.as_ref().is_some_and(|db| db.sst_method == SstMethod::Mariabackup) {
             // wsrep_sst_mariabackup streams through socat and appends `[sst] sockopt` to the
             // address it builds (`openssl-listen:4444,reuseaddr,cert=…,cafile=…<sockopt>`):
-            // Mozilla's protocols and TLS 1.2 suites there. socat 1.7.4 has no groups option;
-            // it inherits the unit's OPENSSL_CONF (the groups), and OpenSSL's default TLS 1.3
-            // suites are Mozilla's three. tests/db_configs.rs scans the command the script ran.
+            // Mozilla's protocols and TLS 1.2 suites there. OpenSSL's default TLS 1.3 suites are
+            // Mozilla's three. socat 1.7.4 has no groups option and offers prime256v1 alone, with
+            // or without the unit's OPENSSL_CONF (measured): a subset of Mozilla's groups.
+            // tests/db_configs.rs scans the command the script ran.
             sst.insert("sockopt".into(), Value::str(tls::socat_options()));
         }
     }
